@@ -1,0 +1,107 @@
+// Package config owns pomdev's configuration: the pomdev.yaml schema that
+// `up`, `tunnel`, `inspect` and `relay` read, its defaults, how the layers
+// are merged (flags > POMDEV_* env > --config or ./pomdev.yaml > user config
+// > defaults), where each effective value came from, and validation.
+//
+// It is the only package that touches viper; everything else receives a
+// typed *Config.
+package config
+
+import "time"
+
+// FileName is the project configuration file looked up in the current
+// directory when --config is not given.
+const FileName = "pomdev.yaml"
+
+// Config is pomdev's effective configuration.
+type Config struct {
+	Log       Log       `yaml:"log"`
+	Processes []Process `yaml:"processes"`
+	Tunnel    Tunnel    `yaml:"tunnel"`
+	Inspect   Inspect   `yaml:"inspect"`
+
+	// Dir is the directory relative paths in the project file are resolved
+	// against: the project file's directory, or the working directory when
+	// there is none. Not a configuration key.
+	Dir string `yaml:"-"`
+}
+
+// Log configures pomdev's own log (stderr).
+type Log struct {
+	// Level is one of debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Process is one child process `pomdev up` supervises.
+type Process struct {
+	// Name identifies the process in logs and the dashboard.
+	Name string `yaml:"name"`
+	// Command is run by the shell (sh -c on Unix, cmd /C on Windows).
+	Command string `yaml:"command"`
+	// Dir is the working directory, relative to the config file.
+	Dir string `yaml:"dir"`
+	// Env adds to (or overrides) the inherited environment.
+	Env map[string]string `yaml:"env"`
+	// Port the process listens on; readiness waits for it to accept.
+	Port int `yaml:"port"`
+	// Health is an http(s) URL that answers 2xx when the process is ready.
+	Health string `yaml:"health"`
+	// ReadyTimeout bounds the wait for Port and Health.
+	ReadyTimeout time.Duration `yaml:"ready_timeout"`
+	// Watch lists globs (relative to the config file, ** allowed) whose
+	// changes restart the process.
+	Watch []string `yaml:"watch"`
+	// Ignore lists globs excluded from Watch.
+	Ignore []string `yaml:"ignore"`
+	// Restart is the crash policy: on-failure, always or never.
+	Restart string `yaml:"restart"`
+	// SelfWatching marks processes that reload themselves (tsx watch,
+	// vite); pomdev does not restart them on file changes.
+	SelfWatching bool `yaml:"self_watching"`
+}
+
+// Tunnel configures the SSH tunnel to a relay.
+type Tunnel struct {
+	// Relay is [user@]host[:port], or "local" for the in-process relay.
+	Relay string `yaml:"relay"`
+	// Identity is a private key file; empty means pomdev's own key.
+	Identity string `yaml:"identity"`
+	// Target is the local host:port the tunnel forwards to.
+	Target string `yaml:"target"`
+	// RemoteURL overrides the public URL read from the relay.
+	RemoteURL string `yaml:"remote_url"`
+}
+
+// Inspect configures `pomdev inspect`.
+type Inspect struct {
+	// URL of the MCP endpoint; empty means the local server of the app.
+	URL string `yaml:"url"`
+	// Headers are sent with every request (for example Authorization).
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds the whole check.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Allowed values of enumerated keys.
+var (
+	LogLevels      = []string{"debug", "info", "warn", "error"}
+	LogFormats     = []string{"text", "json"}
+	RestartPolices = []string{"on-failure", "always", "never"}
+)
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		Log:     Log{Level: "info", Format: "text"},
+		Tunnel:  Tunnel{Relay: "pom.run", Target: "localhost:8080"},
+		Inspect: Inspect{Timeout: 30 * time.Second},
+	}
+}
+
+// Process defaults applied to every entry of processes.
+const (
+	DefaultRestart      = "on-failure"
+	DefaultReadyTimeout = 60 * time.Second
+)

@@ -1,0 +1,231 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pomdev/pomdev/internal/exitcode"
+)
+
+// Error is a configuration problem. It names where the value came from (a
+// file and line, an environment variable or a flag), the key, and what to
+// do. Config errors are usage errors (exit code 2).
+type Error struct {
+	File   string
+	Line   int
+	Source Source
+	Key    string
+	Msg    string
+	Hint   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch {
+	case e.File != "":
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+	case e.Source.Kind == FromDefault || e.Source.Kind == "":
+		b.WriteString("configuration")
+	case e.Source.Kind == FromProject || e.Source.Kind == FromUser:
+		b.WriteString(e.Source.Where)
+	default:
+		b.WriteString(e.Source.String())
+	}
+	if e.Key != "" {
+		b.WriteString(": " + e.Key)
+	}
+	b.WriteString(": " + e.Msg)
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
+	}
+	return b.String()
+}
+
+// ExitCode makes every configuration error a usage error.
+func (e *Error) ExitCode() int { return exitcode.Usage }
+
+var processName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+func validate(l *Loaded) error {
+	var errs []error
+	bad := func(key, msg, hint string) {
+		errs = append(errs, &Error{Source: l.Source(key), Key: key, Msg: msg, Hint: hint})
+	}
+	oneOf := func(key, val string, allowed []string) {
+		if !slices.Contains(allowed, val) {
+			bad(key, fmt.Sprintf("%q is not valid", val), "allowed: "+strings.Join(allowed, ", "))
+		}
+	}
+	c := &l.Config
+	oneOf("log.level", c.Log.Level, LogLevels)
+	oneOf("log.format", c.Log.Format, LogFormats)
+
+	// A process error names the key with its index; its source is the file
+	// that set processes.
+	procErr := func(i int, key, msg, hint string) {
+		errs = append(errs, &Error{Source: l.Source("processes"), Key: fmt.Sprintf("processes[%d].%s", i, key), Msg: msg, Hint: hint})
+	}
+	seen := map[string]int{}
+	for i := range c.Processes {
+		p := &c.Processes[i]
+		switch {
+		case p.Name == "":
+			procErr(i, "name", "missing", "every process needs a name such as server or widgets")
+		case !processName.MatchString(p.Name):
+			procErr(i, "name", fmt.Sprintf("%q is not valid", p.Name), "use lowercase letters, digits, - and _ (at most 32)")
+		default:
+			if j, dup := seen[p.Name]; dup {
+				procErr(i, "name", fmt.Sprintf("%q is already used by processes[%d]", p.Name, j), "names must be unique")
+			}
+			seen[p.Name] = i
+		}
+		if strings.TrimSpace(p.Command) == "" {
+			procErr(i, "command", "missing", "the shell command to run, for example: npm run dev:server")
+		}
+		if p.Port < 0 || p.Port > 65535 {
+			procErr(i, "port", fmt.Sprintf("%d is out of range", p.Port), "use 1-65535, or leave it out")
+		}
+		if p.Health != "" {
+			if err := checkHTTPURL(p.Health); err != nil {
+				procErr(i, "health", err.Error(), "for example: http://127.0.0.1:8080/health")
+			}
+		}
+		if p.Restart == "" {
+			p.Restart = DefaultRestart
+		} else if !slices.Contains(RestartPolices, p.Restart) {
+			procErr(i, "restart", fmt.Sprintf("%q is not valid", p.Restart), "allowed: "+strings.Join(RestartPolices, ", "))
+		}
+		if p.ReadyTimeout == 0 {
+			p.ReadyTimeout = DefaultReadyTimeout
+		} else if p.ReadyTimeout < 0 {
+			procErr(i, "ready_timeout", "must be positive", "for example: 60s")
+		}
+		for _, g := range append(slices.Clone(p.Watch), p.Ignore...) {
+			if _, err := filepath.Match(g, ""); err != nil {
+				procErr(i, "watch", fmt.Sprintf("glob %q is malformed", g), "globs use *, ** and ?; brackets must be closed")
+			}
+		}
+		for k := range p.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				procErr(i, "env", fmt.Sprintf("%q is not a valid variable name", k), "names cannot be empty or contain '='")
+			}
+		}
+	}
+
+	if c.Tunnel.Relay == "" {
+		bad("tunnel.relay", "empty", "use pom.run, [user@]host[:port] or local")
+	} else if _, err := ParseRelay(c.Tunnel.Relay); err != nil {
+		bad("tunnel.relay", err.Error(), "use pom.run, [user@]host[:port] or local")
+	}
+	if err := checkHostPort(c.Tunnel.Target); err != nil {
+		bad("tunnel.target", err.Error(), "for example: localhost:8080")
+	}
+	if c.Tunnel.RemoteURL != "" {
+		if err := checkHTTPURL(c.Tunnel.RemoteURL); err != nil {
+			bad("tunnel.remote_url", err.Error(), "for example: https://my-app.pom.run")
+		}
+	}
+	if c.Inspect.URL != "" {
+		if err := checkHTTPURL(c.Inspect.URL); err != nil {
+			bad("inspect.url", err.Error(), "for example: http://127.0.0.1:8080/mcp")
+		}
+	}
+	for k := range c.Inspect.Headers {
+		if !validHeaderName(k) {
+			bad("inspect.headers", fmt.Sprintf("%q is not a valid header name", k), "letters, digits and - only")
+		}
+	}
+	if c.Inspect.Timeout <= 0 {
+		bad("inspect.timeout", "must be positive", "for example: 30s")
+	}
+	return errors.Join(errs...)
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q has an invalid port", s)
+	}
+	return nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return http.CanonicalHeaderKey(s) != ""
+}
+
+// Relay is a parsed tunnel.relay value.
+type Relay struct {
+	// Local is true for "local": the relay embedded in the process.
+	Local bool
+	User  string
+	Host  string
+	Port  int
+}
+
+// Addr returns host:port for dialing.
+func (r Relay) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
+
+// DefaultRelayPort is the SSH port used when tunnel.relay has none.
+const DefaultRelayPort = 22
+
+// ParseRelay parses "local" or [user@]host[:port] (IPv6 in brackets).
+func ParseRelay(s string) (Relay, error) {
+	if s == "local" {
+		return Relay{Local: true}, nil
+	}
+	var r Relay
+	rest := s
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		r.User, rest = rest[:i], rest[i+1:]
+		if r.User == "" {
+			return Relay{}, fmt.Errorf("%q has an empty user before @", s)
+		}
+	}
+	r.Port = DefaultRelayPort
+	host := rest
+	if h, p, err := net.SplitHostPort(rest); err == nil {
+		n, perr := strconv.Atoi(p)
+		if perr != nil || n < 1 || n > 65535 {
+			return Relay{}, fmt.Errorf("%q has an invalid port", s)
+		}
+		host, r.Port = h, n
+	} else if strings.Contains(rest, ":") && !strings.HasPrefix(rest, "[") {
+		return Relay{}, fmt.Errorf("%q is not [user@]host[:port]", s)
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" || strings.ContainsAny(host, " /\\@[]") {
+		return Relay{}, fmt.Errorf("%q has no valid host", s)
+	}
+	r.Host = host
+	return r, nil
+}
