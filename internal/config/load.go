@@ -175,7 +175,7 @@ func readLayer(kind SourceKind, path string, required bool) (*layer, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: "),
-			Hint: "fix the syntax (indent with spaces, quote values containing ': ')"}
+			Hint: "fix the YAML syntax: indent with spaces, quote values that contain ': '"}
 	}
 	if len(doc.Content) == 0 { // empty file
 		return l, nil
