@@ -99,6 +99,9 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 			if len(args) == 0 {
 				return nil
 			}
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2
+			}
 			msg := fmt.Sprintf("unknown command %q for pomdev", args[0])
 			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 				msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")

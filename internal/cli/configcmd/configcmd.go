@@ -201,4 +201,3 @@ func formatMap(m map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
-

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pomdev/pomdev/internal/cli"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain registers pomdev as a command of the test binary, so scripts run
+// the real entry point in a child process without a separate build.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"pomdev": func() { os.Exit(cli.Main(context.Background(), os.Args[1:], iostreams.System())) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar end to end.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("..", "..", "testdata", "script"),
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			// A private user config dir per script; no POMDEV_* leaks in.
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
+			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+			for _, k := range []string{"POMDEV_CONFIG", "POMDEV_LOG_LEVEL", "POMDEV_LOG_FORMAT", "POMDEV_TUNNEL_RELAY", "NO_COLOR"} {
+				env.Setenv(k, "")
+			}
+			return nil
+		},
+	})
+}
