@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Set by goreleaser:
@@ -36,6 +37,13 @@ func Current() Info {
 }
 
 func resolve(version, commit, date string, read func() (*debug.BuildInfo, bool)) Info {
+	// goreleaser stamps placeholders when git has no usable state.
+	if commit == "none" {
+		commit = ""
+	}
+	if strings.HasPrefix(date, "0001-01-01") {
+		date = ""
+	}
 	info := Info{
 		Version:   version,
 		Commit:    commit,

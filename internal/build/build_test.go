@@ -29,6 +29,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"ldflags win", "1.2.3", "abc", "2026-11-21", goInstall, Info{Version: "1.2.3", Commit: "abc", Date: "2026-11-21"}},
 		{"go install fallback", "", "", "", goInstall, Info{Version: "v0.3.1", Commit: "0123456789abcdef0123", Date: "2026-11-01T10:00:00Z"}},
+		{"goreleaser placeholders", "0.0.1-next", "none", "0001-01-01T00:00:00Z", none, Info{Version: "0.0.1-next"}},
 		{"devel", "", "", "", devel, Info{Version: "dev"}},
 		{"no build info", "", "", "", none, Info{Version: "dev"}},
 	}
