@@ -16,6 +16,7 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/completion"
 	"github.com/pomdev/pomdev/internal/cli/configcmd"
 	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/cli/relaycmd"
 	"github.com/pomdev/pomdev/internal/cli/version"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -140,7 +141,9 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 
 	// The workflow commands (init, up, inspect, tunnel, relay) go in
 	// "main"; the group is shown only when it has commands.
-	var mainCmds []*cobra.Command
+	mainCmds := []*cobra.Command{
+		relaycmd.NewCmdRelay(f, nil),
+	}
 	if len(mainCmds) > 0 {
 		cmd.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"})
 		for _, c := range mainCmds {

@@ -19,6 +19,7 @@ type Config struct {
 	Processes []Process `yaml:"processes"`
 	Tunnel    Tunnel    `yaml:"tunnel"`
 	Inspect   Inspect   `yaml:"inspect"`
+	Relay     Relay     `yaml:"relay"`
 
 	// Dir is the directory relative paths in the project file are resolved
 	// against: the project file's directory, or the working directory when
@@ -84,11 +85,49 @@ type Inspect struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// Relay configures `pomdev relay`.
+type Relay struct {
+	// SSHAddr is where the SSH server listens.
+	SSHAddr string `yaml:"ssh_addr"`
+	// HTTPAddr is where the HTTP(S) front listens.
+	HTTPAddr string `yaml:"http_addr"`
+	// Domain routes live under: <route>.<domain>.
+	Domain string `yaml:"domain"`
+	// PublicURLScheme is the scheme of printed URLs (https behind a TLS
+	// terminator).
+	PublicURLScheme string `yaml:"public_url_scheme"`
+	// PublicPort is the port in printed URLs when a proxy in front changes
+	// it; 0 means the HTTP listener's.
+	PublicPort int `yaml:"public_port"`
+	// StateDir holds the host key, admin token and sessions; empty means
+	// the user config dir's pomdev/relay.
+	StateDir string `yaml:"state_dir"`
+	// Auth is open, keys or signin.
+	Auth string `yaml:"auth"`
+	// AuthorizedKeys is the authorized_keys file of keys mode.
+	AuthorizedKeys string `yaml:"authorized_keys"`
+	// AllowOpenAuth permits open auth on a non-loopback address.
+	AllowOpenAuth bool `yaml:"allow_open_auth"`
+	// DefaultTarget is where dynamic forwards connect on the client side.
+	DefaultTarget string `yaml:"default_target"`
+	// TLSCert and TLSKey serve HTTPS (a wildcard certificate for the domain).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// SessionTTL is how long a sign-in lasts per key.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// KeepaliveInterval is how often clients are pinged.
+	KeepaliveInterval time.Duration `yaml:"keepalive_interval"`
+	// MaxTunnelsPerKey bounds the routes one key holds at once.
+	MaxTunnelsPerKey int `yaml:"max_tunnels_per_key"`
+}
+
 // Allowed values of enumerated keys.
 var (
 	LogLevels      = []string{"debug", "info", "warn", "error"}
 	LogFormats     = []string{"text", "json"}
 	RestartPolices = []string{"on-failure", "always", "never"}
+	RelayAuths     = []string{"open", "keys", "signin"}
+	URLSchemes     = []string{"http", "https"}
 )
 
 // Defaults returns the built-in configuration.
@@ -97,6 +136,11 @@ func Defaults() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Tunnel:  Tunnel{Relay: "pom.run", Target: "localhost:8080"},
 		Inspect: Inspect{Timeout: 30 * time.Second},
+		Relay: Relay{
+			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8080", Domain: "localhost",
+			PublicURLScheme: "http", Auth: "open", DefaultTarget: "localhost:8080",
+			SessionTTL: 24 * time.Hour, KeepaliveInterval: 15 * time.Second, MaxTunnelsPerKey: 8,
+		},
 	}
 }
 

@@ -161,7 +161,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"malformed yaml", "tunnel:\n  relay: [unclosed\n", nil, []string{"pomdev.yaml", "invalid YAML"}},
 		{"not a mapping", "- a\n- b\n", nil, []string{"pomdev.yaml:1", "top level must be a mapping"}},
-		{"unknown top key", "tunel:\n  relay: x\n", nil, []string{"pomdev.yaml:1: tunel: unknown key", "allowed here: inspect, log, processes, tunnel"}},
+		{"unknown top key", "tunel:\n  relay: x\n", nil, []string{"pomdev.yaml:1: tunel: unknown key", "allowed here: inspect, log, processes, relay, tunnel"}},
 		{"unknown nested key", "processes:\n  - name: a\n    command: x\n    restrat: never\n", nil, []string{"pomdev.yaml:4: processes[0].restrat: unknown key", "restart"}},
 		{"wrong type", "processes:\n  - name: a\n    command: x\n    port: eighty\n", nil, []string{"pomdev.yaml", "wrong value type", "eighty"}},
 		{"bad enum", "log:\n  level: loud\n", nil, []string{"pomdev.yaml: log.level: \"loud\" is not valid", "allowed: debug, info, warn, error"}},
@@ -220,21 +220,21 @@ func TestUserConfigDirUnavailable(t *testing.T) {
 func TestParseRelay(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    Relay
+		want    RelayAddr
 		wantErr bool
 	}{
-		{"pom.run", Relay{Host: "pom.run", Port: 22}, false},
-		{"alice@pom.run", Relay{User: "alice", Host: "pom.run", Port: 22}, false},
-		{"alice@relay.example:2222", Relay{User: "alice", Host: "relay.example", Port: 2222}, false},
-		{"[::1]:2222", Relay{Host: "::1", Port: 2222}, false},
-		{"127.0.0.1:2222", Relay{Host: "127.0.0.1", Port: 2222}, false},
-		{"local", Relay{Local: true}, false},
-		{"@host", Relay{}, true},
-		{"host:0", Relay{}, true},
-		{"host:99999", Relay{}, true},
-		{"a:b:c", Relay{}, true},
-		{"", Relay{}, true},
-		{"user@", Relay{}, true},
+		{"pom.run", RelayAddr{Host: "pom.run", Port: 22}, false},
+		{"alice@pom.run", RelayAddr{User: "alice", Host: "pom.run", Port: 22}, false},
+		{"alice@relay.example:2222", RelayAddr{User: "alice", Host: "relay.example", Port: 2222}, false},
+		{"[::1]:2222", RelayAddr{Host: "::1", Port: 2222}, false},
+		{"127.0.0.1:2222", RelayAddr{Host: "127.0.0.1", Port: 2222}, false},
+		{"local", RelayAddr{Local: true}, false},
+		{"@host", RelayAddr{}, true},
+		{"host:0", RelayAddr{}, true},
+		{"host:99999", RelayAddr{}, true},
+		{"a:b:c", RelayAddr{}, true},
+		{"", RelayAddr{}, true},
+		{"user@", RelayAddr{}, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseRelay(tt.in)

@@ -182,7 +182,7 @@ func readLayer(kind SourceKind, path string, required bool) (*layer, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, &Error{File: path, Line: root.Line, Msg: "the top level must be a mapping of keys (log, processes, tunnel, inspect)"}
+		return nil, &Error{File: path, Line: root.Line, Msg: "the top level must be a mapping of keys (log, processes, tunnel, inspect, relay)"}
 	}
 	if errs := checkKeys(path, root, schemaOf(Config{}), ""); len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -149,6 +149,39 @@ func validate(l *Loaded) error {
 	if c.Inspect.Timeout <= 0 {
 		bad("inspect.timeout", "must be positive", "for example: 30s")
 	}
+
+	rl := &c.Relay
+	for key, addr := range map[string]string{"relay.ssh_addr": rl.SSHAddr, "relay.http_addr": rl.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, fmt.Sprintf("%q is not host:port", addr), "for example: 127.0.0.1:2222, or :22 for every interface")
+		}
+	}
+	if rl.Domain == "" || strings.ContainsAny(rl.Domain, "/: ") {
+		bad("relay.domain", fmt.Sprintf("%q is not a domain name", rl.Domain), "for example: localhost or tunnels.example.com")
+	}
+	oneOf("relay.public_url_scheme", rl.PublicURLScheme, URLSchemes)
+	oneOf("relay.auth", rl.Auth, RelayAuths)
+	if rl.PublicPort < 0 || rl.PublicPort > 65535 {
+		bad("relay.public_port", fmt.Sprintf("%d is out of range", rl.PublicPort), "use 1-65535, or 0 for the listener's port")
+	}
+	if rl.Auth == "keys" && rl.AuthorizedKeys == "" {
+		bad("relay.authorized_keys", "missing", "keys mode needs an OpenSSH authorized_keys file")
+	}
+	if err := checkHostPort(rl.DefaultTarget); err != nil {
+		bad("relay.default_target", err.Error(), "for example: localhost:8080")
+	}
+	if (rl.TLSCert == "") != (rl.TLSKey == "") {
+		bad("relay.tls_cert", "tls_cert and tls_key go together", "give both, or neither for plain HTTP")
+	}
+	if rl.SessionTTL <= 0 {
+		bad("relay.session_ttl", "must be positive", "for example: 24h")
+	}
+	if rl.KeepaliveInterval <= 0 {
+		bad("relay.keepalive_interval", "must be positive", "for example: 15s")
+	}
+	if rl.MaxTunnelsPerKey <= 0 {
+		bad("relay.max_tunnels_per_key", "must be positive", "for example: 8")
+	}
 	return errors.Join(errs...)
 }
 
@@ -183,8 +216,8 @@ func validHeaderName(s string) bool {
 	return http.CanonicalHeaderKey(s) != ""
 }
 
-// Relay is a parsed tunnel.relay value.
-type Relay struct {
+// RelayAddr is a parsed tunnel.relay value.
+type RelayAddr struct {
 	// Local is true for "local": the relay embedded in the process.
 	Local bool
 	User  string
@@ -193,22 +226,22 @@ type Relay struct {
 }
 
 // Addr returns host:port for dialing.
-func (r Relay) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
+func (r RelayAddr) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
 
 // DefaultRelayPort is the SSH port used when tunnel.relay has none.
 const DefaultRelayPort = 22
 
 // ParseRelay parses "local" or [user@]host[:port] (IPv6 in brackets).
-func ParseRelay(s string) (Relay, error) {
+func ParseRelay(s string) (RelayAddr, error) {
 	if s == "local" {
-		return Relay{Local: true}, nil
+		return RelayAddr{Local: true}, nil
 	}
-	var r Relay
+	var r RelayAddr
 	rest := s
 	if i := strings.LastIndex(rest, "@"); i >= 0 {
 		r.User, rest = rest[:i], rest[i+1:]
 		if r.User == "" {
-			return Relay{}, fmt.Errorf("%q has an empty user before @", s)
+			return RelayAddr{}, fmt.Errorf("%q has an empty user before @", s)
 		}
 	}
 	r.Port = DefaultRelayPort
@@ -216,15 +249,15 @@ func ParseRelay(s string) (Relay, error) {
 	if h, p, err := net.SplitHostPort(rest); err == nil {
 		n, perr := strconv.Atoi(p)
 		if perr != nil || n < 1 || n > 65535 {
-			return Relay{}, fmt.Errorf("%q has an invalid port", s)
+			return RelayAddr{}, fmt.Errorf("%q has an invalid port", s)
 		}
 		host, r.Port = h, n
 	} else if strings.Contains(rest, ":") && !strings.HasPrefix(rest, "[") {
-		return Relay{}, fmt.Errorf("%q is not [user@]host[:port]", s)
+		return RelayAddr{}, fmt.Errorf("%q is not [user@]host[:port]", s)
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if host == "" || strings.ContainsAny(host, " /\\@[]") {
-		return Relay{}, fmt.Errorf("%q has no valid host", s)
+		return RelayAddr{}, fmt.Errorf("%q has no valid host", s)
 	}
 	r.Host = host
 	return r, nil

@@ -1,0 +1,313 @@
+// Package relaycmd implements `pomdev relay` (run the self-hostable relay)
+// and `pomdev relay approve` (approve a pending sign-in on a running one).
+package relaycmd
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/spf13/cobra"
+)
+
+// Options are the inputs of Run.
+type Options struct {
+	IO     *iostreams.IOStreams
+	Log    *slog.Logger
+	Relay  config.Relay
+	Ctx    context.Context
+	Listen func(network, addr string) (net.Listener, error)
+	// Ready, when set, is called with the relay once it serves (tests).
+	Ready func(*relay.Relay)
+}
+
+// NewCmdRelay returns the relay command.
+func NewCmdRelay(f *factory.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run a self-hostable, pom.run-compatible tunnel relay",
+		Long: `Run a tunnel relay: an SSH server that accepts reverse forwards and an HTTP(S)
+front that routes <route>.<domain> to them. It speaks pom.run's protocol, so the
+stock OpenSSH client works with it as with pom.run:
+
+  ssh -R 0 -p 2222 localhost                      dynamic: a stable URL per key
+  ssh -R myapp:80:localhost:3000 -p 2222 localhost static: http://myapp.localhost:8080
+  ssh -o SetEnv=POMDEV_TARGET=localhost:3000 -R 0 -p 2222 localhost
+
+With a PTY the client sees a status screen (q quits); with -T plain lines, the
+first being "Remote: <url>"; "ssh -T ... pomdev-events" streams JSON lines.
+
+Authentication (--auth): open accepts any key (loopback only unless
+--allow-open-auth); keys checks an authorized_keys file (reloaded on change);
+signin sends unknown keys a sign-in link, approved in the browser with the admin
+token or with "pomdev relay approve CODE". Every flag is also a relay.* key in
+pomdev.yaml (see pomdev help config).`,
+		Example: `  pomdev relay
+  pomdev relay --auth signin --domain tunnels.example.com --http-addr :443 \
+    --ssh-addr :22 --tls-cert wildcard.pem --tls-key wildcard.key
+  pomdev relay --public-url-scheme https --public-port 443   # behind a TLS proxy`,
+		Args: factory.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.Config()
+			if err != nil {
+				return err
+			}
+			opts.IO, opts.Log, opts.Relay, opts.Ctx = f.IOStreams, f.Logger(), cfg.Relay, cmd.Context()
+			opts.Listen = net.Listen
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(opts)
+		},
+	}
+	fl := cmd.Flags()
+	bind := func(name, key string) { factory.BindFlag(fl, name, key) }
+	fl.String("ssh-addr", "127.0.0.1:2222", "SSH listen address")
+	fl.String("http-addr", "127.0.0.1:8080", "HTTP(S) listen address")
+	fl.String("domain", "localhost", "domain of tunnel URLs: <route>.<domain>")
+	fl.String("public-url-scheme", "http", "scheme of printed URLs: http or https")
+	fl.Int("public-port", 0, "port of printed URLs when a proxy changes it (0: the HTTP listener's)")
+	fl.String("state-dir", "", "state directory (default: <user config dir>/pomdev/relay)")
+	fl.String("auth", "open", "client authentication: open, keys or signin")
+	fl.String("authorized-keys", "", "OpenSSH authorized_keys file for --auth keys")
+	fl.Bool("allow-open-auth", false, "allow --auth open on a non-loopback address")
+	fl.String("default-target", "localhost:8080", "host:port dynamic forwards connect to on the client side")
+	fl.String("tls-cert", "", "TLS certificate (a wildcard for the domain) to serve HTTPS")
+	fl.String("tls-key", "", "TLS private key")
+	fl.Duration("session-ttl", 24*time.Hour, "how long a sign-in lasts per key")
+	fl.Duration("keepalive-interval", 15*time.Second, "how often clients are pinged (3 misses drop them)")
+	fl.Int("max-tunnels-per-key", 8, "tunnels one key may hold at once")
+	for _, b := range [][2]string{
+		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
+		{"public-url-scheme", "relay.public_url_scheme"}, {"public-port", "relay.public_port"},
+		{"state-dir", "relay.state_dir"}, {"auth", "relay.auth"}, {"authorized-keys", "relay.authorized_keys"},
+		{"allow-open-auth", "relay.allow_open_auth"}, {"default-target", "relay.default_target"},
+		{"tls-cert", "relay.tls_cert"}, {"tls-key", "relay.tls_key"}, {"session-ttl", "relay.session_ttl"},
+		{"keepalive-interval", "relay.keepalive_interval"}, {"max-tunnels-per-key", "relay.max_tunnels_per_key"},
+	} {
+		bind(b[0], b[1])
+	}
+	cmd.AddCommand(NewCmdApprove(f, nil))
+	return cmd
+}
+
+// DefaultStateDir is <user config dir>/pomdev/relay.
+func DefaultStateDir() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", exitcode.Usagef("no state directory: %v; pass --state-dir", err)
+	}
+	return filepath.Join(dir, "pomdev", "relay"), nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// listen binds addr, explaining a port in use.
+func listen(fn func(string, string) (net.Listener, error), what, addr string) (net.Listener, error) {
+	ln, err := fn("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, exitcode.New(exitcode.Failure, fmt.Errorf("%s address %s is already in use", what, addr),
+			"stop what holds it (ss -ltnp | grep "+portOf(addr)+") or choose another with --"+strings.ToLower(what)+"-addr")
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return nil, exitcode.New(exitcode.Failure, fmt.Errorf("%s address %s: permission denied", what, addr),
+			"ports below 1024 need privileges; use a higher port or grant CAP_NET_BIND_SERVICE")
+	}
+	return nil, fmt.Errorf("%s address %s: %w", what, addr, err)
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return ":" + p
+}
+
+// Run starts the relay and serves until the context ends.
+func Run(opts *Options) error {
+	rc := opts.Relay
+	if rc.Auth == relay.AuthOpen && !rc.AllowOpenAuth && (!isLoopback(rc.SSHAddr) || !isLoopback(rc.HTTPAddr)) {
+		return exitcode.Usagef("--auth open on a non-loopback address lets anyone tunnel through this relay; use --auth keys or --auth signin, or pass --allow-open-auth if that is what you want")
+	}
+	stateDir := rc.StateDir
+	if stateDir == "" {
+		var err error
+		if stateDir, err = DefaultStateDir(); err != nil {
+			return err
+		}
+	}
+	var tlsConfig *tls.Config
+	if rc.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(rc.TLSCert, rc.TLSKey)
+		if err != nil {
+			return exitcode.New(exitcode.Usage, fmt.Errorf("TLS certificate %s / key %s: %w", rc.TLSCert, rc.TLSKey, err), "give a PEM certificate (chain) and its private key")
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	sshLn, err := listen(opts.Listen, "SSH", rc.SSHAddr)
+	if err != nil {
+		return err
+	}
+	httpLn, err := listen(opts.Listen, "HTTP", rc.HTTPAddr)
+	if err != nil {
+		sshLn.Close()
+		return err
+	}
+	scheme := rc.PublicURLScheme
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	r, info, err := relay.New(relay.Config{
+		SSHListener: sshLn, HTTPListener: httpLn, Domain: rc.Domain, Scheme: scheme,
+		PublicPort: rc.PublicPort, StateDir: stateDir, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
+		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
+		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, Logger: opts.Log,
+	})
+	if err != nil {
+		sshLn.Close()
+		httpLn.Close()
+		return err
+	}
+	printBanner(opts.IO.Out, opts.IO.ColorScheme(), r, info, rc, stateDir, sshLn.Addr().String())
+	if opts.Ready != nil {
+		opts.Ready(r)
+	}
+	return r.Serve(opts.Ctx)
+}
+
+func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info relay.Info, rc config.Relay, stateDir, sshAddr string) {
+	keyNote := ""
+	if info.HostKeyCreated {
+		keyNote = " (new)"
+	}
+	host, port, _ := net.SplitHostPort(sshAddr)
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		host = rc.Domain
+	}
+	connect := "ssh -R 0 " + host
+	if port != "22" {
+		connect = "ssh -R 0 -p " + port + " " + host
+	}
+	fmt.Fprintln(w, cs.Bold("pomdev relay"))
+	fmt.Fprintf(w, "  SSH        %s\n", sshAddr)
+	fmt.Fprintf(w, "  Host key   %s%s\n", info.HostKeyFingerprint, keyNote)
+	fmt.Fprintf(w, "  Front      %s\n", cs.Cyan(r.BaseURL()))
+	fmt.Fprintf(w, "  Auth       %s\n", rc.Auth)
+	fmt.Fprintf(w, "  State      %s\n", stateDir)
+	if info.AdminToken != "" {
+		if info.AdminTokenCreated {
+			fmt.Fprintf(w, "  Admin      %s (new; also in %s)\n", info.AdminToken, filepath.Join(stateDir, "admin_token"))
+		} else {
+			fmt.Fprintf(w, "  Admin      token in %s\n", filepath.Join(stateDir, "admin_token"))
+		}
+	}
+	fmt.Fprintf(w, "  Connect    %s\n", cs.Bold(connect))
+}
+
+// ApproveOptions are the inputs of ApproveRun.
+type ApproveOptions struct {
+	IO       *iostreams.IOStreams
+	Code     string
+	Deny     bool
+	StateDir string
+}
+
+// NewCmdApprove returns `pomdev relay approve`.
+func NewCmdApprove(f *factory.Factory, runF func(*ApproveOptions) error) *cobra.Command {
+	opts := &ApproveOptions{}
+	cmd := &cobra.Command{
+		Use:   "approve CODE",
+		Short: "Approve (or --deny) a pending sign-in on a running relay",
+		Long: `Approve a pending sign-in on the relay running with the same state directory.
+The code is the user_code of the sign-in link the client was shown. It talks to
+the relay over the control socket in the state directory, so it needs access to
+that directory (same user).`,
+		Example: `  pomdev relay approve KQ4M-7TXD --state-dir /var/lib/pomdev-relay`,
+		Args:    factory.ExactArgs(1, "the sign-in code, for example KQ4M-7TXD"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.Config()
+			if err != nil {
+				return err
+			}
+			opts.IO, opts.Code = f.IOStreams, args[0]
+			if !cmd.Flags().Changed("state-dir") {
+				opts.StateDir = cfg.Relay.StateDir
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return ApproveRun(opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "the running relay's state directory")
+	cmd.Flags().BoolVar(&opts.Deny, "deny", false, "deny the sign-in instead")
+	return cmd
+}
+
+// ApproveRun asks the relay to approve or deny the code.
+func ApproveRun(opts *ApproveOptions) error {
+	dir := opts.StateDir
+	if dir == "" {
+		var err error
+		if dir, err = DefaultStateDir(); err != nil {
+			return err
+		}
+	}
+	sock := relay.SocketPath(dir)
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}
+	body, _ := json.Marshal(relay.ApproveRequest{Code: opts.Code, Deny: opts.Deny})
+	resp, err := client.Post("http://relay/approve", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		return exitcode.New(exitcode.Unreachable, fmt.Errorf("no relay answers on %s: %w", sock, err),
+			"start it with --auth signin and the same --state-dir, or pass the state dir it uses")
+	}
+	defer resp.Body.Close()
+	var ar relay.ApproveResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ar); err != nil {
+		return fmt.Errorf("relay answered %s with an unreadable body: %w", resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", ar.Error)
+	}
+	verb := "approved"
+	if opts.Deny {
+		verb = "denied"
+	}
+	fmt.Fprintf(opts.IO.Out, "Sign-in %s %s for key %s\n", strings.ToUpper(opts.Code), verb, ar.Fingerprint)
+	return nil
+}
+

@@ -1,0 +1,57 @@
+// Package event defines the typed events pomdev's long-running parts emit
+// (requests through a tunnel, for now) so that terminal screens, log lines
+// and machine-readable streams render the same facts.
+package event
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Request is one HTTP request that went through a tunnel.
+type Request struct {
+	Time     time.Time     `json:"time"`
+	Route    string        `json:"route,omitempty"`
+	Method   string        `json:"method"`
+	Path     string        `json:"path"`
+	Status   int           `json:"status"`
+	Bytes    int64         `json:"bytes"`
+	Duration time.Duration `json:"duration_ns"`
+	// For MCP POSTs: the JSON-RPC method, id and tool name (tools/call).
+	RPCMethod string `json:"rpc_method,omitempty"`
+	RPCID     string `json:"rpc_id,omitempty"`
+	Tool      string `json:"tool,omitempty"`
+	// Err says why the request failed inside the tunnel, if it did.
+	Err string `json:"error,omitempty"`
+}
+
+// Line renders the request as one log line:
+//
+//	21:04:05 POST /mcp 200 3ms tools/call echo
+func (r Request) Line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %d %s", r.Time.Format("15:04:05"), r.Method, r.Path, r.Status, FormatDuration(r.Duration))
+	if r.RPCMethod != "" {
+		b.WriteString(" " + r.RPCMethod)
+	}
+	if r.Tool != "" {
+		b.WriteString(" " + r.Tool)
+	}
+	if r.Err != "" {
+		b.WriteString(" (" + r.Err + ")")
+	}
+	return b.String()
+}
+
+// FormatDuration rounds d for display: 850µs, 12ms, 1.4s.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(100 * time.Millisecond).String()
+	}
+}

@@ -1,0 +1,453 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/socks5"
+	"golang.org/x/crypto/ssh"
+)
+
+// conn is one authenticated SSH connection.
+type conn struct {
+	r   *Relay
+	sc  *ssh.ServerConn
+	fp  string
+	log *slog.Logger
+
+	mu       sync.Mutex
+	target   string // POMDEV_TARGET from an env request, "" for the default
+	routes   map[string]*route
+	watchers map[*watcher]struct{}
+}
+
+// route is a name on the HTTP front held by one connection.
+type route struct {
+	name     string
+	static   bool
+	bindAddr string // as requested in tcpip-forward
+	bindPort uint32 // as requested (static) or allocated (dynamic)
+	c        *conn
+	proxy    *httputil.ReverseProxy
+	tr       *http.Transport
+	url      string
+}
+
+func (r *Relay) handleConn(nc net.Conn) {
+	deadline := r.cfg.HandshakeTimeout
+	if r.cfg.Auth == AuthSignin {
+		deadline += r.cfg.CodeTTL
+	}
+	_ = nc.SetDeadline(r.cfg.Now().Add(deadline))
+	sc, chans, reqs, err := ssh.NewServerConn(nc, r.sshConfig)
+	if err != nil {
+		r.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+		_ = nc.Close()
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c := &conn{
+		r:        r,
+		sc:       sc,
+		fp:       sc.Permissions.Extensions[extFingerprint],
+		routes:   map[string]*route{},
+		watchers: map[*watcher]struct{}{},
+	}
+	c.log = r.log.With("fingerprint", c.fp, "remote", sc.RemoteAddr().String())
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = sc.Close()
+		return
+	}
+	r.conns[c] = struct{}{}
+	r.mu.Unlock()
+	c.log.Info("client connected", "user", sc.User(), "client", string(sc.ClientVersion()))
+
+	done := make(chan struct{})
+	go c.keepalive(done)
+	go c.handleGlobal(reqs)
+	for nch := range chans {
+		switch nch.ChannelType() {
+		case "session":
+			go c.handleSession(nch)
+		default:
+			_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
+		}
+	}
+	close(done)
+	_ = sc.Wait()
+	c.teardown()
+	c.log.Info("client disconnected")
+}
+
+// teardown releases the connection's routes and forgets it.
+func (c *conn) teardown() {
+	c.mu.Lock()
+	routes := make([]*route, 0, len(c.routes))
+	for _, rt := range c.routes {
+		routes = append(routes, rt)
+	}
+	c.routes = map[string]*route{}
+	c.mu.Unlock()
+	for _, rt := range routes {
+		c.r.releaseRoute(rt)
+	}
+	c.r.mu.Lock()
+	delete(c.r.conns, c)
+	c.r.mu.Unlock()
+	c.notify(note{closed: true})
+}
+
+// keepalive pings the client; KeepaliveMax unanswered pings in a row close
+// the connection. A reply of any kind counts as alive.
+func (c *conn) keepalive(done <-chan struct{}) {
+	t := time.NewTicker(c.r.cfg.KeepaliveInterval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		replied := make(chan struct{})
+		go func() {
+			_, _, err := c.sc.SendRequest("keepalive@openssh.com", true, nil)
+			if err == nil {
+				close(replied)
+			}
+		}()
+		select {
+		case <-replied:
+			missed = 0
+		case <-time.After(c.r.cfg.KeepaliveInterval):
+			missed++
+			if missed >= c.r.cfg.KeepaliveMax {
+				c.log.Info("client stopped answering keepalives; closing", "missed", missed)
+				_ = c.sc.Close()
+				return
+			}
+		case <-done:
+			return
+		}
+	}
+}
+
+type forwardRequest struct {
+	Addr string
+	Port uint32
+}
+
+type forwardReply struct {
+	Port uint32
+}
+
+func (c *conn) handleGlobal(reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		switch req.Type {
+		case "tcpip-forward":
+			var fr forwardRequest
+			if err := ssh.Unmarshal(req.Payload, &fr); err != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			rt, err := c.r.addRoute(c, fr)
+			if err != nil {
+				c.log.Info("remote forward refused", "address", fr.Addr, "port", fr.Port, "err", err)
+				c.notify(note{log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: " + err.Error()})
+				_ = req.Reply(false, nil)
+				continue
+			}
+			var payload []byte
+			if fr.Port == 0 {
+				payload = ssh.Marshal(forwardReply{Port: rt.bindPort})
+			}
+			_ = req.Reply(true, payload)
+			c.log.Info("tunnel open", "route", rt.name, "url", rt.url, "static", rt.static)
+			c.notify(note{route: rt})
+		case "cancel-tcpip-forward":
+			var fr forwardRequest
+			if err := ssh.Unmarshal(req.Payload, &fr); err != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			rt := c.findRoute(fr)
+			if rt == nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			c.mu.Lock()
+			delete(c.routes, rt.name)
+			c.mu.Unlock()
+			c.r.releaseRoute(rt)
+			_ = req.Reply(true, nil)
+			c.log.Info("tunnel closed by client", "route", rt.name)
+		case "keepalive@openssh.com":
+			_ = req.Reply(true, nil)
+		default:
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+		}
+	}
+}
+
+func (c *conn) findRoute(fr forwardRequest) *route {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rt := range c.routes {
+		if rt.bindAddr == fr.Addr && (rt.bindPort == fr.Port || (!rt.static && fr.Port == 0)) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func isDynamicAddr(a string) bool {
+	switch a {
+	case "", "*", "localhost", "0.0.0.0", "::":
+		return true
+	}
+	return false
+}
+
+// addRoute registers the route a tcpip-forward asks for.
+func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
+	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port}
+	switch {
+	case isDynamicAddr(fr.Addr) && fr.Port == 0:
+		rt.bindPort = virtualPort(c.fp)
+	case fr.Port == 80 || fr.Port == 443:
+		if !validLabel(fr.Addr) || fr.Addr == "localhost" {
+			return nil, fmt.Errorf("%q is not a valid route name (lowercase letters, digits and -, at most 63)", fr.Addr)
+		}
+		rt.static, rt.name = true, fr.Addr
+	default:
+		return nil, errors.New("use -R 0 (dynamic) or -R NAME:80:HOST:PORT (static)")
+	}
+
+	var takeover []*conn
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errors.New("relay is shutting down")
+	}
+	if !rt.static {
+		// The key's own name, or the first alternative no other key holds.
+		for i := 0; ; i++ {
+			name := dynamicName(c.fp, i)
+			owner, taken := r.known[name]
+			if !taken || owner == c.fp {
+				rt.name = name
+				break
+			}
+		}
+	}
+	if old, ok := r.routes[rt.name]; ok {
+		if old.c.fp != c.fp {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("route %q is in use by another key", rt.name)
+		}
+		if old.c != c {
+			// The same key reconnected: its old connection is stale.
+			takeover = append(takeover, old.c)
+		} else {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("route %q is already forwarded on this connection", rt.name)
+		}
+	} else if owner, ok := r.known[rt.name]; ok && owner != c.fp && rt.static {
+		// A static name last used by another key is free once that key is
+		// gone: names are first come, first served among live tunnels.
+		r.known[rt.name] = c.fp
+	}
+	held := 0
+	for _, other := range r.routes {
+		if other.c.fp == c.fp && other.c != c && !contains(takeover, other.c) {
+			held++
+		}
+	}
+	c.mu.Lock()
+	held += len(c.routes)
+	c.mu.Unlock()
+	if held >= r.cfg.MaxTunnelsPerKey {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("this key already holds %d tunnels (the limit)", held)
+	}
+	rt.url = r.urlFor(rt.name)
+	rt.tr, rt.proxy = r.newProxy(rt)
+	r.routes[rt.name] = rt
+	changed := r.known[rt.name] != c.fp
+	r.known[rt.name] = c.fp
+	r.mu.Unlock()
+
+	c.mu.Lock()
+	c.routes[rt.name] = rt
+	c.mu.Unlock()
+	for _, old := range takeover {
+		old.log.Info("taken over by a new connection with the same key", "route", rt.name)
+		_ = old.sc.Close()
+	}
+	if changed {
+		r.persistKnown()
+	}
+	return rt, nil
+}
+
+func contains(cs []*conn, c *conn) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseRoute removes rt if it is still the live holder of its name.
+func (r *Relay) releaseRoute(rt *route) {
+	r.mu.Lock()
+	if cur, ok := r.routes[rt.name]; ok && cur == rt {
+		delete(r.routes, rt.name)
+	}
+	r.mu.Unlock()
+	rt.tr.CloseIdleConnections()
+}
+
+func (r *Relay) lookup(name string) (rt *route, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt = r.routes[name]
+	_, known = r.known[name]
+	return rt, known || rt != nil
+}
+
+// targetOf is where a dynamic forward of c CONNECTs.
+func (c *conn) targetOf() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.target != "" {
+		return c.target
+	}
+	return c.r.cfg.DefaultTarget
+}
+
+// errTunnel marks failures to open a channel: the client is gone.
+type errTunnel struct{ err error }
+
+func (e *errTunnel) Error() string { return "tunnel offline: " + e.err.Error() }
+func (e *errTunnel) Unwrap() error { return e.err }
+
+// errTarget marks a SOCKS failure: the client could not reach the target.
+type errTarget struct {
+	target string
+	err    error
+}
+
+func (e *errTarget) Error() string {
+	return "local server not reachable on " + e.target + ": " + e.err.Error()
+}
+func (e *errTarget) Unwrap() error { return e.err }
+
+type forwardedTCPPayload struct {
+	Addr       string
+	Port       uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+// dial opens a forwarded-tcpip channel for rt and, for dynamic routes,
+// runs the SOCKS5 CONNECT to the target inside it.
+func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
+	oh, op := "127.0.0.1", 0
+	if h, p, err := net.SplitHostPort(origin); err == nil {
+		oh = h
+		op, _ = strconv.Atoi(p)
+	}
+	payload := ssh.Marshal(forwardedTCPPayload{Addr: rt.bindAddr, Port: rt.bindPort, OriginAddr: oh, OriginPort: uint32(op)})
+	type result struct {
+		ch   ssh.Channel
+		reqs <-chan *ssh.Request
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
+		done <- result{ch, reqs, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				_ = r.ch.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	if res.err != nil {
+		return nil, &errTunnel{res.err}
+	}
+	go ssh.DiscardRequests(res.reqs)
+	cc := &chanConn{Channel: res.ch, local: rt.c.sc.LocalAddr(), remote: rt.c.sc.RemoteAddr()}
+	if rt.static {
+		return cc, nil
+	}
+	target := rt.c.targetOf()
+	host, port, _ := splitTarget(target)
+	errc := make(chan error, 1)
+	go func() { errc <- socks5.Connect(cc, host, port) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			_ = cc.Close()
+			return nil, &errTarget{target: target, err: err}
+		}
+	case <-ctx.Done():
+		_ = cc.Close()
+		return nil, ctx.Err()
+	}
+	return cc, nil
+}
+
+// chanConn adapts an ssh.Channel to net.Conn for http.Transport. Deadlines
+// are not supported by channels; the transport does not need them.
+type chanConn struct {
+	ssh.Channel
+	local, remote net.Addr
+}
+
+func (c *chanConn) LocalAddr() net.Addr                { return c.local }
+func (c *chanConn) RemoteAddr() net.Addr               { return c.remote }
+func (c *chanConn) SetDeadline(t time.Time) error      { return nil }
+func (c *chanConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *chanConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// note is what a connection tells its watchers (status sessions).
+type note struct {
+	route  *route
+	req    *event.Request
+	log    string
+	closed bool
+}
+
+func (c *conn) notify(n note) {
+	c.mu.Lock()
+	ws := make([]*watcher, 0, len(c.watchers))
+	for w := range c.watchers {
+		ws = append(ws, w)
+	}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.send(n)
+	}
+}

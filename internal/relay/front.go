@@ -1,0 +1,181 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/mcpwire"
+)
+
+// ServeHTTP is the HTTP(S) front: it routes by Host to the tunnel holding
+// the route. The bare domain serves /healthz and the sign-in page.
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	name, apex, ok := routeFromHost(req.Host, r.cfg.Domain)
+	switch {
+	case apex:
+		r.serveApex(w, req)
+		return
+	case !ok:
+		r.page(w, http.StatusNotFound, "Unknown host",
+			fmt.Sprintf("%s is not a tunnel of this relay. Tunnel URLs look like %s.", req.Host, r.urlFor("name")))
+		return
+	}
+	rt, known := r.lookup(name)
+	if rt == nil {
+		if known {
+			r.page(w, http.StatusBadGateway, "Tunnel offline",
+				fmt.Sprintf("The tunnel %s is not connected. Start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", name, r.cfg.Domain))
+			return
+		}
+		r.page(w, http.StatusNotFound, "No such tunnel", fmt.Sprintf("No tunnel is named %s on this relay.", name))
+		return
+	}
+	// Full duplex: an MCP server may answer (SSE) before it has read the
+	// whole request body; without this the body read races the response.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+
+	call := mcpwire.PeekRequest(req)
+	rec := &recorder{ResponseWriter: w}
+	start := time.Now()
+	ctx := context.WithValue(req.Context(), routeKey{}, rt)
+	ctx = context.WithValue(ctx, originKey{}, req.RemoteAddr)
+	rt.proxy.ServeHTTP(rec, req.WithContext(ctx))
+	ev := event.Request{
+		Time: start, Route: name, Method: req.Method, Path: req.URL.RequestURI(),
+		Status: rec.status, Bytes: rec.bytes, Duration: time.Since(start),
+		RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.err,
+	}
+	if ev.Status == 0 {
+		ev.Status = 499 // client went away before an answer
+	}
+	rt.c.notify(note{req: &ev})
+}
+
+type routeKey struct{}
+type originKey struct{}
+
+// newProxy builds the reverse proxy of a route. Its transport keeps
+// forwarded channels open and reuses them for later requests (HTTP
+// keep-alive inside each channel), so most requests cost no channel open
+// and no SOCKS handshake.
+func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			origin, _ := ctx.Value(originKey{}).(string)
+			return rt.dial(ctx, origin)
+		},
+		MaxIdleConns:        r.cfg.MaxStreams,
+		MaxIdleConnsPerHost: r.cfg.MaxStreams,
+		MaxConnsPerHost:     r.cfg.MaxStreams,
+		IdleConnTimeout:     60 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	p := &httputil.ReverseProxy{
+		Transport:     tr,
+		FlushInterval: -1, // every write reaches the client at once (SSE)
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetXForwarded()
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = rt.name
+			if rt.static {
+				pr.Out.Host = pr.In.Host
+			} else {
+				// As pom.run does: the upstream sees its own address as
+				// Host, which MCP servers' DNS-rebinding checks require.
+				pr.Out.Host = rt.c.targetOf()
+			}
+			if pr.In.TLS == nil && r.cfg.Scheme == "https" {
+				pr.Out.Header.Set("X-Forwarded-Proto", "https")
+			}
+		},
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			if rec, ok := w.(*recorder); ok {
+				rec.err = err.Error()
+			}
+			var et *errTarget
+			var eo *errTunnel
+			switch {
+			case errors.As(err, &et):
+				r.page(w, http.StatusServiceUnavailable, "Local server not reachable",
+					fmt.Sprintf("The tunnel is up, but its client could not connect to %s (%v). Check that your server is running and listening on that address, and that the tunnel points at it (POMDEV_TARGET, or pomdev tunnel --target).", et.target, et.err))
+			case errors.As(err, &eo):
+				r.page(w, http.StatusBadGateway, "Tunnel offline", "The tunnel's SSH connection went away. Reconnect and retry.")
+			case errors.Is(err, context.Canceled):
+				// The public client left; nobody to answer.
+			default:
+				r.page(w, http.StatusBadGateway, "Bad gateway", "The local server's answer could not be relayed: "+err.Error())
+			}
+		},
+	}
+	return tr, p
+}
+
+// recorder captures status and size for the request event, passing
+// Flush, Hijack and full-duplex control through.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	err    string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || code == http.StatusSwitchingProtocols {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush, Hijack and
+// EnableFullDuplex.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush is needed by ReverseProxy, which asserts http.Flusher directly.
+func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+
+func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
+	switch {
+	case req.URL.Path == "/healthz":
+		w.Header().Set("Content-Type", "application/json")
+		r.mu.Lock()
+		n := len(r.routes)
+		r.mu.Unlock()
+		fmt.Fprintf(w, `{"status":"ok","tunnels":%d}`+"\n", n)
+	case strings.HasPrefix(req.URL.Path, "/.pomdev/sign_in") && r.signin != nil:
+		r.signin.servePage(w, req)
+	default:
+		r.page(w, http.StatusNotFound, "pomdev relay",
+			fmt.Sprintf("This is a pomdev relay. Open a tunnel with: ssh -R 0 -p PORT %s (or pomdev tunnel), then use the URL it prints.", r.cfg.Domain))
+	}
+}
+
+// page writes a small HTML (or, for clients that ask, plain text) answer
+// that names the relay.
+func (r *Relay) page(w http.ResponseWriter, code int, title, msg string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Pomdev-Relay", "1")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>\n<body><h1>%s</h1>\n<p>%s</p>\n<hr><p><small>pomdev relay</small></p></body></html>\n",
+		code, html.EscapeString(title), html.EscapeString(title), html.EscapeString(msg))
+}
+

@@ -1,0 +1,372 @@
+// Package relay is pomdev's self-hostable, pom.run-compatible tunnel relay:
+// an SSH server that accepts reverse forwards (dynamic, with SOCKS5 inside
+// each forwarded channel, or static by route name) and an HTTP(S) front
+// that routes requests by Host to the tunnel holding the route. It also
+// owns sign-in (keyboard-interactive with a link approved in a browser or
+// with `pomdev relay approve`) and what a connected client sees: a status
+// screen on a PTY, plain lines without one, JSON events on request.
+//
+// A Relay has no globals and takes its listeners from the caller, so
+// `pomdev up --relay local` can run one in-process on loopback.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Authentication modes.
+const (
+	AuthOpen   = "open"
+	AuthKeys   = "keys"
+	AuthSignin = "signin"
+)
+
+// Config configures a Relay. SSHListener, HTTPListener and StateDir are
+// required; zero values elsewhere take the documented defaults.
+type Config struct {
+	SSHListener  net.Listener
+	HTTPListener net.Listener
+	// Domain routes are under: <route>.<domain>. Default "localhost".
+	Domain string
+	// Scheme of printed URLs: http or https (default https when TLS is
+	// set, else http).
+	Scheme string
+	// PublicPort in printed URLs; 0 means the HTTP listener's port. The
+	// port is left out when it is the scheme's default.
+	PublicPort int
+	// StateDir holds the host key, admin token, sign-in sessions, known
+	// routes and the control socket.
+	StateDir string
+	// Auth is open, keys or signin (default open).
+	Auth string
+	// AuthorizedKeys is the OpenSSH authorized_keys file for keys mode.
+	AuthorizedKeys string
+	// DefaultTarget is what dynamic forwards CONNECT to (default
+	// localhost:8080); a client overrides it with the env request
+	// POMDEV_TARGET=host:port.
+	DefaultTarget string
+	// TLS, when set, serves HTTPS on the HTTP listener.
+	TLS *tls.Config
+
+	SessionTTL        time.Duration // sign-in validity per key (24h)
+	CodeTTL           time.Duration // sign-in code validity (15m)
+	KeepaliveInterval time.Duration // server pings (15s)
+	KeepaliveMax      int           // missed pings before a client is dropped (3)
+	MaxTunnelsPerKey  int           // routes one key may hold at once (8)
+	MaxStreams        int           // concurrent channels per tunnel (128)
+	HandshakeTimeout  time.Duration // SSH handshake without sign-in (30s)
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.SSHListener == nil || c.HTTPListener == nil {
+		return errors.New("relay: both listeners are required")
+	}
+	if c.StateDir == "" {
+		return errors.New("relay: a state directory is required")
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.Scheme == "" {
+		c.Scheme = "http"
+		if c.TLS != nil {
+			c.Scheme = "https"
+		}
+	}
+	if c.Scheme != "http" && c.Scheme != "https" {
+		return fmt.Errorf("relay: scheme %q is not http or https", c.Scheme)
+	}
+	if c.PublicPort == 0 {
+		if a, ok := c.HTTPListener.Addr().(*net.TCPAddr); ok {
+			c.PublicPort = a.Port
+		}
+	}
+	if c.Auth == "" {
+		c.Auth = AuthOpen
+	}
+	switch c.Auth {
+	case AuthOpen, AuthSignin:
+	case AuthKeys:
+		if c.AuthorizedKeys == "" {
+			return errors.New("relay: keys mode needs an authorized_keys file (--authorized-keys)")
+		}
+	default:
+		return fmt.Errorf("relay: auth %q is not one of open, keys, signin", c.Auth)
+	}
+	if c.DefaultTarget == "" {
+		c.DefaultTarget = "localhost:8080"
+	}
+	if _, _, err := splitTarget(c.DefaultTarget); err != nil {
+		return fmt.Errorf("relay: default target: %w", err)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.SessionTTL, 24*time.Hour)
+	def(&c.CodeTTL, 15*time.Minute)
+	def(&c.KeepaliveInterval, 15*time.Second)
+	def(&c.HandshakeTimeout, 30*time.Second)
+	if c.KeepaliveMax <= 0 {
+		c.KeepaliveMax = 3
+	}
+	if c.MaxTunnelsPerKey <= 0 {
+		c.MaxTunnelsPerKey = 8
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 128
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+func splitTarget(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil || h == "" {
+		return "", 0, fmt.Errorf("%q is not host:port", s)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("%q has an invalid port", s)
+	}
+	return h, n, nil
+}
+
+// Relay is a running relay.
+type Relay struct {
+	cfg       Config
+	log       *slog.Logger
+	hostKey   ssh.Signer
+	sshConfig *ssh.ServerConfig
+	keys      *authorizedKeys
+	signin    *signin
+	http      *http.Server
+	control   *http.Server
+
+	mu     sync.Mutex
+	routes map[string]*route  // live routes by name
+	known  map[string]string  // route name -> key fingerprint, persisted
+	conns  map[*conn]struct{} // live SSH connections
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Info is what a started relay tells its operator.
+type Info struct {
+	HostKeyFingerprint string
+	HostKeyCreated     bool
+	AdminToken         string // signin mode only
+	AdminTokenCreated  bool
+}
+
+// New prepares a relay: state directory, host key, authentication.
+func New(cfg Config) (*Relay, Info, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, Info{}, err
+	}
+	if err := ensureStateDir(cfg.StateDir); err != nil {
+		return nil, Info{}, err
+	}
+	r := &Relay{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		routes: map[string]*route{},
+		known:  map[string]string{},
+		conns:  map[*conn]struct{}{},
+	}
+	var info Info
+	var err error
+	r.hostKey, info.HostKeyCreated, err = loadOrCreateHostKey(cfg.StateDir)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
+	if err := readJSON(filepath.Join(cfg.StateDir, routesFile), &r.known); err != nil {
+		return nil, Info{}, err
+	}
+	if cfg.Auth == AuthKeys {
+		r.keys = &authorizedKeys{path: cfg.AuthorizedKeys}
+		if err := r.keys.reload(); err != nil {
+			return nil, Info{}, err
+		}
+	}
+	if cfg.Auth == AuthSignin {
+		r.signin, err = newSignin(cfg.StateDir, cfg.SessionTTL, cfg.CodeTTL, cfg.Now)
+		if err != nil {
+			return nil, Info{}, err
+		}
+		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
+	}
+	r.sshConfig = r.newSSHConfig()
+	r.http = &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+		TLSConfig:         cfg.TLS,
+	}
+	return r, info, nil
+}
+
+// BaseURL is the relay's own public address (sign-in links live here).
+func (r *Relay) BaseURL() string { return r.urlFor("") }
+
+// urlFor is the public URL of a route ("" for the apex).
+func (r *Relay) urlFor(name string) string {
+	host := r.cfg.Domain
+	if name != "" {
+		host = name + "." + host
+	}
+	port := r.cfg.PublicPort
+	if port != 0 && !(r.cfg.Scheme == "http" && port == 80) && !(r.cfg.Scheme == "https" && port == 443) {
+		host = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return r.cfg.Scheme + "://" + host
+}
+
+// Serve runs the SSH and HTTP servers (and, in signin mode, the control
+// socket) until ctx is cancelled, then shuts down gracefully: stop
+// accepting, drain in-flight requests for up to 10 s, close tunnels.
+func (r *Relay) Serve(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() { errc <- r.serveSSH() }()
+	go func() {
+		var err error
+		if r.cfg.TLS != nil {
+			err = r.http.ServeTLS(r.cfg.HTTPListener, "", "")
+		} else {
+			err = r.http.Serve(r.cfg.HTTPListener)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	if r.signin != nil {
+		ln, err := listenControl(r.cfg.StateDir)
+		if err != nil {
+			_ = r.close()
+			return err
+		}
+		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = r.control.Serve(ln) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := r.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Shutdown stops accepting, waits for in-flight HTTP requests until ctx
+// ends, then closes every tunnel.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	_ = r.cfg.SSHListener.Close()
+	if r.control != nil {
+		_ = r.control.Close()
+		_ = os.Remove(SocketPath(r.cfg.StateDir))
+	}
+	err := r.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = r.http.Close()
+		err = nil
+	}
+	cerr := r.close()
+	r.wg.Wait()
+	if err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (r *Relay) close() error {
+	r.mu.Lock()
+	conns := make([]*conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		_ = c.sc.Close()
+	}
+	return nil
+}
+
+func (r *Relay) serveSSH() error {
+	for {
+		nc, err := r.cfg.SSHListener.Accept()
+		if err != nil {
+			r.mu.Lock()
+			closed := r.closed
+			r.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.handleConn(nc)
+		}()
+	}
+}
+
+// Routes lists the live routes and their URLs (for logs and tests).
+func (r *Relay) Routes() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.routes))
+	for name := range r.routes {
+		out[name] = r.urlFor(name)
+	}
+	return out
+}
+
+func (r *Relay) persistKnown() {
+	r.mu.Lock()
+	snapshot := make(map[string]string, len(r.known))
+	for k, v := range r.known {
+		snapshot[k] = v
+	}
+	r.mu.Unlock()
+	if err := writeJSON(filepath.Join(r.cfg.StateDir, routesFile), snapshot); err != nil {
+		r.log.Warn("cannot save known routes", "err", err)
+	}
+}

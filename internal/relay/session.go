@@ -1,0 +1,306 @@
+package relay
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+
+	tea "charm.land/bubbletea/v2"
+	"golang.org/x/crypto/ssh"
+)
+
+// EventsCommand is the exec command that asks the relay for the
+// machine-readable status stream (JSON lines, see docs/RELAY.md):
+//
+//	ssh -R 0 -T relay pomdev-events
+const EventsCommand = "pomdev-events"
+
+// EnvTarget is the env request a client sends to choose the target of its
+// dynamic forwards: ssh -o SetEnv=POMDEV_TARGET=localhost:3000 -R 0 relay.
+const EnvTarget = "POMDEV_TARGET"
+
+// watcher receives a connection's notes. Sends never block: a slow status
+// session drops notes rather than stall requests.
+type watcher struct {
+	ch chan note
+}
+
+func (w *watcher) send(n note) {
+	select {
+	case w.ch <- n:
+	default:
+	}
+}
+
+func (c *conn) watch() *watcher {
+	w := &watcher{ch: make(chan note, 256)}
+	c.mu.Lock()
+	c.watchers[w] = struct{}{}
+	for _, rt := range c.routes {
+		w.send(note{route: rt})
+	}
+	c.mu.Unlock()
+	return w
+}
+
+func (c *conn) unwatch(w *watcher) {
+	c.mu.Lock()
+	delete(c.watchers, w)
+	c.mu.Unlock()
+}
+
+type ptyRequest struct {
+	Term   string
+	Cols   uint32
+	Rows   uint32
+	Width  uint32
+	Height uint32
+	Modes  string
+}
+
+type windowChange struct {
+	Cols   uint32
+	Rows   uint32
+	Width  uint32
+	Height uint32
+}
+
+type envRequest struct {
+	Name  string
+	Value string
+}
+
+type execRequest struct {
+	Command string
+}
+
+type exitStatus struct {
+	Status uint32
+}
+
+// handleSession serves a session channel: env (POMDEV_TARGET), pty-req,
+// window-change, then shell or exec start what the client sees.
+func (c *conn) handleSession(nch ssh.NewChannel) {
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	var (
+		pty     *ptyRequest
+		once    sync.Once
+		resize  = make(chan windowChange, 8)
+		started = false
+		ended   = make(chan struct{}) // the client closed the channel
+	)
+	defer close(ended)
+	start := func(mode string) {
+		once.Do(func() {
+			started = true
+			go func() {
+				code := c.runSession(ch, mode, pty, resize, ended)
+				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
+				_ = ch.Close()
+			}()
+		})
+	}
+	for req := range reqs {
+		switch req.Type {
+		case "pty-req":
+			var p ptyRequest
+			if err := ssh.Unmarshal(req.Payload, &p); err != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			pty = &p
+			_ = req.Reply(true, nil)
+		case "env":
+			var e envRequest
+			if err := ssh.Unmarshal(req.Payload, &e); err != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			if e.Name == EnvTarget {
+				if _, _, err := splitTarget(e.Value); err != nil {
+					c.log.Info("bad POMDEV_TARGET", "value", e.Value, "err", err)
+					_ = req.Reply(false, nil)
+					continue
+				}
+				c.mu.Lock()
+				c.target = e.Value
+				c.mu.Unlock()
+				// Channels kept open for the old target must not be reused.
+				c.closeIdle()
+			}
+			_ = req.Reply(true, nil)
+		case "window-change":
+			var wc windowChange
+			if ssh.Unmarshal(req.Payload, &wc) == nil {
+				select {
+				case resize <- wc:
+				default:
+				}
+			}
+		case "shell":
+			_ = req.Reply(!started, nil)
+			if pty != nil {
+				start("screen")
+			} else {
+				start("lines")
+			}
+		case "exec":
+			var e execRequest
+			if err := ssh.Unmarshal(req.Payload, &e); err != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			_ = req.Reply(!started, nil)
+			switch strings.TrimSpace(e.Command) {
+			case EventsCommand:
+				start("events")
+			default:
+				start("lines")
+			}
+		default:
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+		}
+	}
+}
+
+func (c *conn) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rt := range c.routes {
+		rt.tr.CloseIdleConnections()
+	}
+}
+
+// runSession shows the connection's tunnels and requests until the client
+// ends the session (or, on the status screen, presses q or Ctrl-C).
+func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <-chan windowChange, ended <-chan struct{}) uint32 {
+	w := c.watch()
+	defer c.unwatch(w)
+	switch mode {
+	case "screen":
+		return c.runScreen(ch, pty, resize, w)
+	case "events":
+		go func() { _, _ = io.Copy(io.Discard, ch) }()
+		return c.runEvents(ch, w, ended)
+	default:
+		// The client's stdin is not used; its EOF (ssh -T < /dev/null)
+		// does not end the session, closing the channel does.
+		go func() { _, _ = io.Copy(io.Discard, ch) }()
+		return c.runLines(ch, w, ended)
+	}
+}
+
+// runLines writes plain lines: "Remote: <url>" per tunnel first, then one
+// line per request, until the client closes the session.
+func (c *conn) runLines(ch ssh.Channel, w *watcher, ended <-chan struct{}) uint32 {
+	for {
+		select {
+		case <-ended:
+			return 0
+		case n := <-w.ch:
+			var line string
+			switch {
+			case n.closed:
+				return 0
+			case n.route != nil:
+				line = "Remote: " + n.route.url
+				if !n.route.static {
+					line += "\nLocal: " + c.targetOf()
+				}
+			case n.req != nil:
+				line = n.req.Line()
+			case n.log != "":
+				line = "Log: " + n.log
+			}
+			if _, err := io.WriteString(ch, line+"\n"); err != nil {
+				return 0
+			}
+		}
+	}
+}
+
+// Event is one line of the machine-readable stream (EventsCommand).
+type Event struct {
+	Type    string `json:"type"` // tunnel, request, log
+	Route   string `json:"route,omitempty"`
+	URL     string `json:"url,omitempty"`
+	Target  string `json:"target,omitempty"`
+	Static  bool   `json:"static,omitempty"`
+	Message string `json:"message,omitempty"`
+	Request any    `json:"request,omitempty"`
+}
+
+func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}) uint32 {
+	enc := json.NewEncoder(ch)
+	for {
+		var ev Event
+		select {
+		case <-ended:
+			return 0
+		case n := <-w.ch:
+			switch {
+			case n.closed:
+				return 0
+			case n.route != nil:
+				ev = Event{Type: "tunnel", Route: n.route.name, URL: n.route.url, Static: n.route.static}
+				if !n.route.static {
+					ev.Target = c.targetOf()
+				}
+			case n.req != nil:
+				ev = Event{Type: "request", Route: n.req.Route, Request: n.req}
+			default:
+				ev = Event{Type: "log", Message: n.log}
+			}
+		}
+		if err := enc.Encode(ev); err != nil {
+			return 0
+		}
+	}
+}
+
+// runScreen draws the status screen with Bubble Tea over the channel.
+func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowChange, w *watcher) uint32 {
+	m := newStatusModel(int(pty.Cols), int(pty.Rows))
+	env := []string{"TERM=" + pty.Term}
+	p := tea.NewProgram(m,
+		tea.WithInput(ch),
+		tea.WithOutput(ch),
+		tea.WithEnvironment(env),
+		tea.WithWindowSize(int(pty.Cols), int(pty.Rows)),
+		tea.WithoutSignalHandler(),
+		tea.WithoutCatchPanics(),
+	)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case wc := <-resize:
+				p.Send(tea.WindowSizeMsg{Width: int(wc.Cols), Height: int(wc.Rows)})
+			case n := <-w.ch:
+				if n.closed {
+					p.Quit()
+					return
+				}
+				msg := noteMsg{note: n}
+				if n.route != nil {
+					msg.target = c.targetOf()
+				}
+				p.Send(msg)
+			}
+		}
+	}()
+	if _, err := p.Run(); err != nil {
+		c.log.Debug("status screen ended", "err", err)
+	}
+	return 0
+}
+

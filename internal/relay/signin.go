@@ -1,0 +1,227 @@
+package relay
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// SigninName is the keyboard-interactive name of the sign-in request, as
+// pom.run sends it.
+const SigninName = "Please sign in to continue"
+
+type pending struct {
+	fp      string
+	expires time.Time
+	done    chan bool // true approved, false denied
+}
+
+// signin implements pom.run's sign-in flow: a key that is not signed in
+// gets a code and a link; approving the code binds the key's fingerprint
+// for the session TTL (persisted, so reconnects and relay restarts skip
+// the browser).
+type signin struct {
+	dir          string
+	token        string
+	tokenCreated bool
+	sessionTTL   time.Duration
+	codeTTL      time.Duration
+	now          func() time.Time
+
+	mu       sync.Mutex
+	pending  map[string]*pending
+	sessions map[string]time.Time // fingerprint -> expiry
+}
+
+func newSignin(dir string, sessionTTL, codeTTL time.Duration, now func() time.Time) (*signin, error) {
+	s := &signin{dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
+		pending: map[string]*pending{}, sessions: map[string]time.Time{}}
+	var err error
+	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	if err := readJSON(filepath.Join(dir, sessionsFile), &s.sessions); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *signin) signedIn(fp string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.sessions[fp]
+	return ok && s.now().Before(exp)
+}
+
+// newCode returns a code such as KQ4M-7TXD (no 0/O/1/I).
+func newCode() string {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:4]) + "-" + string(b[4:])
+}
+
+// run is the keyboard-interactive step: one request with zero prompts whose
+// instruction is the sign-in link, then a wait for approval, denial or
+// expiry.
+func (s *signin) run(r *Relay, fp string, challenge ssh.KeyboardInteractiveChallenge) error {
+	code := newCode()
+	p := &pending{fp: fp, expires: s.now().Add(s.codeTTL), done: make(chan bool, 1)}
+	s.mu.Lock()
+	s.pending[code] = p
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, code)
+		s.mu.Unlock()
+	}()
+	link := r.BaseURL() + "/.pomdev/sign_in?user_code=" + url.QueryEscape(code)
+	r.log.Info("sign-in requested", "fingerprint", fp, "code", code, "link", link)
+	if _, err := challenge(SigninName, link, nil, nil); err != nil {
+		return err
+	}
+	timer := time.NewTimer(s.codeTTL)
+	defer timer.Stop()
+	select {
+	case ok := <-p.done:
+		if !ok {
+			_, _ = challenge("Sign-in denied", "The sign-in request "+code+" was denied.", nil, nil)
+			return errors.New("sign-in denied")
+		}
+	case <-timer.C:
+		_, _ = challenge("Sign-in expired", "The sign-in code "+code+" expired; connect again for a new link.", nil, nil)
+		return errors.New("sign-in code expired")
+	}
+	s.mu.Lock()
+	s.sessions[fp] = s.now().Add(s.sessionTTL)
+	for k, exp := range s.sessions {
+		if !s.now().Before(exp) {
+			delete(s.sessions, k)
+		}
+	}
+	snapshot := make(map[string]time.Time, len(s.sessions))
+	for k, v := range s.sessions {
+		snapshot[k] = v
+	}
+	s.mu.Unlock()
+	if err := writeJSON(filepath.Join(s.dir, sessionsFile), snapshot); err != nil {
+		r.log.Warn("cannot save sign-in sessions", "err", err)
+	}
+	r.log.Info("signed in", "fingerprint", fp, "code", code)
+	return nil
+}
+
+// decide approves or denies a pending code.
+func (s *signin) decide(code string, approve bool) (fingerprint string, err error) {
+	code = strings.ToUpper(strings.TrimSpace(code))
+	s.mu.Lock()
+	p, ok := s.pending[code]
+	if ok {
+		delete(s.pending, code)
+	}
+	s.mu.Unlock()
+	if !ok || !s.now().Before(p.expires) {
+		return "", fmt.Errorf("no pending sign-in with code %s (it may have expired or been used)", code)
+	}
+	p.done <- approve
+	return p.fp, nil
+}
+
+func (s *signin) servePage(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Frame-Options", "DENY")
+	code := req.FormValue("user_code")
+	msg := ""
+	if req.Method == http.MethodPost {
+		if subtle.ConstantTimeCompare([]byte(req.PostFormValue("token")), []byte(s.token)) != 1 {
+			w.WriteHeader(http.StatusForbidden)
+			msg = "Wrong admin token. It is in the relay's state directory (admin_token) and was printed when the relay first started."
+		} else if fp, err := s.decide(code, req.PostFormValue("action") != "deny"); err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			msg = err.Error()
+		} else if req.PostFormValue("action") == "deny" {
+			msg = "Denied. The key " + fp + " was not signed in."
+		} else {
+			msg = "Approved. The key " + fp + " is signed in; go back to your terminal."
+		}
+	}
+	fmt.Fprintf(w, `<!doctype html>
+<html><head><meta charset="utf-8"><title>Sign in — pomdev relay</title></head>
+<body><h1>Sign in to the pomdev relay</h1>
+<p>%s</p>
+<form method="post" action="/.pomdev/sign_in">
+<p>Code: <input name="user_code" value="%s"></p>
+<p>Admin token: <input name="token" type="password" autocomplete="off"></p>
+<p><button name="action" value="approve">Approve</button> <button name="action" value="deny">Deny</button></p>
+</form></body></html>
+`, html.EscapeString(msg), html.EscapeString(code))
+}
+
+// listenControl opens the control socket (0600 in the 0700 state dir).
+func listenControl(dir string) (net.Listener, error) {
+	path := SocketPath(dir)
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another relay is running with state dir %s (its control socket answers)", dir)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// ApproveRequest is the control socket's request body.
+type ApproveRequest struct {
+	Code string `json:"code"`
+	Deny bool   `json:"deny,omitempty"`
+}
+
+// ApproveResponse is its answer.
+type ApproveResponse struct {
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+func (r *Relay) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /approve", func(w http.ResponseWriter, req *http.Request) {
+		var ar ApproveRequest
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&ar); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(ApproveResponse{Error: "bad request: " + err.Error()})
+			return
+		}
+		fp, err := r.signin.decide(ar.Code, !ar.Deny)
+		if err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(ApproveResponse{Error: err.Error()})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(ApproveResponse{Fingerprint: fp})
+	})
+	return mux
+}

@@ -1,0 +1,137 @@
+package relay
+
+import (
+	"fmt"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/pomdev/pomdev/internal/event"
+)
+
+// noteMsg carries a connection note into the status screen.
+type noteMsg struct {
+	note
+	target string
+}
+
+type forwardRow struct {
+	name, url, local string
+	static           bool
+}
+
+// statusModel is the screen a client with a PTY sees, shaped like
+// pom.run's: Port Forward Status, Active Connections, Client Requests,
+// Logs. q or Ctrl-C ends the session.
+type statusModel struct {
+	width, height int
+	forwards      []forwardRow
+	requests      []event.Request
+	logs          []string
+	served        int
+}
+
+const keepRequests, keepLogs = 200, 50
+
+func newStatusModel(w, h int) *statusModel {
+	return &statusModel{width: w, height: h}
+}
+
+func (m *statusModel) Init() tea.Cmd { return nil }
+
+func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tea.KeyPressMsg:
+		switch msg.String() {
+		case "q", "ctrl+c", "ctrl+d":
+			return m, tea.Quit
+		}
+	case noteMsg:
+		switch {
+		case msg.route != nil:
+			row := forwardRow{name: msg.route.name, url: msg.route.url, local: msg.target, static: msg.route.static}
+			if row.static {
+				row.local = "(chosen by the client: -R " + msg.route.name + ":PORT:HOST:PORT)"
+			}
+			replaced := false
+			for i := range m.forwards {
+				if m.forwards[i].name == row.name {
+					m.forwards[i], replaced = row, true
+				}
+			}
+			if !replaced {
+				m.forwards = append(m.forwards, row)
+			}
+		case msg.req != nil:
+			m.served++
+			m.requests = append(m.requests, *msg.req)
+			if len(m.requests) > keepRequests {
+				m.requests = m.requests[len(m.requests)-keepRequests:]
+			}
+		case msg.log != "":
+			m.logs = append(m.logs, msg.log)
+			if len(m.logs) > keepLogs {
+				m.logs = m.logs[len(m.logs)-keepLogs:]
+			}
+		}
+	}
+	return m, nil
+}
+
+var (
+	titleStyle = lipgloss.NewStyle().Bold(true)
+	dimStyle   = lipgloss.NewStyle().Faint(true)
+	okStyle    = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("2"))
+)
+
+func (m *statusModel) View() tea.View {
+	w := max(m.width, 20)
+	var lines []string
+	add := func(s string) { lines = append(lines, ansi.Truncate(s, w, "…")) }
+	section := func(title string) {
+		add(titleStyle.Render(title) + " " + dimStyle.Render(strings.Repeat("─", max(0, w-len(title)-1))))
+	}
+
+	section("Port Forward Status")
+	if len(m.forwards) == 0 {
+		add("  Status  " + dimStyle.Render("WAITING (no remote forward yet: ssh -R 0 …)"))
+	}
+	for _, f := range m.forwards {
+		add("  Status  " + okStyle.Render("ACTIVE"))
+		add("  Remote  " + f.url)
+		add("  Local   " + f.local)
+	}
+	add("")
+	section("Active Connections")
+	add(fmt.Sprintf("  %d requests served", m.served))
+	add("")
+	section("Client Requests")
+	logRows := min(len(m.logs), 5)
+	used := len(lines) + 2 + logRows + 1
+	room := max(1, m.height-used)
+	reqs := m.requests
+	if len(reqs) > room {
+		reqs = reqs[len(reqs)-room:]
+	}
+	if len(reqs) == 0 {
+		add(dimStyle.Render("  no requests yet"))
+	}
+	for _, r := range reqs {
+		add("  " + r.Line())
+	}
+	add("")
+	section("Logs")
+	for _, l := range m.logs[len(m.logs)-logRows:] {
+		add("  " + l)
+	}
+	add(dimStyle.Render("  q: quit"))
+	if m.height > 0 && len(lines) > m.height {
+		lines = lines[:m.height]
+	}
+	v := tea.NewView(strings.Join(lines, "\n"))
+	v.AltScreen = true
+	return v
+}
