@@ -40,6 +40,7 @@ type route struct {
 	proxy    *httputil.ReverseProxy
 	tr       *http.Transport
 	url      string
+	created  time.Time
 }
 
 func (r *Relay) handleConn(nc net.Conn) {
@@ -284,6 +285,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 		return nil, fmt.Errorf("this key already holds %d tunnels (the limit)", held)
 	}
 	rt.url = r.urlFor(rt.name)
+	rt.created = time.Now()
 	rt.tr, rt.proxy = r.newProxy(rt)
 	r.routes[rt.name] = rt
 	changed := r.known[rt.name] != c.fp
@@ -380,8 +382,19 @@ func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
-		done <- result{ch, reqs, err}
+		for attempt := 0; ; attempt++ {
+			ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
+			// A client learns a dynamic forward's port from the reply to
+			// tcpip-forward; a request racing that reply is refused as an
+			// unknown forward. Retry briefly while the route is new.
+			var oce *ssh.OpenChannelError
+			if err != nil && errors.As(err, &oce) && attempt < 20 && time.Since(rt.created) < 2*time.Second {
+				time.Sleep(25 * time.Millisecond)
+				continue
+			}
+			done <- result{ch, reqs, err}
+			return
+		}
 	}()
 	var res result
 	select {

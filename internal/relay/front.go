@@ -178,4 +178,3 @@ func (r *Relay) page(w http.ResponseWriter, code int, title, msg string) {
 	fmt.Fprintf(w, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>\n<body><h1>%s</h1>\n<p>%s</p>\n<hr><p><small>pomdev relay</small></p></body></html>\n",
 		code, html.EscapeString(title), html.EscapeString(title), html.EscapeString(msg))
 }
-

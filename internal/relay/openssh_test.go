@@ -1,4 +1,4 @@
-package relay
+package relay_test
 
 import (
 	"bufio"
@@ -11,17 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/relay"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/crypto/ssh"
 )
 
 // The stock OpenSSH client, -N: the tunnel works without a session and the
 // request reaches the default target with Host rewritten to it.
 func TestOpenSSHDynamicNoSession(t *testing.T) {
-	o := newOrigin(t, "default")
-	h := startRelay(t, func(c *Config) { c.DefaultTarget = o.hostPort() })
-	key, _ := writeKey(t)
-	h.runSSH(key, "-N", "-R", "0")
-	routes := h.waitRoute(1)
+	o := rt.NewOrigin(t, "default")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "0")
+	routes := h.WaitRoute(1)
 	var url string
 	for _, u := range routes {
 		url = u
@@ -33,7 +35,7 @@ func TestOpenSSHDynamicNoSession(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Mcp-Session-Id", "sess-1")
 	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	resp, err := h.client().Do(req)
+	resp, err := h.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +44,12 @@ func TestOpenSSHDynamicNoSession(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	m := decode(t, string(body))
+	m := rt.Decode(t, string(body))
 	if m["origin"] != "default" || m["path"] != "/mcp?x=1" || m["body"] == "" {
 		t.Fatalf("origin saw %v", m)
 	}
-	if m["host"] != o.hostPort() {
-		t.Errorf("Host = %q, want the target %q", m["host"], o.hostPort())
+	if m["host"] != o.HostPort() {
+		t.Errorf("Host = %q, want the target %q", m["host"], o.HostPort())
 	}
 	if m["xfh"] != strings.TrimPrefix(url, "http://") || m["xff"] != "127.0.0.1" || m["xfp"] != "http" {
 		t.Errorf("forwarding headers: %v", m)
@@ -60,23 +62,23 @@ func TestOpenSSHDynamicNoSession(t *testing.T) {
 // -T: the first line is "Remote: <url>", then one line per request with the
 // MCP method and tool.
 func TestOpenSSHSessionLines(t *testing.T) {
-	o := newOrigin(t, "lines")
-	h := startRelay(t, func(c *Config) { c.DefaultTarget = o.hostPort() })
-	key, _ := writeKey(t)
-	p := h.runSSH(key, "-T", "-R", "0")
-	first := p.waitLine(t, "")
+	o := rt.NewOrigin(t, "lines")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	p := h.RunSSH(key, "-T", "-R", "0")
+	first := p.WaitLine(t, "")
 	if !strings.HasPrefix(first, "Remote: http://") {
 		t.Fatalf("first line %q", first)
 	}
 	url := strings.TrimPrefix(first, "Remote: ")
 	req, _ := http.NewRequest(http.MethodPost, url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}`))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.client().Do(req)
+	resp, err := h.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	line := p.waitContains(t, "POST /mcp")
+	line := p.WaitContains(t, "POST /mcp")
 	for _, want := range []string{"POST /mcp 200", "tools/call echo"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("request line %q lacks %q", line, want)
@@ -86,36 +88,36 @@ func TestOpenSSHSessionLines(t *testing.T) {
 
 // Static forward by name: raw bytes to the client's chosen destination.
 func TestOpenSSHStaticForward(t *testing.T) {
-	o := newOrigin(t, "static")
-	h := startRelay(t, nil)
-	key, _ := writeKey(t)
-	h.runSSH(key, "-N", "-R", "myapp:80:"+o.hostPort())
-	routes := h.waitRoute(1)
+	o := rt.NewOrigin(t, "static")
+	h := rt.StartRelay(t, nil)
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "myapp:80:"+o.HostPort())
+	routes := h.WaitRoute(1)
 	url, ok := routes["myapp"]
 	if !ok {
 		t.Fatalf("routes %v", routes)
 	}
-	code, body := h.get(url + "/hello")
-	if code != 200 || decode(t, body)["origin"] != "static" {
+	code, body := h.Get(url + "/hello")
+	if code != 200 || rt.Decode(t, body)["origin"] != "static" {
 		t.Fatalf("%d %s", code, body)
 	}
 	// Static routes keep the public Host (the relay does not know the target).
-	if got := decode(t, body)["host"]; got != strings.TrimPrefix(url, "http://") {
+	if got := rt.Decode(t, body)["host"]; got != strings.TrimPrefix(url, "http://") {
 		t.Errorf("Host %q", got)
 	}
 
 	// A second key cannot take a name held by a live tunnel.
-	key2, _ := writeKey(t)
-	p2 := h.runSSH(key2, "-N", "-R", "myapp:80:"+o.hostPort())
+	key2, _ := rt.WriteKey(t)
+	p2 := h.RunSSH(key2, "-N", "-R", "myapp:80:"+o.HostPort())
 	select {
-	case <-p2.done:
+	case <-p2.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("second key's ssh kept running: its forward should have been refused")
 	}
-	if !strings.Contains(p2.stderrText(), "remote port forwarding failed") {
-		t.Errorf("stderr %q", p2.stderrText())
+	if !strings.Contains(p2.Stderr(), "remote port forwarding failed") {
+		t.Errorf("stderr %q", p2.Stderr())
 	}
-	if h.r.Routes()["myapp"] != url {
+	if h.R.Routes()["myapp"] != url {
 		t.Fatal("route lost")
 	}
 }
@@ -123,14 +125,14 @@ func TestOpenSSHStaticForward(t *testing.T) {
 // SetEnv=POMDEV_TARGET chooses another target; a target nobody listens on
 // gives 503, a route whose tunnel left gives 502, an unknown one 404.
 func TestOpenSSHTargetAndErrorPages(t *testing.T) {
-	def := newOrigin(t, "default")
-	other := newOrigin(t, "other")
-	h := startRelay(t, func(c *Config) { c.DefaultTarget = def.hostPort() })
-	key, _ := writeKey(t)
-	p := h.runSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+other.hostPort(), "-R", "0")
-	url := strings.TrimPrefix(p.waitLine(t, "Remote: "), "Remote: ")
-	code, body := h.get(url + "/")
-	if code != 200 || decode(t, body)["origin"] != "other" {
+	def := rt.NewOrigin(t, "default")
+	other := rt.NewOrigin(t, "other")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = def.HostPort() })
+	key, _ := rt.WriteKey(t)
+	p := h.RunSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+other.HostPort(), "-R", "0")
+	url := strings.TrimPrefix(p.WaitLine(t, "Remote: "), "Remote: ")
+	code, body := h.Get(url + "/")
+	if code != 200 || rt.Decode(t, body)["origin"] != "other" {
 		t.Fatalf("%d %s", code, body)
 	}
 
@@ -138,30 +140,30 @@ func TestOpenSSHTargetAndErrorPages(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := ln.Addr().String()
 	ln.Close()
-	key2, _ := writeKey(t)
-	p2 := h.runSSH(key2, "-T", "-o", "SetEnv=POMDEV_TARGET="+closed, "-R", "0")
-	url2 := strings.TrimPrefix(p2.waitLine(t, "Remote: "), "Remote: ")
-	code, body = h.get(url2 + "/")
+	key2, _ := rt.WriteKey(t)
+	p2 := h.RunSSH(key2, "-T", "-o", "SetEnv=POMDEV_TARGET="+closed, "-R", "0")
+	url2 := strings.TrimPrefix(p2.WaitLine(t, "Remote: "), "Remote: ")
+	code, body = h.Get(url2 + "/")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "local server not reachable") && !strings.Contains(body, "could not connect to "+closed) {
 		t.Fatalf("want 503 naming %s, got %d %s", closed, code, body)
 	}
 
 	// The tunnel goes away: 502 tunnel offline.
-	p.kill()
-	waitFor(t, func() bool { return len(h.r.Routes()) == 1 }, "route released")
-	code, body = h.get(url + "/")
+	p.Kill()
+	rt.WaitFor(t, func() bool { return len(h.R.Routes()) == 1 }, "route released")
+	code, body = h.Get(url + "/")
 	if code != http.StatusBadGateway || !strings.Contains(body, "Tunnel offline") {
 		t.Fatalf("want 502, got %d %s", code, body)
 	}
-	code, body = h.get("http://nobody-here-000.localhost/")
+	code, body = h.Get("http://nobody-here-000.localhost/")
 	if code != http.StatusNotFound || !strings.Contains(body, "pomdev relay") {
 		t.Fatalf("want 404, got %d %s", code, body)
 	}
-	code, body = h.get("http://other.example/")
+	code, body = h.Get("http://other.example/")
 	if code != http.StatusNotFound {
 		t.Fatalf("foreign host: %d %s", code, body)
 	}
-	code, body = h.get("http://localhost/healthz")
+	code, body = h.Get("http://localhost/healthz")
 	if code != 200 || !strings.Contains(body, `"status":"ok"`) {
 		t.Fatalf("healthz %d %s", code, body)
 	}
@@ -170,24 +172,25 @@ func TestOpenSSHTargetAndErrorPages(t *testing.T) {
 // SSE through the tunnel: each event arrives when sent, not at the end;
 // an idle stream stays open across the keepalive interval.
 func TestOpenSSHServerSentEvents(t *testing.T) {
-	o := newOrigin(t, "sse")
-	h := startRelay(t, func(c *Config) {
-		c.DefaultTarget = o.hostPort()
+	o := rt.NewOrigin(t, "sse")
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.DefaultTarget = o.HostPort()
 		c.KeepaliveInterval = 200 * time.Millisecond
 	})
-	key, _ := writeKey(t)
-	h.runSSH(key, "-N", "-R", "0")
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "0")
 	var url string
-	for _, u := range h.waitRoute(1) {
+	for _, u := range h.WaitRoute(1) {
 		url = u
 	}
-	resp, err := h.client().Get(url + "/sse")
+	resp, err := h.Client().Get(url + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("content type %q", ct)
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("content type %q: %d %s", ct, resp.StatusCode, b)
 	}
 	br := bufio.NewReader(resp.Body)
 	for i, ev := range []string{"one", "two", "three"} {
@@ -195,7 +198,7 @@ func TestOpenSSHServerSentEvents(t *testing.T) {
 			// Silent for several keepalive intervals: the stream must live.
 			time.Sleep(1 * time.Second)
 		}
-		o.events <- ev
+		o.Events <- ev
 		line, err := br.ReadString('\n')
 		if err != nil || line != "data: "+ev+"\n" {
 			t.Fatalf("event %d: %q, %v", i, line, err)
@@ -208,15 +211,15 @@ func TestOpenSSHServerSentEvents(t *testing.T) {
 
 // Upgrade requests (WebSocket and others) pass through both ways.
 func TestOpenSSHUpgrade(t *testing.T) {
-	o := newOrigin(t, "upgrade")
-	h := startRelay(t, func(c *Config) { c.DefaultTarget = o.hostPort() })
-	key, _ := writeKey(t)
-	h.runSSH(key, "-N", "-R", "0")
+	o := rt.NewOrigin(t, "upgrade")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "0")
 	var url string
-	for _, u := range h.waitRoute(1) {
+	for _, u := range h.WaitRoute(1) {
 		url = u
 	}
-	c, err := net.Dial("tcp", h.httpAddr)
+	c, err := net.Dial("tcp", h.HTTPAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,32 +247,32 @@ func TestOpenSSHUpgrade(t *testing.T) {
 // The same key gets the same URL after reconnecting and after the relay
 // restarts; a reconnect takes over its stale connection at once.
 func TestOpenSSHStableURL(t *testing.T) {
-	o := newOrigin(t, "stable")
-	mod := func(c *Config) { c.DefaultTarget = o.hostPort() }
-	h := startRelay(t, mod)
-	key, _ := writeKey(t)
-	p := h.runSSH(key, "-T", "-R", "0")
-	first := p.waitLine(t, "Remote: ")
+	o := rt.NewOrigin(t, "stable")
+	mod := func(c *relay.Config) { c.DefaultTarget = o.HostPort() }
+	h := rt.StartRelay(t, mod)
+	key, _ := rt.WriteKey(t)
+	p := h.RunSSH(key, "-T", "-R", "0")
+	first := p.WaitLine(t, "Remote: ")
 
 	// A second connection with the same key while the first still lives
 	// (a network blip from the client's view): it takes the route over.
-	p2 := h.runSSH(key, "-T", "-R", "0")
-	if got := p2.waitLine(t, "Remote: "); got != first {
+	p2 := h.RunSSH(key, "-T", "-R", "0")
+	if got := p2.WaitLine(t, "Remote: "); got != first {
 		t.Fatalf("reconnect got %q, want %q", got, first)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the stale connection was not closed")
 	}
-	p2.kill()
+	p2.Kill()
 
-	h.restart(mod)
-	p3 := h.runSSH(key, "-T", "-R", "0")
-	if got := p3.waitLine(t, "Remote: "); got != first {
+	h.Restart(mod)
+	p3 := h.RunSSH(key, "-T", "-R", "0")
+	if got := p3.WaitLine(t, "Remote: "); got != first {
 		t.Fatalf("after restart got %q, want %q", got, first)
 	}
-	code, _ := h.get(strings.TrimPrefix(first, "Remote: ") + "/")
+	code, _ := h.Get(strings.TrimPrefix(first, "Remote: ") + "/")
 	if code != 200 {
 		t.Fatalf("status %d", code)
 	}
@@ -278,22 +281,22 @@ func TestOpenSSHStableURL(t *testing.T) {
 // keys mode: a key outside authorized_keys is refused; adding it to the
 // file lets it in without a restart.
 func TestOpenSSHKeysMode(t *testing.T) {
-	requireOpenSSH(t)
-	key, signer := writeKey(t)
-	_, other := writeKey(t)
+	rt.RequireOpenSSH(t)
+	key, signer := rt.WriteKey(t)
+	_, other := rt.WriteKey(t)
 	ak := filepath.Join(t.TempDir(), "authorized_keys")
 	if err := os.WriteFile(ak, ssh.MarshalAuthorizedKey(other.PublicKey()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := startRelay(t, func(c *Config) { c.Auth = AuthKeys; c.AuthorizedKeys = ak })
-	p := h.runSSH(key, "-o", "BatchMode=yes", "-N", "-R", "0")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.Auth = relay.AuthKeys; c.AuthorizedKeys = ak })
+	p := h.RunSSH(key, "-o", "BatchMode=yes", "-N", "-R", "0")
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("unknown key was not refused")
 	}
-	if !strings.Contains(p.stderrText(), "Permission denied") {
-		t.Fatalf("stderr %q", p.stderrText())
+	if !strings.Contains(p.Stderr(), "Permission denied") {
+		t.Fatalf("stderr %q", p.Stderr())
 	}
 	data := append(ssh.MarshalAuthorizedKey(other.PublicKey()), ssh.MarshalAuthorizedKey(signer.PublicKey())...)
 	if err := os.WriteFile(ak, append([]byte("# team keys\n"), data...), 0o600); err != nil {
@@ -302,6 +305,6 @@ func TestOpenSSHKeysMode(t *testing.T) {
 	// Make sure the reload sees a different mtime even on coarse clocks.
 	future := time.Now().Add(2 * time.Second)
 	_ = os.Chtimes(ak, future, future)
-	h.runSSH(key, "-o", "BatchMode=yes", "-N", "-R", "0")
-	h.waitRoute(1)
+	h.RunSSH(key, "-o", "BatchMode=yes", "-N", "-R", "0")
+	h.WaitRoute(1)
 }

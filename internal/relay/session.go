@@ -303,4 +303,3 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 	}
 	return 0
 }
-

@@ -1,4 +1,7 @@
-package relay
+// Package relaytest runs a pomdev relay and the stock OpenSSH client for
+// tests: the relay in-process on loopback ports it picks, ssh as a child
+// process, and a small origin server to tunnel to.
+package relaytest
 
 import (
 	"bufio"
@@ -21,12 +24,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/relay"
 	"golang.org/x/crypto/ssh"
 )
 
-// requireOpenSSH returns the ssh binary; CI installs it, so a missing one
+// RequireOpenSSH returns the ssh binary; CI installs it, so a missing one
 // fails there and skips only on a developer machine without it.
-func requireOpenSSH(t *testing.T) string {
+func RequireOpenSSH(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("ssh")
 	if err != nil {
@@ -38,25 +42,27 @@ func requireOpenSSH(t *testing.T) string {
 	return p
 }
 
-type harness struct {
+// Harness is a relay serving on loopback for one test.
+type Harness struct {
 	t        *testing.T
-	r        *Relay
-	cfg      Config
-	stateDir string
-	sshAddr  string
-	httpAddr string
+	R        *relay.Relay
+	Info     relay.Info
+	Config   relay.Config
+	StateDir string
+	SSHAddr  string
+	HTTPAddr string
 	cancel   context.CancelFunc
 	done     chan error
 }
 
-func startRelay(t *testing.T, mod func(*Config)) *harness {
+func StartRelay(t *testing.T, mod func(*relay.Config)) *Harness {
 	t.Helper()
-	h := &harness{t: t, stateDir: t.TempDir()}
+	h := &Harness{t: t, StateDir: t.TempDir()}
 	h.start(mod, "127.0.0.1:0", "127.0.0.1:0")
 	return h
 }
 
-func (h *harness) start(mod func(*Config), sshAddr, httpAddr string) {
+func (h *Harness) start(mod func(*relay.Config), sshAddr, httpAddr string) {
 	t := h.t
 	t.Helper()
 	sl, err := net.Listen("tcp", sshAddr)
@@ -67,22 +73,22 @@ func (h *harness) start(mod func(*Config), sshAddr, httpAddr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{SSHListener: sl, HTTPListener: hl, StateDir: h.stateDir, Domain: "localhost"}
+	cfg := relay.Config{SSHListener: sl, HTTPListener: hl, StateDir: h.StateDir, Domain: "localhost"}
 	if mod != nil {
 		mod(&cfg)
 	}
-	r, _, err := New(cfg)
+	r, info, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h.r, h.cfg, h.cancel, h.done = r, cfg, cancel, make(chan error, 1)
-	h.sshAddr, h.httpAddr = sl.Addr().String(), hl.Addr().String()
+	h.R, h.Info, h.Config, h.cancel, h.done = r, info, cfg, cancel, make(chan error, 1)
+	h.SSHAddr, h.HTTPAddr = sl.Addr().String(), hl.Addr().String()
 	go func() { h.done <- r.Serve(ctx) }()
-	t.Cleanup(h.stop)
+	t.Cleanup(h.Stop)
 }
 
-func (h *harness) stop() {
+func (h *Harness) Stop() {
 	if h.cancel == nil {
 		return
 	}
@@ -95,34 +101,34 @@ func (h *harness) stop() {
 
 // restart stops the relay and starts it again on the same addresses and
 // state directory.
-func (h *harness) restart(mod func(*Config)) {
-	h.stop()
-	h.start(mod, h.sshAddr, h.httpAddr)
+func (h *Harness) Restart(mod func(*relay.Config)) {
+	h.Stop()
+	h.start(mod, h.SSHAddr, h.HTTPAddr)
 }
 
-func (h *harness) sshPort() string {
-	_, p, _ := net.SplitHostPort(h.sshAddr)
+func (h *Harness) SSHPort() string {
+	_, p, _ := net.SplitHostPort(h.SSHAddr)
 	return p
 }
 
 // client is an HTTP client that sends every request to the relay's front,
 // whatever the URL's host (no DNS for *.localhost needed).
-func (h *harness) client() *http.Client {
+func (h *Harness) Client() *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, "tcp", h.httpAddr)
+				return d.DialContext(ctx, "tcp", h.HTTPAddr)
 			},
 			DisableCompression: true,
 		},
 	}
 }
 
-func (h *harness) get(url string) (int, string) {
+func (h *Harness) Get(url string) (int, string) {
 	h.t.Helper()
-	resp, err := h.client().Get(url)
+	resp, err := h.Client().Get(url)
 	if err != nil {
 		h.t.Fatalf("GET %s: %v", url, err)
 	}
@@ -132,14 +138,14 @@ func (h *harness) get(url string) (int, string) {
 }
 
 // waitRoute polls until the relay has n routes, returning them.
-func (h *harness) waitRoute(n int) map[string]string {
+func (h *Harness) WaitRoute(n int) map[string]string {
 	h.t.Helper()
 	var routes map[string]string
-	waitFor(h.t, func() bool { routes = h.r.Routes(); return len(routes) == n }, fmt.Sprintf("%d route(s)", n))
+	WaitFor(h.t, func() bool { routes = h.R.Routes(); return len(routes) == n }, fmt.Sprintf("%d route(s)", n))
 	return routes
 }
 
-func waitFor(t *testing.T, cond func() bool, what string) {
+func WaitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
@@ -151,7 +157,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 }
 
 // writeKey creates an ed25519 key in OpenSSH format (0600).
-func writeKey(t *testing.T) (string, ssh.Signer) {
+func WriteKey(t *testing.T) (string, ssh.Signer) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -173,25 +179,27 @@ func writeKey(t *testing.T) (string, ssh.Signer) {
 }
 
 // sshProc is a running OpenSSH client.
-type sshProc struct {
+// SSH is a running OpenSSH client.
+type SSH struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	out    strings.Builder
 	lines  chan string
 	stderr strings.Builder
-	done   chan struct{}
+	// Done is closed when the process has exited.
+	Done chan struct{}
 }
 
 // runSSH starts the stock OpenSSH client against the relay with key and
 // extra args (before the host).
-func (h *harness) runSSH(key string, args ...string) *sshProc {
+func (h *Harness) RunSSH(key string, args ...string) *SSH {
 	h.t.Helper()
-	bin := requireOpenSSH(h.t)
+	bin := RequireOpenSSH(h.t)
 	base := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-		"-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=5", "-p", h.sshPort()}
+		"-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=5", "-p", h.SSHPort()}
 	cmd := exec.Command(bin, append(append(base, args...), "127.0.0.1")...)
-	p := &sshProc{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
+	p := &SSH{cmd: cmd, lines: make(chan string, 1024), Done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		h.t.Fatal(err)
@@ -213,38 +221,38 @@ func (h *harness) runSSH(key string, args ...string) *sshProc {
 			}
 		}
 		_ = cmd.Wait()
-		close(p.done)
+		close(p.Done)
 	}()
-	h.t.Cleanup(p.kill)
+	h.t.Cleanup(p.Kill)
 	return p
 }
 
-func (p *sshProc) kill() {
+func (p *SSH) Kill() {
 	if p.cmd.Process != nil {
 		_ = p.cmd.Process.Kill()
 	}
-	<-p.done
+	<-p.Done
 }
 
-func (p *sshProc) stderrText() string {
+func (p *SSH) Stderr() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stderr.String()
 }
 
 // waitLine returns the first line with prefix, within the deadline.
-func (p *sshProc) waitLine(t *testing.T, prefix string) string {
+func (p *SSH) WaitLine(t *testing.T, prefix string) string {
 	t.Helper()
 	return p.waitMatch(t, prefix, func(l string) bool { return strings.HasPrefix(l, prefix) })
 }
 
 // waitContains returns the first line containing s.
-func (p *sshProc) waitContains(t *testing.T, s string) string {
+func (p *SSH) WaitContains(t *testing.T, s string) string {
 	t.Helper()
 	return p.waitMatch(t, s, func(l string) bool { return strings.Contains(l, s) })
 }
 
-func (p *sshProc) waitMatch(t *testing.T, prefix string, match func(string) bool) string {
+func (p *SSH) waitMatch(t *testing.T, prefix string, match func(string) bool) string {
 	t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
@@ -253,10 +261,10 @@ func (p *sshProc) waitMatch(t *testing.T, prefix string, match func(string) bool
 			if match(l) {
 				return l
 			}
-		case <-p.done:
-			t.Fatalf("ssh exited before printing %q; stderr: %s", prefix, p.stderrText())
+		case <-p.Done:
+			t.Fatalf("ssh exited before printing %q; stderr: %s", prefix, p.Stderr())
 		case <-timeout:
-			t.Fatalf("no line starting %q; stderr: %s", prefix, p.stderrText())
+			t.Fatalf("no line starting %q; stderr: %s", prefix, p.Stderr())
 		}
 	}
 }
@@ -275,14 +283,15 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 // origin is the local server behind a tunnel. "/" answers JSON describing
 // the request; "/sse" streams events the test releases one by one;
 // "/upgrade" switches protocols and echoes bytes.
-type origin struct {
+type Origin struct {
 	*httptest.Server
-	events chan string
+	// Events feeds the /sse stream; close it to end the stream.
+	Events chan string
 }
 
-func newOrigin(t *testing.T, name string) *origin {
+func NewOrigin(t *testing.T, name string) *Origin {
 	t.Helper()
-	o := &origin{events: make(chan string)}
+	o := &Origin{Events: make(chan string)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -302,7 +311,7 @@ func newOrigin(t *testing.T, name string) *origin {
 		w.(http.Flusher).Flush()
 		for {
 			select {
-			case ev, ok := <-o.events:
+			case ev, ok := <-o.Events:
 				if !ok {
 					return
 				}
@@ -341,15 +350,15 @@ func newOrigin(t *testing.T, name string) *origin {
 	return o
 }
 
-func (o *origin) hostPort() string { return strings.TrimPrefix(o.URL, "http://") }
+func (o *Origin) HostPort() string { return strings.TrimPrefix(o.URL, "http://") }
 
-func (o *origin) port() int {
-	_, p, _ := net.SplitHostPort(o.hostPort())
+func (o *Origin) Port() int {
+	_, p, _ := net.SplitHostPort(o.HostPort())
 	n, _ := strconv.Atoi(p)
 	return n
 }
 
-func decode(t *testing.T, body string) map[string]string {
+func Decode(t *testing.T, body string) map[string]string {
 	t.Helper()
 	var m map[string]string
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
