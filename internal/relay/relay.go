@@ -164,6 +164,7 @@ type Relay struct {
 	signin    *signin
 	http      *http.Server
 	control   *http.Server
+	controlLn net.Listener
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
@@ -218,6 +219,12 @@ func New(cfg Config) (*Relay, Info, error) {
 			return nil, Info{}, err
 		}
 		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
+		// Listening here, not in Serve, makes `relay approve` work as soon
+		// as New returns.
+		if r.controlLn, err = listenControl(cfg.StateDir); err != nil {
+			return nil, Info{}, err
+		}
+		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
 	}
 	r.sshConfig = r.newSSHConfig()
 	r.http = &http.Server{
@@ -265,14 +272,8 @@ func (r *Relay) Serve(ctx context.Context) error {
 		}
 		errc <- err
 	}()
-	if r.signin != nil {
-		ln, err := listenControl(r.cfg.StateDir)
-		if err != nil {
-			_ = r.close()
-			return err
-		}
-		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = r.control.Serve(ln) }()
+	if r.control != nil {
+		go func() { _ = r.control.Serve(r.controlLn) }()
 	}
 	var err error
 	select {
@@ -296,6 +297,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	_ = r.cfg.SSHListener.Close()
 	if r.control != nil {
 		_ = r.control.Close()
+		_ = r.controlLn.Close()
 		_ = os.Remove(SocketPath(r.cfg.StateDir))
 	}
 	err := r.http.Shutdown(ctx)

@@ -44,11 +44,20 @@ type signin struct {
 	mu       sync.Mutex
 	pending  map[string]*pending
 	sessions map[string]time.Time // fingerprint -> expiry
+	// ended remembers keys whose sign-in was just denied or expired, so
+	// the client's automatic retries end at once instead of starting a new
+	// wait: the user reconnects for a new link.
+	ended map[string]endedSignin
+}
+
+type endedSignin struct {
+	until  time.Time
+	reason string
 }
 
 func newSignin(dir string, sessionTTL, codeTTL time.Duration, now func() time.Time) (*signin, error) {
 	s := &signin{dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
-		pending: map[string]*pending{}, sessions: map[string]time.Time{}}
+		pending: map[string]*pending{}, sessions: map[string]time.Time{}, ended: map[string]endedSignin{}}
 	var err error
 	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
@@ -81,6 +90,16 @@ func newCode() string {
 // instruction is the sign-in link, then a wait for approval, denial or
 // expiry.
 func (s *signin) run(r *Relay, fp string, challenge ssh.KeyboardInteractiveChallenge) error {
+	s.mu.Lock()
+	e, recent := s.ended[fp]
+	if recent && !s.now().Before(e.until) {
+		delete(s.ended, fp)
+		recent = false
+	}
+	s.mu.Unlock()
+	if recent {
+		return errors.New(e.reason)
+	}
 	code := newCode()
 	p := &pending{fp: fp, expires: s.now().Add(s.codeTTL), done: make(chan bool, 1)}
 	s.mu.Lock()
@@ -98,15 +117,20 @@ func (s *signin) run(r *Relay, fp string, challenge ssh.KeyboardInteractiveChall
 	}
 	timer := time.NewTimer(s.codeTTL)
 	defer timer.Stop()
+	fail := func(name, msg string) error {
+		_, _ = challenge(name, msg, nil, nil)
+		s.mu.Lock()
+		s.ended[fp] = endedSignin{until: s.now().Add(5 * time.Second), reason: msg}
+		s.mu.Unlock()
+		return errors.New(msg)
+	}
 	select {
 	case ok := <-p.done:
 		if !ok {
-			_, _ = challenge("Sign-in denied", "The sign-in request "+code+" was denied.", nil, nil)
-			return errors.New("sign-in denied")
+			return fail("Sign-in denied", "The sign-in request "+code+" was denied.")
 		}
 	case <-timer.C:
-		_, _ = challenge("Sign-in expired", "The sign-in code "+code+" expired; connect again for a new link.", nil, nil)
-		return errors.New("sign-in code expired")
+		return fail("Sign-in expired", "The sign-in code "+code+" expired; connect again for a new link.")
 	}
 	s.mu.Lock()
 	s.sessions[fp] = s.now().Add(s.sessionTTL)

@@ -198,7 +198,8 @@ func (h *Harness) RunSSH(key string, args ...string) *SSH {
 	base := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
 		"-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=5", "-p", h.SSHPort()}
-	cmd := exec.Command(bin, append(append(base, args...), "127.0.0.1")...)
+	// ssh keeps the first value of an option: the test's args go first.
+	cmd := exec.Command(bin, append(append(append([]string{}, args...), base...), "127.0.0.1")...)
 	p := &SSH{cmd: cmd, lines: make(chan string, 1024), Done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
