@@ -2,10 +2,12 @@ package relay_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -307,4 +309,113 @@ func TestOpenSSHKeysMode(t *testing.T) {
 	_ = os.Chtimes(ak, future, future)
 	h.RunSSH(key, "-o", "BatchMode=yes", "-N", "-R", "0")
 	h.WaitRoute(1)
+}
+
+// requireTmux returns tmux, failing in CI where .ci/run installs it.
+func requireTmux(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is required in CI")
+		}
+		t.Skip("tmux not installed")
+	}
+	return p
+}
+
+// The status screen as a person sees it: plain `ssh -R 0 host` in a
+// terminal (tmux), the URL under Port Forward Status, requests listed,
+// the layout following a resize, and q ending the session.
+func TestOpenSSHStatusScreen(t *testing.T) {
+	tmux := requireTmux(t)
+	sshBin := rt.RequireOpenSSH(t)
+	o := rt.NewOrigin(t, "screen")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
+	session := "relay"
+	tm := func(args ...string) string {
+		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	cmdline := strings.Join([]string{sshBin, "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+		"-p", h.SSHPort(), "-R", "0", "127.0.0.1"}, " ")
+	tm("new-session", "-d", "-s", session, "-x", "120", "-y", "30", cmdline+"; echo SSH-EXITED; sleep 30")
+	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
+	capture := func() string { return tm("capture-pane", "-p", "-t", session) }
+	waitScreen := func(what string, cond func(string) bool) string {
+		t.Helper()
+		var screen string
+		rt.WaitFor(t, func() bool { screen = capture(); return cond(screen) }, what)
+		return screen
+	}
+	screen := waitScreen("the URL on the status screen", func(s string) bool {
+		return strings.Contains(s, "Port Forward Status") && strings.Contains(s, "Remote  http://")
+	})
+	for _, want := range []string{"ACTIVE", "Local   " + o.HostPort(), "Client Requests", "Logs", "Active Connections"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("screen lacks %q:\n%s", want, screen)
+		}
+	}
+	var url string
+	for _, u := range h.R.Routes() {
+		url = u
+	}
+	if !strings.Contains(screen, url) {
+		t.Fatalf("screen does not show %s:\n%s", url, screen)
+	}
+	if code, _ := h.Get(url + "/from-test"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	waitScreen("the request on the screen", func(s string) bool { return strings.Contains(s, "GET /from-test 200") })
+
+	// Narrower terminal: no line wider than the window.
+	tm("resize-window", "-t", session, "-x", "60", "-y", "20")
+	screen = waitScreen("a redraw at 60 columns", func(s string) bool {
+		return strings.Contains(s, "Port Forward Status") && !strings.Contains(s, "Port Forward Status "+strings.Repeat("─", 70))
+	})
+	for _, l := range strings.Split(screen, "\n") {
+		if n := len([]rune(l)); n > 60 {
+			t.Errorf("line of %d columns at width 60: %q", n, l)
+		}
+	}
+	t.Logf("status screen at 60x20:\n%s", screen)
+
+	tm("send-keys", "-t", session, "q")
+	waitScreen("ssh to exit after q", func(s string) bool { return strings.Contains(s, "SSH-EXITED") })
+	rt.WaitFor(t, func() bool { return len(h.R.Routes()) == 0 }, "the route released")
+}
+
+// ssh -T host pomdev-events: JSON lines for tunnels and requests.
+func TestOpenSSHEventsStream(t *testing.T) {
+	o := rt.NewOrigin(t, "events")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	p := h.RunSSH(key, "-T", "-R", "0", "--", relay.EventsCommand)
+	var ev relay.Event
+	if err := json.Unmarshal([]byte(p.WaitContains(t, `"type":"tunnel"`)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.URL == "" || ev.Route == "" || ev.Target != o.HostPort() {
+		t.Fatalf("tunnel event %+v", ev)
+	}
+	if code, _ := h.Get(ev.URL + "/x"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	line := p.WaitContains(t, `"type":"request"`)
+	var req struct {
+		Request struct {
+			Method string `json:"method"`
+			Path   string `json:"path"`
+			Status int    `json:"status"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal([]byte(line), &req); err != nil || req.Request.Path != "/x" || req.Request.Status != 200 {
+		t.Fatalf("request event %s (%v)", line, err)
+	}
 }

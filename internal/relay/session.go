@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"strings"
@@ -101,6 +102,12 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				code := c.runSession(ch, mode, pty, resize, ended)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
 				_ = ch.Close()
+				if mode == "screen" {
+					// Quitting the status screen ends the tunnel, as on
+					// pom.run; ssh would otherwise wait for the forwarded
+					// channels kept open for reuse.
+					_ = c.sc.Close()
+				}
 			}()
 		})
 	}
@@ -270,7 +277,7 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 	env := []string{"TERM=" + pty.Term}
 	p := tea.NewProgram(m,
 		tea.WithInput(ch),
-		tea.WithOutput(ch),
+		tea.WithOutput(crlfWriter{ch}),
 		tea.WithEnvironment(env),
 		tea.WithWindowSize(int(pty.Cols), int(pty.Rows)),
 		tea.WithoutSignalHandler(),
@@ -302,4 +309,27 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 		c.log.Debug("status screen ended", "err", err)
 	}
 	return 0
+}
+
+// crlfWriter turns "\n" into "\r\n". Bubble Tea, given an input that is
+// not a terminal, assumes the output terminal maps newlines (ONLCR) as a
+// local PTY would; over SSH the client's terminal is raw, so the relay maps
+// them itself.
+type crlfWriter struct{ w io.Writer }
+
+func (c crlfWriter) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\n') < 0 {
+		return c.w.Write(p)
+	}
+	out := make([]byte, 0, len(p)+16)
+	for i, b := range p {
+		if b == '\n' && (i == 0 || p[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, b)
+	}
+	if _, err := c.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -190,8 +190,8 @@ type SSH struct {
 	Done chan struct{}
 }
 
-// runSSH starts the stock OpenSSH client against the relay with key and
-// extra args (before the host).
+// RunSSH starts the stock OpenSSH client against the relay with key and
+// extra args; args after "--" form the remote command.
 func (h *Harness) RunSSH(key string, args ...string) *SSH {
 	h.t.Helper()
 	bin := RequireOpenSSH(h.t)
@@ -199,7 +199,16 @@ func (h *Harness) RunSSH(key string, args ...string) *SSH {
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
 		"-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=5", "-p", h.SSHPort()}
 	// ssh keeps the first value of an option: the test's args go first.
-	cmd := exec.Command(bin, append(append(append([]string{}, args...), base...), "127.0.0.1")...)
+	// Arguments after "--" are the remote command, after the host.
+	var command []string
+	for i, a := range args {
+		if a == "--" {
+			args, command = args[:i], args[i+1:]
+			break
+		}
+	}
+	all := append(append(append([]string{}, args...), base...), "127.0.0.1")
+	cmd := exec.Command(bin, append(all, command...)...)
 	p := &SSH{cmd: cmd, lines: make(chan string, 1024), Done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
