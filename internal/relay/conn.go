@@ -222,19 +222,32 @@ func isDynamicAddr(a string) bool {
 	return false
 }
 
-// addRoute registers the route a tcpip-forward asks for.
-func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
-	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port}
+// classifyForward says what a tcpip-forward asks for: a dynamic route
+// (address localhost, "", * or a wildcard, port 0), named after the key,
+// or a static route NAME on port 80 or 443.
+func classifyForward(fr forwardRequest, fp string) (kind, name string, err error) {
 	switch {
 	case isDynamicAddr(fr.Addr) && fr.Port == 0:
-		rt.bindPort = virtualPort(c.fp)
+		return "dynamic", dynamicName(fp, 0), nil
 	case fr.Port == 80 || fr.Port == 443:
 		if !validLabel(fr.Addr) || fr.Addr == "localhost" {
-			return nil, fmt.Errorf("%q is not a valid route name (lowercase letters, digits and -, at most 63)", fr.Addr)
+			return "", "", fmt.Errorf("%q is not a valid route name (lowercase letters, digits and -, at most 63)", fr.Addr)
 		}
-		rt.static, rt.name = true, fr.Addr
+		return "static", fr.Addr, nil
 	default:
-		return nil, errors.New("use -R 0 (dynamic) or -R NAME:80:HOST:PORT (static)")
+		return "", "", errors.New("use -R 0 (dynamic) or -R NAME:80:HOST:PORT (static)")
+	}
+}
+
+// addRoute registers the route a tcpip-forward asks for.
+func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
+	kind, name, err := classifyForward(fr, c.fp)
+	if err != nil {
+		return nil, err
+	}
+	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port, static: kind == "static", name: name}
+	if !rt.static {
+		rt.bindPort = virtualPort(c.fp)
 	}
 
 	var takeover []*conn
@@ -266,11 +279,9 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 			r.mu.Unlock()
 			return nil, fmt.Errorf("route %q is already forwarded on this connection", rt.name)
 		}
-	} else if owner, ok := r.known[rt.name]; ok && owner != c.fp && rt.static {
-		// A static name last used by another key is free once that key is
-		// gone: names are first come, first served among live tunnels.
-		r.known[rt.name] = c.fp
 	}
+	// A static name last used by another key is free once that key is
+	// gone: static names are first come, first served among live tunnels.
 	held := 0
 	for _, other := range r.routes {
 		if other.c.fp == c.fp && other.c != c && !contains(takeover, other.c) {

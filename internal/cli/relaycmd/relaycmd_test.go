@@ -1,0 +1,148 @@
+package relaycmd
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/spf13/cobra"
+)
+
+func testFactory(t *testing.T, project string) *factory.Factory {
+	t.Helper()
+	work := t.TempDir()
+	if project != "" {
+		if err := os.WriteFile(filepath.Join(work, "pomdev.yaml"), []byte(project), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ios, _, _, _ := iostreams.Test()
+	f := factory.New(ios)
+	f.ConfigOptions = config.Options{
+		WorkDir:       work,
+		UserConfigDir: func() (string, error) { return filepath.Join(work, "user"), nil },
+		LookupEnv:     func(string) (string, bool) { return "", false },
+	}
+	return f
+}
+
+// Flags, the config file and defaults reach the options with the usual
+// precedence.
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		project string
+		args    []string
+		check   func(t *testing.T, r config.Relay)
+	}{
+		{"defaults", "", nil, func(t *testing.T, r config.Relay) {
+			if r.SSHAddr != "127.0.0.1:2222" || r.HTTPAddr != "127.0.0.1:8080" || r.Auth != "open" || r.Domain != "localhost" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{"flags", "", []string{"--auth", "signin", "--ssh-addr", ":22", "--domain", "t.example.com", "--public-port", "443", "--session-ttl", "2h"}, func(t *testing.T, r config.Relay) {
+			if r.Auth != "signin" || r.SSHAddr != ":22" || r.Domain != "t.example.com" || r.PublicPort != 443 || r.SessionTTL != 2*time.Hour {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{"file", "relay:\n  auth: keys\n  authorized_keys: /etc/keys\n  default_target: localhost:3000\n", nil, func(t *testing.T, r config.Relay) {
+			if r.Auth != "keys" || r.AuthorizedKeys != "/etc/keys" || r.DefaultTarget != "localhost:3000" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{"flag beats file", "relay:\n  domain: file.example\n", []string{"--domain", "flag.example"}, func(t *testing.T, r config.Relay) {
+			if r.Domain != "flag.example" {
+				t.Errorf("%+v", r)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := testFactory(t, tt.project)
+			var got *Options
+			cmd := NewCmdRelay(f, func(o *Options) error { got = o; return nil })
+			cmd.SetArgs(tt.args)
+			cmd.SilenceErrors, cmd.SilenceUsage = true, true
+			// The root command loads configuration with the flag bindings.
+			cmd.PersistentPreRunE = nil
+			cmd.PreRunE = func(c *cobra.Command, _ []string) error {
+				f.ConfigOptions.Flags = factory.FlagBindings(c)
+				return f.LoadConfig()
+			}
+			if err := cmd.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, got.Relay)
+		})
+	}
+}
+
+func TestRunRefusesOpenAuthOnPublicAddress(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	rc := config.Defaults().Relay
+	rc.SSHAddr = "0.0.0.0:2222"
+	rc.StateDir = t.TempDir()
+	err := Run(&Options{IO: ios, Relay: rc, Ctx: context.Background(), Listen: net.Listen})
+	if exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "--allow-open-auth") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRunPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	ios, _, _, _ := iostreams.Test()
+	rc := config.Defaults().Relay
+	rc.SSHAddr = "127.0.0.1:0"
+	rc.HTTPAddr = busy.Addr().String()
+	rc.StateDir = t.TempDir()
+	err = Run(&Options{IO: ios, Relay: rc, Ctx: context.Background(), Listen: net.Listen})
+	if err == nil || !strings.Contains(err.Error(), "HTTP address "+busy.Addr().String()+" is already in use") {
+		t.Fatalf("got %v", err)
+	}
+	if h := exitcode.Hint(err); !strings.Contains(h, "--http-addr") {
+		t.Fatalf("hint %q", h)
+	}
+}
+
+// Run serves until the context ends, printing the banner first.
+func TestRunServesAndStops(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	rc := config.Defaults().Relay
+	rc.SSHAddr, rc.HTTPAddr, rc.StateDir, rc.Auth = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "signin"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan *relay.Relay, 1)
+	go func() {
+		done <- Run(&Options{IO: ios, Relay: rc, Ctx: ctx, Listen: net.Listen, Ready: func(r *relay.Relay) { ready <- r }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Host key   SHA256:", "(new)", "Auth       signin", "Admin      ", "Connect    ssh -R 0 -p "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(relay.SocketPath(rc.StateDir)); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+}
