@@ -25,6 +25,8 @@ type conn struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
+	pinging  bool   // a keepalive is waiting for its answer
+	missed   int    // keepalive intervals without an answer
 	target   string // POMDEV_TARGET from an env request, "" for the default
 	routes   map[string]*route
 	watchers map[*watcher]struct{}
@@ -74,18 +76,29 @@ func (r *Relay) handleConn(nc net.Conn) {
 	r.mu.Unlock()
 	c.log.Info("client connected", "user", sc.User(), "client", string(sc.ClientVersion()))
 
-	done := make(chan struct{})
-	go c.keepalive(done)
-	go c.handleGlobal(reqs)
-	for nch := range chans {
-		switch nch.ChannelType() {
-		case "session":
-			go c.handleSession(nch)
-		default:
-			_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
+	// One goroutine serves both global requests and channel opens: an idle
+	// tunnel costs the relay this goroutine plus x/crypto's three.
+	for chans != nil || reqs != nil {
+		select {
+		case nch, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			switch nch.ChannelType() {
+			case "session":
+				go c.handleSession(nch)
+			default:
+				_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
+			}
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
+			}
+			c.handleGlobal(req)
 		}
 	}
-	close(done)
 	_ = sc.Wait()
 	c.teardown()
 	c.log.Info("client disconnected")
@@ -109,39 +122,32 @@ func (c *conn) teardown() {
 	c.notify(note{closed: true})
 }
 
-// keepalive pings the client; KeepaliveMax unanswered pings in a row close
-// the connection. A reply of any kind counts as alive.
-func (c *conn) keepalive(done <-chan struct{}) {
-	t := time.NewTicker(c.r.cfg.KeepaliveInterval)
-	defer t.Stop()
-	missed := 0
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
+// ping sends one keepalive@openssh.com request, unless one is still
+// waiting for its answer; KeepaliveMax intervals without an answer close the
+// connection. The relay's keepalive loop calls it for every connection.
+func (c *conn) ping() {
+	c.mu.Lock()
+	if c.pinging {
+		c.missed++
+		missed := c.missed
+		c.mu.Unlock()
+		if missed >= c.r.cfg.KeepaliveMax {
+			c.log.Info("client stopped answering keepalives; closing", "missed", missed)
+			_ = c.sc.Close()
 		}
-		replied := make(chan struct{})
-		go func() {
-			_, _, err := c.sc.SendRequest("keepalive@openssh.com", true, nil)
-			if err == nil {
-				close(replied)
-			}
-		}()
-		select {
-		case <-replied:
-			missed = 0
-		case <-time.After(c.r.cfg.KeepaliveInterval):
-			missed++
-			if missed >= c.r.cfg.KeepaliveMax {
-				c.log.Info("client stopped answering keepalives; closing", "missed", missed)
-				_ = c.sc.Close()
-				return
-			}
-		case <-done:
-			return
-		}
+		return
 	}
+	c.pinging = true
+	c.mu.Unlock()
+	go func() {
+		_, _, err := c.sc.SendRequest("keepalive@openssh.com", true, nil)
+		c.mu.Lock()
+		c.pinging = false
+		if err == nil {
+			c.missed = 0
+		}
+		c.mu.Unlock()
+	}()
 }
 
 type forwardRequest struct {
@@ -153,21 +159,21 @@ type forwardReply struct {
 	Port uint32
 }
 
-func (c *conn) handleGlobal(reqs <-chan *ssh.Request) {
-	for req := range reqs {
+func (c *conn) handleGlobal(req *ssh.Request) {
+	{
 		switch req.Type {
 		case "tcpip-forward":
 			var fr forwardRequest
 			if err := ssh.Unmarshal(req.Payload, &fr); err != nil {
 				_ = req.Reply(false, nil)
-				continue
+				return
 			}
 			rt, err := c.r.addRoute(c, fr)
 			if err != nil {
 				c.log.Info("remote forward refused", "address", fr.Addr, "port", fr.Port, "err", err)
 				c.notify(note{log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: " + err.Error()})
 				_ = req.Reply(false, nil)
-				continue
+				return
 			}
 			var payload []byte
 			if fr.Port == 0 {
@@ -180,12 +186,12 @@ func (c *conn) handleGlobal(reqs <-chan *ssh.Request) {
 			var fr forwardRequest
 			if err := ssh.Unmarshal(req.Payload, &fr); err != nil {
 				_ = req.Reply(false, nil)
-				continue
+				return
 			}
 			rt := c.findRoute(fr)
 			if rt == nil {
 				_ = req.Reply(false, nil)
-				continue
+				return
 			}
 			c.mu.Lock()
 			delete(c.routes, rt.name)

@@ -80,8 +80,11 @@ func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
 		ForceAttemptHTTP2:   false,
 	}
 	p := &httputil.ReverseProxy{
-		Transport:     tr,
-		FlushInterval: -1, // every write reaches the client at once (SSE)
+		Transport: tr,
+		// 0: ReverseProxy flushes every write of text/event-stream and of
+		// responses of unknown length (streams), and sends responses of
+		// known length in one write. -1 would cost a syscall per write.
+		FlushInterval: 0,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetXForwarded()
 			pr.Out.URL.Scheme = "http"

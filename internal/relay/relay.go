@@ -260,6 +260,9 @@ func (r *Relay) urlFor(name string) string {
 func (r *Relay) Serve(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go func() { errc <- r.serveSSH() }()
+	stopKeepalive := make(chan struct{})
+	defer close(stopKeepalive)
+	go r.keepalive(stopKeepalive)
 	go func() {
 		var err error
 		if r.cfg.TLS != nil {
@@ -347,6 +350,28 @@ func (r *Relay) serveSSH() error {
 			defer r.wg.Done()
 			r.handleConn(nc)
 		}()
+	}
+}
+
+// keepalive pings every connection each KeepaliveInterval.
+func (r *Relay) keepalive(stop <-chan struct{}) {
+	t := time.NewTicker(r.cfg.KeepaliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		conns := make([]*conn, 0, len(r.conns))
+		for c := range r.conns {
+			conns = append(conns, c)
+		}
+		r.mu.Unlock()
+		for _, c := range conns {
+			c.ping()
+		}
 	}
 }
 

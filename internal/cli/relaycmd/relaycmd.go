@@ -310,4 +310,3 @@ func ApproveRun(opts *ApproveOptions) error {
 	fmt.Fprintf(opts.IO.Out, "Sign-in %s %s for key %s\n", strings.ToUpper(opts.Code), verb, ar.Fingerprint)
 	return nil
 }
-

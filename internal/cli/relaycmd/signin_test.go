@@ -37,6 +37,7 @@ func TestSigninXCrypto(t *testing.T) {
 		t.Fatalf("admin token not created: %+v", h.Info)
 	}
 	_, signer := rt.WriteKey(t)
+	approved := make(chan error, 4)
 
 	dial := func() (*ssh.Client, []string, error) {
 		var asked []string
@@ -51,7 +52,10 @@ func TestSigninXCrypto(t *testing.T) {
 					asked = append(asked, name+"|"+instruction)
 					if m := codeRe.FindStringSubmatch(instruction); m != nil {
 						// Approve from "another terminal" while this client waits.
-						go approve(t, h.StateDir, m[1], false)
+						go func() {
+							ios, _, _, _ := iostreams.Test()
+							approved <- ApproveRun(&ApproveOptions{IO: ios, Code: m[1], StateDir: h.StateDir})
+						}()
 					}
 					return []string{}, nil
 				}),
@@ -66,6 +70,9 @@ func TestSigninXCrypto(t *testing.T) {
 	c, asked, err := dial()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := <-approved; err != nil {
+		t.Fatalf("approve: %v", err)
 	}
 	if len(asked) != 1 || !strings.HasPrefix(asked[0], relay.SigninName+"|"+h.R.BaseURL()+"/.pomdev/sign_in?user_code=") {
 		t.Fatalf("keyboard-interactive requests: %q", asked)
