@@ -137,7 +137,7 @@ func Defaults() Config {
 		Tunnel:  Tunnel{Relay: "pom.run", Target: "localhost:8080"},
 		Inspect: Inspect{Timeout: 30 * time.Second},
 		Relay: Relay{
-			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8080", Domain: "localhost",
+			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8088", Domain: "localhost",
 			PublicURLScheme: "http", Auth: "open", DefaultTarget: "localhost:8080",
 			SessionTTL: 24 * time.Hour, KeepaliveInterval: 15 * time.Second, MaxTunnelsPerKey: 8,
 		},

@@ -53,7 +53,7 @@ func (l *Loaded) Entries() []Entry {
 }
 
 func section(key string) int {
-	order := []string{"log", "processes", "tunnel", "inspect"}
+	order := []string{"log", "processes", "tunnel", "inspect", "relay"}
 	for i, s := range order {
 		if strings.HasPrefix(key, s) {
 			return i

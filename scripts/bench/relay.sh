@@ -40,5 +40,7 @@ wrk -t2 -c32 -d "$DUR" --latency -H "Host: $HOST" "http://127.0.0.1:$HP/" | grep
 echo "== SSE"
 "$work/tunnels" -mode sse -url "$URL" -http "127.0.0.1:$HP" -origin "http://127.0.0.1:$OP" -events 300
 
-echo "== idle tunnels"
+echo "== idle tunnels (relay in a child process, after GC and FreeOSMemory)"
+"$work/tunnels" -mode idle -n "$IDLE"
+echo "== idle tunnels (the pomdev binary above, RSS 10 s after connecting, no forced GC)"
 "$work/tunnels" -mode idle -ssh "127.0.0.1:$SP" -pid "$RELAY" -n "$IDLE"

@@ -61,6 +61,22 @@ Keys:
                      Authorization and Cookie are redacted in "config show")
   inspect.timeout    bound on the whole check                      (default 30s)
 
+  relay.*            "pomdev relay", one key per flag (see pomdev relay --help):
+    ssh_addr           SSH listen address                  (default 127.0.0.1:2222)
+    http_addr          HTTP(S) listen address              (default 127.0.0.1:8088)
+    domain             tunnel URLs are <route>.<domain>    (default localhost)
+    public_url_scheme  http | https, for printed URLs      (default http)
+    public_port        port in printed URLs, 0 = the listener's
+    state_dir          host key, admin token, sessions     (default <config dir>/pomdev/relay)
+    auth               open | keys | signin                (default open)
+    authorized_keys    OpenSSH authorized_keys file for keys
+    allow_open_auth    allow open auth on a non-loopback address
+    default_target     host:port dynamic forwards reach    (default localhost:8080)
+    tls_cert, tls_key  serve HTTPS with this (wildcard) certificate
+    session_ttl        how long a sign-in lasts per key    (default 24h)
+    keepalive_interval client pings; 3 misses drop it      (default 15s)
+    max_tunnels_per_key                                    (default 8)
+
 Example pomdev.yaml:
 
   processes:

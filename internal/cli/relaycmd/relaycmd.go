@@ -48,7 +48,7 @@ front that routes <route>.<domain> to them. It speaks pom.run's protocol, so the
 stock OpenSSH client works with it as with pom.run:
 
   ssh -R 0 -p 2222 localhost                      dynamic: a stable URL per key
-  ssh -R myapp:80:localhost:3000 -p 2222 localhost static: http://myapp.localhost:8080
+  ssh -R myapp:80:localhost:3000 -p 2222 localhost static: http://myapp.localhost:8088
   ssh -o SetEnv=POMDEV_TARGET=localhost:3000 -R 0 -p 2222 localhost
 
 With a PTY the client sees a status screen (q quits); with -T plain lines, the
@@ -80,7 +80,7 @@ pomdev.yaml (see pomdev help config).`,
 	fl := cmd.Flags()
 	bind := func(name, key string) { factory.BindFlag(fl, name, key) }
 	fl.String("ssh-addr", "127.0.0.1:2222", "SSH listen address")
-	fl.String("http-addr", "127.0.0.1:8080", "HTTP(S) listen address")
+	fl.String("http-addr", "127.0.0.1:8088", "HTTP(S) listen address (8088, not 8080, where the app's server usually runs)")
 	fl.String("domain", "localhost", "domain of tunnel URLs: <route>.<domain>")
 	fl.String("public-url-scheme", "http", "scheme of printed URLs: http or https")
 	fl.Int("public-port", 0, "port of printed URLs when a proxy changes it (0: the HTTP listener's)")

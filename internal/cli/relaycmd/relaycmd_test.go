@@ -45,7 +45,7 @@ func TestFlags(t *testing.T) {
 		check   func(t *testing.T, r config.Relay)
 	}{
 		{"defaults", "", nil, func(t *testing.T, r config.Relay) {
-			if r.SSHAddr != "127.0.0.1:2222" || r.HTTPAddr != "127.0.0.1:8080" || r.Auth != "open" || r.Domain != "localhost" {
+			if r.SSHAddr != "127.0.0.1:2222" || r.HTTPAddr != "127.0.0.1:8088" || r.Auth != "open" || r.Domain != "localhost" {
 				t.Errorf("%+v", r)
 			}
 		}},
