@@ -43,15 +43,15 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_ = http.NewResponseController(w).EnableFullDuplex()
 
 	call := mcpwire.PeekRequest(req)
-	rec := &recorder{ResponseWriter: w}
+	rec := &event.Recorder{ResponseWriter: w}
 	start := time.Now()
 	ctx := context.WithValue(req.Context(), routeKey{}, rt)
 	ctx = context.WithValue(ctx, originKey{}, req.RemoteAddr)
 	rt.proxy.ServeHTTP(rec, req.WithContext(ctx))
 	ev := event.Request{
 		Time: start, Route: name, Method: req.Method, Path: req.URL.RequestURI(),
-		Status: rec.status, Bytes: rec.bytes, Duration: time.Since(start),
-		RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.err,
+		Status: rec.Status, Bytes: rec.Bytes, Duration: time.Since(start),
+		RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.Err,
 	}
 	if ev.Status == 0 {
 		ev.Status = 499 // client went away before an answer
@@ -101,8 +101,8 @@ func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-			if rec, ok := w.(*recorder); ok {
-				rec.err = err.Error()
+			if rec, ok := w.(*event.Recorder); ok {
+				rec.Err = err.Error()
 			}
 			var et *errTarget
 			var eo *errTunnel
@@ -121,38 +121,6 @@ func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
 	}
 	return tr, p
 }
-
-// recorder captures status and size for the request event, passing
-// Flush, Hijack and full-duplex control through.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	err    string
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 || code == http.StatusSwitchingProtocols {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach Flush, Hijack and
-// EnableFullDuplex.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// Flush is needed by ReverseProxy, which asserts http.Flusher directly.
-func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
 
 func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
 	switch {

@@ -22,7 +22,7 @@ ssh-keygen -q -t ed25519 -N '' -f "$work/key"
 
 OP=$(free_port); SP=$(free_port); HP=$(free_port)
 "$work/origin" -addr "127.0.0.1:$OP" > "$work/origin.log" & pids+=($!)
-"$work/pomdev" relay --state-dir "$work/state" --ssh-addr "127.0.0.1:$SP" --http-addr "127.0.0.1:$HP" \
+GOGC=${RELAY_GOGC:-100} "$work/pomdev" relay --state-dir "$work/state" --ssh-addr "127.0.0.1:$SP" --http-addr "127.0.0.1:$HP" \
   --default-target "127.0.0.1:$OP" --log-level warn > "$work/relay.out" 2> "$work/relay.err" & RELAY=$!; pids+=($RELAY)
 wait_for "grep -q Connect '$work/relay.out'"
 ssh -F /dev/null -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \

@@ -1,0 +1,282 @@
+package tunnel
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/mcpwire"
+	"github.com/pomdev/pomdev/internal/socks5"
+)
+
+// forwarder serves the channels of one connection: SOCKS5 (checked against
+// the targets) or raw, then HTTP through a reverse proxy or, for other
+// protocols, a byte splice.
+type forwarder struct {
+	c      *Client
+	conns  chan net.Conn
+	srv    *http.Server
+	tr     *http.Transport
+	closed chan struct{}
+	once   sync.Once
+}
+
+type targetKey struct{}
+
+// peeked is a forwarded channel with the bytes already read in front, and
+// the target it was allowed to reach.
+type peeked struct {
+	net.Conn
+	r      *bufio.Reader
+	target string
+}
+
+func (p *peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func newForwarder(c *Client) *forwarder {
+	f := &forwarder{c: c, conns: make(chan net.Conn), closed: make(chan struct{})}
+	f.tr = &http.Transport{
+		DialContext:         f.dialTarget,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     60 * time.Second,
+		DisableCompression:  true,
+	}
+	proxy := &httputil.ReverseProxy{
+		Transport: f.tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			target, _ := pr.In.Context().Value(targetKey{}).(string)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = target
+			// MCP SDK servers refuse a foreign Host (DNS-rebinding checks).
+			pr.Out.Host = target
+			// X-Forwarded-* from the relay pass through unchanged.
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if rec, ok := w.(*event.Recorder); ok {
+				rec.Err = err.Error()
+			}
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			target, _ := r.Context().Value(targetKey{}).(string)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("X-Pomdev-Tunnel", "1")
+			var he *holdError
+			if errors.As(err, &he) {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "pomdev tunnel: the local server at %s is not accepting connections (waited %s). Is it running? Check pomdev up's Processes pane or your server's output.\n", target, he.waited.Round(time.Second))
+				return
+			}
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "pomdev tunnel: the local server at %s failed: %v\n", target, err)
+		},
+	}
+	f.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = http.NewResponseController(w).EnableFullDuplex()
+			call := mcpwire.PeekRequest(r)
+			rec := &event.Recorder{ResponseWriter: w}
+			start := time.Now()
+			proxy.ServeHTTP(rec, r)
+			ev := &event.Request{Time: start, Method: r.Method, Path: r.URL.RequestURI(), Status: rec.Status,
+				Bytes: rec.Bytes, Duration: time.Since(start), RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.Err}
+			if ev.Status == 0 {
+				ev.Status = 499
+			}
+			c.emit(Event{Kind: EventRequest, Request: ev})
+		}),
+		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
+			if p, ok := conn.(*peeked); ok {
+				return context.WithValue(ctx, targetKey{}, p.target)
+			}
+			return ctx
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          nil,
+	}
+	return f
+}
+
+// serve accepts forwarded channels until ln closes.
+func (f *forwarder) serve(ln net.Listener) {
+	go func() { _ = f.srv.Serve(&chanListener{f: f, addr: ln.Addr()}) }()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			f.close()
+			return
+		}
+		go f.handle(conn)
+	}
+}
+
+func (f *forwarder) close() {
+	f.once.Do(func() {
+		close(f.closed)
+		_ = f.srv.Close()
+		f.tr.CloseIdleConnections()
+	})
+}
+
+// allowed reports whether dest is one of the targets; localhost, 127.0.0.1
+// and ::1 count as the same host.
+func (f *forwarder) allowed(dest string) (string, bool) {
+	dh, dp, err := net.SplitHostPort(dest)
+	if err != nil {
+		return "", false
+	}
+	for _, t := range f.c.cfg.Targets {
+		th, tp, _ := net.SplitHostPort(t)
+		if tp == dp && (th == dh || isLoopbackName(th) && isLoopbackName(dh)) {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+func isLoopbackName(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+var httpMethods = [][]byte{[]byte("GET "), []byte("POST "), []byte("PUT "), []byte("DELETE "), []byte("HEAD "),
+	[]byte("OPTIONS "), []byte("PATCH "), []byte("TRACE "), []byte("CONNECT ")}
+
+func (f *forwarder) handle(conn net.Conn) {
+	br := bufio.NewReaderSize(conn, 4096)
+	first, err := br.Peek(1)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	target := f.c.cfg.Targets[0]
+	if first[0] == socks5.Version {
+		req, err := socks5.ReadRequest(struct {
+			io.Reader
+			io.Writer
+		}{br, conn})
+		if err != nil {
+			f.c.emit(Event{Kind: EventLog, Message: "bad SOCKS5 request from the relay: " + err.Error()})
+			conn.Close()
+			return
+		}
+		t, ok := f.allowed(req.Addr())
+		if !ok {
+			_ = socks5.WriteReply(conn, socks5.ReplyNotAllowed)
+			conn.Close()
+			f.c.emit(Event{Kind: EventRefused, Message: "refused a connection to " + req.Addr() + ": not one of the tunnel's targets (" + fmt.Sprint(f.c.cfg.Targets) + ")"})
+			return
+		}
+		// Success now: if the target is down, the request is held and
+		// answered at the HTTP level instead of failing in SOCKS.
+		if err := socks5.WriteReply(conn, socks5.ReplySucceeded); err != nil {
+			conn.Close()
+			return
+		}
+		target = t
+	}
+	p := &peeked{Conn: conn, r: br, target: target}
+	head, _ := br.Peek(8)
+	for _, m := range httpMethods {
+		if len(head) >= len(m) && bytes.Equal(head[:len(m)], m) || len(head) < len(m) && bytes.HasPrefix(m, head) && len(head) > 0 {
+			select {
+			case f.conns <- p:
+			case <-f.closed:
+				conn.Close()
+			}
+			return
+		}
+	}
+	f.splice(p)
+}
+
+// splice copies bytes both ways between a non-HTTP channel and the target.
+func (f *forwarder) splice(p *peeked) {
+	defer p.Close()
+	up, err := f.dialTarget(context.Background(), "tcp", p.target)
+	if err != nil {
+		f.c.emit(Event{Kind: EventLog, Message: "raw connection to " + p.target + " failed: " + err.Error()})
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, p); closeWrite(up); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(p, up); closeWrite(p.Conn); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+type holdError struct {
+	waited time.Duration
+	err    error
+}
+
+func (h *holdError) Error() string {
+	return "target not accepting connections after " + h.waited.String() + ": " + h.err.Error()
+}
+func (h *holdError) Unwrap() error { return h.err }
+
+// dialTarget connects to a target, waiting up to HoldTimeout while it
+// refuses connections (a server restarting), polling every 50 ms.
+func (f *forwarder) dialTarget(ctx context.Context, network, addr string) (net.Conn, error) {
+	start := time.Now()
+	var d net.Dialer
+	for attempt := 0; ; attempt++ {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || time.Since(start) >= f.c.cfg.HoldTimeout {
+			return nil, &holdError{waited: time.Since(start), err: err}
+		}
+		if attempt == 0 {
+			f.c.emit(Event{Kind: EventHolding, Message: "holding a request until the local server at " + addr + " accepts connections (up to " + f.c.cfg.HoldTimeout.String() + ")"})
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-f.closed:
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// chanListener hands HTTP channels to the forwarder's http.Server.
+type chanListener struct {
+	f    *forwarder
+	addr net.Addr
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.f.conns:
+		return c, nil
+	case <-l.f.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error   { return nil }
+func (l *chanListener) Addr() net.Addr { return l.addr }
+

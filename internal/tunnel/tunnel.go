@@ -1,0 +1,334 @@
+// Package tunnel is pomdev's embedded SSH tunnel client: what
+// `ssh -R 0 pom.run` does, without an ssh binary. It authenticates with
+// pomdev's own key (or the user's), trusts relays on first use through its
+// own known_hosts, shows sign-in links, asks the relay for a remote forward
+// (dynamic with SOCKS5 inside each channel, or static by name), serves each
+// forwarded channel with an HTTP-aware reverse proxy to the local target
+// (holding requests while the target restarts), finds the public URL, keeps
+// the connection alive and reconnects. Everything it does is an Event.
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/event"
+	"golang.org/x/crypto/ssh"
+)
+
+// Config configures a Client.
+type Config struct {
+	// Addr is the relay's host:port.
+	Addr string
+	// User is the SSH user name (pom.run ignores it; default "pomdev").
+	User string
+	// Signers authenticate the client (pomdev's key, an agent's keys).
+	Signers []ssh.Signer
+	// KnownHosts is the known_hosts file (trust on first use).
+	KnownHosts string
+	// OnNewHostKey is told when a relay's key is first trusted.
+	OnNewHostKey func(host, fingerprint string)
+	// Targets are the local host:port the tunnel may reach; the first is
+	// used for channels without SOCKS (static mode, plain OpenSSH).
+	Targets []string
+	// Static, when set, asks for the route NAME on StaticPort (443)
+	// instead of a dynamic forward.
+	Static     string
+	StaticPort int
+	// HoldTimeout is how long a request waits for a target that is not
+	// accepting connections (restarting) before a 503 (10 s).
+	HoldTimeout time.Duration
+	// RemoteURL overrides the URL read from the relay.
+	RemoteURL string
+	// SignIn is called with a sign-in request's name and instruction (the
+	// link), once, when the relay asks; the client answers at once and
+	// waits as long as the relay does.
+	SignIn func(name, instruction string)
+	// Questions answers keyboard-interactive prompts that have questions;
+	// nil refuses them with an error that says a terminal is needed.
+	Questions func(name, instruction string, questions []string, echos []bool) ([]string, error)
+	// OnEvent receives every event; it must not block for long.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+
+	KeepaliveInterval time.Duration // 15 s
+	KeepaliveMax      int           // 3 misses
+	URLTimeout        time.Duration // bound on finding the URL (10 s)
+	// Dial replaces the TCP dialer (tests).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Event kinds.
+const (
+	EventConnecting   = "connecting"
+	EventSignIn       = "sign-in"
+	EventConnected    = "connected"
+	EventReady        = "ready" // the remote URL is known
+	EventRequest      = "request"
+	EventRefused      = "refused" // a destination outside the targets
+	EventHolding      = "holding" // a request waits for the target to accept
+	EventLog          = "log"
+	EventDisconnected = "disconnected"
+)
+
+// Event is something the tunnel did.
+type Event struct {
+	Kind    string         `json:"kind"`
+	Time    time.Time      `json:"time"`
+	URL     string         `json:"url,omitempty"`
+	Message string         `json:"message,omitempty"`
+	Request *event.Request `json:"request,omitempty"`
+	Attempt int            `json:"attempt,omitempty"`
+	Err     string         `json:"error,omitempty"`
+}
+
+// Client is a tunnel to one relay.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+
+	mu  sync.Mutex
+	url string
+}
+
+// New checks cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("tunnel: no relay address")
+	}
+	if len(cfg.Signers) == 0 {
+		return nil, errors.New("tunnel: no key to authenticate with")
+	}
+	if len(cfg.Targets) == 0 {
+		return nil, errors.New("tunnel: no local target")
+	}
+	for _, t := range cfg.Targets {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			return nil, fmt.Errorf("tunnel: target %q is not host:port", t)
+		}
+	}
+	if cfg.User == "" {
+		cfg.User = "pomdev"
+	}
+	if cfg.StaticPort == 0 {
+		cfg.StaticPort = 443
+	}
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = 10 * time.Second
+	}
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = 15 * time.Second
+	}
+	if cfg.KeepaliveMax <= 0 {
+		cfg.KeepaliveMax = 3
+	}
+	if cfg.URLTimeout <= 0 {
+		cfg.URLTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
+	}
+	return &Client{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// URL is the remote URL, "" until known.
+func (c *Client) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.url
+}
+
+func (c *Client) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(e)
+	}
+}
+
+// fatal errors end Run instead of reconnecting.
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+func (f *fatalError) Unwrap() error { return f.err }
+
+// Run keeps the tunnel up until ctx ends: it connects, serves, and on any
+// disconnect reconnects with exponential backoff and jitter (1 s to 30 s).
+// A changed host key or a refused authentication ends it with an error.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		c.emit(Event{Kind: EventConnecting, Attempt: attempt, Message: "connecting to " + c.cfg.Addr})
+		started := time.Now()
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			return fe.err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second // it was up for a while: start over
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		c.emit(Event{Kind: EventDisconnected, Err: errString(err), Message: "reconnecting in " + wait.Round(100*time.Millisecond).String()})
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// session runs one connection until it fails or ctx ends.
+func (c *Client) session(ctx context.Context) error {
+	hostKeyCB, err := trustOnFirstUse(c.cfg.KnownHosts, c.cfg.OnNewHostKey)
+	if err != nil {
+		return &fatalError{err}
+	}
+	nc, err := c.cfg.Dial(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("relay %s unreachable: %w", c.cfg.Addr, err)
+	}
+	// Closing the connection is how ctx cancels a handshake that waits for
+	// a sign-in.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	signInShown := false
+	cc := &ssh.ClientConfig{
+		User: c.cfg.User,
+		Auth: []ssh.AuthMethod{
+			ssh.PublicKeys(c.cfg.Signers...),
+			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				if len(questions) == 0 {
+					// A message (pom.run's sign-in link, or why it failed):
+					// show it and answer at once; the relay then waits.
+					if !signInShown && strings.Contains(instruction, "://") {
+						signInShown = true
+						c.emit(Event{Kind: EventSignIn, URL: instruction, Message: name})
+						if c.cfg.SignIn != nil {
+							c.cfg.SignIn(name, instruction)
+						}
+					} else if name != "" || instruction != "" {
+						c.emit(Event{Kind: EventLog, Message: strings.TrimSpace(name + ": " + instruction)})
+					}
+					return []string{}, nil
+				}
+				if c.cfg.Questions == nil {
+					return nil, fmt.Errorf("the relay asks %q and there is no terminal to answer on; run pomdev in a terminal", questions[0])
+				}
+				return c.cfg.Questions(name, instruction, questions, echos)
+			}),
+		},
+		HostKeyCallback: hostKeyCB,
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, c.cfg.Addr, cc)
+	if err != nil {
+		nc.Close()
+		var hk *HostKeyChangedError
+		if errors.As(err, &hk) {
+			return &fatalError{hk.ExitError()}
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return &fatalError{fmt.Errorf("relay %s refused the key: %w", c.cfg.Addr, err)}
+		}
+		return fmt.Errorf("relay %s: %w", c.cfg.Addr, err)
+	}
+	client := ssh.NewClient(sc, chans, reqs)
+	defer client.Close()
+	c.emit(Event{Kind: EventConnected, Message: "connected to " + c.cfg.Addr + " (" + string(sc.ServerVersion()) + ")"})
+
+	var ln net.Listener
+	if c.cfg.Static != "" {
+		ln, err = client.Listen("tcp", net.JoinHostPort(c.cfg.Static, strconv.Itoa(c.cfg.StaticPort)))
+	} else {
+		ln, err = client.Listen("tcp", "localhost:0")
+	}
+	if err != nil {
+		return &fatalError{fmt.Errorf("relay %s refused the remote forward: %w", c.cfg.Addr, err)}
+	}
+	port := 0
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+
+	fw := newForwarder(c)
+	defer fw.close()
+	go fw.serve(ln)
+
+	errc := make(chan error, 2)
+	go func() { errc <- client.Wait() }()
+	go c.keepalive(ctx, client, errc)
+	go c.findURL(ctx, client, string(sc.ServerVersion()), port)
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func (c *Client) keepalive(ctx context.Context, client *ssh.Client, errc chan<- error) {
+	t := time.NewTicker(c.cfg.KeepaliveInterval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				return // the connection is gone; Wait reports it
+			}
+			missed = 0
+		case <-time.After(c.cfg.KeepaliveInterval):
+			missed++
+			if missed >= c.cfg.KeepaliveMax {
+				client.Close()
+				errc <- fmt.Errorf("relay stopped answering keepalives (%d missed)", missed)
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *Client) setURL(u string) {
+	c.mu.Lock()
+	c.url = u
+	c.mu.Unlock()
+	c.emit(Event{Kind: EventReady, URL: u})
+}

@@ -1,0 +1,308 @@
+package tunnel_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/cli/relaycmd"
+	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/relay"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+	"github.com/pomdev/pomdev/internal/tunnel"
+	"golang.org/x/crypto/ssh"
+)
+
+// run starts a tunnel client and collects its events.
+type run struct {
+	c      *tunnel.Client
+	mu     sync.Mutex
+	events []tunnel.Event
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func (r *run) has(kind string) (tunnel.Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.Kind == kind {
+			return e, true
+		}
+	}
+	return tunnel.Event{}, false
+}
+
+func (r *run) count(kind string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *run) wait(t *testing.T, kind string) tunnel.Event {
+	t.Helper()
+	var ev tunnel.Event
+	rt.WaitFor(t, func() bool {
+		var ok bool
+		ev, ok = r.has(kind)
+		return ok
+	}, "event "+kind)
+	return ev
+}
+
+func start(t *testing.T, h *rt.Harness, signer ssh.Signer, knownHosts string, mod func(*tunnel.Config)) *run {
+	t.Helper()
+	r := &run{done: make(chan error, 1)}
+	cfg := tunnel.Config{
+		Addr:              h.SSHAddr,
+		Signers:           []ssh.Signer{signer},
+		KnownHosts:        knownHosts,
+		Targets:           []string{"localhost:1"},
+		KeepaliveInterval: time.Second,
+		OnEvent: func(e tunnel.Event) {
+			r.mu.Lock()
+			r.events = append(r.events, e)
+			r.mu.Unlock()
+		},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := tunnel.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.c, r.cancel = c, cancel
+	go func() { r.done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			t.Error("tunnel did not stop")
+		}
+	})
+	return r
+}
+
+func TestDynamicThroughRelay(t *testing.T) {
+	o := rt.NewOrigin(t, "app")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	_, signer := rt.WriteKey(t)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var newKey string
+	r := start(t, h, signer, kh, func(c *tunnel.Config) {
+		c.Targets = []string{o.HostPort()}
+		c.OnNewHostKey = func(host, fp string) { newKey = fp }
+	})
+	url := r.wait(t, tunnel.EventReady).URL
+	if url == "" || h.R.Routes()[strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(url, "http://"), ".", 2)[0], "")] != url {
+		t.Fatalf("url %q, relay routes %v", url, h.R.Routes())
+	}
+	if newKey != h.Info.HostKeyFingerprint {
+		t.Errorf("first-use fingerprint %q, relay's %q", newKey, h.Info.HostKeyFingerprint)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Mcp-Session-Id", "abc")
+	resp, err := h.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := rt.Decode(t, string(body))
+	if resp.StatusCode != 200 || m["host"] != o.HostPort() || m["body"] == "" || resp.Header.Get("Mcp-Session-Id") != "abc" {
+		t.Fatalf("%d %v %v", resp.StatusCode, m, resp.Header)
+	}
+	ev := r.wait(t, tunnel.EventRequest)
+	if ev.Request.Status != 200 || ev.Request.RPCMethod != "tools/call" || ev.Request.Tool != "echo" || ev.Request.RPCID != "3" {
+		t.Fatalf("request event %+v", ev.Request)
+	}
+
+	// SSE through both ends, event by event.
+	sresp, err := h.Client().Get(url + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	buf := make([]byte, 64)
+	for _, e := range []string{"a", "b"} {
+		o.Events <- e
+		n, err := io.ReadAtLeast(sresp.Body, buf, len("data: a\n\n"))
+		if err != nil || string(buf[:n]) != "data: "+e+"\n\n" {
+			t.Fatalf("sse %q %v", buf[:n], err)
+		}
+	}
+}
+
+// The relay asks for a destination that is not the tunnel's target: the
+// tunnel refuses it (SOCKS "not allowed") and says so.
+func TestRefusesOtherDestinations(t *testing.T) {
+	mine := rt.NewOrigin(t, "mine")
+	other := rt.NewOrigin(t, "other")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = other.HostPort() })
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) { c.Targets = []string{mine.HostPort()} })
+	url := r.wait(t, tunnel.EventReady).URL
+	code, body := h.Get(url + "/")
+	if code != http.StatusServiceUnavailable || strings.Contains(body, "other") && !strings.Contains(body, "not reachable") {
+		t.Fatalf("%d %s", code, body)
+	}
+	ev := r.wait(t, tunnel.EventRefused)
+	if !strings.Contains(ev.Message, other.HostPort()) {
+		t.Fatalf("refusal %q", ev.Message)
+	}
+}
+
+// A target that is restarting: requests wait for it, then go through; a
+// target down for longer than the hold gets a clear 503.
+func TestHoldWhileTargetRestarts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	ln.Close()
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = target })
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {
+		c.Targets = []string{target}
+		c.HoldTimeout = 5 * time.Second
+	})
+	url := r.wait(t, tunnel.EventReady).URL
+
+	type result struct {
+		code int
+		body string
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := h.Client().Get(url + "/held")
+		if err != nil {
+			res <- result{0, err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{resp.StatusCode, string(b)}
+	}()
+	// The server comes up while the request waits.
+	r.wait(t, tunnel.EventHolding)
+	srvLn, err := net.Listen("tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up "+r.URL.Path) })}
+	go srv.Serve(srvLn)
+	got := <-res
+	if got.code != 200 || got.body != "up /held" {
+		t.Fatalf("held request: %d %q", got.code, got.body)
+	}
+	srv.Close()
+}
+
+func TestHoldTimesOut(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	target := ln.Addr().String()
+	ln.Close()
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = target })
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {
+		c.Targets = []string{target}
+		c.HoldTimeout = 300 * time.Millisecond
+	})
+	url := r.wait(t, tunnel.EventReady).URL
+	code, body := h.Get(url + "/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not accepting connections") || !strings.Contains(body, target) {
+		t.Fatalf("%d %q", code, body)
+	}
+}
+
+// A relay whose host key changed is refused with both fingerprints and the
+// command that forgets the old one; exit code 1.
+func TestHostKeyChanged(t *testing.T) {
+	o := rt.NewOrigin(t, "x")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	_, signer := rt.WriteKey(t)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	r := start(t, h, signer, kh, func(c *tunnel.Config) { c.Targets = []string{o.HostPort()} })
+	r.wait(t, tunnel.EventReady)
+	r.cancel()
+	<-r.done
+	r.done <- nil // for the cleanup
+
+	oldFP := h.Info.HostKeyFingerprint
+	h.StateDir = t.TempDir() // a reinstalled relay: new host key, same address
+	h.Restart(func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	c, _ := tunnel.New(tunnel.Config{Addr: h.SSHAddr, Signers: []ssh.Signer{signer}, KnownHosts: kh, Targets: []string{o.HostPort()}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	var hk *tunnel.HostKeyChangedError
+	if !errors.As(err, &hk) || hk.Old != oldFP || hk.New != h.Info.HostKeyFingerprint {
+		t.Fatalf("got %v", err)
+	}
+	if exitcode.Code(err) != exitcode.Failure || !strings.Contains(exitcode.Hint(err), "pomdev known-hosts forget 127.0.0.1") {
+		t.Fatalf("code %d hint %q", exitcode.Code(err), exitcode.Hint(err))
+	}
+	if n, err := tunnel.ForgetHost(kh, "127.0.0.1"); err != nil || n != 1 {
+		t.Fatalf("forget: %d %v", n, err)
+	}
+	r2 := start(t, h, signer, kh, func(c *tunnel.Config) { c.Targets = []string{o.HostPort()} })
+	r2.wait(t, tunnel.EventReady)
+}
+
+// Sign-in: the link is shown once, approved with pomdev relay approve; the
+// tunnel reconnects after the relay restarts with the same URL and without
+// a second sign-in.
+func TestSigninAndReconnect(t *testing.T) {
+	o := rt.NewOrigin(t, "signin")
+	mod := func(c *relay.Config) { c.Auth = relay.AuthSignin; c.DefaultTarget = o.HostPort() }
+	h := rt.StartRelay(t, mod)
+	_, signer := rt.WriteKey(t)
+	approved := make(chan error, 1)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {
+		c.Targets = []string{o.HostPort()}
+		c.SignIn = func(name, link string) {
+			code := link[strings.Index(link, "user_code=")+len("user_code="):]
+			go func() {
+				ios, _, _, _ := iostreams.Test()
+				approved <- relaycmd.ApproveRun(&relaycmd.ApproveOptions{IO: ios, Code: code, StateDir: h.StateDir})
+			}()
+		}
+	})
+	if err := <-approved; err != nil {
+		t.Fatal(err)
+	}
+	url := r.wait(t, tunnel.EventReady).URL
+	if ev, _ := r.has(tunnel.EventSignIn); ev.Message != relay.SigninName {
+		t.Fatalf("sign-in event %+v", ev)
+	}
+	h.Restart(mod)
+	rt.WaitFor(t, func() bool { return r.count(tunnel.EventReady) >= 2 }, "the tunnel to come back")
+	if r.c.URL() != url {
+		t.Fatalf("URL after restart %q, want %q", r.c.URL(), url)
+	}
+	if n := r.count(tunnel.EventSignIn); n != 1 {
+		t.Fatalf("%d sign-ins, want 1", n)
+	}
+	if code, _ := h.Get(url + "/"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+}

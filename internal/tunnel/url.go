@@ -1,0 +1,185 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// findURL learns the public URL: --remote-url if given; from pomdev relay
+// its JSON event stream; from a plain OpenSSH server the allocated port on
+// the server's host; otherwise (pom.run) the status screen, read through a
+// wide PTY. Without a URL in URLTimeout it warns and the tunnel stays up.
+func (c *Client) findURL(ctx context.Context, client *ssh.Client, serverVersion string, port int) {
+	if c.cfg.RemoteURL != "" {
+		c.setURL(c.cfg.RemoteURL)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.URLTimeout)
+	defer cancel()
+	var url string
+	switch {
+	case strings.Contains(serverVersion, "pomdev-relay"):
+		url = c.urlFromEvents(ctx, client)
+	case strings.Contains(serverVersion, "OpenSSH"):
+		host, _, err := net.SplitHostPort(c.cfg.Addr)
+		if err == nil && port > 0 {
+			url = "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+		}
+	default:
+		url = c.urlFromScreen(ctx, client)
+	}
+	if url == "" {
+		if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
+			return
+		}
+		c.emit(Event{Kind: EventLog, Message: "could not read the remote URL from the relay; the tunnel is up (pass --remote-url to set it)"})
+		return
+	}
+	c.setURL(url)
+}
+
+// urlFromEvents reads pomdev relay's "pomdev-events" stream: the first
+// tunnel event carries the URL; later log events become log events here.
+func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client) string {
+	s, err := client.NewSession()
+	if err != nil {
+		return ""
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return ""
+	}
+	if err := s.Start("pomdev-events"); err != nil {
+		s.Close()
+		return ""
+	}
+	found := make(chan string, 1)
+	go func() {
+		defer s.Close()
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			var ev struct {
+				Type    string `json:"type"`
+				URL     string `json:"url"`
+				Message string `json:"message"`
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) != nil {
+				continue
+			}
+			switch {
+			case ev.Type == "tunnel" && !sent:
+				sent = true
+				found <- ev.URL
+			case ev.Type == "log":
+				c.emit(Event{Kind: EventLog, Message: "relay: " + ev.Message})
+			}
+		}
+		if !sent {
+			close(found)
+		}
+	}()
+	select {
+	case u := <-found:
+		return u
+	case <-ctx.Done():
+		return ""
+	}
+}
+
+// urlFromScreen opens a session with a wide PTY, as a person's ssh does,
+// and reads the Remote row of the status screen through a small terminal
+// emulator. Log lines that appear are surfaced as events.
+func (c *Client) urlFromScreen(ctx context.Context, client *ssh.Client) string {
+	s, err := client.NewSession()
+	if err != nil {
+		return ""
+	}
+	if err := s.RequestPty("xterm-256color", 60, 220, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
+		s.Close()
+		return ""
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return ""
+	}
+	if err := s.Shell(); err != nil {
+		s.Close()
+		return ""
+	}
+	found := make(chan string, 1)
+	go func() {
+		scr := newScreen(220, 60)
+		buf := make([]byte, 32<<10)
+		sent := false
+		for {
+			n, err := out.Read(buf)
+			scr.Write(buf[:n])
+			if !sent {
+				if u := RemoteFromScreen(scr.Lines()); u != "" {
+					sent = true
+					found <- u
+				}
+			}
+			if err != nil {
+				if !sent {
+					close(found)
+				}
+				return
+			}
+		}
+	}()
+	// The session stays open: closing it would end the tunnel on pom.run.
+	select {
+	case u, ok := <-found:
+		if ok {
+			return u
+		}
+		return ""
+	case <-ctx.Done():
+		return ""
+	case <-time.After(c.cfg.URLTimeout):
+		return ""
+	}
+}
+
+var remoteRow = regexp.MustCompile(`Remote\s*[:│|]?\s+(https?://[A-Za-z0-9.\-]+(?::[0-9]+)?)`)
+
+// RemoteFromScreen finds the Remote URL in the lines of a status screen
+// (pom.run's or pomdev relay's), joining a URL that wrapped onto the next
+// line, and drops a default port (:443 for https, :80 for http).
+func RemoteFromScreen(lines []string) string {
+	for i, l := range lines {
+		m := remoteRow.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		u := m[1]
+		// A URL cut at the right edge continues at the start of the next
+		// line (narrow terminals).
+		if end := strings.Index(l, u) + len(u); end >= len([]rune(l))-1 && i+1 < len(lines) {
+			next := strings.TrimLeft(lines[i+1], " ")
+			if cont := regexp.MustCompile(`^[A-Za-z0-9.\-]*(:[0-9]+)?`).FindString(next); cont != "" && !strings.Contains(next, " ") || cont != "" && strings.HasPrefix(lines[i+1], cont) {
+				u += cont
+			}
+		}
+		u = strings.TrimSuffix(u, ".")
+		if strings.HasPrefix(u, "https://") {
+			u = strings.TrimSuffix(u, ":443")
+		} else {
+			u = strings.TrimSuffix(u, ":80")
+		}
+		return u
+	}
+	return ""
+}
