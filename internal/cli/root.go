@@ -16,7 +16,9 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/completion"
 	"github.com/pomdev/pomdev/internal/cli/configcmd"
 	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/cli/knownhosts"
 	"github.com/pomdev/pomdev/internal/cli/relaycmd"
+	"github.com/pomdev/pomdev/internal/cli/tunnelcmd"
 	"github.com/pomdev/pomdev/internal/cli/version"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -142,6 +144,7 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 	// The workflow commands (init, up, inspect, tunnel, relay) go in
 	// "main"; the group is shown only when it has commands.
 	mainCmds := []*cobra.Command{
+		tunnelcmd.NewCmdTunnel(f, nil),
 		relaycmd.NewCmdRelay(f, nil),
 	}
 	if len(mainCmds) > 0 {
@@ -154,6 +157,7 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 	cmd.AddGroup(&cobra.Group{ID: "more", Title: "More commands:"})
 	for _, c := range []*cobra.Command{
 		configcmd.NewCmdConfig(f),
+		knownhosts.NewCmdKnownHosts(f),
 		completion.NewCmdCompletion(f, nil),
 		version.NewCmdVersion(f, nil),
 	} {

@@ -261,6 +261,18 @@ func (c *Client) session(ctx context.Context) error {
 	defer client.Close()
 	c.emit(Event{Kind: EventConnected, Message: "connected to " + c.cfg.Addr + " (" + string(sc.ServerVersion()) + ")"})
 
+	// pomdev relay takes the dynamic target from an env request on a
+	// session; it must arrive before the forward so that no request goes to
+	// the relay's default target (which the tunnel would refuse).
+	var events *ssh.Session
+	if strings.Contains(string(sc.ServerVersion()), "pomdev-relay") && c.cfg.Static == "" {
+		if events, err = client.NewSession(); err == nil {
+			if err := events.Setenv("POMDEV_TARGET", c.cfg.Targets[0]); err != nil {
+				c.emit(Event{Kind: EventLog, Message: "the relay did not accept the target " + c.cfg.Targets[0] + ": " + err.Error()})
+			}
+		}
+	}
+
 	var ln net.Listener
 	if c.cfg.Static != "" {
 		ln, err = client.Listen("tcp", net.JoinHostPort(c.cfg.Static, strconv.Itoa(c.cfg.StaticPort)))
@@ -282,7 +294,7 @@ func (c *Client) session(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- client.Wait() }()
 	go c.keepalive(ctx, client, errc)
-	go c.findURL(ctx, client, string(sc.ServerVersion()), port)
+	go c.findURL(ctx, client, events, string(sc.ServerVersion()), port)
 
 	select {
 	case <-ctx.Done():

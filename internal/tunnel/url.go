@@ -17,7 +17,7 @@ import (
 // its JSON event stream; from a plain OpenSSH server the allocated port on
 // the server's host; otherwise (pom.run) the status screen, read through a
 // wide PTY. Without a URL in URLTimeout it warns and the tunnel stays up.
-func (c *Client) findURL(ctx context.Context, client *ssh.Client, serverVersion string, port int) {
+func (c *Client) findURL(ctx context.Context, client *ssh.Client, events *ssh.Session, serverVersion string, port int) {
 	if c.cfg.RemoteURL != "" {
 		c.setURL(c.cfg.RemoteURL)
 		return
@@ -27,7 +27,7 @@ func (c *Client) findURL(ctx context.Context, client *ssh.Client, serverVersion 
 	var url string
 	switch {
 	case strings.Contains(serverVersion, "pomdev-relay"):
-		url = c.urlFromEvents(ctx, client)
+		url = c.urlFromEvents(ctx, client, events)
 	case strings.Contains(serverVersion, "OpenSSH"):
 		host, _, err := net.SplitHostPort(c.cfg.Addr)
 		if err == nil && port > 0 {
@@ -48,10 +48,12 @@ func (c *Client) findURL(ctx context.Context, client *ssh.Client, serverVersion 
 
 // urlFromEvents reads pomdev relay's "pomdev-events" stream: the first
 // tunnel event carries the URL; later log events become log events here.
-func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client) string {
-	s, err := client.NewSession()
-	if err != nil {
-		return ""
+func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client, s *ssh.Session) string {
+	if s == nil {
+		var err error
+		if s, err = client.NewSession(); err != nil {
+			return ""
+		}
 	}
 	out, err := s.StdoutPipe()
 	if err != nil {
@@ -153,27 +155,33 @@ func (c *Client) urlFromScreen(ctx context.Context, client *ssh.Client) string {
 	}
 }
 
-var remoteRow = regexp.MustCompile(`Remote\s*[:│|]?\s+(https?://[A-Za-z0-9.\-]+(?::[0-9]+)?)`)
+var (
+	remoteRow = regexp.MustCompile(`Remote\s*[:│|]?\s+(https?://\S+)`)
+	urlRe     = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(?::[0-9]+)?`)
+	contRe    = regexp.MustCompile(`^[A-Za-z0-9.\-:]+`)
+)
 
 // RemoteFromScreen finds the Remote URL in the lines of a status screen
 // (pom.run's or pomdev relay's), joining a URL that wrapped onto the next
 // line, and drops a default port (:443 for https, :80 for http).
 func RemoteFromScreen(lines []string) string {
 	for i, l := range lines {
-		m := remoteRow.FindStringSubmatch(l)
+		m := remoteRow.FindStringSubmatchIndex(l)
 		if m == nil {
 			continue
 		}
-		u := m[1]
-		// A URL cut at the right edge continues at the start of the next
-		// line (narrow terminals).
-		if end := strings.Index(l, u) + len(u); end >= len([]rune(l))-1 && i+1 < len(lines) {
-			next := strings.TrimLeft(lines[i+1], " ")
-			if cont := regexp.MustCompile(`^[A-Za-z0-9.\-]*(:[0-9]+)?`).FindString(next); cont != "" && !strings.Contains(next, " ") || cont != "" && strings.HasPrefix(lines[i+1], cont) {
-				u += cont
+		raw := l[m[2]:m[3]]
+		// Text running to the end of the row and a next row that starts
+		// at its first column with more URL characters: a wrapped URL.
+		if m[3] == len(l) && i+1 < len(lines) {
+			if cont := contRe.FindString(lines[i+1]); cont != "" {
+				raw += cont
 			}
 		}
-		u = strings.TrimSuffix(u, ".")
+		u := urlRe.FindString(raw)
+		if u == "" {
+			continue
+		}
 		if strings.HasPrefix(u, "https://") {
 			u = strings.TrimSuffix(u, ":443")
 		} else {

@@ -1,0 +1,310 @@
+// Package tunnelcmd implements `pomdev tunnel`: the embedded tunnel client
+// alone, for a server the user already runs.
+package tunnelcmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pkg/browser"
+	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/tunnel"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/term"
+)
+
+// Options are the inputs of Run.
+type Options struct {
+	IO        *iostreams.IOStreams
+	Log       *slog.Logger
+	Ctx       context.Context
+	Relay     string
+	Target    string
+	Port      int
+	Identity  string
+	NoBrowser bool
+	RemoteURL string
+	Bind      string
+	JSON      bool
+	// ConfigDir is pomdev's config dir (identity, known_hosts).
+	ConfigDir string
+	// OpenBrowser opens a URL (pkg/browser; tests replace it).
+	OpenBrowser func(string) error
+	// Getenv reads the environment (SSH_AUTH_SOCK, DISPLAY).
+	Getenv func(string) string
+}
+
+// NewCmdTunnel returns the tunnel command.
+func NewCmdTunnel(f *factory.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "tunnel",
+		Short: "Expose a local server through pom.run or a pomdev relay (ssh -R 0, built in)",
+		Long: `Open an SSH tunnel from a relay to a local server, as "ssh -R 0 pom.run" does, with
+no ssh binary needed. It prints "Remote URL: <url>" when the tunnel is ready, then
+one line per request, and reconnects on its own; Ctrl-C closes it.
+
+pomdev signs in with its own ed25519 key (created on first use in the config
+directory) so relays keep your sign-in and URL; --identity uses another key
+(from ssh-agent when it holds it). Relays are trusted on first use and recorded
+in pomdev's known_hosts; a changed host key is refused.
+
+By default the forward is dynamic: the relay asks for a destination inside each
+connection (SOCKS5) and only --target is allowed. --bind NAME asks for the static
+route NAME instead (raw bytes, port 443 on the relay; NAME:80 for port 80).`,
+		Example: `  pomdev tunnel --port 3000
+  pomdev tunnel --relay localhost:2222 --target localhost:8080
+  pomdev tunnel --relay me@relay.example.com --bind myapp`,
+		Args: factory.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.Config()
+			if err != nil {
+				return err
+			}
+			opts.IO, opts.Log, opts.Ctx = f.IOStreams, f.Logger(), cmd.Context()
+			opts.Relay, opts.Identity = cfg.Tunnel.Relay, cfg.Tunnel.Identity
+			opts.Target, opts.RemoteURL = cfg.Tunnel.Target, cfg.Tunnel.RemoteURL
+			opts.JSON = cfg.Log.Format == "json"
+			if cmd.Flags().Changed("port") {
+				if opts.Port < 1 || opts.Port > 65535 {
+					return exitcode.Usagef("--port %d is out of range (1-65535)", opts.Port)
+				}
+				if cmd.Flags().Changed("target") {
+					return exitcode.Usagef("use --target or --port, not both")
+				}
+				opts.Target = net.JoinHostPort("localhost", strconv.Itoa(opts.Port))
+			}
+			dir, err := os.UserConfigDir()
+			if err != nil {
+				return exitcode.Usagef("no config directory for pomdev's key: %v", err)
+			}
+			opts.ConfigDir = filepath.Join(dir, "pomdev")
+			opts.OpenBrowser = browser.OpenURL
+			opts.Getenv = os.Getenv
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or a pomdev relay")
+	fl.String("target", "localhost:8080", "local host:port to expose")
+	fl.IntVar(&opts.Port, "port", 0, "local port to expose (same as --target localhost:PORT)")
+	fl.String("identity", "", "private key file (default: pomdev's own key)")
+	fl.BoolVar(&opts.NoBrowser, "no-browser", false, "do not open sign-in links in a browser")
+	fl.String("remote-url", "", "public URL to print, when the relay's cannot be read")
+	fl.StringVar(&opts.Bind, "bind", "", "static route NAME[:PORT] (PORT 443 by default) instead of a dynamic forward")
+	factory.BindFlag(fl, "relay", "tunnel.relay")
+	factory.BindFlag(fl, "target", "tunnel.target")
+	factory.BindFlag(fl, "identity", "tunnel.identity")
+	factory.BindFlag(fl, "remote-url", "tunnel.remote_url")
+	return cmd
+}
+
+// signers returns the keys to offer: --identity (from ssh-agent when it
+// holds it, else the file, asking its passphrase on a terminal), or
+// pomdev's own key, created on first use.
+func signers(opts *Options) ([]ssh.Signer, error) {
+	if opts.Identity == "" {
+		s, path, created, err := tunnel.LoadOrCreateIdentity(opts.ConfigDir)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			fmt.Fprintf(opts.IO.ErrOut, "Created pomdev's key %s (%s)\n", path, ssh.FingerprintSHA256(s.PublicKey()))
+		}
+		return []ssh.Signer{s}, nil
+	}
+	path := opts.Identity
+	if strings.HasPrefix(path, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(home, path[2:])
+		}
+	}
+	if sock := opts.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if pubData, err := os.ReadFile(path + ".pub"); err == nil {
+			if pub, _, _, _, err := ssh.ParseAuthorizedKey(pubData); err == nil {
+				if conn, err := net.Dial("unix", sock); err == nil {
+					ag := agent.NewClient(conn)
+					if list, err := ag.Signers(); err == nil {
+						for _, s := range list {
+							if string(s.PublicKey().Marshal()) == string(pub.Marshal()) {
+								return []ssh.Signer{s}, nil
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	var ask func() ([]byte, error)
+	if opts.IO.IsStdinTTY() {
+		ask = func() ([]byte, error) {
+			fmt.Fprintf(opts.IO.ErrOut, "Passphrase for %s: ", path)
+			defer fmt.Fprintln(opts.IO.ErrOut)
+			return term.ReadPassword(int(os.Stdin.Fd()))
+		}
+	}
+	s, err := tunnel.LoadIdentity(path, ask)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Usage, err, "")
+	}
+	return []ssh.Signer{s}, nil
+}
+
+// Run opens the tunnel and prints what happens until the context ends.
+func Run(opts *Options) error {
+	ra, err := config.ParseRelay(opts.Relay)
+	if err != nil {
+		return exitcode.Usagef("--relay: %v", err)
+	}
+	if ra.Local {
+		return exitcode.Usagef("--relay local runs a relay inside pomdev up; for pomdev tunnel start one with pomdev relay and use --relay localhost:2222")
+	}
+	keys, err := signers(opts)
+	if err != nil {
+		return err
+	}
+	static, staticPort := "", 0
+	if opts.Bind != "" {
+		static = opts.Bind
+		staticPort = 443
+		if h, p, err := net.SplitHostPort(opts.Bind); err == nil {
+			static = h
+			if staticPort, err = strconv.Atoi(p); err != nil || (staticPort != 80 && staticPort != 443) {
+				return exitcode.Usagef("--bind %s: the port must be 80 or 443", opts.Bind)
+			}
+		}
+	}
+	out := &printer{w: opts.IO.Out, json: opts.JSON, cs: opts.IO.ColorScheme()}
+	interactive := opts.IO.IsStdoutTTY() && opts.IO.IsStdinTTY()
+	canOpen := !opts.NoBrowser && opts.IO.IsStdoutTTY() && hasDisplay(opts.Getenv)
+	cfg := tunnel.Config{
+		Addr:       ra.Addr(),
+		User:       ra.User,
+		Signers:    keys,
+		KnownHosts: filepath.Join(opts.ConfigDir, tunnel.KnownHostsFile),
+		OnNewHostKey: func(host, fp string) {
+			fmt.Fprintf(opts.IO.ErrOut, "Trusting relay %s on first use: %s (recorded in %s)\n", host, fp, filepath.Join(opts.ConfigDir, tunnel.KnownHostsFile))
+		},
+		Targets:    []string{opts.Target},
+		Static:     static,
+		StaticPort: staticPort,
+		RemoteURL:  opts.RemoteURL,
+		SignIn: func(name, link string) {
+			if canOpen {
+				if err := opts.OpenBrowser(link); err != nil {
+					opts.Log.Debug("cannot open a browser", "err", err)
+				}
+			}
+		},
+		Logger:  opts.Log,
+		OnEvent: out.event,
+	}
+	if interactive {
+		cfg.Questions = func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+			return askQuestions(opts.IO, name, instruction, questions, echos)
+		}
+	}
+	c, err := tunnel.New(cfg)
+	if err != nil {
+		return err
+	}
+	err = c.Run(opts.Ctx)
+	if err != nil {
+		return err
+	}
+	return opts.Ctx.Err()
+}
+
+func hasDisplay(getenv func(string) string) bool {
+	if _, err := os.Stat("/System/Library"); err == nil {
+		return true // macOS
+	}
+	if os.PathSeparator == '\\' {
+		return true
+	}
+	return getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != ""
+}
+
+func askQuestions(ios *iostreams.IOStreams, name, instruction string, questions []string, echos []bool) ([]string, error) {
+	if name != "" {
+		fmt.Fprintln(ios.ErrOut, name)
+	}
+	if instruction != "" {
+		fmt.Fprintln(ios.ErrOut, instruction)
+	}
+	answers := make([]string, len(questions))
+	for i, q := range questions {
+		fmt.Fprint(ios.ErrOut, q)
+		if i < len(echos) && !echos[i] {
+			b, err := term.ReadPassword(int(os.Stdin.Fd()))
+			fmt.Fprintln(ios.ErrOut)
+			if err != nil {
+				return nil, err
+			}
+			answers[i] = string(b)
+			continue
+		}
+		var line string
+		if _, err := fmt.Fscanln(ios.In, &line); err != nil && err.Error() != "unexpected newline" {
+			return nil, err
+		}
+		answers[i] = line
+	}
+	return answers, nil
+}
+
+// printer renders tunnel events: "Remote URL: <url>" and one line per
+// request, or JSON lines.
+type printer struct {
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+	cs   *iostreams.ColorScheme
+	url  string
+}
+
+func (p *printer) event(e tunnel.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		_ = json.NewEncoder(p.w).Encode(e)
+		return
+	}
+	switch e.Kind {
+	case tunnel.EventSignIn:
+		fmt.Fprintf(p.w, "%s\n\n    %s\n\nWaiting for the sign-in to be approved...\n", e.Message, p.cs.Bold(e.URL))
+	case tunnel.EventReady:
+		if e.URL != p.url {
+			p.url = e.URL
+			fmt.Fprintf(p.w, "Remote URL: %s\n", e.URL)
+		}
+	case tunnel.EventRequest:
+		fmt.Fprintln(p.w, e.Request.Line())
+	case tunnel.EventRefused, tunnel.EventLog, tunnel.EventHolding:
+		fmt.Fprintln(p.w, p.cs.Yellow(e.Message))
+	case tunnel.EventDisconnected:
+		fmt.Fprintf(p.w, "%s (%s); %s\n", p.cs.Yellow("disconnected"), e.Err, e.Message)
+	case tunnel.EventConnected:
+		if p.url != "" {
+			fmt.Fprintln(p.w, p.cs.Green("reconnected"))
+		}
+	}
+}
+
