@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -304,4 +305,19 @@ func TestSigninAndReconnect(t *testing.T) {
 	if code, _ := h.Get(url + "/"); code != 200 {
 		t.Fatalf("status %d", code)
 	}
+}
+
+func user() (string, error) {
+	out, err := exec.Command("id", "-un").Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

@@ -307,4 +307,3 @@ func (p *printer) event(e tunnel.Event) {
 		}
 	}
 }
-
