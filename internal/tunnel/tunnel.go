@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/exitcode"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -170,16 +171,23 @@ func (f *fatalError) Unwrap() error { return f.err }
 // A changed host key or a refused authentication ends it with an error.
 func (c *Client) Run(ctx context.Context) error {
 	backoff := time.Second
+	everConnected := false
 	for attempt := 1; ; attempt++ {
 		c.emit(Event{Kind: EventConnecting, Attempt: attempt, Message: "connecting to " + c.cfg.Addr})
 		started := time.Now()
-		err := c.session(ctx)
+		connected, err := c.session(ctx)
+		everConnected = everConnected || connected
 		if ctx.Err() != nil {
 			return nil
 		}
 		var fe *fatalError
 		if errors.As(err, &fe) {
 			return fe.err
+		}
+		if !everConnected {
+			// Never reached: a wrong address or a relay that is down is
+			// reported at once; reconnecting is for tunnels that were up.
+			return exitcode.New(exitcode.Unreachable, err, "check the relay address (--relay) and that the relay is running")
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second // it was up for a while: start over
@@ -202,15 +210,16 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// session runs one connection until it fails or ctx ends.
-func (c *Client) session(ctx context.Context) error {
+// session runs one connection until it fails or ctx ends; connected
+// reports whether the SSH handshake succeeded.
+func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	hostKeyCB, err := trustOnFirstUse(c.cfg.KnownHosts, c.cfg.OnNewHostKey)
 	if err != nil {
-		return &fatalError{err}
+		return false, &fatalError{err}
 	}
 	nc, err := c.cfg.Dial(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("relay %s unreachable: %w", c.cfg.Addr, err)
+		return false, fmt.Errorf("relay %s unreachable: %w", c.cfg.Addr, err)
 	}
 	// Closing the connection is how ctx cancels a handshake that waits for
 	// a sign-in.
@@ -250,12 +259,13 @@ func (c *Client) session(ctx context.Context) error {
 		nc.Close()
 		var hk *HostKeyChangedError
 		if errors.As(err, &hk) {
-			return &fatalError{hk.ExitError()}
+			return false, &fatalError{hk.ExitError()}
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return &fatalError{fmt.Errorf("relay %s refused the key: %w", c.cfg.Addr, err)}
+			return false, &fatalError{exitcode.New(exitcode.AuthRequired, fmt.Errorf("relay %s refused the key: %w", c.cfg.Addr, err),
+				"the relay does not accept this key (or the sign-in was denied); check --identity or sign in again")}
 		}
-		return fmt.Errorf("relay %s: %w", c.cfg.Addr, err)
+		return false, fmt.Errorf("relay %s: %w", c.cfg.Addr, err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	defer client.Close()
@@ -280,7 +290,7 @@ func (c *Client) session(ctx context.Context) error {
 		ln, err = client.Listen("tcp", "localhost:0")
 	}
 	if err != nil {
-		return &fatalError{fmt.Errorf("relay %s refused the remote forward: %w", c.cfg.Addr, err)}
+		return true, &fatalError{fmt.Errorf("relay %s refused the remote forward: %w", c.cfg.Addr, err)}
 	}
 	port := 0
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
@@ -298,9 +308,9 @@ func (c *Client) session(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
-		return nil
+		return true, nil
 	case err := <-errc:
-		return err
+		return true, err
 	}
 }
 

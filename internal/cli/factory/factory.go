@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -131,3 +133,17 @@ func ExactArgs(n int, what string) cobra.PositionalArgs {
 // ErrSilent is returned by commands that already told the user what went
 // wrong; Main prints nothing more.
 var ErrSilent = errors.New("silent error")
+
+// ConfigDir is pomdev's own directory in the user config dir
+// ($XDG_CONFIG_HOME/pomdev on Linux): its key, known_hosts, relay state.
+func (f *Factory) ConfigDir() (string, error) {
+	userDir := f.ConfigOptions.UserConfigDir
+	if userDir == nil {
+		userDir = os.UserConfigDir
+	}
+	dir, err := userDir()
+	if err != nil {
+		return "", exitcode.Usagef("no user config directory (%v); set XDG_CONFIG_HOME or HOME", err)
+	}
+	return filepath.Join(dir, "pomdev"), nil
+}

@@ -4,11 +4,9 @@ package knownhosts
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/pomdev/pomdev/internal/cli/factory"
-	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"github.com/spf13/cobra"
@@ -45,12 +43,12 @@ func NewCmdForget(f *factory.Factory, runF func(*ForgetOptions) error) *cobra.Co
 		Example: "  pomdev known-hosts forget pom.run",
 		Args:    factory.ExactArgs(1, "the relay's host name, for example pom.run"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := os.UserConfigDir()
+			dir, err := f.ConfigDir()
 			if err != nil {
-				return exitcode.Usagef("no config directory: %v", err)
+				return err
 			}
 			opts.IO, opts.Host = f.IOStreams, args[0]
-			opts.File = filepath.Join(dir, "pomdev", tunnel.KnownHostsFile)
+			opts.File = filepath.Join(dir, tunnel.KnownHostsFile)
 			if runF != nil {
 				return runF(opts)
 			}

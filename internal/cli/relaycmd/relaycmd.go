@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -70,6 +69,13 @@ pomdev.yaml (see pomdev help config).`,
 				return err
 			}
 			opts.IO, opts.Log, opts.Relay, opts.Ctx = f.IOStreams, f.Logger(), cfg.Relay, cmd.Context()
+			if opts.Relay.StateDir == "" {
+				dir, err := f.ConfigDir()
+				if err != nil {
+					return err
+				}
+				opts.Relay.StateDir = filepath.Join(dir, "relay")
+			}
 			opts.Listen = net.Listen
 			if runF != nil {
 				return runF(opts)
@@ -106,15 +112,6 @@ pomdev.yaml (see pomdev help config).`,
 	}
 	cmd.AddCommand(NewCmdApprove(f, nil))
 	return cmd
-}
-
-// DefaultStateDir is <user config dir>/pomdev/relay.
-func DefaultStateDir() (string, error) {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", exitcode.Usagef("no state directory: %v; pass --state-dir", err)
-	}
-	return filepath.Join(dir, "pomdev", "relay"), nil
 }
 
 func isLoopback(addr string) bool {
@@ -159,10 +156,7 @@ func Run(opts *Options) error {
 	}
 	stateDir := rc.StateDir
 	if stateDir == "" {
-		var err error
-		if stateDir, err = DefaultStateDir(); err != nil {
-			return err
-		}
+		return exitcode.Usagef("no state directory; pass --state-dir")
 	}
 	var tlsConfig *tls.Config
 	if rc.TLSCert != "" {
@@ -261,6 +255,13 @@ that directory (same user).`,
 			if !cmd.Flags().Changed("state-dir") {
 				opts.StateDir = cfg.Relay.StateDir
 			}
+			if opts.StateDir == "" {
+				dir, err := f.ConfigDir()
+				if err != nil {
+					return err
+				}
+				opts.StateDir = filepath.Join(dir, "relay")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -274,14 +275,7 @@ that directory (same user).`,
 
 // ApproveRun asks the relay to approve or deny the code.
 func ApproveRun(opts *ApproveOptions) error {
-	dir := opts.StateDir
-	if dir == "" {
-		var err error
-		if dir, err = DefaultStateDir(); err != nil {
-			return err
-		}
-	}
-	sock := relay.SocketPath(dir)
+	sock := relay.SocketPath(opts.StateDir)
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -88,11 +88,9 @@ route NAME instead (raw bytes, port 443 on the relay; NAME:80 for port 80).`,
 				}
 				opts.Target = net.JoinHostPort("localhost", strconv.Itoa(opts.Port))
 			}
-			dir, err := os.UserConfigDir()
-			if err != nil {
-				return exitcode.Usagef("no config directory for pomdev's key: %v", err)
+			if opts.ConfigDir, err = f.ConfigDir(); err != nil {
+				return err
 			}
-			opts.ConfigDir = filepath.Join(dir, "pomdev")
 			opts.OpenBrowser = browser.OpenURL
 			opts.Getenv = os.Getenv
 			if runF != nil {
