@@ -12,7 +12,8 @@ import (
 )
 
 // EventsCommand is the exec command that asks the relay for the
-// machine-readable status stream (JSON lines, see docs/RELAY.md):
+// machine-readable status stream (JSON lines, see docs/RELAY.md); with the
+// argument --no-requests it leaves out request events:
 //
 //	ssh -R 0 -T relay pomdev-events
 const EventsCommand = "pomdev-events"
@@ -162,9 +163,13 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				continue
 			}
 			_ = req.Reply(!started, nil)
-			switch strings.TrimSpace(e.Command) {
-			case EventsCommand:
-				start("events")
+			switch fields := strings.Fields(e.Command); {
+			case len(fields) > 0 && fields[0] == EventsCommand:
+				mode := "events"
+				if len(fields) > 1 && fields[1] == "--no-requests" {
+					mode = "events-quiet"
+				}
+				start(mode)
 			default:
 				start("lines")
 			}
@@ -192,9 +197,9 @@ func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <
 	switch mode {
 	case "screen":
 		return c.runScreen(ch, pty, resize, w)
-	case "events":
+	case "events", "events-quiet":
 		go func() { _, _ = io.Copy(io.Discard, ch) }()
-		return c.runEvents(ch, w, ended)
+		return c.runEvents(ch, w, ended, mode == "events")
 	default:
 		// The client's stdin is not used; its EOF (ssh -T < /dev/null)
 		// does not end the session, closing the channel does.
@@ -243,7 +248,7 @@ type Event struct {
 	Request any    `json:"request,omitempty"`
 }
 
-func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}) uint32 {
+func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requests bool) uint32 {
 	enc := json.NewEncoder(ch)
 	for {
 		var ev Event
@@ -260,6 +265,9 @@ func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}) uint
 					ev.Target = c.targetOf()
 				}
 			case n.req != nil:
+				if !requests {
+					continue
+				}
 				ev = Event{Type: "request", Route: n.req.Route, Request: n.req}
 			default:
 				ev = Event{Type: "log", Message: n.log}

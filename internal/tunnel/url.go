@@ -60,7 +60,8 @@ func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client, s *ssh.S
 		s.Close()
 		return ""
 	}
-	if err := s.Start("pomdev-events"); err != nil {
+	// The client makes its own request events; the relay need not send them.
+	if err := s.Start("pomdev-events --no-requests"); err != nil {
 		s.Close()
 		return ""
 	}

@@ -2,6 +2,7 @@
 //
 //	tunnels -mode idle -ssh ADDR -pid PID -n 1000   RSS per idle tunnel
 //	tunnels -mode sse -url URL -http ADDR -origin URL  SSE delay, direct vs relay
+//	tunnels -mode firstline -n 10 -- CMD ARGS...      time to "Remote URL:"
 //
 // idle opens n SSH connections with x/crypto, each with one dynamic remote
 // forward, and reads the relay's VmRSS from /proc before and after. Without
@@ -45,6 +46,7 @@ func main() {
 	origin := flag.String("origin", "", "origin URL for the direct SSE baseline")
 	events := flag.Int("events", 500, "SSE events to measure")
 	target := flag.String("target", "", "serve mode: the relay's default target")
+	prefix := flag.String("prefix", "Remote URL:", "firstline mode: the line to wait for")
 	pprofAddr := flag.String("pprof", "", "serve mode: address for net/http/pprof")
 	settle := flag.Duration("settle", 10*time.Second, "wait before reading RSS after opening tunnels")
 	flag.Parse()
@@ -57,6 +59,10 @@ func main() {
 		idle(*sshAddr, *pid, *n, *settle)
 	case "serve":
 		serve(*target, *pprofAddr)
+	case "client":
+		client(*sshAddr, *target, *pprofAddr)
+	case "firstline":
+		firstLine(flag.Args(), *prefix, *n)
 	case "sse":
 		direct := sse(*origin+"/sse", "", *events)
 		relayed := sse(*url+"/sse", *httpAddr, *events)
@@ -175,6 +181,37 @@ func connect(addr string, n int) []*ssh.Client {
 	}
 	wg.Wait()
 	return clients
+}
+
+// firstLine runs argv n times and reports the time from start to the first
+// stdout line starting with prefix (the command is then killed).
+func firstLine(argv []string, prefix string, n int) {
+	var times []time.Duration
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		out, _ := cmd.StdoutPipe()
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		found := false
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), prefix) {
+				times = append(times, time.Since(start))
+				found = true
+				break
+			}
+		}
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if !found {
+			log.Fatalf("%v never printed %q", argv, prefix)
+		}
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	fmt.Printf("time to %q over %d runs: median %v, min %v, max %v\n", prefix, n,
+		times[len(times)/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
 }
 
 // sse reads events and returns the median of receive time minus the send

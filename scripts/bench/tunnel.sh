@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Tunnel client benchmark (docs/PERFORMANCE.md): through one pomdev relay,
+# side by side in one run, wrk -t2 -c32 against a 1.3 KB JSON origin
+# directly, through the stock OpenSSH client (ssh -R 0, raw SOCKS splice)
+# and through pomdev tunnel (HTTP-aware local end); SSE delay added by
+# pomdev tunnel; time from start to "Remote URL:" with a known host key.
+# Needs wrk and ssh. Usage: scripts/bench/tunnel.sh [duration]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR=${1:-10s}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 200); do if eval "$1"; then return 0; fi; sleep 0.05; done; echo "timeout: $1" >&2; exit 1; }
+
+go build -o "$work/pomdev" ./cmd/pomdev
+go build -o "$work/origin" ./scripts/bench/origin
+go build -o "$work/tunnels" ./scripts/bench/tunnels
+ssh-keygen -q -t ed25519 -N '' -f "$work/key"
+export XDG_CONFIG_HOME="$work/config"
+
+OP=$(free_port); SP=$(free_port); HP=$(free_port)
+"$work/origin" -addr "127.0.0.1:$OP" > /dev/null & pids+=($!)
+"$work/pomdev" relay --state-dir "$work/state" --ssh-addr "127.0.0.1:$SP" --http-addr "127.0.0.1:$HP" \
+  --default-target "127.0.0.1:$OP" --log-level warn > "$work/relay.out" 2>&1 & pids+=($!)
+wait_for "grep -q Connect '$work/relay.out'"
+
+through() { # $1 = label, $2 = file with the Remote line
+  local url host
+  url=$(grep -m1 -E "^Remote( URL)?:" "$2" | awk '{print $NF}' | tr -d '\r')
+  host=${url#http://}
+  echo "== $1 ($url)"
+  wrk -t2 -c32 -d "$DUR" --latency -H "Host: $host" "http://127.0.0.1:$HP/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+}
+
+echo "== direct"
+wrk -t2 -c32 -d "$DUR" --latency "http://127.0.0.1:$OP/" | grep -E "Requests/sec|50%|99%"
+
+ssh -F /dev/null -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+  -p "$SP" -T -R 0 127.0.0.1 < /dev/null > "$work/ssh.out" 2>&1 & pids+=($!)
+wait_for "grep -q Remote: '$work/ssh.out'"
+through "OpenSSH client (ssh -R 0)" "$work/ssh.out"
+kill "${pids[-1]}" 2>/dev/null || true
+
+GOGC=${TUNNEL_GOGC:-100} "$work/pomdev" tunnel --relay "127.0.0.1:$SP" --target "127.0.0.1:$OP" --no-browser > "$work/tunnel.out" 2>&1 & pids+=($!)
+wait_for "grep -q 'Remote URL:' '$work/tunnel.out'"
+through "pomdev tunnel" "$work/tunnel.out"
+URL=$(grep -m1 "Remote URL:" "$work/tunnel.out" | awk '{print $NF}')
+echo "== SSE through pomdev tunnel"
+"$work/tunnels" -mode sse -url "$URL" -http "127.0.0.1:$HP" -origin "http://127.0.0.1:$OP" -events 300
+kill "${pids[-1]}" 2>/dev/null || true
+
+echo "== start to Remote URL (known host key, no sign-in)"
+"$work/tunnels" -mode firstline -n 10 -- "$work/pomdev" tunnel --relay "127.0.0.1:$SP" --target "127.0.0.1:$OP" --no-browser
