@@ -321,3 +321,23 @@ func httpGet(url string) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+// Static mode: the route NAME on port 443, raw channels (no SOCKS), HTTP
+// still proxied with Host rewritten to the target.
+func TestStaticRoute(t *testing.T) {
+	o := rt.NewOrigin(t, "static")
+	h := rt.StartRelay(t, nil)
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {
+		c.Targets = []string{o.HostPort()}
+		c.Static = "my-app"
+	})
+	url := r.wait(t, tunnel.EventReady).URL
+	if url != h.R.Routes()["my-app"] {
+		t.Fatalf("url %q, routes %v", url, h.R.Routes())
+	}
+	code, body := h.Get(url + "/static")
+	if m := rt.Decode(t, body); code != 200 || m["origin"] != "static" || m["host"] != o.HostPort() {
+		t.Fatalf("%d %v", code, m)
+	}
+}
