@@ -2,30 +2,19 @@ package cli
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pomdev/pomdev/internal/build"
 	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/cli/factory/factorytest"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 )
 
 func testFactory(t *testing.T, project string) *factory.Factory {
 	t.Helper()
-	work := t.TempDir()
-	if project != "" {
-		if err := os.WriteFile(filepath.Join(work, "pomdev.yaml"), []byte(project), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ios, _, _, _ := iostreams.Test()
-	f := factory.New(ios)
-	f.ConfigOptions.WorkDir = work
-	f.ConfigOptions.UserConfigDir = func() (string, error) { return filepath.Join(work, "user"), nil }
-	f.ConfigOptions.LookupEnv = func(string) (string, bool) { return "", false }
+	f, _ := factorytest.New(t, project, nil)
 	return f
 }
 

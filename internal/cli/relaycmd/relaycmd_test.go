@@ -4,36 +4,16 @@ import (
 	"context"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/cli/factory/factorytest"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/relay"
-	"github.com/spf13/cobra"
 )
-
-func testFactory(t *testing.T, project string) *factory.Factory {
-	t.Helper()
-	work := t.TempDir()
-	if project != "" {
-		if err := os.WriteFile(filepath.Join(work, "pomdev.yaml"), []byte(project), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ios, _, _, _ := iostreams.Test()
-	f := factory.New(ios)
-	f.ConfigOptions = config.Options{
-		WorkDir:       work,
-		UserConfigDir: func() (string, error) { return filepath.Join(work, "user"), nil },
-		LookupEnv:     func(string) (string, bool) { return "", false },
-	}
-	return f
-}
 
 // Flags, the config file and defaults reach the options with the usual
 // precedence.
@@ -67,18 +47,9 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := testFactory(t, tt.project)
+			f, _ := factorytest.New(t, tt.project, nil)
 			var got *Options
-			cmd := NewCmdRelay(f, func(o *Options) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SilenceErrors, cmd.SilenceUsage = true, true
-			// The root command loads configuration with the flag bindings.
-			cmd.PersistentPreRunE = nil
-			cmd.PreRunE = func(c *cobra.Command, _ []string) error {
-				f.ConfigOptions.Flags = factory.FlagBindings(c)
-				return f.LoadConfig()
-			}
-			if err := cmd.Execute(); err != nil {
+			if err := factorytest.Execute(f, NewCmdRelay(f, func(o *Options) error { got = o; return nil }), tt.args...); err != nil {
 				t.Fatal(err)
 			}
 			tt.check(t, got.Relay)

@@ -2,43 +2,24 @@ package tunnelcmd
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/cli/factory"
-	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/cli/factory/factorytest"
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/tunnel"
-	"github.com/spf13/cobra"
 )
 
 func execute(t *testing.T, project string, env map[string]string, args ...string) (*Options, error) {
 	t.Helper()
-	work := t.TempDir()
-	if project != "" {
-		if err := os.WriteFile(filepath.Join(work, "pomdev.yaml"), []byte(project), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ios, _, _, _ := iostreams.Test()
-	f := factory.New(ios)
-	f.ConfigOptions = config.Options{WorkDir: work,
-		UserConfigDir: func() (string, error) { return filepath.Join(work, "user"), nil },
-		LookupEnv:     func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	f, _ := factorytest.New(t, project, env)
 	var got *Options
-	cmd := NewCmdTunnel(f, func(o *Options) error { got = o; return nil })
-	cmd.SetArgs(args)
-	cmd.SilenceErrors, cmd.SilenceUsage = true, true
-	cmd.PreRunE = func(c *cobra.Command, _ []string) error {
-		f.ConfigOptions.Flags = factory.FlagBindings(c)
-		return f.LoadConfig()
-	}
-	return got, cmd.Execute()
+	err := factorytest.Execute(f, NewCmdTunnel(f, func(o *Options) error { got = o; return nil }), args...)
+	return got, err
 }
 
 func TestFlags(t *testing.T) {
