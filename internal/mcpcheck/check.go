@@ -1,0 +1,452 @@
+// Package mcpcheck is pomdev's MCP client check: it connects to an MCP
+// server over Streamable HTTP with the official Go SDK (either protocol
+// era), advertising the MCP Apps extension, lists what the server offers,
+// reads the UI resources tools reference, optionally calls a tool, and
+// lints the MCP Apps bindings. `pomdev inspect` prints its Report and
+// `pomdev up` runs it through the tunnel.
+package mcpcheck
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/pomdev/pomdev/internal/build"
+	"github.com/pomdev/pomdev/internal/exitcode"
+)
+
+// AppsExtension is the MCP Apps capability key; UIMIMEType its HTML type.
+const (
+	AppsExtension = "io.modelcontextprotocol/ui"
+	UIMIMEType    = "text/html;profile=mcp-app"
+	LegacyMIME    = "text/html+skybridge"
+	maxBody       = 8 << 20 // bound on any single HTTP answer
+)
+
+// Options configure a check.
+type Options struct {
+	URL     string
+	Headers map[string]string
+	Timeout time.Duration
+	// Call names a tool to call with Args (a JSON object) after listing.
+	Call string
+	Args json.RawMessage
+	// HTTPClient replaces the default client (tests); its transport is
+	// wrapped to add headers and watch for 401s.
+	HTTPClient *http.Client
+}
+
+// Report is the outcome, rendered as text or as the documented JSON.
+type Report struct {
+	URL          string         `json:"url"`
+	Server       ServerInfo     `json:"server"`
+	Protocol     string         `json:"protocol"`
+	Capabilities map[string]any `json:"capabilities,omitempty"`
+	Tools        []Tool         `json:"tools"`
+	Resources    []Resource     `json:"resources"`
+	Templates    []Template     `json:"resourceTemplates"`
+	Prompts      []string       `json:"prompts,omitempty"`
+	Call         *CallResult    `json:"call,omitempty"`
+	Findings     []Finding      `json:"findings"`
+	Timings      []Timing       `json:"timings"`
+}
+
+// ServerInfo is the server's implementation info.
+type ServerInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Title   string `json:"title,omitempty"`
+}
+
+// Tool is one listed tool and its UI binding.
+type Tool struct {
+	Name        string `json:"name"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	UI          *UI    `json:"ui,omitempty"`
+	raw         *mcp.Tool
+}
+
+// UI is a tool's MCP Apps binding.
+type UI struct {
+	ResourceURI string   `json:"resourceUri"`
+	Visibility  []string `json:"visibility,omitempty"`
+	// Status is ok, unresolved or invalid after the check.
+	Status string `json:"status"`
+}
+
+// Resource is a listed resource, or a UI resource a tool references.
+type Resource struct {
+	URI      string `json:"uri"`
+	Name     string `json:"name,omitempty"`
+	MIMEType string `json:"mimeType,omitempty"`
+	Listed   bool   `json:"listed"`
+	// Size is the UI resource's HTML size in bytes, when read.
+	Size int `json:"size,omitempty"`
+}
+
+// Template is a listed resource template.
+type Template struct {
+	URITemplate string `json:"uriTemplate"`
+	Name        string `json:"name,omitempty"`
+	MIMEType    string `json:"mimeType,omitempty"`
+}
+
+// CallResult is the optional tool call's result.
+type CallResult struct {
+	Tool    string          `json:"tool"`
+	IsError bool            `json:"isError"`
+	Content json.RawMessage `json:"content"`
+}
+
+// Timing is one step's duration.
+type Timing struct {
+	Step string  `json:"step"`
+	MS   float64 `json:"ms"`
+}
+
+// Errors
+var (
+	// ErrToolFailed: the called tool returned isError (exit code 5).
+	ErrToolFailed = errors.New("the tool reported an error")
+)
+
+// AuthError is a 401 from the server, with what its metadata says about
+// logging in (RFC 9728 protected-resource metadata).
+type AuthError struct {
+	URL                  string
+	ResourceMetadata     string
+	AuthorizationServers []string
+	Detail               string
+}
+
+func (e *AuthError) Error() string {
+	msg := "the server at " + e.URL + " requires authorization (401)"
+	if len(e.AuthorizationServers) > 0 {
+		msg += "; authorization server: " + strings.Join(e.AuthorizationServers, ", ")
+	}
+	if e.Detail != "" {
+		msg += " (" + e.Detail + ")"
+	}
+	return msg
+}
+
+// headerTransport adds headers and remembers 401 answers.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers map[string]string
+	// run bounds every request: when the check ends or times out, requests
+	// still in flight (an SSE stream, a server that never answers) are
+	// cancelled, whatever context the SDK gave them.
+	run context.Context
+
+	mu   sync.Mutex
+	last *http.Response // a 401, with its WWW-Authenticate
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(t.run, cancel)
+	r = r.Clone(ctx)
+	for k, v := range t.headers {
+		r.Header.Set(k, v)
+	}
+	r.Header.Set("User-Agent", "pomdev/"+build.Current().Version)
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		t.mu.Lock()
+		t.last = &http.Response{StatusCode: resp.StatusCode, Header: resp.Header.Clone()}
+		t.mu.Unlock()
+	}
+	if resp.Body != nil {
+		resp.Body = &limitedBody{Reader: io.LimitReader(resp.Body, maxBody), body: resp.Body, done: func() { stop(); cancel() }}
+	}
+	return resp, nil
+}
+
+// limitedBody bounds a body and releases its request's context on Close.
+type limitedBody struct {
+	io.Reader
+	body io.Closer
+	done func()
+}
+
+func (b *limitedBody) Close() error {
+	err := b.body.Close()
+	b.done()
+	return err
+}
+
+func (t *headerTransport) unauthorized() *http.Response {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// Run performs the check. Errors carry exit codes: 3 for authorization, 4
+// for transport and protocol failures, 5 when the called tool fails.
+// Lint findings are in the report, not errors.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, exitcode.Usagef("%q is not an http(s) URL of an MCP endpoint (for example http://127.0.0.1:8080/mcp)", opts.URL)
+	}
+	base := http.DefaultTransport
+	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
+		base = opts.HTTPClient.Transport
+	}
+	ht := &headerTransport{base: base, headers: opts.Headers, run: ctx}
+	hc := &http.Client{Transport: ht}
+
+	caps := &mcp.ClientCapabilities{}
+	caps.AddExtension(AppsExtension, map[string]any{"mimeTypes": []any{UIMIMEType}})
+	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: build.Current().Version},
+		&mcp.ClientOptions{Capabilities: caps})
+	rep := &Report{URL: opts.URL, Tools: []Tool{}, Resources: []Resource{}, Templates: []Template{}, Findings: []Finding{}}
+	step := func(name string, start time.Time) {
+		rep.Timings = append(rep.Timings, Timing{Step: name, MS: float64(time.Since(start).Microseconds()) / 1000})
+	}
+
+	start := time.Now()
+	transport := &mcp.StreamableClientTransport{Endpoint: opts.URL, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true}
+	session, err := client.Connect(ctx, transport, nil)
+	if err != nil {
+		return nil, connectError(ctx, opts, ht, hc, err)
+	}
+	defer session.Close()
+	step("handshake", start)
+	if init := session.InitializeResult(); init != nil {
+		rep.Protocol = init.ProtocolVersion
+		if init.ServerInfo != nil {
+			rep.Server = ServerInfo{Name: init.ServerInfo.Name, Version: init.ServerInfo.Version, Title: init.ServerInfo.Title}
+		}
+		if init.Capabilities != nil {
+			if b, err := json.Marshal(init.Capabilities); err == nil {
+				_ = json.Unmarshal(b, &rep.Capabilities)
+			}
+		}
+	}
+	caps2 := session.InitializeResult()
+
+	start = time.Now()
+	for t, err := range session.Tools(ctx, nil) {
+		if err != nil {
+			return nil, stepError("tools/list", ctx, err)
+		}
+		rep.Tools = append(rep.Tools, Tool{Name: t.Name, Title: t.Title, Description: t.Description, UI: uiBinding(t), raw: t})
+	}
+	step("tools/list", start)
+
+	if caps2 != nil && caps2.Capabilities != nil && caps2.Capabilities.Resources != nil {
+		start = time.Now()
+		for r, err := range session.Resources(ctx, nil) {
+			if err != nil {
+				return nil, stepError("resources/list", ctx, err)
+			}
+			rep.Resources = append(rep.Resources, Resource{URI: r.URI, Name: r.Name, MIMEType: r.MIMEType, Listed: true})
+		}
+		step("resources/list", start)
+		start = time.Now()
+		for r, err := range session.ResourceTemplates(ctx, nil) {
+			if err != nil {
+				return nil, stepError("resources/templates/list", ctx, err)
+			}
+			rep.Templates = append(rep.Templates, Template{URITemplate: r.URITemplate, Name: r.Name, MIMEType: r.MIMEType})
+		}
+		step("resources/templates/list", start)
+	}
+
+	// Read every UI resource a tool references, listed or not.
+	start = time.Now()
+	uiContents := map[string]*mcp.ResourceContents{}
+	uiErrors := map[string]error{}
+	for _, t := range rep.Tools {
+		if t.UI == nil || !strings.HasPrefix(t.UI.ResourceURI, "ui://") {
+			continue
+		}
+		uri := t.UI.ResourceURI
+		if _, done := uiContents[uri]; done || uiErrors[uri] != nil {
+			continue
+		}
+		res, err := session.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, stepError("resources/read", ctx, err)
+			}
+			uiErrors[uri] = err
+			continue
+		}
+		var rc *mcp.ResourceContents
+		for _, c := range res.Contents {
+			if c != nil && c.URI == uri || rc == nil {
+				rc = c
+			}
+		}
+		if rc == nil {
+			uiErrors[uri] = errors.New("no contents")
+			continue
+		}
+		uiContents[uri] = rc
+		found := false
+		for i := range rep.Resources {
+			if rep.Resources[i].URI == uri {
+				rep.Resources[i].Size = htmlSize(rc)
+				if rep.Resources[i].MIMEType == "" {
+					rep.Resources[i].MIMEType = rc.MIMEType
+				}
+				found = true
+			}
+		}
+		if !found {
+			rep.Resources = append(rep.Resources, Resource{URI: uri, MIMEType: rc.MIMEType, Size: htmlSize(rc)})
+		}
+	}
+	if len(uiContents)+len(uiErrors) > 0 {
+		step("resources/read (UI)", start)
+	}
+
+	if caps2 != nil && caps2.Capabilities != nil && caps2.Capabilities.Prompts != nil {
+		start = time.Now()
+		for p, err := range session.Prompts(ctx, nil) {
+			if err != nil {
+				return nil, stepError("prompts/list", ctx, err)
+			}
+			rep.Prompts = append(rep.Prompts, p.Name)
+		}
+		step("prompts/list", start)
+	}
+
+	rep.Findings = Lint(rep.Tools, uiContents, uiErrors, isLocal(u.Hostname()))
+	for i := range rep.Tools {
+		if ui := rep.Tools[i].UI; ui != nil {
+			ui.Status = "ok"
+			for _, f := range rep.Findings {
+				if f.Subject == rep.Tools[i].Name && f.Severity == SeverityError && strings.HasPrefix(f.Rule, "APP") {
+					ui.Status = "invalid"
+				}
+			}
+			if uiErrors[ui.ResourceURI] != nil {
+				ui.Status = "unresolved"
+			}
+		}
+	}
+
+	if opts.Call != "" {
+		start = time.Now()
+		var args any = map[string]any{}
+		if len(opts.Args) > 0 {
+			if err := json.Unmarshal(opts.Args, &args); err != nil {
+				return rep, exitcode.Usagef("--args: %v (give a JSON object, for example '{\"text\":\"hi\"}')", err)
+			}
+		}
+		res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: opts.Call, Arguments: args})
+		if err != nil {
+			return rep, exitcode.New(exitcode.ToolError, fmt.Errorf("tools/call %s: %w", opts.Call, err), "check the tool name and --args against tools/list")
+		}
+		content, _ := json.Marshal(res.Content)
+		rep.Call = &CallResult{Tool: opts.Call, IsError: res.IsError, Content: content}
+		step("tools/call", start)
+		if res.IsError {
+			return rep, exitcode.New(exitcode.ToolError, fmt.Errorf("tools/call %s: %w", opts.Call, ErrToolFailed), "")
+		}
+	}
+	return rep, nil
+}
+
+func htmlSize(rc *mcp.ResourceContents) int {
+	if rc.Text != "" {
+		return len(rc.Text)
+	}
+	return len(rc.Blob)
+}
+
+func isLocal(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func stepError(step string, ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s: no answer within the timeout: %w", step, err), "raise --timeout, or check that the server answers")
+	}
+	return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s failed: %w", step, err), "")
+}
+
+// connectError explains a failed handshake: authorization (exit 3),
+// timeouts, refused connections and servers that do not speak MCP (4).
+func connectError(ctx context.Context, opts Options, ht *headerTransport, hc *http.Client, err error) error {
+	if resp := ht.unauthorized(); resp != nil {
+		ae := &AuthError{URL: opts.URL}
+		discover(ctx, hc, opts.URL, resp.Header.Get("WWW-Authenticate"), ae)
+		return exitcode.New(exitcode.AuthRequired, ae, "pass a token with --token T or --header 'Authorization: Bearer T' (log in at the authorization server)")
+	}
+	var ne *net.OpError
+	switch {
+	case ctx.Err() != nil:
+		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s: no MCP answer within the timeout (%v)", opts.URL, err), "raise --timeout, or check that this is the MCP endpoint (usually /mcp)")
+	case errors.As(err, &ne):
+		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s: %v", opts.URL, ne), "is the server running? (pomdev up starts it)")
+	default:
+		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s does not answer as an MCP server: %w", opts.URL, err), "check the URL: MCP servers usually serve Streamable HTTP at /mcp")
+	}
+}
+
+// discover reads RFC 9728 metadata: resource_metadata from
+// WWW-Authenticate, else the well-known locations, then the authorization
+// servers it names.
+func discover(ctx context.Context, hc *http.Client, endpoint, wwwAuth string, ae *AuthError) {
+	candidates := []string{}
+	if i := strings.Index(wwwAuth, `resource_metadata="`); i >= 0 {
+		rest := wwwAuth[i+len(`resource_metadata="`):]
+		if j := strings.IndexByte(rest, '"'); j >= 0 {
+			candidates = append(candidates, rest[:j])
+		}
+	}
+	if u, err := url.Parse(endpoint); err == nil {
+		root := u.Scheme + "://" + u.Host
+		candidates = append(candidates, root+"/.well-known/oauth-protected-resource"+u.Path, root+"/.well-known/oauth-protected-resource")
+	}
+	for _, c := range candidates {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c, nil)
+		if err != nil {
+			continue
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		var prm struct {
+			AuthorizationServers []string `json:"authorization_servers"`
+		}
+		derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&prm)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && derr == nil {
+			ae.ResourceMetadata = c
+			ae.AuthorizationServers = prm.AuthorizationServers
+			return
+		}
+	}
+	ae.Detail = "no protected-resource metadata found"
+}
