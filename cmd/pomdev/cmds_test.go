@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -21,6 +22,7 @@ import (
 //	waitmatch FILE REGEX VAR    wait (15 s) until FILE matches REGEX; VAR = first group
 //	httpget VIA URL             GET URL dialling VIA (host:port) whatever the URL's host;
 //	                            prints "status: N" and the body
+//	mcpserver good|bad          start a go-sdk MCP server in the test; sets $MCP_URL
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"origin": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 1 {
@@ -52,6 +54,29 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	},
+	"mcpserver": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 || (args[0] != "good" && args[0] != "bad") {
+			ts.Fatalf("usage: mcpserver good|bad")
+		}
+		mime := "text/html;profile=mcp-app"
+		if args[0] == "bad" {
+			mime = "text/html+skybridge"
+		}
+		s := mcp.NewServer(&mcp.Implementation{Name: "script-" + args[0], Version: "1.0.0"}, nil)
+		s.AddTool(&mcp.Tool{Name: "echo", Description: "Echo the text", InputSchema: map[string]any{"type": "object"},
+			Meta: mcp.Meta{"ui": map[string]any{"resourceUri": "ui://echo"}}},
+			func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echoed"}}}, nil
+			})
+		s.AddResource(&mcp.Resource{URI: "ui://echo", Name: "echo", MIMEType: mime},
+			func(ctx context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: "ui://echo", MIMEType: mime,
+					Text: "<!doctype html><html><body>echo</body></html>", Meta: mcp.Meta{"ui": map[string]any{"csp": map[string]any{}}}}}}, nil
+			})
+		srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+		ts.Defer(srv.Close)
+		ts.Setenv("MCP_URL", srv.URL+"/mcp")
 	},
 	"httpget": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {

@@ -340,7 +340,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if ui := rep.Tools[i].UI; ui != nil {
 			ui.Status = "ok"
 			for _, f := range rep.Findings {
-				if f.Subject == rep.Tools[i].Name && f.Severity == SeverityError && strings.HasPrefix(f.Rule, "APP") {
+				if (f.Subject == rep.Tools[i].Name || f.Subject == ui.ResourceURI) && f.Severity == SeverityError && strings.HasPrefix(f.Rule, "APP") {
 					ui.Status = "invalid"
 				}
 			}

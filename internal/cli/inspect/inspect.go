@@ -1,0 +1,247 @@
+// Package inspect implements `pomdev inspect`: the MCP client check of
+// internal/mcpcheck as a command, with a readable report or JSON, and exit
+// codes for scripts and CI.
+package inspect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/spf13/cobra"
+)
+
+// Options are the inputs of Run.
+type Options struct {
+	IO      *iostreams.IOStreams
+	Ctx     context.Context
+	URL     string
+	Headers map[string]string
+	Token   string
+	Call    string
+	Args    string
+	JSON    bool
+	Strict  bool
+	Timeout time.Duration
+	// HTTPClient replaces the default (tests).
+	HTTPClient *http.Client
+}
+
+// NewCmdInspect returns the inspect command.
+func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{}
+	var headers []string
+	cmd := &cobra.Command{
+		Use:   "inspect [URL]",
+		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
+		Long: `Connect to an MCP server over Streamable HTTP (protocol 2026-07-28 or 2025-11-25),
+advertising the MCP Apps extension, and report: the handshake, every tool (all
+pages) and its widget binding, resources and templates, the UI resources tools
+reference (read even when not listed), prompts, and optionally one tool call.
+Each step is timed. MCP Apps lint rules are listed in docs/INSPECT.md.
+
+URL defaults to inspect.url in pomdev.yaml, else the app's server process
+(http://127.0.0.1:<port>/mcp).
+
+Exit codes: 0 ok, 1 lint errors (warnings too with --strict), 2 usage, 3 the
+server wants authorization, 4 unreachable or not an MCP server, 5 the called
+tool failed.`,
+		Example: `  pomdev inspect http://127.0.0.1:8080/mcp
+  pomdev inspect https://my-app.pom.run/mcp --token "$TOKEN" --json
+  pomdev inspect --call echo --args '{"text":"hi"}'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return exitcode.Usagef("inspect takes at most one URL, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.Config()
+			if err != nil {
+				return err
+			}
+			opts.IO, opts.Ctx = f.IOStreams, cmd.Context()
+			opts.Timeout = cfg.Inspect.Timeout
+			opts.Headers = map[string]string{}
+			for k, v := range cfg.Inspect.Headers {
+				opts.Headers[k] = v
+			}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, ":")
+				if !ok || strings.TrimSpace(k) == "" {
+					return exitcode.Usagef("--header %q: want 'Name: value'", h)
+				}
+				opts.Headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+			if opts.Token != "" {
+				opts.Headers["Authorization"] = "Bearer " + opts.Token
+			}
+			switch {
+			case len(args) == 1:
+				opts.URL = args[0]
+			default:
+				if opts.URL, err = defaultURL(cfg); err != nil {
+					return err
+				}
+			}
+			if opts.Args != "" && opts.Call == "" {
+				return exitcode.Usagef("--args needs --call TOOL")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&headers, "header", "H", nil, "header 'Name: value' sent with every request (repeatable)")
+	fl.StringVar(&opts.Token, "token", "", "bearer token (sets Authorization: Bearer T)")
+	fl.StringVar(&opts.Call, "call", "", "call this tool after listing")
+	fl.StringVar(&opts.Args, "args", "", "the tool's arguments as a JSON object (with --call)")
+	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON (schema in docs/INSPECT.md)")
+	fl.BoolVar(&opts.Strict, "strict", false, "exit 1 on warnings too")
+	fl.Duration("timeout", 30*time.Second, "bound on the whole check")
+	factory.BindFlag(fl, "timeout", "inspect.timeout")
+	return cmd
+}
+
+// defaultURL is inspect.url, else the MCP endpoint of the app's server.
+func defaultURL(cfg *config.Loaded) (string, error) {
+	if cfg.Inspect.URL != "" {
+		return cfg.Inspect.URL, nil
+	}
+	var port int
+	for _, p := range cfg.Processes {
+		if p.Port != 0 && (port == 0 || p.Name == "server") {
+			port = p.Port
+		}
+	}
+	if port == 0 {
+		return "", exitcode.Usagef("no URL: give one (pomdev inspect http://127.0.0.1:8080/mcp), or set inspect.url or a server process with a port in pomdev.yaml")
+	}
+	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/mcp", nil
+}
+
+// Run checks the server and prints the report.
+func Run(opts *Options) error {
+	rep, err := mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: opts.Timeout,
+		Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient})
+	if rep != nil {
+		if opts.JSON {
+			enc := json.NewEncoder(opts.IO.Out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		} else {
+			printReport(opts.IO.Out, opts.IO.ColorScheme(), rep)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	errs, warns := count(rep.Findings)
+	if errs > 0 || opts.Strict && warns > 0 {
+		return exitcode.New(exitcode.Failure, fmt.Errorf("%d lint error(s), %d warning(s)", errs, warns), "each finding above says how to fix it")
+	}
+	return nil
+}
+
+func count(fs []mcpcheck.Finding) (errs, warns int) {
+	for _, f := range fs {
+		switch f.Severity {
+		case mcpcheck.SeverityError:
+			errs++
+		case mcpcheck.SeverityWarning:
+			warns++
+		}
+	}
+	return errs, warns
+}
+
+func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
+	fmt.Fprintf(w, "%s %s %s (protocol %s) at %s\n", cs.Bold("MCP server"), rep.Server.Name, rep.Server.Version, rep.Protocol, cs.Cyan(rep.URL))
+	var steps []string
+	for _, t := range rep.Timings {
+		steps = append(steps, fmt.Sprintf("%s %.1fms", t.Step, t.MS))
+	}
+	fmt.Fprintln(w, cs.Gray("steps: "+strings.Join(steps, " · ")))
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\n%s\n", cs.Bold(fmt.Sprintf("TOOLS (%d)", len(rep.Tools))))
+	for _, t := range rep.Tools {
+		widget := "-"
+		if t.UI != nil {
+			widget = t.UI.ResourceURI + " (" + t.UI.Status + ")"
+		}
+		desc := t.Description
+		if len(desc) > 60 {
+			desc = desc[:57] + "..."
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Name, widget, desc)
+	}
+	if len(rep.Resources) > 0 {
+		fmt.Fprintf(tw, "\n%s\n", cs.Bold(fmt.Sprintf("RESOURCES (%d)", len(rep.Resources))))
+		for _, r := range rep.Resources {
+			size := ""
+			if r.Size > 0 {
+				size = strconv.Itoa(r.Size) + " bytes"
+			}
+			listed := ""
+			if !r.Listed {
+				listed = "(not listed)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.URI, r.MIMEType, size, listed)
+		}
+	}
+	if len(rep.Templates) > 0 {
+		fmt.Fprintf(tw, "\n%s\n", cs.Bold(fmt.Sprintf("RESOURCE TEMPLATES (%d)", len(rep.Templates))))
+		for _, r := range rep.Templates {
+			fmt.Fprintf(tw, "  %s\t%s\n", r.URITemplate, r.MIMEType)
+		}
+	}
+	_ = tw.Flush()
+	if len(rep.Prompts) > 0 {
+		fmt.Fprintf(w, "\n%s %s\n", cs.Bold("PROMPTS:"), strings.Join(rep.Prompts, ", "))
+	}
+	if rep.Call != nil {
+		status := cs.Green("ok")
+		if rep.Call.IsError {
+			status = cs.Red("error")
+		}
+		fmt.Fprintf(w, "\n%s %s: %s %s\n", cs.Bold("CALL"), rep.Call.Tool, status, string(rep.Call.Content))
+	}
+	if len(rep.Findings) > 0 {
+		fmt.Fprintf(w, "\n%s\n", cs.Bold("FINDINGS"))
+		for _, f := range rep.Findings {
+			sev := f.Severity
+			switch sev {
+			case mcpcheck.SeverityError:
+				sev = cs.Red(sev)
+			case mcpcheck.SeverityWarning:
+				sev = cs.Yellow(sev)
+			}
+			fmt.Fprintf(w, "  %-7s %s %s: %s\n          fix: %s\n", sev, f.Rule, f.Subject, f.Message, f.Fix)
+		}
+	}
+	errs, warns := count(rep.Findings)
+	summary := fmt.Sprintf("%d tools, %d resources, %d errors, %d warnings", len(rep.Tools), len(rep.Resources), errs, warns)
+	if errs > 0 {
+		summary = cs.Red(summary)
+	} else {
+		summary = cs.Green(summary)
+	}
+	fmt.Fprintf(w, "\n%s\n", summary)
+}
