@@ -2,6 +2,7 @@ package mcpcheck
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -268,4 +269,34 @@ func TestGarbageServers(t *testing.T) {
 	if _, err := Run(context.Background(), Options{URL: srv.URL + "/mcp"}); exitcode.Code(err) != exitcode.Unreachable {
 		t.Fatalf("closed port: %v", err)
 	}
+}
+
+// FuzzLint: arbitrary tool _meta and resource JSON never panics the lint,
+// and every finding names a known rule with a fix.
+func FuzzLint(f *testing.F) {
+	f.Add([]byte(`{"ui":{"resourceUri":"ui://a","visibility":["model","x"]},"openai/outputTemplate":"ui://b"}`),
+		[]byte(`{"uri":"ui://a","mimeType":"text/html;profile=mcp-app","text":"<!doctype html>","_meta":{"ui":{"csp":{"connectDomains":["*"]}}}}`))
+	f.Add([]byte(`{"ui":"nope"}`), []byte(`{"uri":"ui://a","blob":"AAAA"}`))
+	f.Add([]byte(`null`), []byte(`[]`))
+	known := map[string]bool{}
+	for _, r := range Rules {
+		known[r.ID] = true
+	}
+	f.Fuzz(func(t *testing.T, metaJSON, resJSON []byte) {
+		var meta mcp.Meta
+		_ = json.Unmarshal(metaJSON, &meta)
+		tool := &mcp.Tool{Name: "t", InputSchema: map[string]any{"type": "object"}, Meta: meta}
+		var rc mcp.ResourceContents
+		_ = json.Unmarshal(resJSON, &rc)
+		ui := uiBinding(tool)
+		contents := map[string]*mcp.ResourceContents{}
+		if ui != nil {
+			contents[ui.ResourceURI] = &rc
+		}
+		for _, fd := range Lint([]Tool{{Name: "t", raw: tool, UI: ui}}, contents, nil, false) {
+			if !known[fd.Rule] || fd.Fix == "" || fd.Severity == "" {
+				t.Fatalf("bad finding %+v", fd)
+			}
+		}
+	})
 }
