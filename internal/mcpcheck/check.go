@@ -400,7 +400,7 @@ func connectError(ctx context.Context, opts Options, ht *headerTransport, hc *ht
 	if resp := ht.unauthorized(); resp != nil {
 		ae := &AuthError{URL: opts.URL}
 		discover(ctx, hc, opts.URL, resp.Header.Get("WWW-Authenticate"), ae)
-		return exitcode.New(exitcode.AuthRequired, ae, "pass a token with --token T or --header 'Authorization: Bearer T' (log in at the authorization server)")
+		return exitcode.New(exitcode.AuthRequired, ae, "log in with --login, or pass a token with --token T or --header 'Authorization: Bearer T'")
 	}
 	var ne *net.OpError
 	switch {

@@ -6,6 +6,7 @@ package inspect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pkg/browser"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -35,6 +37,9 @@ type Options struct {
 	JSON    bool
 	Strict  bool
 	Timeout time.Duration
+	// Login, when set (--login), uses and refreshes cached tokens and logs
+	// in through the browser on a 401.
+	Login *mcpcheck.Login
 	// HTTPClient replaces the default (tests).
 	HTTPClient *http.Client
 }
@@ -43,6 +48,7 @@ type Options struct {
 func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{}
 	var headers []string
+	var login bool
 	cmd := &cobra.Command{
 		Use:   "inspect [URL]",
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
@@ -60,6 +66,7 @@ server wants authorization, 4 unreachable or not an MCP server, 5 the called
 tool failed.`,
 		Example: `  pomdev inspect http://127.0.0.1:8080/mcp
   pomdev inspect https://my-app.pom.run/mcp --token "$TOKEN" --json
+  pomdev inspect https://my-app.pom.run/mcp --login
   pomdev inspect --call echo --args '{"text":"hi"}'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -99,6 +106,16 @@ tool failed.`,
 			if opts.Args != "" && opts.Call == "" {
 				return exitcode.Usagef("--args needs --call TOOL")
 			}
+			if login {
+				dir, err := f.ConfigDir()
+				if err != nil {
+					return err
+				}
+				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut}
+				if f.IOStreams.IsStdoutTTY() {
+					opts.Login.OpenBrowser = browser.OpenURL
+				}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -108,6 +125,7 @@ tool failed.`,
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&headers, "header", "H", nil, "header 'Name: value' sent with every request (repeatable)")
 	fl.StringVar(&opts.Token, "token", "", "bearer token (sets Authorization: Bearer T)")
+	fl.BoolVar(&login, "login", false, "log in with OAuth (browser, PKCE) when the server asks; tokens cached in the config dir")
 	fl.StringVar(&opts.Call, "call", "", "call this tool after listing")
 	fl.StringVar(&opts.Args, "args", "", "the tool's arguments as a JSON object (with --call)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON (schema in docs/INSPECT.md)")
@@ -136,8 +154,27 @@ func defaultURL(cfg *config.Loaded) (string, error) {
 
 // Run checks the server and prints the report.
 func Run(opts *Options) error {
-	rep, err := mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: opts.Timeout,
-		Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient})
+	check := func() (*mcpcheck.Report, error) {
+		return mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: opts.Timeout,
+			Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient})
+	}
+	if opts.Login != nil && opts.Headers["Authorization"] == "" {
+		if tok := opts.Login.Cached(opts.Ctx, opts.URL); tok != "" {
+			opts.Headers["Authorization"] = "Bearer " + tok
+		}
+	}
+	rep, err := check()
+	var ae *mcpcheck.AuthError
+	if opts.Login != nil && errors.As(err, &ae) {
+		ctx, cancel := context.WithTimeout(opts.Ctx, 5*time.Minute)
+		tok, lerr := opts.Login.Run(ctx, opts.URL, ae)
+		cancel()
+		if lerr != nil {
+			return exitcode.New(exitcode.AuthRequired, fmt.Errorf("login: %w", lerr), "")
+		}
+		opts.Headers["Authorization"] = "Bearer " + tok
+		rep, err = check()
+	}
 	if rep != nil {
 		if opts.JSON {
 			enc := json.NewEncoder(opts.IO.Out)
