@@ -50,6 +50,17 @@ var Rules = []Rule{
 	{"APP010", SeverityWarning, "widget loads nothing from localhost when the server is not local"},
 }
 
+// finding makes a Finding with the rule's severity.
+func finding(rule, subject, msg, fix string) Finding {
+	f := Finding{Rule: rule, Subject: subject, Message: msg, Fix: fix}
+	for _, r := range Rules {
+		if r.ID == rule {
+			f.Severity = r.Severity
+		}
+	}
+	return f
+}
+
 var toolNameRe = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,128}$`)
 
 // uiBinding reads a tool's MCP Apps binding from _meta.ui (or the aliases).
@@ -82,15 +93,7 @@ func uiBinding(t *mcp.Tool) *UI {
 // this machine (widgets may then load from localhost).
 func Lint(tools []Tool, contents map[string]*mcp.ResourceContents, readErrs map[string]error, local bool) []Finding {
 	out := []Finding{}
-	add := func(rule, subject, msg, fix string) {
-		sev := ""
-		for _, r := range Rules {
-			if r.ID == rule {
-				sev = r.Severity
-			}
-		}
-		out = append(out, Finding{Rule: rule, Severity: sev, Subject: subject, Message: msg, Fix: fix})
-	}
+	add := func(rule, subject, msg, fix string) { out = append(out, finding(rule, subject, msg, fix)) }
 	seen := map[string]bool{}
 	checkedRes := map[string]bool{}
 	for _, t := range tools {
@@ -170,15 +173,7 @@ var localAsset = regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//(loca
 
 func lintResource(uri string, rc *mcp.ResourceContents, local bool) []Finding {
 	var out []Finding
-	add := func(rule, msg, fix string) {
-		sev := ""
-		for _, r := range Rules {
-			if r.ID == rule {
-				sev = r.Severity
-			}
-		}
-		out = append(out, Finding{Rule: rule, Severity: sev, Subject: uri, Message: msg, Fix: fix})
-	}
+	add := func(rule, msg, fix string) { out = append(out, finding(rule, uri, msg, fix)) }
 	switch {
 	case rc.MIMEType == UIMIMEType:
 	case rc.MIMEType == LegacyMIME:
