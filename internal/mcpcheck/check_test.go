@@ -300,3 +300,26 @@ func FuzzLint(f *testing.F) {
 		}
 	})
 }
+
+// Both protocol eras: a server of 2026-07-28 only (server/discover, no
+// sessions: go-sdk serves that era with a stateless handler) and one of
+// 2025-11-25 only (initialize, sessions).
+func TestProtocolEras(t *testing.T) {
+	for _, version := range []string{"2026-07-28", "2025-11-25"} {
+		t.Run(version, func(t *testing.T) {
+			s := mcp.NewServer(&mcp.Implementation{Name: "era", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: []string{version}})
+			s.AddTool(echoTool(mcp.Meta{"ui": map[string]any{"resourceUri": "ui://echo"}}, "Echo"), echoHandler)
+			uiResource(s, "ui://echo", UIMIMEType, goodHTML, mcp.Meta{"ui": map[string]any{"csp": map[string]any{}}}, true)
+			srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+				&mcp.StreamableHTTPOptions{Stateless: version == "2026-07-28"}))
+			t.Cleanup(srv.Close)
+			rep, err := Run(context.Background(), Options{URL: srv.URL + "/mcp", Timeout: 10 * time.Second, Call: "echo"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Protocol != version || len(rep.Tools) != 1 || rep.Tools[0].UI == nil || rep.Tools[0].UI.Status != "ok" || rep.Call == nil {
+				t.Fatalf("protocol %q tools %+v call %+v findings %+v", rep.Protocol, rep.Tools, rep.Call, rep.Findings)
+			}
+		})
+	}
+}
