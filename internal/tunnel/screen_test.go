@@ -57,6 +57,20 @@ func TestRemoteFromScreen(t *testing.T) {
 	}
 }
 
+func TestLogsFromScreen(t *testing.T) {
+	scr := newScreen(220, 60)
+	scr.Write([]byte(pomRunFrame + "\x1b[12;1H│ 12:00:02 hint: static mode expected, got SOCKS"))
+	got := LogsFromScreen(scr.Lines())
+	want := []string{"12:00:01 tunnel ready", "12:00:02 hint: static mode expected, got SOCKS"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	relay := []string{"Port Forward Status ───", "  Status  ACTIVE", "", "Logs ─────────", "  remote forward x:81 refused: use -R 0", "  q: quit", ""}
+	if got := LogsFromScreen(relay); len(got) != 1 || got[0] != "remote forward x:81 refused: use -R 0" {
+		t.Fatalf("relay screen: %q", got)
+	}
+}
+
 func TestScreenBasics(t *testing.T) {
 	s := newScreen(10, 3)
 	s.Write([]byte("abc\x1b[2;5Hxy\x1b[1;2H\x1b[K\r\nq\x1b[3;1Hzzzzzzzzzzzz"))

@@ -125,13 +125,23 @@ func (c *Client) urlFromScreen(ctx context.Context, client *ssh.Client) string {
 		scr := newScreen(220, 60)
 		buf := make([]byte, 32<<10)
 		sent := false
+		seen := map[string]bool{}
 		for {
 			n, err := out.Read(buf)
 			scr.Write(buf[:n])
+			lines := scr.Lines()
 			if !sent {
-				if u := RemoteFromScreen(scr.Lines()); u != "" {
+				if u := RemoteFromScreen(lines); u != "" {
 					sent = true
 					found <- u
+				}
+			}
+			// The relay's Logs pane (mode-mismatch hints and the like)
+			// becomes log events, each line once.
+			for _, l := range LogsFromScreen(lines) {
+				if !seen[l] {
+					seen[l] = true
+					c.emit(Event{Kind: EventLog, Message: "relay: " + l})
 				}
 			}
 			if err != nil {
@@ -191,4 +201,28 @@ func RemoteFromScreen(lines []string) string {
 		return u
 	}
 	return ""
+}
+
+// LogsFromScreen returns the lines of the status screen's Logs pane: the
+// rows under a "Logs" title, up to a blank row or the next pane, without
+// box drawing.
+func LogsFromScreen(lines []string) []string {
+	var out []string
+	in := false
+	for _, l := range lines {
+		t := strings.Trim(l, " │|╭╮╰╯─")
+		switch {
+		case !in:
+			if t == "Logs" || strings.HasPrefix(t, "Logs ") && strings.Trim(t[4:], " ─") == "" {
+				in = true
+			}
+		case strings.TrimSpace(t) == "" || strings.ContainsAny(l, "╭╰") || strings.HasSuffix(strings.TrimSpace(l), "───"):
+			return out
+		default:
+			if t != "q: quit" {
+				out = append(out, strings.TrimSpace(t))
+			}
+		}
+	}
+	return out
 }
