@@ -1,6 +1,6 @@
 // Package event defines the typed events pomdev's long-running parts emit
-// (requests through a tunnel, for now) so that terminal screens, log lines
-// and machine-readable streams render the same facts.
+// (requests through a tunnel, what the tunnel client does) so that terminal
+// screens, log lines and machine-readable streams render the same facts.
 package event
 
 import (
@@ -54,4 +54,28 @@ func FormatDuration(d time.Duration) string {
 	default:
 		return d.Round(100 * time.Millisecond).String()
 	}
+}
+
+// Tunnel kinds.
+const (
+	TunnelConnecting   = "connecting"
+	TunnelSignIn       = "sign-in"
+	TunnelConnected    = "connected"
+	TunnelReady        = "ready" // the remote URL is known
+	TunnelRequest      = "request"
+	TunnelRefused      = "refused" // a destination outside the targets
+	TunnelHolding      = "holding" // a request waits for the target to accept
+	TunnelLog          = "log"
+	TunnelDisconnected = "disconnected"
+)
+
+// Tunnel is something the tunnel client did.
+type Tunnel struct {
+	Kind    string    `json:"kind"`
+	Time    time.Time `json:"time"`
+	URL     string    `json:"url,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Request *Request  `json:"request,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+	Err     string    `json:"error,omitempty"`
 }

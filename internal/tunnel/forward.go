@@ -94,7 +94,7 @@ func newForwarder(c *Client) *forwarder {
 			if ev.Status == 0 {
 				ev.Status = 499
 			}
-			c.emit(Event{Kind: EventRequest, Request: ev})
+			c.emit(event.Tunnel{Kind: event.TunnelRequest, Request: ev})
 		}),
 		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
 			if p, ok := conn.(*peeked); ok {
@@ -170,7 +170,7 @@ func (f *forwarder) handle(conn net.Conn) {
 			io.Writer
 		}{br, conn})
 		if err != nil {
-			f.c.emit(Event{Kind: EventLog, Message: "bad SOCKS5 request from the relay: " + err.Error()})
+			f.c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "bad SOCKS5 request from the relay: " + err.Error()})
 			conn.Close()
 			return
 		}
@@ -178,7 +178,7 @@ func (f *forwarder) handle(conn net.Conn) {
 		if !ok {
 			_ = socks5.WriteReply(conn, socks5.ReplyNotAllowed)
 			conn.Close()
-			f.c.emit(Event{Kind: EventRefused, Message: "refused a connection to " + req.Addr() + ": not one of the tunnel's targets (" + fmt.Sprint(f.c.cfg.Targets) + ")"})
+			f.c.emit(event.Tunnel{Kind: event.TunnelRefused, Message: "refused a connection to " + req.Addr() + ": not one of the tunnel's targets (" + fmt.Sprint(f.c.cfg.Targets) + ")"})
 			return
 		}
 		// Success now: if the target is down, the request is held and
@@ -209,7 +209,7 @@ func (f *forwarder) splice(p *peeked) {
 	defer p.Close()
 	up, err := f.dialTarget(context.Background(), "tcp", p.target)
 	if err != nil {
-		f.c.emit(Event{Kind: EventLog, Message: "raw connection to " + p.target + " failed: " + err.Error()})
+		f.c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "raw connection to " + p.target + " failed: " + err.Error()})
 		return
 	}
 	defer up.Close()
@@ -250,7 +250,7 @@ func (f *forwarder) dialTarget(ctx context.Context, network, addr string) (net.C
 			return nil, &holdError{waited: time.Since(start), err: err}
 		}
 		if attempt == 0 {
-			f.c.emit(Event{Kind: EventHolding, Message: "holding a request until the local server at " + addr + " accepts connections (up to " + f.c.cfg.HoldTimeout.String() + ")"})
+			f.c.emit(event.Tunnel{Kind: event.TunnelHolding, Message: "holding a request until the local server at " + addr + " accepts connections (up to " + f.c.cfg.HoldTimeout.String() + ")"})
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"errors"
+	"github.com/pomdev/pomdev/internal/event"
 	"net"
 	"strings"
 	"sync"
@@ -16,10 +17,10 @@ import (
 // an event. The relay side is the socks5 client the relay itself uses.
 func TestForwarderRefusesOtherDestinations(t *testing.T) {
 	var mu sync.Mutex
-	var events []Event
+	var events []event.Tunnel
 	_, priv, _ := generateKey()
 	c, err := New(Config{Addr: "relay:22", Signers: []ssh.Signer{priv}, Targets: []string{"localhost:8080"},
-		OnEvent: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+		OnEvent: func(e event.Tunnel) { mu.Lock(); events = append(events, e); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestForwarderRefusesOtherDestinations(t *testing.T) {
 	defer mu.Unlock()
 	refused := 0
 	for _, e := range events {
-		if e.Kind == EventRefused {
+		if e.Kind == event.TunnelRefused {
 			refused++
 			if !strings.Contains(e.Message, "not one of the tunnel's targets") {
 				t.Errorf("message %q", e.Message)

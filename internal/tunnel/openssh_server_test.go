@@ -2,6 +2,7 @@ package tunnel_test
 
 import (
 	"fmt"
+	"github.com/pomdev/pomdev/internal/event"
 	"net"
 	"os"
 	"os/exec"
@@ -99,7 +100,7 @@ func TestPlainOpenSSHServer(t *testing.T) {
 		c.Targets = []string{o.HostPort()}
 		c.User = u
 	})
-	url := r.wait(t, tunnel.EventReady).URL
+	url := r.wait(t, event.TunnelReady).URL
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("url %q", url)
 	}

@@ -57,7 +57,7 @@ type Config struct {
 	// nil refuses them with an error that says a terminal is needed.
 	Questions func(name, instruction string, questions []string, echos []bool) ([]string, error)
 	// OnEvent receives every event; it must not block for long.
-	OnEvent func(Event)
+	OnEvent func(event.Tunnel)
 	Logger  *slog.Logger
 
 	KeepaliveInterval time.Duration // 15 s
@@ -65,30 +65,6 @@ type Config struct {
 	URLTimeout        time.Duration // bound on finding the URL (10 s)
 	// Dial replaces the TCP dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
-// Event kinds.
-const (
-	EventConnecting   = "connecting"
-	EventSignIn       = "sign-in"
-	EventConnected    = "connected"
-	EventReady        = "ready" // the remote URL is known
-	EventRequest      = "request"
-	EventRefused      = "refused" // a destination outside the targets
-	EventHolding      = "holding" // a request waits for the target to accept
-	EventLog          = "log"
-	EventDisconnected = "disconnected"
-)
-
-// Event is something the tunnel did.
-type Event struct {
-	Kind    string         `json:"kind"`
-	Time    time.Time      `json:"time"`
-	URL     string         `json:"url,omitempty"`
-	Message string         `json:"message,omitempty"`
-	Request *event.Request `json:"request,omitempty"`
-	Attempt int            `json:"attempt,omitempty"`
-	Err     string         `json:"error,omitempty"`
 }
 
 // Client is a tunnel to one relay.
@@ -151,7 +127,7 @@ func (c *Client) URL() string {
 	return c.url
 }
 
-func (c *Client) emit(e Event) {
+func (c *Client) emit(e event.Tunnel) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -173,7 +149,7 @@ func (c *Client) Run(ctx context.Context) error {
 	backoff := time.Second
 	everConnected := false
 	for attempt := 1; ; attempt++ {
-		c.emit(Event{Kind: EventConnecting, Attempt: attempt, Message: "connecting to " + c.cfg.Addr})
+		c.emit(event.Tunnel{Kind: event.TunnelConnecting, Attempt: attempt, Message: "connecting to " + c.cfg.Addr})
 		started := time.Now()
 		connected, err := c.session(ctx)
 		everConnected = everConnected || connected
@@ -193,7 +169,7 @@ func (c *Client) Run(ctx context.Context) error {
 			backoff = time.Second // it was up for a while: start over
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		c.emit(Event{Kind: EventDisconnected, Err: errString(err), Message: "reconnecting in " + wait.Round(100*time.Millisecond).String()})
+		c.emit(event.Tunnel{Kind: event.TunnelDisconnected, Err: errString(err), Message: "reconnecting in " + wait.Round(100*time.Millisecond).String()})
 		select {
 		case <-ctx.Done():
 			return nil
@@ -237,12 +213,12 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 					// show it and answer at once; the relay then waits.
 					if !signInShown && strings.Contains(instruction, "://") {
 						signInShown = true
-						c.emit(Event{Kind: EventSignIn, URL: instruction, Message: name})
+						c.emit(event.Tunnel{Kind: event.TunnelSignIn, URL: instruction, Message: name})
 						if c.cfg.SignIn != nil {
 							c.cfg.SignIn(name, instruction)
 						}
 					} else if name != "" || instruction != "" {
-						c.emit(Event{Kind: EventLog, Message: strings.TrimSpace(name + ": " + instruction)})
+						c.emit(event.Tunnel{Kind: event.TunnelLog, Message: strings.TrimSpace(name + ": " + instruction)})
 					}
 					return []string{}, nil
 				}
@@ -269,7 +245,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	defer client.Close()
-	c.emit(Event{Kind: EventConnected, Message: "connected to " + c.cfg.Addr + " (" + string(sc.ServerVersion()) + ")"})
+	c.emit(event.Tunnel{Kind: event.TunnelConnected, Message: "connected to " + c.cfg.Addr + " (" + string(sc.ServerVersion()) + ")"})
 
 	// pomdev relay takes the dynamic target from an env request on a
 	// session; it must arrive before the forward so that no request goes to
@@ -278,7 +254,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	if strings.Contains(string(sc.ServerVersion()), "pomdev-relay") && c.cfg.Static == "" {
 		if events, err = client.NewSession(); err == nil {
 			if err := events.Setenv("POMDEV_TARGET", c.cfg.Targets[0]); err != nil {
-				c.emit(Event{Kind: EventLog, Message: "the relay did not accept the target " + c.cfg.Targets[0] + ": " + err.Error()})
+				c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "the relay did not accept the target " + c.cfg.Targets[0] + ": " + err.Error()})
 			}
 		}
 	}
@@ -352,5 +328,5 @@ func (c *Client) setURL(u string) {
 	c.mu.Lock()
 	c.url = u
 	c.mu.Unlock()
-	c.emit(Event{Kind: EventReady, URL: u})
+	c.emit(event.Tunnel{Kind: event.TunnelReady, URL: u})
 }

@@ -3,6 +3,7 @@ package tunnel_test
 import (
 	"context"
 	"errors"
+	"github.com/pomdev/pomdev/internal/event"
 	"io"
 	"net"
 	"net/http"
@@ -26,12 +27,12 @@ import (
 type run struct {
 	c      *tunnel.Client
 	mu     sync.Mutex
-	events []tunnel.Event
+	events []event.Tunnel
 	done   chan error
 	cancel context.CancelFunc
 }
 
-func (r *run) has(kind string) (tunnel.Event, bool) {
+func (r *run) has(kind string) (event.Tunnel, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.events {
@@ -39,7 +40,7 @@ func (r *run) has(kind string) (tunnel.Event, bool) {
 			return e, true
 		}
 	}
-	return tunnel.Event{}, false
+	return event.Tunnel{}, false
 }
 
 func (r *run) count(kind string) int {
@@ -54,9 +55,9 @@ func (r *run) count(kind string) int {
 	return n
 }
 
-func (r *run) wait(t *testing.T, kind string) tunnel.Event {
+func (r *run) wait(t *testing.T, kind string) event.Tunnel {
 	t.Helper()
-	var ev tunnel.Event
+	var ev event.Tunnel
 	rt.WaitFor(t, func() bool {
 		var ok bool
 		ev, ok = r.has(kind)
@@ -74,7 +75,7 @@ func start(t *testing.T, h *rt.Harness, signer ssh.Signer, knownHosts string, mo
 		KnownHosts:        knownHosts,
 		Targets:           []string{"localhost:1"},
 		KeepaliveInterval: time.Second,
-		OnEvent: func(e tunnel.Event) {
+		OnEvent: func(e event.Tunnel) {
 			r.mu.Lock()
 			r.events = append(r.events, e)
 			r.mu.Unlock()
@@ -111,7 +112,7 @@ func TestDynamicThroughRelay(t *testing.T) {
 		c.Targets = []string{o.HostPort()}
 		c.OnNewHostKey = func(host, fp string) { newKey = fp }
 	})
-	url := r.wait(t, tunnel.EventReady).URL
+	url := r.wait(t, event.TunnelReady).URL
 	if url == "" || h.R.Routes()[strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(url, "http://"), ".", 2)[0], "")] != url {
 		t.Fatalf("url %q, relay routes %v", url, h.R.Routes())
 	}
@@ -131,7 +132,7 @@ func TestDynamicThroughRelay(t *testing.T) {
 	if resp.StatusCode != 200 || m["host"] != o.HostPort() || m["body"] == "" || resp.Header.Get("Mcp-Session-Id") != "abc" {
 		t.Fatalf("%d %v %v", resp.StatusCode, m, resp.Header)
 	}
-	ev := r.wait(t, tunnel.EventRequest)
+	ev := r.wait(t, event.TunnelRequest)
 	if ev.Request.Status != 200 || ev.Request.RPCMethod != "tools/call" || ev.Request.Tool != "echo" || ev.Request.RPCID != "3" {
 		t.Fatalf("request event %+v", ev.Request)
 	}
@@ -160,12 +161,12 @@ func TestTellsRelayItsTarget(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = other.HostPort() })
 	_, signer := rt.WriteKey(t)
 	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) { c.Targets = []string{mine.HostPort()} })
-	url := r.wait(t, tunnel.EventReady).URL
+	url := r.wait(t, event.TunnelReady).URL
 	code, body := h.Get(url + "/")
 	if code != 200 || rt.Decode(t, body)["origin"] != "mine" {
 		t.Fatalf("%d %s", code, body)
 	}
-	if _, refused := r.has(tunnel.EventRefused); refused {
+	if _, refused := r.has(event.TunnelRefused); refused {
 		t.Fatal("a request was refused")
 	}
 }
@@ -185,7 +186,7 @@ func TestHoldWhileTargetRestarts(t *testing.T) {
 		c.Targets = []string{target}
 		c.HoldTimeout = 5 * time.Second
 	})
-	url := r.wait(t, tunnel.EventReady).URL
+	url := r.wait(t, event.TunnelReady).URL
 
 	type result struct {
 		code int
@@ -203,7 +204,7 @@ func TestHoldWhileTargetRestarts(t *testing.T) {
 		res <- result{resp.StatusCode, string(b)}
 	}()
 	// The server comes up while the request waits.
-	r.wait(t, tunnel.EventHolding)
+	r.wait(t, event.TunnelHolding)
 	srvLn, err := net.Listen("tcp", target)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +228,7 @@ func TestHoldTimesOut(t *testing.T) {
 		c.Targets = []string{target}
 		c.HoldTimeout = 300 * time.Millisecond
 	})
-	url := r.wait(t, tunnel.EventReady).URL
+	url := r.wait(t, event.TunnelReady).URL
 	code, body := h.Get(url + "/")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not accepting connections") || !strings.Contains(body, target) {
 		t.Fatalf("%d %q", code, body)
@@ -242,7 +243,7 @@ func TestHostKeyChanged(t *testing.T) {
 	_, signer := rt.WriteKey(t)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	r := start(t, h, signer, kh, func(c *tunnel.Config) { c.Targets = []string{o.HostPort()} })
-	r.wait(t, tunnel.EventReady)
+	r.wait(t, event.TunnelReady)
 	r.cancel()
 	<-r.done
 	r.done <- nil // for the cleanup
@@ -265,7 +266,7 @@ func TestHostKeyChanged(t *testing.T) {
 		t.Fatalf("forget: %d %v", n, err)
 	}
 	r2 := start(t, h, signer, kh, func(c *tunnel.Config) { c.Targets = []string{o.HostPort()} })
-	r2.wait(t, tunnel.EventReady)
+	r2.wait(t, event.TunnelReady)
 }
 
 // Sign-in: the link is shown once, approved with pomdev relay approve; the
@@ -290,16 +291,16 @@ func TestSigninAndReconnect(t *testing.T) {
 	if err := <-approved; err != nil {
 		t.Fatal(err)
 	}
-	url := r.wait(t, tunnel.EventReady).URL
-	if ev, _ := r.has(tunnel.EventSignIn); ev.Message != relay.SigninName {
+	url := r.wait(t, event.TunnelReady).URL
+	if ev, _ := r.has(event.TunnelSignIn); ev.Message != relay.SigninName {
 		t.Fatalf("sign-in event %+v", ev)
 	}
 	h.Restart(mod)
-	rt.WaitFor(t, func() bool { return r.count(tunnel.EventReady) >= 2 }, "the tunnel to come back")
+	rt.WaitFor(t, func() bool { return r.count(event.TunnelReady) >= 2 }, "the tunnel to come back")
 	if r.c.URL() != url {
 		t.Fatalf("URL after restart %q, want %q", r.c.URL(), url)
 	}
-	if n := r.count(tunnel.EventSignIn); n != 1 {
+	if n := r.count(event.TunnelSignIn); n != 1 {
 		t.Fatalf("%d sign-ins, want 1", n)
 	}
 	if code, _ := h.Get(url + "/"); code != 200 {
@@ -332,7 +333,7 @@ func TestStaticRoute(t *testing.T) {
 		c.Targets = []string{o.HostPort()}
 		c.Static = "my-app"
 	})
-	url := r.wait(t, tunnel.EventReady).URL
+	url := r.wait(t, event.TunnelReady).URL
 	if url != h.R.Routes()["my-app"] {
 		t.Fatalf("url %q, routes %v", url, h.R.Routes())
 	}

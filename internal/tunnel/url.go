@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/pomdev/pomdev/internal/event"
 	"net"
 	"regexp"
 	"strconv"
@@ -40,7 +41,7 @@ func (c *Client) findURL(ctx context.Context, client *ssh.Client, events *ssh.Se
 		if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
 			return
 		}
-		c.emit(Event{Kind: EventLog, Message: "could not read the remote URL from the relay; the tunnel is up (pass --remote-url to set it)"})
+		c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "could not read the remote URL from the relay; the tunnel is up (pass --remote-url to set it)"})
 		return
 	}
 	c.setURL(url)
@@ -84,7 +85,7 @@ func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client, s *ssh.S
 				sent = true
 				found <- ev.URL
 			case ev.Type == "log":
-				c.emit(Event{Kind: EventLog, Message: "relay: " + ev.Message})
+				c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "relay: " + ev.Message})
 			}
 		}
 		if !sent {
@@ -141,7 +142,7 @@ func (c *Client) urlFromScreen(ctx context.Context, client *ssh.Client) string {
 			for _, l := range LogsFromScreen(lines) {
 				if !seen[l] {
 					seen[l] = true
-					c.emit(Event{Kind: EventLog, Message: "relay: " + l})
+					c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "relay: " + l})
 				}
 			}
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/event"
 	"io"
 	"log/slog"
 	"net"
@@ -278,7 +279,7 @@ type printer struct {
 	url  string
 }
 
-func (p *printer) event(e tunnel.Event) {
+func (p *printer) event(e event.Tunnel) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
@@ -286,20 +287,20 @@ func (p *printer) event(e tunnel.Event) {
 		return
 	}
 	switch e.Kind {
-	case tunnel.EventSignIn:
+	case event.TunnelSignIn:
 		fmt.Fprintf(p.w, "%s\n\n    %s\n\nWaiting for the sign-in to be approved...\n", e.Message, p.cs.Bold(e.URL))
-	case tunnel.EventReady:
+	case event.TunnelReady:
 		if e.URL != p.url {
 			p.url = e.URL
 			fmt.Fprintf(p.w, "Remote URL: %s\n", e.URL)
 		}
-	case tunnel.EventRequest:
+	case event.TunnelRequest:
 		fmt.Fprintln(p.w, e.Request.Line())
-	case tunnel.EventRefused, tunnel.EventLog, tunnel.EventHolding:
+	case event.TunnelRefused, event.TunnelLog, event.TunnelHolding:
 		fmt.Fprintln(p.w, p.cs.Yellow(e.Message))
-	case tunnel.EventDisconnected:
+	case event.TunnelDisconnected:
 		fmt.Fprintf(p.w, "%s (%s); %s\n", p.cs.Yellow("disconnected"), e.Err, e.Message)
-	case tunnel.EventConnected:
+	case event.TunnelConnected:
 		if p.url != "" {
 			fmt.Fprintln(p.w, p.cs.Green("reconnected"))
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
-	"github.com/pomdev/pomdev/internal/tunnel"
 )
 
 func execute(t *testing.T, project string, env map[string]string, args ...string) (*Options, error) {
@@ -83,10 +82,10 @@ func TestRunUsageErrors(t *testing.T) {
 func TestPrinter(t *testing.T) {
 	var buf bytes.Buffer
 	p := &printer{w: &buf, cs: &iostreams.ColorScheme{}}
-	p.event(tunnel.Event{Kind: tunnel.EventSignIn, Message: "Please sign in to continue", URL: "https://x/.pomerium/sign_in?user_code=AB"})
-	p.event(tunnel.Event{Kind: tunnel.EventReady, URL: "https://a.pom.run"})
-	p.event(tunnel.Event{Kind: tunnel.EventReady, URL: "https://a.pom.run"})
-	p.event(tunnel.Event{Kind: tunnel.EventRequest, Request: &event.Request{Time: time.Date(2026, 1, 1, 9, 8, 7, 0, time.UTC), Method: "POST", Path: "/mcp", Status: 200, Duration: 3 * time.Millisecond, RPCMethod: "tools/call", Tool: "echo"}})
+	p.event(event.Tunnel{Kind: event.TunnelSignIn, Message: "Please sign in to continue", URL: "https://x/.pomerium/sign_in?user_code=AB"})
+	p.event(event.Tunnel{Kind: event.TunnelReady, URL: "https://a.pom.run"})
+	p.event(event.Tunnel{Kind: event.TunnelReady, URL: "https://a.pom.run"})
+	p.event(event.Tunnel{Kind: event.TunnelRequest, Request: &event.Request{Time: time.Date(2026, 1, 1, 9, 8, 7, 0, time.UTC), Method: "POST", Path: "/mcp", Status: 200, Duration: 3 * time.Millisecond, RPCMethod: "tools/call", Tool: "echo"}})
 	out := buf.String()
 	for _, want := range []string{"Please sign in to continue\n\n    https://x/.pomerium/sign_in?user_code=AB\n", "Waiting for the sign-in", "Remote URL: https://a.pom.run\n", "09:08:07 POST /mcp 200 3ms tools/call echo\n"} {
 		if !strings.Contains(out, want) {
@@ -98,7 +97,7 @@ func TestPrinter(t *testing.T) {
 	}
 	buf.Reset()
 	p.json = true
-	p.event(tunnel.Event{Kind: tunnel.EventReady, URL: "https://a.pom.run"})
+	p.event(event.Tunnel{Kind: event.TunnelReady, URL: "https://a.pom.run"})
 	if !strings.HasPrefix(buf.String(), `{"kind":"ready"`) {
 		t.Fatalf("json %q", buf.String())
 	}

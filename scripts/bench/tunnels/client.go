@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"golang.org/x/crypto/ssh"
 )
@@ -26,8 +27,8 @@ func client(relayAddr, target, pprofAddr string) {
 	defer os.RemoveAll(dir)
 	c, err := tunnel.New(tunnel.Config{Addr: relayAddr, Signers: []ssh.Signer{signer}, Targets: []string{target},
 		KnownHosts: filepath.Join(dir, "known_hosts"),
-		OnEvent: func(e tunnel.Event) {
-			if e.Kind == tunnel.EventReady {
+		OnEvent: func(e event.Tunnel) {
+			if e.Kind == event.TunnelReady {
 				fmt.Println("Remote URL:", e.URL)
 			}
 		}})
