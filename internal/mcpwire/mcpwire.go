@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/event"
 )
 
 // PeekLimit is how much of a body is looked at.
@@ -154,4 +157,22 @@ func parseTruncated(head []byte) Call {
 		}
 	}
 	return c
+}
+
+// Observe serves r with h in full-duplex mode (an MCP server may answer
+// with SSE before it has read the whole body) and returns the request's
+// event: method, path, status, size, duration and the JSON-RPC call. A
+// request whose client left before any answer has status 499.
+func Observe(w http.ResponseWriter, r *http.Request, h http.Handler) event.Request {
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	call := PeekRequest(r)
+	rec := &event.Recorder{ResponseWriter: w}
+	start := time.Now()
+	h.ServeHTTP(rec, r)
+	ev := event.Request{Time: start, Method: r.Method, Path: r.URL.RequestURI(), Status: rec.Status,
+		Bytes: rec.Bytes, Duration: time.Since(start), RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.Err}
+	if ev.Status == 0 {
+		ev.Status = 499
+	}
+	return ev
 }

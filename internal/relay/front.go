@@ -38,28 +38,13 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.page(w, http.StatusNotFound, "No such tunnel", fmt.Sprintf("No tunnel is named %s on this relay.", name))
 		return
 	}
-	// Full duplex: an MCP server may answer (SSE) before it has read the
-	// whole request body; without this the body read races the response.
-	_ = http.NewResponseController(w).EnableFullDuplex()
-
-	call := mcpwire.PeekRequest(req)
-	rec := &event.Recorder{ResponseWriter: w}
-	start := time.Now()
-	ctx := context.WithValue(req.Context(), routeKey{}, rt)
-	ctx = context.WithValue(ctx, originKey{}, req.RemoteAddr)
-	rt.proxy.ServeHTTP(rec, req.WithContext(ctx))
-	ev := event.Request{
-		Time: start, Route: name, Method: req.Method, Path: req.URL.RequestURI(),
-		Status: rec.Status, Bytes: rec.Bytes, Duration: time.Since(start),
-		RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.Err,
-	}
-	if ev.Status == 0 {
-		ev.Status = 499 // client went away before an answer
-	}
+	// The origin address reaches the forwarded-tcpip channel's payload.
+	ctx := context.WithValue(req.Context(), originKey{}, req.RemoteAddr)
+	ev := mcpwire.Observe(w, req.WithContext(ctx), rt.proxy)
+	ev.Route = name
 	rt.c.notify(note{req: &ev})
 }
 
-type routeKey struct{}
 type originKey struct{}
 
 // newProxy builds the reverse proxy of a route. Its transport keeps

@@ -84,17 +84,8 @@ func newForwarder(c *Client) *forwarder {
 	}
 	f.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = http.NewResponseController(w).EnableFullDuplex()
-			call := mcpwire.PeekRequest(r)
-			rec := &event.Recorder{ResponseWriter: w}
-			start := time.Now()
-			proxy.ServeHTTP(rec, r)
-			ev := &event.Request{Time: start, Method: r.Method, Path: r.URL.RequestURI(), Status: rec.Status,
-				Bytes: rec.Bytes, Duration: time.Since(start), RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.Err}
-			if ev.Status == 0 {
-				ev.Status = 499
-			}
-			c.emit(event.Tunnel{Kind: event.TunnelRequest, Request: ev})
+			ev := mcpwire.Observe(w, r, proxy)
+			c.emit(event.Tunnel{Kind: event.TunnelRequest, Request: &ev})
 		}),
 		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
 			if p, ok := conn.(*peeked); ok {
