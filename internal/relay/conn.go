@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
@@ -23,6 +24,8 @@ type conn struct {
 	sc  *ssh.ServerConn
 	fp  string
 	log *slog.Logger
+
+	active atomic.Int64 // requests in flight through this connection
 
 	mu       sync.Mutex
 	pinging  bool   // a keepalive is waiting for its answer

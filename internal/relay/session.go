@@ -281,7 +281,7 @@ func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requ
 
 // runScreen draws the status screen with Bubble Tea over the channel.
 func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowChange, w *watcher) uint32 {
-	m := newStatusModel(int(pty.Cols), int(pty.Rows))
+	m := newStatusModel(int(pty.Cols), int(pty.Rows), c.active.Load)
 	env := []string{"TERM=" + pty.Term}
 	p := tea.NewProgram(m,
 		tea.WithInput(ch),

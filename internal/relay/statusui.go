@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -30,18 +31,27 @@ type statusModel struct {
 	requests      []event.Request
 	logs          []string
 	served        int
+	// open reports the requests in flight on this connection.
+	open func() int64
 }
+
+// tickMsg refreshes the in-flight count once a second.
+type tickMsg struct{}
+
+func tick() tea.Cmd { return tea.Tick(time.Second, func(time.Time) tea.Msg { return tickMsg{} }) }
 
 const keepRequests, keepLogs = 200, 50
 
-func newStatusModel(w, h int) *statusModel {
-	return &statusModel{width: w, height: h}
+func newStatusModel(w, h int, open func() int64) *statusModel {
+	return &statusModel{width: w, height: h, open: open}
 }
 
-func (m *statusModel) Init() tea.Cmd { return nil }
+func (m *statusModel) Init() tea.Cmd { return tick() }
 
 func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
+	case tickMsg:
+		return m, tick()
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 	case tea.KeyPressMsg:
@@ -106,7 +116,11 @@ func (m *statusModel) View() tea.View {
 	}
 	add("")
 	section("Active Connections")
-	add(fmt.Sprintf("  %d requests served", m.served))
+	open := int64(0)
+	if m.open != nil {
+		open = m.open()
+	}
+	add(fmt.Sprintf("  %d open, %d requests served", open, m.served))
 	add("")
 	section("Client Requests")
 	logRows := min(len(m.logs), 5)
