@@ -167,9 +167,10 @@ func (f *forwarder) handle(conn net.Conn) {
 		}
 		t, ok := f.allowed(req.Addr())
 		if !ok {
+			// The event first: whoever sees the refusal can rely on it.
+			f.c.emit(event.Tunnel{Kind: event.TunnelRefused, Message: "refused a connection to " + req.Addr() + ": not one of the tunnel's targets (" + fmt.Sprint(f.c.cfg.Targets) + ")"})
 			_ = socks5.WriteReply(conn, socks5.ReplyNotAllowed)
 			conn.Close()
-			f.c.emit(event.Tunnel{Kind: event.TunnelRefused, Message: "refused a connection to " + req.Addr() + ": not one of the tunnel's targets (" + fmt.Sprint(f.c.cfg.Targets) + ")"})
 			return
 		}
 		// Success now: if the target is down, the request is held and
