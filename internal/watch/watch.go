@@ -1,0 +1,215 @@
+// Package watch reports file changes under a directory for `pomdev up`:
+// fsnotify on every directory (new directories are followed), dependency,
+// VCS and build output and editor temporary files ignored, and changes to
+// each path debounced so a save that writes a file several times is one
+// change.
+package watch
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultIgnore lists what is never watched: dependencies, VCS data, build
+// output and editor temporary files.
+var DefaultIgnore = []string{
+	"**/node_modules/**", "**/.git/**", "**/dist/**", "**/build/**", "**/.vite/**", "**/coverage/**",
+	"**/*.swp", "**/*.swx", "**/*~", "**/.#*", "**/#*#", "**/4913", "**/.DS_Store",
+}
+
+// DefaultDebounce is how long a path must stay quiet before its change is
+// reported.
+const DefaultDebounce = 150 * time.Millisecond
+
+// Change is one debounced change: Path is relative to the root, with
+// slashes.
+type Change struct {
+	Path string
+}
+
+// Options tune a Watcher.
+type Options struct {
+	// Ignore adds globs (relative to the root, ** allowed) to DefaultIgnore.
+	Ignore   []string
+	Debounce time.Duration
+}
+
+// Watcher watches a directory tree.
+type Watcher struct {
+	root     string
+	ignore   []string
+	debounce time.Duration
+	fsw      *fsnotify.Watcher
+
+	mu     sync.Mutex
+	timers map[string]*time.Timer
+}
+
+// New watches root and every directory below it that is not ignored.
+func New(root string, opts Options) (*Watcher, error) {
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{root: filepath.Clean(root), ignore: append(append([]string{}, DefaultIgnore...), opts.Ignore...),
+		debounce: opts.Debounce, fsw: fsw, timers: map[string]*time.Timer{}}
+	if w.debounce <= 0 {
+		w.debounce = DefaultDebounce
+	}
+	if err := w.addTree(w.root); err != nil {
+		fsw.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Watcher) rel(p string) string {
+	r, err := filepath.Rel(w.root, p)
+	if err != nil {
+		return filepath.ToSlash(p)
+	}
+	return filepath.ToSlash(r)
+}
+
+// Ignored reports whether the relative slash path is ignored.
+func (w *Watcher) Ignored(rel string) bool {
+	for _, g := range w.ignore {
+		if Match(g, rel) || Match(g, rel+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// addTree watches dir and its subdirectories.
+func (w *Watcher) addTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir {
+				return err
+			}
+			return nil // vanished meanwhile
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != w.root && w.Ignored(w.rel(p)) {
+			return filepath.SkipDir
+		}
+		if err := w.fsw.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+}
+
+// Run sends debounced changes to out until ctx ends, then closes the
+// watcher. out should be buffered or drained promptly.
+func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
+	defer w.fsw.Close()
+	defer w.stopTimers()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-w.fsw.Errors:
+			if !ok {
+				return nil
+			}
+			return err
+		case ev, ok := <-w.fsw.Events:
+			if !ok {
+				return nil
+			}
+			rel := w.rel(ev.Name)
+			if w.Ignored(rel) {
+				continue
+			}
+			if ev.Has(fsnotify.Create) {
+				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
+					// A new directory: watch it, and report what it holds
+					// (files may have landed before the watch).
+					_ = w.addTree(ev.Name)
+					_ = filepath.WalkDir(ev.Name, func(p string, d fs.DirEntry, err error) error {
+						if err == nil && !d.IsDir() && !w.Ignored(w.rel(p)) {
+							w.bump(ctx, w.rel(p), out)
+						}
+						return nil
+					})
+					continue
+				}
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			w.bump(ctx, rel, out)
+		}
+	}
+}
+
+// bump (re)starts the path's debounce timer; one AfterFunc per path,
+// reset on every event.
+func (w *Watcher) bump(ctx context.Context, rel string, out chan<- Change) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.timers[rel]; ok {
+		t.Reset(w.debounce)
+		return
+	}
+	w.timers[rel] = time.AfterFunc(w.debounce, func() {
+		w.mu.Lock()
+		delete(w.timers, rel)
+		w.mu.Unlock()
+		select {
+		case out <- Change{Path: rel}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+func (w *Watcher) stopTimers() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, t := range w.timers {
+		t.Stop()
+		delete(w.timers, k)
+	}
+}
+
+// Match reports whether the slash path name matches pattern, where "**"
+// stands for any number of path segments (zero included) and other
+// segments follow path.Match.
+func Match(pattern, name string) bool {
+	return matchSegs(strings.Split(pattern, "/"), strings.Split(name, "/"))
+}
+
+func matchSegs(pat, name []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			rest := pat[1:]
+			for i := 0; i <= len(name); i++ {
+				if matchSegs(rest, name[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(name) == 0 {
+			return false
+		}
+		if ok, err := path.Match(pat[0], name[0]); err != nil || !ok {
+			return false
+		}
+		pat, name = pat[1:], name[1:]
+	}
+	return len(name) == 0
+}
