@@ -20,10 +20,22 @@ import (
 //
 //	origin NAME                 start an HTTP server in the test; sets $ORIGIN (host:port)
 //	waitmatch FILE REGEX VAR    wait (15 s) until FILE matches REGEX; VAR = first group
-//	httpget VIA URL             GET URL dialling VIA (host:port) whatever the URL's host;
+//	httpget VIA URL             GET URL dialling VIA (host:port, - for the URL's own) whatever the URL's host;
 //	                            prints "status: N" and the body
 //	mcpserver good|bad          start a go-sdk MCP server in the test; sets $MCP_URL
+//	freeport VAR                a free loopback port in $VAR
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"freeport": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: freeport VAR")
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ts.Fatalf("%v", err)
+		}
+		ts.Setenv(args[0], fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+		ln.Close()
+	},
 	"origin": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 1 {
 			ts.Fatalf("usage: origin NAME")
@@ -84,9 +96,12 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		}
 		via := args[0]
 		client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if via != "-" {
+					addr = via
+				}
 				var d net.Dialer
-				return d.DialContext(ctx, network, via)
+				return d.DialContext(ctx, network, addr)
 			}}}
 		resp, err := client.Get(args[1])
 		if err != nil {
@@ -96,4 +111,26 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		body, _ := io.ReadAll(resp.Body)
 		fmt.Fprintf(ts.Stdout(), "status: %d\n%s", resp.StatusCode, body)
 	},
+}
+
+// mcpTestServer is a program for scripts (like pomdev, installed in PATH):
+// a go-sdk MCP server on 127.0.0.1:$PORT with /mcp and /health, one tool
+// per line of ./tools.txt, read at start.
+func mcpTestServer() {
+	s := mcp.NewServer(&mcp.Implementation{Name: "testserver", Version: "1.0.0"}, nil)
+	data, _ := os.ReadFile("tools.txt")
+	for _, name := range strings.Fields(string(data)) {
+		s.AddTool(&mcp.Tool{Name: name, Description: "tool " + name, InputSchema: map[string]any{"type": "object"}},
+			func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil
+			})
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	fmt.Println("testserver listening on", os.Getenv("PORT"))
+	if err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }

@@ -15,7 +15,8 @@ import (
 // the real entry point in a child process without a separate build.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"pomdev": func() { os.Exit(cli.Main(context.Background(), os.Args[1:], iostreams.System())) },
+		"pomdev":        func() { os.Exit(cli.Main(context.Background(), os.Args[1:], iostreams.System())) },
+		"mcptestserver": mcpTestServer,
 	})
 }
 

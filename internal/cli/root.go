@@ -20,6 +20,7 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/knownhosts"
 	"github.com/pomdev/pomdev/internal/cli/relaycmd"
 	"github.com/pomdev/pomdev/internal/cli/tunnelcmd"
+	"github.com/pomdev/pomdev/internal/cli/up"
 	"github.com/pomdev/pomdev/internal/cli/version"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -145,6 +146,7 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 	// The workflow commands (init, up, inspect, tunnel, relay) go in
 	// "main"; the group is shown only when it has commands.
 	mainCmds := []*cobra.Command{
+		up.NewCmdUp(f, nil),
 		inspect.NewCmdInspect(f, nil),
 		tunnelcmd.NewCmdTunnel(f, nil),
 		relaycmd.NewCmdRelay(f, nil),

@@ -19,6 +19,13 @@ import (
 // the route. The bare domain serves /healthz and the sign-in page.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name, apex, ok := routeFromHost(req.Host, r.cfg.Domain)
+	if !ok && r.cfg.SingleRoute {
+		// An embedded relay with one tunnel: any other Host (127.0.0.1:port)
+		// reaches it, so its URL needs no DNS for *.localhost.
+		if only := r.onlyRoute(); only != "" {
+			name, ok = only, true
+		}
+	}
 	switch {
 	case apex:
 		r.serveApex(w, req)
@@ -48,6 +55,20 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 type originKey struct{}
+
+// onlyRoute is the name of the single live route, "" when there are none
+// or several.
+func (r *Relay) onlyRoute() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.routes) != 1 {
+		return ""
+	}
+	for name := range r.routes {
+		return name
+	}
+	return ""
+}
 
 // newProxy builds the reverse proxy of a route. Its transport keeps
 // forwarded channels open and reuses them for later requests (HTTP

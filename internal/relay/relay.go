@@ -60,6 +60,10 @@ type Config struct {
 	DefaultTarget string
 	// TLS, when set, serves HTTPS on the HTTP listener.
 	TLS *tls.Config
+	// SingleRoute sends requests whose Host names no route to the only live
+	// route (pomdev up --relay local: http://127.0.0.1:<port> works without
+	// DNS for *.localhost).
+	SingleRoute bool
 
 	SessionTTL        time.Duration // sign-in validity per key (24h)
 	CodeTTL           time.Duration // sign-in code validity (15m)

@@ -1,0 +1,393 @@
+// Package up implements `pomdev up`: it supervises the app's processes
+// from pomdev.yaml, restarts them when watched files change, opens the
+// tunnel (to pom.run, a relay, or a relay embedded in the process), prints
+// the public URL, and checks /mcp locally and through the tunnel after
+// every start. This version prints plain lines; the dashboard is to come.
+package up
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/supervise"
+	"github.com/pomdev/pomdev/internal/tunnel"
+	"github.com/pomdev/pomdev/internal/watch"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+)
+
+// Options are the inputs of Run.
+type Options struct {
+	IO        *iostreams.IOStreams
+	Log       *slog.Logger
+	Ctx       context.Context
+	Config    *config.Loaded
+	ConfigDir string
+	NoTunnel  bool
+	JSON      bool
+}
+
+// NewCmdUp returns the up command.
+func NewCmdUp(f *factory.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the app's processes, watch files, open the tunnel and check /mcp through it",
+		Long: `Run the processes in pomdev.yaml, restart them when their watched files change
+(or when they crash, with backoff), open the tunnel to the relay and print
+"Remote URL: <url>" and the MCP endpoint to paste into ChatGPT or Claude, then
+check /mcp locally and through the tunnel after every start. Ctrl-C stops
+everything (exit 130).
+
+--relay local runs a relay inside pomdev on loopback: no account, no internet;
+its URL (http://127.0.0.1:<port>) works from curl, Node and Go.
+
+This version prints plain lines (one event per line, JSON with --log-format
+json); the live dashboard is not built yet.`,
+		Example: `  pomdev up --relay local
+  pomdev up                     # through pom.run
+  pomdev up --no-tunnel`,
+		Args: factory.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.Config()
+			if err != nil {
+				return err
+			}
+			dir, err := f.ConfigDir()
+			if err != nil {
+				return err
+			}
+			opts.IO, opts.Log, opts.Ctx, opts.Config, opts.ConfigDir = f.IOStreams, f.Logger(), cmd.Context(), cfg, dir
+			opts.JSON = cfg.Log.Format == "json"
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or local (embedded)")
+	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
+	fl.Bool("no-tui", true, "plain lines instead of the dashboard (the only mode for now)")
+	factory.BindFlag(fl, "relay", "tunnel.relay")
+	return cmd
+}
+
+// printer writes one line per event (or JSON lines).
+type printer struct {
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+}
+
+func (p *printer) line(kind, format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	msg := fmt.Sprintf(format, args...)
+	if p.json {
+		_ = json.NewEncoder(p.w).Encode(map[string]any{"time": time.Now(), "kind": kind, "message": msg})
+		return
+	}
+	fmt.Fprintln(p.w, msg)
+}
+
+// Run starts everything and returns when the context ends.
+func Run(opts *Options) error {
+	cfg := opts.Config
+	if len(cfg.Processes) == 0 {
+		return exitcode.Usagef("no processes to run: pomdev.yaml has no processes (see pomdev help config; pomdev init writes one)")
+	}
+	out := &printer{w: opts.IO.Out, json: opts.JSON}
+	for _, p := range cfg.Processes {
+		if p.Port == 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port)))
+		if err != nil {
+			holder := supervise.PortHolder(p.Port)
+			if holder == "" {
+				holder = "another process"
+			}
+			return exitcode.New(exitcode.Failure, fmt.Errorf("port %d of %s is already in use by %s", p.Port, p.Name, holder),
+				"stop it, or change the port in pomdev.yaml")
+		}
+		ln.Close()
+	}
+
+	ctx, cancel := context.WithCancel(opts.Ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	checkTarget := cfg.Tunnel.Target
+	checks := make(chan string, 4) // causes
+	procs := map[string]*supervise.Process{}
+	for _, spec := range cfg.Processes {
+		name := spec.Name
+		env := make([]string, 0, len(spec.Env))
+		for k, v := range spec.Env {
+			env = append(env, k+"="+v)
+		}
+		sort.Strings(env)
+		dir := cfg.Dir
+		if spec.Dir != "" {
+			dir = filepath.Join(cfg.Dir, spec.Dir)
+		}
+		servesTarget := spec.Port != 0 && strings.HasSuffix(checkTarget, ":"+strconv.Itoa(spec.Port))
+		p := supervise.New(supervise.Spec{Name: name, Command: spec.Command, Dir: dir, Env: env, Port: spec.Port,
+			Health: spec.Health, ReadyTimeout: spec.ReadyTimeout, Restart: spec.Restart}, func(e supervise.Event) {
+			switch e.Kind {
+			case supervise.Output:
+				out.line("output", "[%s] %s", name, e.Line)
+			case supervise.Started:
+				out.line("started", "%s started (pid %d)", name, e.PID)
+			case supervise.Ready:
+				out.line("ready", "%s ready (pid %d)", name, e.PID)
+				if servesTarget {
+					select {
+					case checks <- name + " ready":
+					default:
+					}
+				}
+			case supervise.NotReady:
+				out.line("not-ready", "%s is not ready: %v", name, e.Err)
+			case supervise.Exited:
+				out.line("exited", "%s exited (code %d)", name, e.Code)
+			case supervise.Restarting:
+				if e.Wait > 0 {
+					out.line("restarting", "%s %s; restarting in %s", name, e.Cause, e.Wait)
+				} else {
+					out.line("restarted", "%s restarted: %s", name, e.Cause)
+				}
+			case supervise.CrashLoop:
+				out.line("crash-loop", "%s keeps crashing: %s", name, e.Cause)
+			}
+		})
+		procs[name] = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(ctx); err != nil {
+				out.line("error", "%s: %v", name, err)
+			}
+		}()
+	}
+
+	// Watch files: a change under a process's globs restarts it.
+	var ignores []string
+	watched := false
+	for _, p := range cfg.Processes {
+		ignores = append(ignores, p.Ignore...)
+		watched = watched || (len(p.Watch) > 0 && !p.SelfWatching)
+	}
+	if watched {
+		w, err := watch.New(cfg.Dir, watch.Options{Ignore: ignores})
+		if err != nil {
+			return fmt.Errorf("watching %s: %w", cfg.Dir, err)
+		}
+		changes := make(chan watch.Change, 64)
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = w.Run(ctx, changes) }()
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case c := <-changes:
+					for _, spec := range cfg.Processes {
+						if spec.SelfWatching {
+							continue
+						}
+						for _, g := range spec.Watch {
+							if watch.Match(g, c.Path) {
+								procs[spec.Name].Restart(c.Path + " changed")
+								break
+							}
+						}
+					}
+				}
+			}
+		}()
+	}
+
+	// The tunnel.
+	var tc *tunnel.Client
+	if !opts.NoTunnel {
+		var err error
+		tc, err = startTunnel(ctx, opts, out, &wg, checks)
+		if err != nil {
+			cancel()
+			return err
+		}
+	}
+
+	// Checks after every start of the server.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var last []string
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case cause := <-checks:
+				last = runCheck(ctx, out, "http://"+checkTarget+"/mcp", tc, cause, last)
+			}
+		}
+	}()
+
+	<-ctx.Done()
+	out.line("stopping", "stopping...")
+	cancel()
+	wg.Wait()
+	return opts.Ctx.Err()
+}
+
+func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.WaitGroup, checks chan<- string) (*tunnel.Client, error) {
+	cfg := opts.Config
+	ra, err := config.ParseRelay(cfg.Tunnel.Relay)
+	if err != nil {
+		return nil, exitcode.Usagef("--relay: %v", err)
+	}
+	signer, _, created, err := tunnel.LoadOrCreateIdentity(opts.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		out.line("identity", "created pomdev's key (%s)", ssh.FingerprintSHA256(signer.PublicKey()))
+	}
+	addr, remoteURL, known := ra.Addr(), cfg.Tunnel.RemoteURL, filepath.Join(opts.ConfigDir, tunnel.KnownHostsFile)
+	if ra.Local {
+		sl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			sl.Close()
+			return nil, err
+		}
+		r, _, err := relay.New(relay.Config{SSHListener: sl, HTTPListener: hl, StateDir: filepath.Join(opts.ConfigDir, "local-relay"),
+			SingleRoute: true, Logger: opts.Log})
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Serve(ctx) }()
+		addr = sl.Addr().String()
+		remoteURL = "http://" + hl.Addr().String()
+		known = filepath.Join(opts.ConfigDir, "local-relay", "known_hosts") // its key is per state dir
+		out.line("relay", "local relay on %s (SSH %s)", remoteURL, addr)
+	}
+	var urlOnce sync.Once
+	tc, err := tunnel.New(tunnel.Config{
+		Addr: addr, User: ra.User, Signers: []ssh.Signer{signer}, KnownHosts: known,
+		Targets: []string{cfg.Tunnel.Target}, RemoteURL: remoteURL, Logger: opts.Log,
+		SignIn: func(name, link string) {},
+		OnEvent: func(e event.Tunnel) {
+			switch e.Kind {
+			case event.TunnelSignIn:
+				out.line("sign-in", "%s: %s (waiting for approval)", e.Message, e.URL)
+			case event.TunnelReady:
+				out.line("ready", "Remote URL: %s", e.URL)
+				out.line("ready", "MCP endpoint: %s/mcp (paste it into ChatGPT or Claude)", e.URL)
+				urlOnce.Do(func() {
+					select {
+					case checks <- "tunnel ready":
+					default:
+					}
+				})
+			case event.TunnelRequest:
+				out.line("request", "%s", e.Request.Line())
+			case event.TunnelDisconnected:
+				out.line("disconnected", "tunnel disconnected (%s); %s", e.Err, e.Message)
+			case event.TunnelRefused, event.TunnelLog, event.TunnelHolding:
+				out.line("tunnel", "%s", e.Message)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := tc.Run(ctx); err != nil {
+			out.line("error", "tunnel: %v", err)
+		}
+	}()
+	return tc, nil
+}
+
+// runCheck lists tools locally and through the tunnel and says what
+// changed since the last check.
+func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client, cause string, last []string) []string {
+	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: local, Timeout: 15 * time.Second})
+	if err != nil {
+		out.line("check", "check (%s): local %s failed: %v", cause, local, err)
+		return last
+	}
+	var names []string
+	for _, t := range rep.Tools {
+		names = append(names, t.Name)
+	}
+	sort.Strings(names)
+	errs := 0
+	for _, f := range rep.Findings {
+		if f.Severity == mcpcheck.SeverityError {
+			errs++
+		}
+	}
+	out.line("check", "check (%s): local OK, %d tools: %s; %d lint errors", cause, len(names), strings.Join(names, ", "), errs)
+	if last != nil {
+		var added, removed []string
+		for _, n := range names {
+			if !slices.Contains(last, n) {
+				added = append(added, n)
+			}
+		}
+		for _, n := range last {
+			if !slices.Contains(names, n) {
+				removed = append(removed, n)
+			}
+		}
+		if len(added)+len(removed) > 0 {
+			out.line("check", "tools changed: added [%s], removed [%s]; hosts cache tool lists: refresh the connector", strings.Join(added, ", "), strings.Join(removed, ", "))
+		}
+	}
+	if tc != nil && tc.URL() != "" {
+		_, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: tc.URL() + "/mcp", Timeout: 15 * time.Second})
+		var ae *mcpcheck.AuthError
+		switch {
+		case err == nil:
+			out.line("check", "check: through the tunnel OK (%s/mcp)", tc.URL())
+		case asAuth(err, &ae):
+			out.line("check", "check: through the tunnel: protected by OAuth — tunnel OK")
+		default:
+			out.line("check", "check: through the tunnel failed: %v", err)
+		}
+	}
+	return names
+}
+
+func asAuth(err error, ae **mcpcheck.AuthError) bool { return errors.As(err, ae) }

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package supervise
+
+// PortHolder is not implemented outside Linux yet ("" = unknown).
+func PortHolder(port int) string { return "" }
