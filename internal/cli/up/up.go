@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/cli/factory"
@@ -140,6 +141,7 @@ func Run(opts *Options) error {
 
 	checkTarget := cfg.Tunnel.Target
 	checks := make(chan string, 4) // causes
+	var targetReady atomic.Bool    // the process serving the target is ready
 	procs := map[string]*supervise.Process{}
 	for _, spec := range cfg.Processes {
 		name := spec.Name
@@ -160,9 +162,13 @@ func Run(opts *Options) error {
 				out.line("output", "[%s] %s", name, e.Line)
 			case supervise.Started:
 				out.line("started", "%s started (pid %d)", name, e.PID)
+				if servesTarget {
+					targetReady.Store(false)
+				}
 			case supervise.Ready:
 				out.line("ready", "%s ready (pid %d)", name, e.PID)
 				if servesTarget {
+					targetReady.Store(true)
 					select {
 					case checks <- name + " ready":
 					default:
@@ -234,7 +240,7 @@ func Run(opts *Options) error {
 	var tc *tunnel.Client
 	if !opts.NoTunnel {
 		var err error
-		tc, err = startTunnel(ctx, opts, out, &wg, checks)
+		tc, err = startTunnel(ctx, opts, out, &wg, checks, targetReady.Load)
 		if err != nil {
 			cancel()
 			return err
@@ -263,7 +269,7 @@ func Run(opts *Options) error {
 	return opts.Ctx.Err()
 }
 
-func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.WaitGroup, checks chan<- string) (*tunnel.Client, error) {
+func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.WaitGroup, checks chan<- string, targetReady func() bool) (*tunnel.Client, error) {
 	cfg := opts.Config
 	ra, err := config.ParseRelay(cfg.Tunnel.Relay)
 	if err != nil {
@@ -287,8 +293,12 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 			sl.Close()
 			return nil, err
 		}
+		relayLog := slog.New(slog.DiscardHandler) // its events are the tunnel's lines already
+		if cfg.Log.Level == "debug" {
+			relayLog = opts.Log.With("component", "local-relay")
+		}
 		r, _, err := relay.New(relay.Config{SSHListener: sl, HTTPListener: hl, StateDir: filepath.Join(opts.ConfigDir, "local-relay"),
-			SingleRoute: true, Logger: opts.Log})
+			SingleRoute: true, Logger: relayLog})
 		if err != nil {
 			return nil, err
 		}
@@ -311,10 +321,14 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 			case event.TunnelReady:
 				out.line("ready", "Remote URL: %s", e.URL)
 				out.line("ready", "MCP endpoint: %s/mcp (paste it into ChatGPT or Claude)", e.URL)
+				// The check runs when the server is ready; if it already
+				// was, check through the new tunnel now.
 				urlOnce.Do(func() {
-					select {
-					case checks <- "tunnel ready":
-					default:
+					if targetReady() {
+						select {
+						case checks <- "tunnel ready":
+						default:
+						}
 					}
 				})
 			case event.TunnelRequest:
