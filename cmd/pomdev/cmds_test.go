@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -24,7 +25,66 @@ import (
 //	                            prints "status: N" and the body
 //	mcpserver good|bad          start a go-sdk MCP server in the test; sets $MCP_URL
 //	freeport VAR                a free loopback port in $VAR
+// loops holds the request loops of httploop, per script.
+var loops sync.Map // *testscript.TestScript -> *requestLoop
+
+type requestLoop struct {
+	stop     chan struct{}
+	done     chan struct{}
+	ok, fail int
+	lastErr  string
+}
+
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// httploop start URL | httploop stop: GET URL in a loop in the
+	// background; stop fails unless every request answered 2xx.
+	"httploop": func(ts *testscript.TestScript, neg bool, args []string) {
+		switch {
+		case len(args) == 2 && args[0] == "start":
+			l := &requestLoop{stop: make(chan struct{}), done: make(chan struct{})}
+			loops.Store(ts, l)
+			client := &http.Client{Timeout: 30 * time.Second}
+			go func() {
+				defer close(l.done)
+				for {
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					resp, err := client.Get(args[1])
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					if err != nil || resp.StatusCode/100 != 2 {
+						l.fail++
+						if err != nil {
+							l.lastErr = err.Error()
+						} else {
+							l.lastErr = resp.Status
+						}
+					} else {
+						l.ok++
+					}
+				}
+			}()
+		case len(args) == 1 && args[0] == "stop":
+			v, ok := loops.LoadAndDelete(ts)
+			if !ok {
+				ts.Fatalf("httploop stop without start")
+			}
+			l := v.(*requestLoop)
+			close(l.stop)
+			<-l.done
+			fmt.Fprintf(ts.Stdout(), "requests: %d ok, %d failed\n", l.ok, l.fail)
+			if l.fail > 0 || l.ok == 0 {
+				ts.Fatalf("request loop: %d ok, %d failed (last: %s)", l.ok, l.fail, l.lastErr)
+			}
+		default:
+			ts.Fatalf("usage: httploop start URL | httploop stop")
+		}
+	},
 	"freeport": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 1 {
 			ts.Fatalf("usage: freeport VAR")
