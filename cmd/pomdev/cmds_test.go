@@ -25,6 +25,7 @@ import (
 //	                            prints "status: N" and the body
 //	mcpserver good|bad          start a go-sdk MCP server in the test; sets $MCP_URL
 //	freeport VAR                a free loopback port in $VAR
+//
 // loops holds the request loops of httploop, per script.
 var loops sync.Map // *testscript.TestScript -> *requestLoop
 
