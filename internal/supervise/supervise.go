@@ -324,10 +324,16 @@ func (p *Process) waitReady(ctx context.Context, pid int) {
 				Err: fmt.Errorf("not ready after %s; last output:\n%s", p.spec.ReadyTimeout, strings.Join(lastN(p.Lines(), 10), "\n"))})
 			return
 		}
+		// Poll quickly at first (most servers start in well under a
+		// second), then every 100 ms.
+		interval := 100 * time.Millisecond
+		if time.Until(deadline) > p.spec.ReadyTimeout-2*time.Second {
+			interval = 20 * time.Millisecond
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }
