@@ -52,7 +52,7 @@ func newForwarder(c *Client) *forwarder {
 		DisableCompression:  true,
 	}
 	proxy := &httputil.ReverseProxy{
-		Transport: f.tr,
+		Transport: &retrying{tr: f.tr, hold: c.cfg.HoldTimeout},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target, _ := pr.In.Context().Value(targetKey{}).(string)
 			pr.Out.URL.Scheme = "http"
@@ -271,3 +271,53 @@ func (l *chanListener) Accept() (net.Conn, error) {
 
 func (l *chanListener) Close() error   { return nil }
 func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// retrying retries idempotent requests (GET, HEAD, OPTIONS, TRACE) whose
+// connection to the target broke before an answer — the server was
+// stopped mid-request to restart — for up to the hold time; dialTarget
+// then waits for the new server. Other methods are never retried: a
+// JSON-RPC POST may have run.
+type retrying struct {
+	tr   http.RoundTripper
+	hold time.Duration
+}
+
+func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	for {
+		resp, err := r.tr.RoundTrip(req)
+		if err == nil || !idempotent(req) || !brokenConn(err) || time.Since(start) >= r.hold {
+			return resp, err
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody == nil {
+				return resp, err
+			}
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return resp, err
+			}
+			req.Body = body
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// brokenConn is an answer lost with its connection (EOF, reset, broken
+// pipe), not a refusal (dialTarget holds those) nor a timeout.
+func brokenConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

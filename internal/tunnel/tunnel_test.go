@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -340,5 +341,48 @@ func TestStaticRoute(t *testing.T) {
 	code, body := h.Get(url + "/static")
 	if m := rt.Decode(t, body); code != 200 || m["origin"] != "static" || m["host"] != o.HostPort() {
 		t.Fatalf("%d %v", code, m)
+	}
+}
+
+// A target that drops a connection mid-request (stopped to restart): GET
+// is retried and succeeds; POST is not retried (it may have run).
+func TestRetryIdempotentOnBrokenConnection(t *testing.T) {
+	var mu sync.Mutex
+	drops := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		drops[r.Method]++
+		first := drops[r.Method] == 1
+		mu.Unlock()
+		if first {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close() // no answer at all
+			}
+			return
+		}
+		io.WriteString(w, "second try "+r.Method)
+	}))
+	defer srv.Close()
+	target := strings.TrimPrefix(srv.URL, "http://")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = target })
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) { c.Targets = []string{target} })
+	url := r.wait(t, event.TunnelReady).URL
+	if code, body := h.Get(url + "/x"); code != 200 || body != "second try GET" {
+		t.Fatalf("GET: %d %q", code, body)
+	}
+	resp, err := h.Client().Post(url+"/mcp", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("POST answered %d, want 502 (not retried)", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if drops["POST"] != 1 {
+		t.Fatalf("POST reached the target %d times", drops["POST"])
 	}
 }
