@@ -45,6 +45,8 @@ type Options struct {
 	ConfigDir string
 	NoTunnel  bool
 	JSON      bool
+	// WriteConfig saves the processes assumed from package.json.
+	WriteConfig bool
 }
 
 // NewCmdUp returns the up command.
@@ -88,6 +90,7 @@ json); the live dashboard is not built yet.`,
 	fl := cmd.Flags()
 	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or local (embedded)")
 	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
+	fl.BoolVar(&opts.WriteConfig, "write-config", false, "save the processes assumed from package.json as pomdev.yaml and exit")
 	fl.Bool("no-tui", true, "plain lines instead of the dashboard (the only mode for now)")
 	factory.BindFlag(fl, "relay", "tunnel.relay")
 	return cmd
@@ -114,10 +117,31 @@ func (p *printer) line(kind, format string, args ...any) {
 // Run starts everything and returns when the context ends.
 func Run(opts *Options) error {
 	cfg := opts.Config
-	if len(cfg.Processes) == 0 {
-		return exitcode.Usagef("no processes to run: pomdev.yaml has no processes (see pomdev help config; pomdev init writes one)")
-	}
 	out := &printer{w: opts.IO.Out, json: opts.JSON}
+	if len(cfg.Processes) == 0 {
+		procs, assumed, err := discover(cfg.Dir)
+		if err != nil {
+			return exitcode.New(exitcode.Usage, err, "")
+		}
+		if len(procs) == 0 {
+			return exitcode.Usagef("no processes to run: pomdev.yaml has none and package.json has no dev:server/dev:widgets or dev script (see pomdev help config; pomdev init writes one)")
+		}
+		if opts.WriteConfig {
+			path, err := writeConfig(cfg.Dir, procs)
+			if err != nil {
+				return exitcode.New(exitcode.Failure, err, "")
+			}
+			out.line("config", "wrote %s", path)
+			return nil
+		}
+		out.line("assumed", "no pomdev.yaml: %s (pomdev up --write-config saves this)", assumed)
+		copied := *cfg
+		copied.Processes = procs
+		cfg = &copied
+		opts.Config = cfg
+	} else if opts.WriteConfig {
+		return exitcode.Usagef("%s already describes the processes; --write-config only writes a new one", cfg.ProjectFile)
+	}
 	for _, p := range cfg.Processes {
 		if p.Port == 0 {
 			continue

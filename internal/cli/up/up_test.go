@@ -39,3 +39,36 @@ func TestPortInUse(t *testing.T) {
 		t.Errorf("holder not named: %v", err)
 	}
 }
+
+func TestDiscoverAndWriteConfig(t *testing.T) {
+	f, st := factorytest.New(t, "", nil)
+	cfg, err := f.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg := `{"scripts":{"dev:server":"tsx watch server/src/index.ts","dev:widgets":"vite","dev":"x"}}`
+	if err := os.WriteFile(cfg.Dir+"/package.json", []byte(pkg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	procs, assumed, err := discover(cfg.Dir)
+	if err != nil || len(procs) != 2 || procs[0].Name != "widgets" || procs[1].Command != "npm run dev:server" || !procs[1].SelfWatching || procs[1].Port != 8080 {
+		t.Fatalf("%+v %q %v", procs, assumed, err)
+	}
+	if err := factorytest.Execute(f, NewCmdUp(f, nil), "--write-config"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.Out.String(), "wrote ") {
+		t.Fatalf("output %q", st.Out)
+	}
+	// The written file is a valid configuration with the same processes.
+	f2, _ := factorytest.New(t, "", nil)
+	f2.ConfigOptions.WorkDir = cfg.Dir
+	loaded, err := f2.Config()
+	if err != nil || len(loaded.Processes) != 2 || loaded.Processes[1].Env["PORT"] != "8080" || !loaded.Processes[0].SelfWatching {
+		t.Fatalf("reloaded %+v %v", loaded, err)
+	}
+	// Never over an existing file.
+	if _, err := writeConfig(cfg.Dir, procs); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("overwrite: %v", err)
+	}
+}
