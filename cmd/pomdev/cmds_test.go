@@ -9,9 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -25,6 +28,8 @@ import (
 //	                            prints "status: N" and the body
 //	mcpserver good|bad          start a go-sdk MCP server in the test; sets $MCP_URL
 //	freeport VAR                a free loopback port in $VAR
+//	screen SOCK SESSION REGEX [VAR]  wait for a tmux pane to show REGEX (VAR = first group);
+//	                            no line may be wider than the pane
 //
 // loops holds the request loops of httploop, per script.
 var loops sync.Map // *testscript.TestScript -> *requestLoop
@@ -37,6 +42,36 @@ type requestLoop struct {
 }
 
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// screen SOCKET SESSION REGEX: wait (15 s) until the tmux pane shows
+	// REGEX, fail if any line is wider than the pane, print the screen.
+	"screen": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 3 && len(args) != 4 {
+			ts.Fatalf("usage: screen SOCKET SESSION REGEX [VAR]")
+		}
+		re := regexp.MustCompile(args[2])
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out, err := exec.Command("tmux", "-S", args[0], "capture-pane", "-p", "-t", args[1]).Output()
+			wout, _ := exec.Command("tmux", "-S", args[0], "display", "-p", "-t", args[1], "#{pane_width}").Output()
+			width, _ := strconv.Atoi(strings.TrimSpace(string(wout)))
+			if m := re.FindSubmatch(out); err == nil && m != nil {
+				if len(args) == 4 && len(m) > 1 {
+					ts.Setenv(args[3], string(m[1]))
+				}
+				for _, l := range strings.Split(string(out), "\n") {
+					if n := utf8.RuneCountInString(l); width > 0 && n > width {
+						ts.Fatalf("a line of %d columns on a %d-column pane: %q", n, width, l)
+					}
+				}
+				fmt.Fprint(ts.Stdout(), string(out))
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("the screen never showed %q:\n%s", args[2], out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	},
 	// httploop start URL | httploop stop: GET URL in a loop in the
 	// background; stop fails unless every request answered 2xx.
 	"httploop": func(ts *testscript.TestScript, neg bool, args []string) {

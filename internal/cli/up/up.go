@@ -6,6 +6,7 @@
 package up
 
 import (
+	tea "charm.land/bubbletea/v2"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pkg/browser"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/event"
@@ -30,6 +32,7 @@ import (
 	"github.com/pomdev/pomdev/internal/mcpcheck"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/supervise"
+	"github.com/pomdev/pomdev/internal/tui"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"github.com/pomdev/pomdev/internal/watch"
 	"github.com/spf13/cobra"
@@ -47,11 +50,14 @@ type Options struct {
 	JSON      bool
 	// WriteConfig saves the processes assumed from package.json.
 	WriteConfig bool
+	// TUI shows the dashboard (a terminal, without --no-tui or JSON logs).
+	TUI bool
 }
 
 // NewCmdUp returns the up command.
 func NewCmdUp(f *factory.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{}
+	var noTUI bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the app's processes, watch files, open the tunnel and check /mcp through it",
@@ -64,8 +70,10 @@ everything (exit 130).
 --relay local runs a relay inside pomdev on loopback: no account, no internet;
 its URL (http://127.0.0.1:<port>) works from curl, Node and Go.
 
-This version prints plain lines (one event per line, JSON with --log-format
-json); the live dashboard is not built yet.`,
+On a terminal it shows a live dashboard (processes, tunnel, check, client
+requests, logs; q quits, r restarts the server, i re-runs the check, c copies
+the URL, o opens it, l filters logs, ? help). Without a terminal, or with
+--no-tui, it prints one event per line (JSON with --log-format json).`,
 		Example: `  pomdev up --relay local
   pomdev up                     # through pom.run
   pomdev up --no-tunnel`,
@@ -81,6 +89,7 @@ json); the live dashboard is not built yet.`,
 			}
 			opts.IO, opts.Log, opts.Ctx, opts.Config, opts.ConfigDir = f.IOStreams, f.Logger(), cmd.Context(), cfg, dir
 			opts.JSON = cfg.Log.Format == "json"
+			opts.TUI = !noTUI && !opts.JSON && f.IOStreams.IsStdoutTTY() && f.IOStreams.IsStdinTTY()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -91,22 +100,37 @@ json); the live dashboard is not built yet.`,
 	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or local (embedded)")
 	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
 	fl.BoolVar(&opts.WriteConfig, "write-config", false, "save the processes assumed from package.json as pomdev.yaml and exit")
-	fl.Bool("no-tui", true, "plain lines instead of the dashboard (the only mode for now)")
+	fl.BoolVar(&noTUI, "no-tui", false, "plain lines instead of the dashboard (the default without a terminal)")
 	factory.BindFlag(fl, "relay", "tunnel.relay")
 	return cmd
 }
 
-// printer writes one line per event (or JSON lines).
+// printer writes one line per event (or JSON lines), or feeds the
+// dashboard when there is one.
 type printer struct {
 	mu   sync.Mutex
 	w    io.Writer
 	json bool
+	tui  *tea.Program
 }
 
 func (p *printer) line(kind, format string, args ...any) {
+	p.proc(kind, "", format, args...)
+}
+
+// proc is line for a process's own events and output.
+func (p *printer) proc(kind, process, format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	msg := fmt.Sprintf(format, args...)
+	if p.tui != nil {
+		text := msg
+		if kind == "output" {
+			text = strings.TrimPrefix(msg, "["+process+"] ")
+		}
+		p.tui.Send(tui.Line{Kind: kind, Process: process, Text: text})
+		return
+	}
 	if p.json {
 		_ = json.NewEncoder(p.w).Encode(map[string]any{"time": time.Now(), "kind": kind, "message": msg})
 		return
@@ -118,6 +142,10 @@ func (p *printer) line(kind, format string, args ...any) {
 func Run(opts *Options) error {
 	cfg := opts.Config
 	out := &printer{w: opts.IO.Out, json: opts.JSON}
+	if opts.TUI {
+		app := filepath.Base(cfg.Dir)
+		out.tui = tea.NewProgram(tui.New(app, cfg.Tunnel.Relay, tui.Actions{}), tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In), tea.WithoutSignalHandler())
+	}
 	if len(cfg.Processes) == 0 {
 		procs, assumed, err := discover(cfg.Dir)
 		if err != nil {
@@ -162,7 +190,17 @@ func Run(opts *Options) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if out.tui != nil {
+		// The dashboard runs from the start: lines are sent to it.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = out.tui.Run()
+			cancel()
+		}()
+	}
 
+	states := &procStates{m: map[string]procState{}}
 	checkTarget := cfg.Tunnel.Target
 	checks := make(chan string, 4) // causes
 	var targetReady atomic.Bool    // the process serving the target is ready
@@ -181,9 +219,10 @@ func Run(opts *Options) error {
 		servesTarget := spec.Port != 0 && strings.HasSuffix(checkTarget, ":"+strconv.Itoa(spec.Port))
 		p := supervise.New(supervise.Spec{Name: name, Command: spec.Command, Dir: dir, Env: env, Port: spec.Port,
 			Health: spec.Health, ReadyTimeout: spec.ReadyTimeout, Restart: spec.Restart}, func(e supervise.Event) {
+			states.set(name, e.Kind, e.PID)
 			switch e.Kind {
 			case supervise.Output:
-				out.line("output", "[%s] %s", name, e.Line)
+				out.proc("output", name, "[%s] %s", name, e.Line)
 			case supervise.Started:
 				out.line("started", "%s started (pid %d)", name, e.PID)
 				if servesTarget {
@@ -286,11 +325,97 @@ func Run(opts *Options) error {
 		}
 	}()
 
+	quitByKey := false
+	if out.tui != nil {
+		serverName := ""
+		for _, spec := range cfg.Processes {
+			if spec.Port != 0 && strings.HasSuffix(checkTarget, ":"+strconv.Itoa(spec.Port)) {
+				serverName = spec.Name
+			}
+		}
+		out.tui.Send(tui.Actions{
+			Quit: func() { quitByKey = true; cancel() },
+			Restart: func() {
+				if p, ok := procs[serverName]; ok {
+					p.Restart("r pressed")
+				}
+			},
+			Check: func() {
+				select {
+				case checks <- "i pressed":
+				default:
+				}
+			},
+			OpenURL: func(u string) { _ = browser.OpenURL(u) },
+			Processes: func() []tui.Proc {
+				var rows []tui.Proc
+				for _, spec := range cfg.Processes {
+					st := states.get(spec.Name)
+					p := procs[spec.Name]
+					rows = append(rows, tui.Proc{Name: spec.Name, State: st.state, PID: p.PID(), Port: spec.Port, Restarts: p.Restarts(), Since: st.since})
+				}
+				return rows
+			},
+		})
+	}
+
 	<-ctx.Done()
 	out.line("stopping", "stopping...")
 	cancel()
+	if out.tui != nil {
+		out.tui.Quit()
+	}
 	wg.Wait()
+	if quitByKey {
+		return context.Canceled // q or Ctrl-C in the dashboard: interrupted (130)
+	}
 	return opts.Ctx.Err()
+}
+
+type procState struct {
+	state string
+	since time.Time
+}
+
+// procStates is the dashboard's view of each process.
+type procStates struct {
+	mu sync.Mutex
+	m  map[string]procState
+}
+
+func (s *procStates) set(name, kind string, pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.m[name]
+	switch kind {
+	case supervise.Started:
+		st = procState{state: "starting", since: time.Now()}
+	case supervise.Ready:
+		st.state = "ready"
+	case supervise.NotReady:
+		st.state = "not ready"
+	case supervise.Exited:
+		st.state = "exited"
+	case supervise.Restarting:
+		st.state = "restarting"
+	case supervise.CrashLoop:
+		st.state = "crash loop"
+	case supervise.Stopped:
+		st.state = "stopped"
+	default:
+		return
+	}
+	s.m[name] = st
+}
+
+func (s *procStates) get(name string) procState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.m[name]
+	if st.state == "" {
+		st.state = "starting"
+	}
+	return st
 }
 
 func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.WaitGroup, checks chan<- string, targetReady func() bool) (*tunnel.Client, error) {
@@ -343,6 +468,9 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 			case event.TunnelSignIn:
 				out.line("sign-in", "%s: %s (waiting for approval)", e.Message, e.URL)
 			case event.TunnelReady:
+				if out.tui != nil {
+					out.line("url", "%s", e.URL)
+				}
 				out.line("ready", "Remote URL: %s", e.URL)
 				out.line("ready", "MCP endpoint: %s/mcp (paste it into ChatGPT or Claude)", e.URL)
 				// The check runs when the server is ready; if it already

@@ -1,0 +1,258 @@
+// Package tui is the dashboard of `pomdev up` on a terminal: a header with
+// the public URL and the relay, and panes for processes, the tunnel, the
+// check, client requests and logs. It is fed lines and process states by
+// `up` and never writes lines wider than the terminal.
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Line is one event line from `up`; Kind routes it to a pane (request,
+// check, ready, output, ...).
+type Line struct {
+	Kind    string
+	Process string
+	Text    string
+}
+
+// Proc is a process row.
+type Proc struct {
+	Name     string
+	State    string
+	PID      int
+	Port     int
+	Restarts int
+	Since    time.Time
+}
+
+// Actions are what the keys do.
+type Actions struct {
+	Quit      func()
+	Restart   func()        // r: restart the server
+	Check     func()        // i: re-run the check
+	OpenURL   func(string)  // o
+	Processes func() []Proc // the table, read on every tick
+	Clipboard func(string)  // c: copy the URL (OSC 52)
+}
+
+type tickMsg struct{}
+
+// Model is the dashboard.
+type Model struct {
+	App, Relay    string
+	url, tunnel   string
+	width, height int
+	actions       Actions
+	procs         []Proc
+	requests      []string
+	checks        []string
+	logs          []Line
+	filter        string // "" = all processes
+	help          bool
+}
+
+// New returns the dashboard for app with the given actions.
+func New(app, relay string, a Actions) *Model {
+	return &Model{App: app, Relay: relay, tunnel: "connecting", actions: a, width: 80, height: 24}
+}
+
+func tick() tea.Cmd { return tea.Tick(time.Second, func(time.Time) tea.Msg { return tickMsg{} }) }
+
+// Init starts the refresh tick.
+func (m *Model) Init() tea.Cmd { return tick() }
+
+const keep = 200
+
+func push[T any](s []T, v T) []T {
+	s = append(s, v)
+	if len(s) > keep {
+		s = s[len(s)-keep:]
+	}
+	return s
+}
+
+// Update handles keys, resizes and lines.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tickMsg:
+		if m.actions.Processes != nil {
+			m.procs = m.actions.Processes()
+		}
+		return m, tick()
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tea.KeyPressMsg:
+		switch msg.String() {
+		case "q", "ctrl+c":
+			if m.actions.Quit != nil {
+				m.actions.Quit()
+			}
+			return m, tea.Quit
+		case "r":
+			if m.actions.Restart != nil {
+				m.actions.Restart()
+			}
+		case "i":
+			if m.actions.Check != nil {
+				m.actions.Check()
+			}
+		case "o":
+			if m.url != "" && m.actions.OpenURL != nil {
+				m.actions.OpenURL(m.url)
+			}
+		case "c":
+			if m.url != "" {
+				return m, tea.SetClipboard(m.url)
+			}
+		case "l":
+			m.filter = nextFilter(m.filter, m.procs)
+		case "?":
+			m.help = !m.help
+		}
+	case Line:
+		// Lines often follow a process change: refresh the table now.
+		if m.actions.Processes != nil {
+			m.procs = m.actions.Processes()
+		}
+		switch msg.Kind {
+		case "request":
+			m.requests = push(m.requests, msg.Text)
+		case "check":
+			m.checks = push(m.checks, msg.Text)
+		case "url":
+			m.url = msg.Text
+			m.tunnel = "connected"
+		case "disconnected":
+			m.tunnel = "reconnecting"
+			m.logs = push(m.logs, msg)
+		default:
+			m.logs = push(m.logs, msg)
+		}
+	case []Proc:
+		m.procs = msg
+	case Actions:
+		// Sent once `up` has built its processes.
+		m.actions = msg
+		if m.actions.Processes != nil {
+			m.procs = m.actions.Processes()
+		}
+	}
+	return m, nil
+}
+
+func nextFilter(cur string, procs []Proc) string {
+	names := []string{""}
+	for _, p := range procs {
+		names = append(names, p.Name)
+	}
+	for i, n := range names {
+		if n == cur {
+			return names[(i+1)%len(names)]
+		}
+	}
+	return ""
+}
+
+var (
+	bold  = lipgloss.NewStyle().Bold(true)
+	faint = lipgloss.NewStyle().Faint(true)
+	green = lipgloss.NewStyle().Foreground(lipgloss.Color("2")).Bold(true)
+	cyan  = lipgloss.NewStyle().Foreground(lipgloss.Color("6"))
+)
+
+// View draws the screen within width x height.
+func (m *Model) View() tea.View {
+	w, h := max(m.width, 20), max(m.height, 8)
+	var lines []string
+	add := func(s string) { lines = append(lines, ansi.Truncate(s, w, "…")) }
+	title := func(t string) {
+		add(bold.Render(t) + " " + faint.Render(strings.Repeat("─", max(0, w-ansi.StringWidth(t)-1))))
+	}
+
+	url := m.url
+	if url == "" {
+		url = "(waiting for the tunnel)"
+	}
+	add(bold.Render("pomdev up") + "  " + m.App + "  " + cyan.Render(url))
+	add(faint.Render(fmt.Sprintf("relay %s · %s · c copy URL · o open · r restart server · i check · ? help · q quit", m.Relay, m.tunnel)))
+	if m.help {
+		title("Help")
+		for _, l := range []string{"q, Ctrl-C  stop everything and quit", "r  restart the server", "i  run the check again",
+			"c  copy the public URL (OSC 52)", "o  open the public URL in a browser", "l  filter logs by process", "?  close this help"} {
+			add("  " + l)
+		}
+	}
+	title("Processes")
+	add(faint.Render(fmt.Sprintf("  %-12s %-10s %7s %6s %8s %s", "NAME", "STATE", "PID", "PORT", "RESTARTS", "UPTIME")))
+	for _, p := range m.procs {
+		state := p.State
+		if state == "ready" {
+			state = green.Render(fmt.Sprintf("%-10s", state))
+		} else {
+			state = fmt.Sprintf("%-10s", state)
+		}
+		up := ""
+		if !p.Since.IsZero() && p.PID != 0 {
+			up = time.Since(p.Since).Round(time.Second).String()
+		}
+		add(fmt.Sprintf("  %-12s %s %7d %6d %8d %s", p.Name, state, p.PID, p.Port, p.Restarts, up))
+	}
+	title("Port Forward Status")
+	add("  Status  " + m.tunnel)
+	add("  Remote  " + url)
+	title("Check")
+	for _, c := range last(m.checks, 2) {
+		add("  " + c)
+	}
+	if len(m.checks) == 0 {
+		add(faint.Render("  waiting for the server"))
+	}
+	// Requests and logs share what is left.
+	room := max(2, h-len(lines)-2)
+	reqRows := max(1, room/2)
+	title("Client Requests")
+	for _, r := range last(m.requests, reqRows) {
+		add("  " + r)
+	}
+	if len(m.requests) == 0 {
+		add(faint.Render("  no requests yet"))
+	}
+	filter := "all"
+	if m.filter != "" {
+		filter = m.filter
+	}
+	title("Logs (" + filter + ", l to filter)")
+	var logs []string
+	for _, l := range m.logs {
+		if m.filter == "" || l.Process == m.filter {
+			prefix := ""
+			if l.Process != "" {
+				prefix = "[" + l.Process + "] "
+			}
+			logs = append(logs, prefix+l.Text)
+		}
+	}
+	for _, l := range last(logs, max(1, h-len(lines))) {
+		add("  " + l)
+	}
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	v := tea.NewView(strings.Join(lines, "\n"))
+	v.AltScreen = true
+	return v
+}
+
+func last[T any](s []T, n int) []T {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
