@@ -144,7 +144,8 @@ func Run(opts *Options) error {
 	out := &printer{w: opts.IO.Out, json: opts.JSON}
 	if opts.TUI {
 		app := filepath.Base(cfg.Dir)
-		out.tui = tea.NewProgram(tui.New(app, cfg.Tunnel.Relay, tui.Actions{}), tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In), tea.WithoutSignalHandler())
+		out.tui = tea.NewProgram(tui.New(app, cfg.Tunnel.Relay, tui.Actions{}), tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In),
+			tea.WithoutSignalHandler(), tea.WithFPS(10)) // the screen changes at most a few times a second
 	}
 	if len(cfg.Processes) == 0 {
 		procs, assumed, err := discover(cfg.Dir)
