@@ -321,16 +321,21 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 }
 
 func (r *Relay) close() error {
+	for _, c := range r.liveConns() {
+		_ = c.sc.Close()
+	}
+	return nil
+}
+
+// liveConns is a snapshot of the connections, to act on without the lock.
+func (r *Relay) liveConns() []*conn {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	conns := make([]*conn, 0, len(r.conns))
 	for c := range r.conns {
 		conns = append(conns, c)
 	}
-	r.mu.Unlock()
-	for _, c := range conns {
-		_ = c.sc.Close()
-	}
-	return nil
+	return conns
 }
 
 func (r *Relay) serveSSH() error {
@@ -367,13 +372,7 @@ func (r *Relay) keepalive(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		r.mu.Lock()
-		conns := make([]*conn, 0, len(r.conns))
-		for c := range r.conns {
-			conns = append(conns, c)
-		}
-		r.mu.Unlock()
-		for _, c := range conns {
+		for _, c := range r.liveConns() {
 			c.ping()
 		}
 	}
