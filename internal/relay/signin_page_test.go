@@ -1,0 +1,57 @@
+package relay_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/relay"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+	"golang.org/x/crypto/ssh"
+)
+
+// The sign-in link's page: a wrong admin token is refused (403), the right
+// one approves and the waiting client gets in.
+func TestSigninPage(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) { c.Auth = relay.AuthSignin })
+	_, signer := rt.WriteKey(t)
+	links := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		c, err := ssh.Dial("tcp", h.SSHAddr, &ssh.ClientConfig{User: "u", HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+			Auth: []ssh.AuthMethod{ssh.PublicKeys(signer), ssh.KeyboardInteractive(func(name, instr string, qs []string, e []bool) ([]string, error) {
+				if strings.Contains(instr, "user_code=") {
+					links <- instr
+				}
+				return []string{}, nil
+			})}})
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	var link string
+	select {
+	case link = <-links:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no sign-in link")
+	}
+	u, _ := url.Parse(link)
+	code := u.Query().Get("user_code")
+	client := h.Client()
+	if resp, err := client.Get(link); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("sign-in page: %v %v", resp, err)
+	}
+	resp, err := client.PostForm(u.Scheme+"://"+u.Host+"/.pomdev/sign_in", url.Values{"user_code": {code}, "token": {"wrong"}, "action": {"approve"}})
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("wrong token: %v %v", resp, err)
+	}
+	resp, err = client.PostForm(u.Scheme+"://"+u.Host+"/.pomdev/sign_in", url.Values{"user_code": {code}, "token": {h.Info.AdminToken}, "action": {"approve"}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("approve: %v %v", resp, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("client after approval: %v", err)
+	}
+}
