@@ -543,11 +543,16 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 		}
 	}
 	if tc != nil && tc.URL() != "" {
-		_, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: tc.URL() + "/mcp", Timeout: 15 * time.Second})
+		trep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: tc.URL() + "/mcp", Timeout: 15 * time.Second})
 		var ae *mcpcheck.AuthError
 		switch {
 		case err == nil:
 			out.line("check", "check: through the tunnel OK (%s/mcp)", tc.URL())
+			for _, f := range trep.Findings {
+				if f.Rule == "APP010" {
+					out.line("check", "warning: widget %s loads assets from localhost, which hosts such as Claude.ai cannot reach; serve an inline build (INLINE=1)", f.Subject)
+				}
+			}
 		case asAuth(err, &ae):
 			out.line("check", "check: through the tunnel: protected by OAuth — tunnel OK")
 		default:
