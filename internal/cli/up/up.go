@@ -14,7 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -463,7 +465,12 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 	tc, err := tunnel.New(tunnel.Config{
 		Addr: addr, User: ra.User, Signers: []ssh.Signer{signer}, KnownHosts: known,
 		Targets: []string{cfg.Tunnel.Target}, RemoteURL: remoteURL, Logger: opts.Log,
-		SignIn: func(name, link string) {},
+		SignIn: func(name, link string) {
+			// Opened on a terminal with a display; the link is printed anyway.
+			if opts.IO.IsStdoutTTY() && (os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "" || runtime.GOOS != "linux") {
+				_ = browser.OpenURL(link)
+			}
+		},
 		OnEvent: func(e event.Tunnel) {
 			switch e.Kind {
 			case event.TunnelSignIn:
