@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/pkg/browser"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
@@ -146,4 +148,21 @@ func (f *Factory) ConfigDir() (string, error) {
 		return "", exitcode.Usagef("no user config directory (%v); set XDG_CONFIG_HOME or HOME", err)
 	}
 	return filepath.Join(dir, "pomdev"), nil
+}
+
+// Browser returns how to open a URL in the user's browser, or nil when
+// there is no one to look at it: stdout is not a terminal, or (on Linux and
+// the BSDs) no graphical display. Commands print the URL either way.
+func (f *Factory) Browser() func(string) error {
+	if !f.IOStreams.IsStdoutTTY() {
+		return nil
+	}
+	switch runtime.GOOS {
+	case "darwin", "windows":
+	default:
+		if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+			return nil
+		}
+	}
+	return browser.OpenURL
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/spf13/cobra"
 )
 
@@ -50,5 +51,13 @@ func TestBindFlag(t *testing.T) {
 	b := FlagBindings(cmd)
 	if len(b) != 1 || b[0].Key != "tunnel.relay" || b[0].Flag.Name != "relay" {
 		t.Fatalf("bindings: %+v", b)
+	}
+}
+
+func TestBrowserNeedsATerminal(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	f := New(ios)
+	if f.Browser() != nil {
+		t.Fatal("a browser opener without a terminal")
 	}
 }

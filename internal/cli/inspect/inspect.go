@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pkg/browser"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -111,10 +110,7 @@ tool failed.`,
 				if err != nil {
 					return err
 				}
-				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut}
-				if f.IOStreams.IsStdoutTTY() {
-					opts.Login.OpenBrowser = browser.OpenURL
-				}
+				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser()}
 			}
 			if runF != nil {
 				return runF(opts)

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pkg/browser"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -43,9 +42,9 @@ type Options struct {
 	JSON      bool
 	// ConfigDir is pomdev's config dir (identity, known_hosts).
 	ConfigDir string
-	// OpenBrowser opens a URL (pkg/browser; tests replace it).
+	// OpenBrowser opens a URL; nil when there is no browser to open.
 	OpenBrowser func(string) error
-	// Getenv reads the environment (SSH_AUTH_SOCK, DISPLAY).
+	// Getenv reads the environment (SSH_AUTH_SOCK).
 	Getenv func(string) string
 }
 
@@ -92,7 +91,7 @@ route NAME instead (raw bytes, port 443 on the relay; NAME:80 for port 80).`,
 			if opts.ConfigDir, err = f.ConfigDir(); err != nil {
 				return err
 			}
-			opts.OpenBrowser = browser.OpenURL
+			opts.OpenBrowser = f.Browser()
 			opts.Getenv = os.Getenv
 			if runF != nil {
 				return runF(opts)
@@ -192,7 +191,7 @@ func Run(opts *Options) error {
 	}
 	out := &printer{w: opts.IO.Out, json: opts.JSON, cs: opts.IO.ColorScheme()}
 	interactive := opts.IO.IsStdoutTTY() && opts.IO.IsStdinTTY()
-	canOpen := !opts.NoBrowser && opts.IO.IsStdoutTTY() && hasDisplay(opts.Getenv)
+	canOpen := !opts.NoBrowser && opts.OpenBrowser != nil
 	cfg := tunnel.Config{
 		Addr:       ra.Addr(),
 		User:       ra.User,
@@ -229,16 +228,6 @@ func Run(opts *Options) error {
 		return err
 	}
 	return opts.Ctx.Err()
-}
-
-func hasDisplay(getenv func(string) string) bool {
-	if _, err := os.Stat("/System/Library"); err == nil {
-		return true // macOS
-	}
-	if os.PathSeparator == '\\' {
-		return true
-	}
-	return getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != ""
 }
 
 func askQuestions(ios *iostreams.IOStreams, name, instruction string, questions []string, echos []bool) ([]string, error) {

@@ -14,9 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pkg/browser"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/event"
@@ -54,6 +51,8 @@ type Options struct {
 	WriteConfig bool
 	// TUI shows the dashboard (a terminal, without --no-tui or JSON logs).
 	TUI bool
+	// OpenBrowser opens sign-in links and the URL (o); nil without a browser.
+	OpenBrowser func(string) error
 }
 
 // NewCmdUp returns the up command.
@@ -92,6 +91,7 @@ the URL, o opens it, l filters logs, ? help). Without a terminal, or with
 			opts.IO, opts.Log, opts.Ctx, opts.Config, opts.ConfigDir = f.IOStreams, f.Logger(), cmd.Context(), cfg, dir
 			opts.JSON = cfg.Log.Format == "json"
 			opts.TUI = !noTUI && !opts.JSON && f.IOStreams.IsStdoutTTY() && f.IOStreams.IsStdinTTY()
+			opts.OpenBrowser = f.Browser()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -349,7 +349,11 @@ func Run(opts *Options) error {
 				default:
 				}
 			},
-			OpenURL: func(u string) { _ = browser.OpenURL(u) },
+			OpenURL: func(u string) {
+				if opts.OpenBrowser != nil {
+					_ = opts.OpenBrowser(u)
+				}
+			},
 			Processes: func() []tui.Proc {
 				var rows []tui.Proc
 				for _, spec := range cfg.Processes {
@@ -466,9 +470,9 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 		Addr: addr, User: ra.User, Signers: []ssh.Signer{signer}, KnownHosts: known,
 		Targets: []string{cfg.Tunnel.Target}, RemoteURL: remoteURL, Logger: opts.Log,
 		SignIn: func(name, link string) {
-			// Opened on a terminal with a display; the link is printed anyway.
-			if opts.IO.IsStdoutTTY() && (os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "" || runtime.GOOS != "linux") {
-				_ = browser.OpenURL(link)
+			// The link is printed by the sign-in event either way.
+			if opts.OpenBrowser != nil {
+				_ = opts.OpenBrowser(link)
 			}
 		},
 		OnEvent: func(e event.Tunnel) {
@@ -560,7 +564,7 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 					out.line("check", "warning: widget %s loads assets from localhost, which hosts such as Claude.ai cannot reach; serve an inline build (INLINE=1)", f.Subject)
 				}
 			}
-		case asAuth(err, &ae):
+		case errors.As(err, &ae):
 			out.line("check", "check: through the tunnel: protected by OAuth — tunnel OK")
 		default:
 			out.line("check", "check: through the tunnel failed: %v", err)
@@ -568,5 +572,3 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 	}
 	return names
 }
-
-func asAuth(err error, ae **mcpcheck.AuthError) bool { return errors.As(err, ae) }
