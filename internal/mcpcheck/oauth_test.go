@@ -132,17 +132,24 @@ func protected(t *testing.T, as *authServer) string {
 	return srv.URL + "/mcp"
 }
 
+// authError checks endpoint without a token and returns the 401's details.
+func authError(t *testing.T, ctx context.Context, endpoint string) *AuthError {
+	t.Helper()
+	_, err := Run(ctx, Options{URL: endpoint})
+	var ae *AuthError
+	if !errors.As(err, &ae) || exitcode.Code(err) != exitcode.AuthRequired {
+		t.Fatalf("want an auth error, got %v", err)
+	}
+	return ae
+}
+
 func TestLogin(t *testing.T) {
 	as := newAuthServer(t)
 	endpoint := protected(t, as)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	_, err := Run(ctx, Options{URL: endpoint})
-	var ae *AuthError
-	if !errors.As(err, &ae) || exitcode.Code(err) != exitcode.AuthRequired {
-		t.Fatalf("want an auth error, got %v", err)
-	}
+	ae := authError(t, ctx, endpoint)
 	dir := t.TempDir()
 	var shown strings.Builder
 	login := &Login{Dir: dir, Out: &shown, OpenBrowser: func(u string) error {
@@ -192,9 +199,7 @@ func TestLoginPrintsURLWithoutBrowser(t *testing.T) {
 	endpoint := protected(t, as)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := Run(ctx, Options{URL: endpoint})
-	var ae *AuthError
-	errors.As(err, &ae)
+	ae := authError(t, ctx, endpoint)
 	out := &syncBuilder{}
 	login := &Login{Dir: t.TempDir(), Out: out}
 	done := make(chan error, 1)

@@ -139,9 +139,7 @@ func TestOpenSSHTargetAndErrorPages(t *testing.T) {
 	}
 
 	// Nothing listens on the target: 503 naming it.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := rt.ClosedAddr(t)
 	key2, _ := rt.WriteKey(t)
 	p2 := h.RunSSH(key2, "-T", "-o", "SetEnv=POMDEV_TARGET="+closed, "-R", "0")
 	url2 := strings.TrimPrefix(p2.WaitLine(t, "Remote: "), "Remote: ")

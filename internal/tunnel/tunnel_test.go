@@ -175,12 +175,7 @@ func TestTellsRelayItsTarget(t *testing.T) {
 // A target that is restarting: requests wait for it, then go through; a
 // target down for longer than the hold gets a clear 503.
 func TestHoldWhileTargetRestarts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := ln.Addr().String()
-	ln.Close()
+	target := rt.ClosedAddr(t)
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = target })
 	_, signer := rt.WriteKey(t)
 	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {
@@ -220,9 +215,7 @@ func TestHoldWhileTargetRestarts(t *testing.T) {
 }
 
 func TestHoldTimesOut(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	target := ln.Addr().String()
-	ln.Close()
+	target := rt.ClosedAddr(t)
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = target })
 	_, signer := rt.WriteKey(t)
 	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {

@@ -376,3 +376,16 @@ func Decode(t *testing.T, body string) map[string]string {
 	}
 	return m
 }
+
+// ClosedAddr returns a loopback host:port nobody listens on (a port just
+// released; fine for a test's lifetime on loopback).
+func ClosedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
