@@ -144,6 +144,7 @@ func (e *AuthError) Error() string {
 type headerTransport struct {
 	base    http.RoundTripper
 	headers map[string]string
+	agent   string // User-Agent
 	// run bounds every request: when the check ends or times out, requests
 	// still in flight (an SSE stream, a server that never answers) are
 	// cancelled, whatever context the SDK gave them.
@@ -160,7 +161,7 @@ func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for k, v := range t.headers {
 		r.Header.Set(k, v)
 	}
-	r.Header.Set("User-Agent", "pomdev/"+build.Current().Version)
+	r.Header.Set("User-Agent", t.agent)
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		stop()
@@ -214,12 +215,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
 		base = opts.HTTPClient.Transport
 	}
-	ht := &headerTransport{base: base, headers: opts.Headers, run: ctx}
+	version := build.Current().Version // reads the build info once per check
+	ht := &headerTransport{base: base, headers: opts.Headers, agent: "pomdev/" + version, run: ctx}
 	hc := &http.Client{Transport: ht}
 
 	caps := &mcp.ClientCapabilities{}
 	caps.AddExtension(AppsExtension, map[string]any{"mimeTypes": []any{UIMIMEType}})
-	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: build.Current().Version},
+	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: version},
 		&mcp.ClientOptions{Capabilities: caps})
 	rep := &Report{URL: opts.URL, Tools: []Tool{}, Resources: []Resource{}, Templates: []Template{}, Findings: []Finding{}}
 	step := func(name string, start time.Time) {
