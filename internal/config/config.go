@@ -61,6 +61,35 @@ type Process struct {
 	// SelfWatching marks processes that reload themselves (tsx watch,
 	// vite); pomdev does not restart them on file changes.
 	SelfWatching bool `yaml:"self_watching"`
+	// Inline changes the process under `pomdev up --inline`.
+	Inline Inline `yaml:"inline"`
+}
+
+// Inline is how a process runs when widgets are served self-contained
+// (`pomdev up --inline`). Env is added to the process's env. A non-empty
+// Command replaces the process's command, and then the process is ready
+// by Port and Health from here (none when zero).
+type Inline struct {
+	Command string            `yaml:"command"`
+	Env     map[string]string `yaml:"env"`
+	Port    int               `yaml:"port"`
+	Health  string            `yaml:"health"`
+}
+
+// ForInline returns the process as `pomdev up --inline` runs it.
+func (p Process) ForInline() Process {
+	out := p
+	out.Env = make(map[string]string, len(p.Env)+len(p.Inline.Env))
+	for k, v := range p.Env {
+		out.Env[k] = v
+	}
+	for k, v := range p.Inline.Env {
+		out.Env[k] = v
+	}
+	if p.Inline.Command != "" {
+		out.Command, out.Port, out.Health = p.Inline.Command, p.Inline.Port, p.Inline.Health
+	}
+	return out
 }
 
 // Tunnel configures the SSH tunnel to a relay.

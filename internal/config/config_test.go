@@ -168,6 +168,10 @@ func TestErrors(t *testing.T) {
 		{"bad restart", "processes:\n  - name: a\n    command: x\n    restart: sometimes\n", nil, []string{"processes[0].restart", "on-failure, always, never"}},
 		{"duplicate process", "processes:\n  - {name: a, command: x}\n  - {name: a, command: y}\n", nil, []string{"processes[1].name", "already used by processes[0]"}},
 		{"missing command", "processes:\n  - name: a\n", nil, []string{"processes[0].command: missing"}},
+		{"inline port without command", "processes:\n  - name: a\n    command: x\n    inline: {port: 80}\n", nil, []string{"processes[0].inline: port and health need a command"}},
+		{"inline bad health", "processes:\n  - name: a\n    command: x\n    inline: {command: y, health: ftp://h}\n", nil, []string{"processes[0].inline.health"}},
+		{"inline bad env", "processes:\n  - name: a\n    command: x\n    inline: {env: {\"A=B\": x}}\n", nil, []string{"processes[0].inline.env", "not a valid variable name"}},
+		{"inline unknown key", "processes:\n  - name: a\n    command: x\n    inline: {comand: y}\n", nil, []string{"processes[0].inline.comand: unknown key", "allowed here: command, env, health, port"}},
 		{"bad name", "processes:\n  - {name: ../x, command: y}\n", nil, []string{"processes[0].name", "not valid"}},
 		{"bad glob", "processes:\n  - {name: a, command: y, watch: ['src/[']}\n", nil, []string{"glob \"src/[\" is malformed"}},
 		{"bad env value", "", env{"POMDEV_INSPECT_TIMEOUT": "soon"}, []string{"env POMDEV_INSPECT_TIMEOUT: inspect.timeout", "not a duration"}},
@@ -261,5 +265,22 @@ func TestEnvVar(t *testing.T) {
 		if !found {
 			t.Errorf("EnvKeys misses %s: %v", want, keys)
 		}
+	}
+}
+
+func TestForInline(t *testing.T) {
+	p := Process{Name: "w", Command: "vite", Port: 4444, Health: "http://127.0.0.1:4444/", Env: map[string]string{"A": "1", "B": "1"},
+		Inline: Inline{Env: map[string]string{"B": "2", "INLINE": "1"}}}
+	got := p.ForInline()
+	if got.Command != "vite" || got.Port != 4444 || got.Env["A"] != "1" || got.Env["B"] != "2" || got.Env["INLINE"] != "1" {
+		t.Fatalf("env only: %+v", got)
+	}
+	if p.Env["B"] != "1" {
+		t.Fatal("ForInline changed the original env")
+	}
+	p.Inline.Command = "build --watch"
+	got = p.ForInline()
+	if got.Command != "build --watch" || got.Port != 0 || got.Health != "" {
+		t.Fatalf("command replaced: %+v", got)
 	}
 }

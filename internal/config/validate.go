@@ -116,10 +116,23 @@ func validate(l *Loaded) error {
 				procErr(i, "watch", fmt.Sprintf("glob %q is malformed", g), "globs use *, ** and ?; brackets must be closed")
 			}
 		}
-		for k := range p.Env {
-			if k == "" || strings.ContainsAny(k, "=\x00") {
-				procErr(i, "env", fmt.Sprintf("%q is not a valid variable name", k), "names cannot be empty or contain '='")
+		for key, env := range map[string]map[string]string{"env": p.Env, "inline.env": p.Inline.Env} {
+			for k := range env {
+				if k == "" || strings.ContainsAny(k, "=\x00") {
+					procErr(i, key, fmt.Sprintf("%q is not a valid variable name", k), "names cannot be empty or contain '='")
+				}
 			}
+		}
+		if p.Inline.Port < 0 || p.Inline.Port > 65535 {
+			procErr(i, "inline.port", fmt.Sprintf("%d is out of range", p.Inline.Port), "use 1-65535, or leave it out")
+		}
+		if p.Inline.Health != "" {
+			if err := checkHTTPURL(p.Inline.Health); err != nil {
+				procErr(i, "inline.health", err.Error(), "for example: http://127.0.0.1:8080/health")
+			}
+		}
+		if p.Inline.Command == "" && (p.Inline.Port != 0 || p.Inline.Health != "") {
+			procErr(i, "inline", "port and health need a command", "set inline.command, or drop inline.port and inline.health")
 		}
 	}
 

@@ -50,6 +50,10 @@ Keys:
       ignore         globs excluded from watch
       restart        on-failure | always | never: after a crash    (default on-failure)
       self_watching  true for processes that reload themselves (tsx watch, vite)
+      inline         how it runs under "pomdev up --inline" (self-contained widgets):
+        env            added to env (for example INLINE: "1")
+        command        replaces command; port and health then come from here
+        port, health   readiness of the inline command (none when unset)
 
   tunnel.relay       pom.run, [user@]host[:port] or local          (default pom.run)
   tunnel.identity    private key file                  (default: pomdev's own key)

@@ -47,6 +47,9 @@ type Options struct {
 	ConfigDir string
 	NoTunnel  bool
 	JSON      bool
+	// Inline runs the processes as their inline settings say
+	// (self-contained widgets).
+	Inline bool
 	// WriteConfig saves the processes assumed from package.json.
 	WriteConfig bool
 	// TUI shows the dashboard (a terminal, without --no-tui or JSON logs).
@@ -102,6 +105,7 @@ the URL, o opens it, l filters logs, ? help). Without a terminal, or with
 	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or local (embedded)")
 	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
 	fl.BoolVar(&opts.WriteConfig, "write-config", false, "save the processes assumed from package.json as pomdev.yaml and exit")
+	fl.BoolVar(&opts.Inline, "inline", false, "serve self-contained widgets: run each process with its inline settings (inline build, INLINE=1)")
 	fl.BoolVar(&noTUI, "no-tui", false, "plain lines instead of the dashboard (the default without a terminal)")
 	factory.BindFlag(fl, "relay", "tunnel.relay")
 	return cmd
@@ -172,6 +176,21 @@ func Run(opts *Options) error {
 		opts.Config = cfg
 	} else if opts.WriteConfig {
 		return exitcode.Usagef("%s already describes the processes; --write-config only writes a new one", cfg.ProjectFile)
+	}
+	if opts.Inline {
+		copied := *cfg
+		copied.Processes = make([]config.Process, len(cfg.Processes))
+		changed := false
+		for i, p := range cfg.Processes {
+			copied.Processes[i] = p.ForInline()
+			changed = changed || p.Inline.Command != "" || len(p.Inline.Env) > 0
+		}
+		if !changed {
+			return exitcode.Usagef("--inline: no process has inline settings; add them to pomdev.yaml (see pomdev help config), for example inline: {env: {INLINE: \"1\"}} on the server")
+		}
+		cfg = &copied
+		opts.Config = cfg
+		out.line("inline", "serving self-contained widgets (inline settings of pomdev.yaml)")
 	}
 	for _, p := range cfg.Processes {
 		if p.Port == 0 {
@@ -561,7 +580,7 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 			out.line("check", "check: through the tunnel OK (%s/mcp)", tc.URL())
 			for _, f := range trep.Findings {
 				if f.Rule == "APP010" {
-					out.line("check", "warning: widget %s loads assets from localhost, which hosts such as Claude.ai cannot reach; serve an inline build (INLINE=1)", f.Subject)
+					out.line("check", "warning: widget %s loads assets from localhost, which hosts such as Claude.ai cannot reach; run pomdev up --inline (or serve the widgets from a public origin)", f.Subject)
 				}
 			}
 		case errors.As(err, &ae):

@@ -1,0 +1,57 @@
+// Settings read from the environment (see .env.example at the app's root).
+
+import { fileURLToPath } from "node:url";
+
+export type WidgetMode =
+  // HTML fetched from the Vite dev server (npm run dev): hot reload, assets on localhost.
+  | { kind: "dev"; devUrl: string }
+  // Built, content-hashed assets (npm run build), served by this server under /widgets/.
+  | { kind: "built"; dir: string; baseUrl: string }
+  // One self-contained HTML document per widget (INLINE=1): nothing to load from elsewhere.
+  | { kind: "inline"; dir: string };
+
+export interface Config {
+  port: number;
+  host: string;
+  widgets: WidgetMode;
+  /** Sessions idle for longer than this are closed. */
+  sessionIdleMs: number;
+}
+
+/** The widgets workspace, from src/ (tsx) and dist/ (built) alike. */
+export const widgetsDir = fileURLToPath(new URL("../../widgets/", import.meta.url));
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = parsePort(env.PORT ?? "8080");
+  const host = env.HOST || "127.0.0.1";
+  const base = trimSlash(env.BASE_URL || `http://localhost:${port}`);
+  let widgets: WidgetMode;
+  if (isTrue(env.INLINE)) {
+    widgets = { kind: "inline", dir: env.WIDGETS_DIR || widgetsDir };
+  } else if (env.WIDGETS_DEV_URL) {
+    widgets = { kind: "dev", devUrl: trimSlash(env.WIDGETS_DEV_URL) };
+  } else {
+    widgets = { kind: "built", dir: env.WIDGETS_DIR || widgetsDir, baseUrl: base };
+  }
+  const idleMinutes = Number(env.SESSION_IDLE_MINUTES ?? "30");
+  if (!Number.isFinite(idleMinutes) || idleMinutes <= 0) {
+    throw new Error(`SESSION_IDLE_MINUTES must be a positive number, not ${JSON.stringify(env.SESSION_IDLE_MINUTES)}`);
+  }
+  return { port, host, widgets, sessionIdleMs: idleMinutes * 60_000 };
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`PORT must be a port number (0-65535), not ${JSON.stringify(value)}`);
+  }
+  return port;
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value !== undefined && ["1", "true", "yes"].includes(value.toLowerCase());
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}

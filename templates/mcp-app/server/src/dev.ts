@@ -1,0 +1,6 @@
+// Development entry (npm run dev:server): widgets come from the Vite dev
+// server unless INLINE=1 or WIDGETS_DEV_URL says otherwise.
+import "./env.js";
+
+process.env.WIDGETS_DEV_URL ??= "http://localhost:4444";
+await import("./index.js");

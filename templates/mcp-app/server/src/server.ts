@@ -1,0 +1,16 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { WidgetMode } from "./config.js";
+import { registerTools } from "./tools.js";
+import { registerWidgets } from "./widgets.js";
+import { appName, appVersion } from "./version.js";
+
+/** createServer builds one MCP server: its tools and its widgets. */
+export function createServer(widgets: WidgetMode): McpServer {
+  const server = new McpServer(
+    { name: appName, version: appVersion },
+    { instructions: "Tools of an MCP App. The echo tool shows its result in a widget." },
+  );
+  registerTools(server);
+  registerWidgets(server, widgets);
+  return server;
+}

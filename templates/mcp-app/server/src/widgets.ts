@@ -1,0 +1,99 @@
+// Widgets: the ui:// resources hosts render in a sandboxed iframe. A
+// widget's HTML comes from widgets/ in one of three ways (see config.ts):
+// the Vite dev server, the built assets, or the inline build.
+
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { RESOURCE_MIME_TYPE, registerAppResource } from "@modelcontextprotocol/ext-apps/server";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { WidgetMode } from "./config.js";
+
+/** The widgets this server offers: widgets/src/widgets/<name>.tsx is ui://<name>. */
+export const widgets = [{ name: "echo", description: "Shows the message the echo tool repeated." }];
+
+/** Content Security Policy lists a host builds the iframe's policy from. */
+export interface WidgetCsp {
+  connectDomains: string[];
+  resourceDomains: string[];
+  baseUriDomains?: string[];
+}
+
+export function registerWidgets(server: McpServer, mode: WidgetMode): void {
+  for (const w of widgets) {
+    const uri = `ui://${w.name}`;
+    registerAppResource(server, `${w.name} widget`, uri, { description: w.description }, async () => {
+      const { html, csp } = await widgetHtml(w.name, mode);
+      return {
+        contents: [
+          {
+            uri,
+            mimeType: RESOURCE_MIME_TYPE,
+            text: html,
+            _meta: { ui: { csp, prefersBorder: true } },
+          },
+        ],
+      };
+    });
+  }
+}
+
+export async function widgetHtml(name: string, mode: WidgetMode): Promise<{ html: string; csp: WidgetCsp }> {
+  switch (mode.kind) {
+    case "dev": {
+      const url = `${mode.devUrl}/${name}.html`;
+      let res: Response;
+      try {
+        res = await fetch(url);
+      } catch (err) {
+        throw new Error(`the widget dev server at ${mode.devUrl} is not reachable (${String(err)}): start it with npm run dev:widgets`);
+      }
+      if (!res.ok) {
+        throw new Error(`the widget dev server answered ${res.status} for ${url}: is widgets/src/widgets/${name}.tsx there?`);
+      }
+      const origin = new URL(mode.devUrl).origin;
+      const ws = origin.replace(/^http/, "ws");
+      return {
+        html: withBase(await res.text(), `${mode.devUrl}/`),
+        csp: { connectDomains: [origin, ws], resourceDomains: [origin], baseUriDomains: [origin] },
+      };
+    }
+    case "built": {
+      const html = await readWidgetFile(join(mode.dir, "dist", `${name}.html`), "npm run build");
+      const origin = new URL(mode.baseUrl).origin;
+      return {
+        html: withBase(html, `${mode.baseUrl}/widgets/`),
+        csp: { connectDomains: [], resourceDomains: [origin], baseUriDomains: [origin] },
+      };
+    }
+    case "inline": {
+      const html = await readWidgetFile(join(mode.dir, "dist-inline", `${name}.html`), "npm run build:inline --workspace widgets", 30_000);
+      return { html, csp: { connectDomains: [], resourceDomains: [] } };
+    }
+  }
+}
+
+/**
+ * readWidgetFile reads a built widget, waiting up to waitMs for it to
+ * appear (an inline build started at the same time as the server).
+ */
+async function readWidgetFile(path: string, buildCommand: string, waitMs = 0): Promise<string> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await readFile(path, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      if (Date.now() >= deadline) {
+        throw new Error(`${path} does not exist: build the widgets first (${buildCommand})`);
+      }
+      await delay(100);
+    }
+  }
+}
+
+/** withBase makes the document's relative and root-relative URLs resolve against base. */
+function withBase(html: string, base: string): string {
+  const tag = `<base href="${base}">`;
+  return /<head[^>]*>/i.test(html) ? html.replace(/<head[^>]*>/i, (head) => `${head}\n    ${tag}`) : tag + html;
+}

@@ -1,0 +1,38 @@
+import { useApp, useHostStyles } from "@modelcontextprotocol/ext-apps/react";
+import type { App } from "@modelcontextprotocol/ext-apps/react";
+import { useState } from "react";
+
+type ToolResult = Parameters<NonNullable<App["ontoolresult"]>>[0];
+
+export interface HostState<T> {
+  app: App | null;
+  connected: boolean;
+  error: Error | null;
+  /** The tool's arguments, as soon as the host sends them. */
+  input: Record<string, unknown> | undefined;
+  /** The tool's structured result, once the tool has run. */
+  result: T | undefined;
+  /** The whole tool result (content, isError, _meta). */
+  raw: ToolResult | undefined;
+}
+
+/**
+ * useHost connects the widget to the host (through App from
+ * @modelcontextprotocol/ext-apps), follows the host's theme and styles, and
+ * returns the tool's input and result as they arrive.
+ */
+export function useHost<T>(name: string): HostState<T> {
+  const [input, setInput] = useState<Record<string, unknown>>();
+  const [raw, setRaw] = useState<ToolResult>();
+  const { app, isConnected, error } = useApp({
+    appInfo: { name, version: "0.1.0" },
+    capabilities: {},
+    onAppCreated: (created) => {
+      created.ontoolinput = (params) => setInput(params.arguments);
+      created.ontoolresult = (params) => setRaw(params);
+    },
+  });
+  // Host CSS variables, fonts and light/dark theme (data-theme on <html>).
+  useHostStyles(app, app?.getHostContext());
+  return { app, connected: isConnected, error, input, raw, result: raw?.structuredContent as T | undefined };
+}
