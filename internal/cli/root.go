@@ -16,6 +16,7 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/completion"
 	"github.com/pomdev/pomdev/internal/cli/configcmd"
 	"github.com/pomdev/pomdev/internal/cli/factory"
+	"github.com/pomdev/pomdev/internal/cli/initcmd"
 	"github.com/pomdev/pomdev/internal/cli/inspect"
 	"github.com/pomdev/pomdev/internal/cli/knownhosts"
 	"github.com/pomdev/pomdev/internal/cli/relaycmd"
@@ -146,6 +147,7 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 	// The workflow commands (init, up, inspect, tunnel, relay) go in
 	// "main"; the group is shown only when it has commands.
 	mainCmds := []*cobra.Command{
+		initcmd.NewCmdInit(f, nil),
 		up.NewCmdUp(f, nil),
 		inspect.NewCmdInspect(f, nil),
 		tunnelcmd.NewCmdTunnel(f, nil),

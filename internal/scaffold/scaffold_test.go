@@ -32,7 +32,7 @@ func TestRender(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("written %v, want %v", got, want)
 	}
-	modes := map[string]fs.FileMode{"README.md": 0o644, "package.json": 0o644, "scripts/dev.sh": 0o755, "server/src/index.ts": 0o644}
+	modes := map[string]fs.FileMode{".": 0o755, "server": 0o755, "README.md": 0o644, "package.json": 0o644, "scripts/dev.sh": 0o755, "server/src/index.ts": 0o644}
 	for rel, mode := range modes {
 		st, err := os.Stat(filepath.Join(dir, rel))
 		if err != nil || st.Mode().Perm() != mode {
