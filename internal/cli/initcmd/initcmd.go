@@ -328,6 +328,9 @@ func gitInit(opts *Options, dir string, files []string) {
 		fmt.Fprintf(out, "git init failed: %s\n", firstLine(msg, err))
 		return
 	}
+	if _, err := os.Stat(filepath.Join(dir, "package-lock.json")); err == nil {
+		files = append(files, "package-lock.json")
+	}
 	if msg, err := run(append([]string{"add", "--"}, files...)...); err != nil {
 		fmt.Fprintf(out, "git add failed: %s\n", firstLine(msg, err))
 		return

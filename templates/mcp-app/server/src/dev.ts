@@ -2,5 +2,5 @@
 // server unless INLINE=1 or WIDGETS_DEV_URL says otherwise.
 import "./env.js";
 
-process.env.WIDGETS_DEV_URL ??= "http://localhost:4444";
+process.env.WIDGETS_DEV_URL ??= `http://localhost:${process.env.WIDGETS_PORT ?? 4444}`;
 await import("./index.js");
