@@ -144,11 +144,17 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		ts.Setenv("ORIGIN", strings.TrimPrefix(srv.URL, "http://"))
 	},
 	"waitmatch": func(ts *testscript.TestScript, neg bool, args []string) {
+		wait := 15 * time.Second
+		if len(args) == 5 && args[0] == "-t" {
+			d, err := time.ParseDuration(args[1])
+			ts.Check(err)
+			wait, args = d, args[2:]
+		}
 		if len(args) != 3 {
-			ts.Fatalf("usage: waitmatch FILE REGEX VAR")
+			ts.Fatalf("usage: waitmatch [-t DURATION] FILE REGEX VAR")
 		}
 		re := regexp.MustCompile(args[1])
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(wait)
 		for {
 			data, _ := os.ReadFile(ts.MkAbs(args[0]))
 			if m := re.FindSubmatch(data); m != nil {
@@ -185,6 +191,12 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 		ts.Defer(srv.Close)
 		ts.Setenv("MCP_URL", srv.URL+"/mcp")
+	},
+	"mcplist": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: mcplist URL")
+		}
+		ts.Check(mcpList(ts.Stdout(), args[0]))
 	},
 	"httpget": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {
@@ -229,4 +241,39 @@ func mcpTestServer() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// mcpList is a client of the official Go SDK that advertises the MCP Apps
+// extension, lists the tools at url and reads the UI resource of each tool
+// that has one, printing "tool NAME UI" and "resource URI MIME BYTES" lines.
+func mcpList(w io.Writer, url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	caps := &mcp.ClientCapabilities{}
+	caps.AddExtension("io.modelcontextprotocol/ui", map[string]any{"mimeTypes": []any{"text/html;profile=mcp-app"}})
+	client := mcp.NewClient(&mcp.Implementation{Name: "script-client", Version: "1.0.0"}, &mcp.ClientOptions{Capabilities: caps})
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		return err
+	}
+	defer session.Close()
+	for tool, err := range session.Tools(ctx, nil) {
+		if err != nil {
+			return err
+		}
+		ui, _ := tool.Meta["ui"].(map[string]any)
+		uri, _ := ui["resourceUri"].(string)
+		fmt.Fprintf(w, "tool %s %s\n", tool.Name, uri)
+		if uri == "" {
+			continue
+		}
+		res, err := session.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", uri, err)
+		}
+		for _, c := range res.Contents {
+			fmt.Fprintf(w, "resource %s %s %d\n", c.URI, c.MIMEType, len(c.Text))
+		}
+	}
+	return nil
 }

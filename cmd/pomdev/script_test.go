@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +23,21 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/*.txtar end to end.
 func TestScripts(t *testing.T) {
+	// Scripts get a private HOME; npm keeps the machine's package cache.
+	npmCache := os.Getenv("npm_config_cache")
+	if home, err := os.UserHomeDir(); err == nil && npmCache == "" {
+		npmCache = filepath.Join(home, ".npm")
+	}
 	testscript.Run(t, testscript.Params{
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "node-e2e":
+				// The end-to-end tests with the generated Node app: skippable
+				// locally with POMDEV_SKIP_NODE_E2E=1, never in CI.
+				return os.Getenv("POMDEV_SKIP_NODE_E2E") == "" || os.Getenv("CI") != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Dir:                 filepath.Join("..", "..", "testdata", "script"),
 		RequireExplicitExec: true,
 		Cmds:                scriptCmds,
@@ -30,6 +45,8 @@ func TestScripts(t *testing.T) {
 			// A private user config dir per script; no POMDEV_* leaks in.
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+			env.Setenv("npm_config_cache", npmCache)
+			env.Setenv("npm_config_update_notifier", "false")
 			for _, k := range []string{"POMDEV_CONFIG", "POMDEV_LOG_LEVEL", "POMDEV_LOG_FORMAT", "POMDEV_TUNNEL_RELAY", "NO_COLOR"} {
 				env.Setenv(k, "")
 			}
