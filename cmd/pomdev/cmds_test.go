@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -193,10 +194,22 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		ts.Setenv("MCP_URL", srv.URL+"/mcp")
 	},
 	"mcplist": func(ts *testscript.TestScript, neg bool, args []string) {
-		if len(args) != 1 {
-			ts.Fatalf("usage: mcplist URL")
+		save := ""
+		if len(args) == 3 && args[0] == "-o" {
+			save, args = ts.MkAbs(args[1]), args[2:]
 		}
-		ts.Check(mcpList(ts.Stdout(), args[0]))
+		if len(args) != 1 {
+			ts.Fatalf("usage: mcplist [-o DIR] URL")
+		}
+		ts.Check(mcpList(ts.Stdout(), args[0], save))
+	},
+	"httpserve": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 {
+			ts.Fatalf("usage: httpserve DIR VAR")
+		}
+		srv := httptest.NewServer(http.FileServer(http.Dir(ts.MkAbs(args[0]))))
+		ts.Defer(srv.Close)
+		ts.Setenv(args[1], srv.URL)
 	},
 	"httpget": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {
@@ -246,7 +259,9 @@ func mcpTestServer() {
 // mcpList is a client of the official Go SDK that advertises the MCP Apps
 // extension, lists the tools at url and reads the UI resource of each tool
 // that has one, printing "tool NAME UI" and "resource URI MIME BYTES" lines.
-func mcpList(w io.Writer, url string) error {
+// With save set, it writes each resource's HTML to save/<name>.html
+// (ui://echo to echo.html).
+func mcpList(w io.Writer, url, save string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	caps := &mcp.ClientCapabilities{}
@@ -273,6 +288,18 @@ func mcpList(w io.Writer, url string) error {
 		}
 		for _, c := range res.Contents {
 			fmt.Fprintf(w, "resource %s %s %d\n", c.URI, c.MIMEType, len(c.Text))
+			if save != "" {
+				name := strings.TrimPrefix(c.URI, "ui://")
+				if strings.ContainsAny(name, `/\`) || strings.Contains(name, "..") {
+					return fmt.Errorf("resource %s: not a plain name", c.URI)
+				}
+				if err := os.MkdirAll(save, 0o755); err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(save, name+".html"), []byte(c.Text), 0o644); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
