@@ -40,6 +40,9 @@ type Actions struct {
 	OpenURL   func(string)  // o
 	Processes func() []Proc // the table, read on every tick
 	Clipboard func(string)  // c: copy the URL (OSC 52)
+	// Connections reports the tunnel's open and total connections, read
+	// on every tick; nil without a tunnel.
+	Connections func() (open, total int64)
 }
 
 type tickMsg struct{}
@@ -56,6 +59,8 @@ type Model struct {
 	logs          []Line
 	filter        string // "" = all processes
 	help          bool
+	open, total   int64
+	scroll        int // log lines scrolled back from the newest; 0 follows
 }
 
 // New returns the dashboard for app with the given actions.
@@ -85,6 +90,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.actions.Processes != nil {
 			m.procs = m.actions.Processes()
 		}
+		if m.actions.Connections != nil {
+			m.open, m.total = m.actions.Connections()
+		}
 		return m, tick()
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -113,6 +121,17 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		case "l":
 			m.filter = nextFilter(m.filter, m.procs)
+			m.scroll = 0
+		case "up", "k":
+			m.scroll++
+		case "down", "j":
+			m.scroll = max(0, m.scroll-1)
+		case "pgup":
+			m.scroll += 10
+		case "pgdown":
+			m.scroll = max(0, m.scroll-10)
+		case "end", "G":
+			m.scroll = 0
 		case "?":
 			m.help = !m.help
 		}
@@ -185,7 +204,8 @@ func (m *Model) View() tea.View {
 	if m.help {
 		title("Help")
 		for _, l := range []string{"q, Ctrl-C  stop everything and quit", "r  restart the server", "i  run the check again",
-			"c  copy the public URL (OSC 52)", "o  open the public URL in a browser", "l  filter logs by process", "?  close this help"} {
+			"c  copy the public URL (OSC 52)", "o  open the public URL in a browser", "l  filter logs by process",
+			"↑↓ PgUp PgDn  scroll the logs; End follows them again", "?  close this help"} {
 			add("  " + l)
 		}
 	}
@@ -207,6 +227,12 @@ func (m *Model) View() tea.View {
 	title("Port Forward Status")
 	add("  Status  " + m.tunnel)
 	add("  Remote  " + url)
+	title("Active Connections")
+	if m.actions.Connections == nil {
+		add(faint.Render("  no tunnel"))
+	} else {
+		add(fmt.Sprintf("  %d open · %d since start", m.open, m.total))
+	}
 	title("Check")
 	for _, c := range last(m.checks, 2) {
 		add("  " + c)
@@ -228,7 +254,6 @@ func (m *Model) View() tea.View {
 	if m.filter != "" {
 		filter = m.filter
 	}
-	title("Logs (" + filter + ", l to filter)")
 	var logs []string
 	for _, l := range m.logs {
 		if m.filter == "" || l.Process == m.filter {
@@ -239,7 +264,14 @@ func (m *Model) View() tea.View {
 			logs = append(logs, prefix+l.Text)
 		}
 	}
-	for _, l := range last(logs, max(1, h-len(lines))) {
+	rows := max(1, h-len(lines)-1)
+	m.scroll = min(m.scroll, max(0, len(logs)-rows))
+	where := "l to filter, ↑↓ to scroll"
+	if m.scroll > 0 {
+		where = fmt.Sprintf("%d lines back, End to follow", m.scroll)
+	}
+	title("Logs (" + filter + ", " + where + ")")
+	for _, l := range last(logs[:len(logs)-m.scroll], rows) {
 		add("  " + l)
 	}
 	if len(lines) > h {

@@ -147,7 +147,28 @@ func isLoopbackName(h string) bool {
 var httpMethods = [][]byte{[]byte("GET "), []byte("POST "), []byte("PUT "), []byte("DELETE "), []byte("HEAD "),
 	[]byte("OPTIONS "), []byte("PATCH "), []byte("TRACE "), []byte("CONNECT ")}
 
-func (f *forwarder) handle(conn net.Conn) {
+// counted is a forwarded channel counted as open until its first Close.
+type counted struct {
+	net.Conn
+	c    *Client
+	once sync.Once
+}
+
+func (cc *counted) Close() error {
+	cc.once.Do(func() { cc.c.open.Add(-1) })
+	return cc.Conn.Close()
+}
+
+// CloseWrite half-closes the channel (raw splices need it).
+func (cc *counted) CloseWrite() error {
+	closeWrite(cc.Conn)
+	return nil
+}
+
+func (f *forwarder) handle(raw net.Conn) {
+	f.c.open.Add(1)
+	f.c.total.Add(1)
+	var conn net.Conn = &counted{Conn: raw, c: f.c}
 	br := bufio.NewReaderSize(conn, 4096)
 	first, err := br.Peek(1)
 	if err != nil {

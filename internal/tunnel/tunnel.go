@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
@@ -74,7 +75,14 @@ type Client struct {
 
 	mu  sync.Mutex
 	url string
+
+	// Connections through the tunnel: open now, and accepted in all.
+	open, total atomic.Int64
 }
+
+// Connections reports how many connections from the relay are open now
+// and how many were accepted since the client started.
+func (c *Client) Connections() (open, total int64) { return c.open.Load(), c.total.Load() }
 
 // New checks cfg and returns a Client.
 func New(cfg Config) (*Client, error) {

@@ -143,7 +143,6 @@ func TestDynamicThroughRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sresp.Body.Close()
 	buf := make([]byte, 64)
 	for _, e := range []string{"a", "b"} {
 		o.Events <- e
@@ -152,6 +151,13 @@ func TestDynamicThroughRelay(t *testing.T) {
 			t.Fatalf("sse %q %v", buf[:n], err)
 		}
 	}
+	// The open stream is an open connection; closing it brings the count
+	// back to zero.
+	if open, total := r.c.Connections(); open < 1 || total < 1 {
+		t.Errorf("connections: %d open, %d in all; want at least 1 of each", open, total)
+	}
+	sresp.Body.Close()
+	rt.WaitFor(t, func() bool { open, _ := r.c.Connections(); return open == 0 }, "no open connections")
 }
 
 // pomdev relay's default target is elsewhere: the client tells the relay

@@ -355,8 +355,13 @@ func Run(opts *Options) error {
 				serverName = spec.Name
 			}
 		}
+		var connections func() (int64, int64)
+		if tc != nil {
+			connections = tc.Connections
+		}
 		out.tui.Send(tui.Actions{
-			Quit: func() { quitByKey = true; cancel() },
+			Connections: connections,
+			Quit:        func() { quitByKey = true; cancel() },
 			Restart: func() {
 				if p, ok := procs[serverName]; ok {
 					p.Restart("r pressed")
