@@ -173,8 +173,9 @@ func Render(fsys fs.FS, dir string, data Data, opts Options) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory beside %s: %w", dir, err)
 	}
-	defer os.RemoveAll(tmp)                      // after a rename it is gone already
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+	defer os.RemoveAll(tmp) // after a rename it is gone already
+	// MkdirTemp makes it 0700; the app directory is an ordinary one.
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	var written []string
