@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/bufpool"
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/mcpwire"
 )
@@ -88,7 +89,8 @@ func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
 		ForceAttemptHTTP2:   false,
 	}
 	p := &httputil.ReverseProxy{
-		Transport: tr,
+		BufferPool: bufpool.Proxy,
+		Transport:  tr,
 		// 0: ReverseProxy flushes every write of text/event-stream and of
 		// responses of unknown length (streams), and sends responses of
 		// known length in one write. -1 would cost a syscall per write.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/bufpool"
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/mcpwire"
 	"github.com/pomdev/pomdev/internal/socks5"
@@ -52,7 +53,8 @@ func newForwarder(c *Client) *forwarder {
 		DisableCompression:  true,
 	}
 	proxy := &httputil.ReverseProxy{
-		Transport: &retrying{tr: f.tr, hold: c.cfg.HoldTimeout},
+		BufferPool: bufpool.Proxy,
+		Transport:  &retrying{tr: f.tr, hold: c.cfg.HoldTimeout},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target, _ := pr.In.Context().Value(targetKey{}).(string)
 			pr.Out.URL.Scheme = "http"
