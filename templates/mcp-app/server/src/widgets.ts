@@ -2,15 +2,42 @@
 // widget's HTML comes from widgets/ in one of three ways (see config.ts):
 // the Vite dev server, the built assets, or the inline build.
 
+import { readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { RESOURCE_MIME_TYPE, registerAppResource } from "@modelcontextprotocol/ext-apps/server";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { WidgetMode } from "./config.js";
+import { type WidgetMode, widgetsDir } from "./config.js";
 
-/** The widgets this server offers: widgets/src/widgets/<name>.tsx is ui://<name>. */
-export const widgets = [{ name: "echo", description: "Shows the message the echo tool repeated." }];
+/**
+ * Descriptions of the widgets, shown to clients in resources/list. Every
+ * widget is offered, described here or not: widgets/src/widgets/<name>.tsx
+ * is ui://<name>.
+ */
+const descriptions: Record<string, string> = {
+  echo: "Shows the message the echo tool repeated.",
+};
+
+/**
+ * widgetNames finds the widgets: the sources in development, the built
+ * pages otherwise (a production image has no sources).
+ */
+export function widgetNames(mode: WidgetMode): string[] {
+  const fromDir = (dir: string, ext: string) => {
+    try {
+      return readdirSync(dir)
+        .filter((f) => f.endsWith(ext) && !f.endsWith(`.test${ext}`))
+        .map((f) => f.slice(0, -ext.length));
+    } catch {
+      return [];
+    }
+  };
+  const dir = mode.kind === "dev" ? widgetsDir : mode.dir;
+  const names = fromDir(join(dir, "src", "widgets"), ".tsx");
+  if (names.length > 0 || mode.kind === "dev") return names.sort();
+  return fromDir(join(dir, mode.kind === "inline" ? "dist-inline" : "dist"), ".html").sort();
+}
 
 /** Content Security Policy lists a host builds the iframe's policy from. */
 export interface WidgetCsp {
@@ -20,10 +47,11 @@ export interface WidgetCsp {
 }
 
 export function registerWidgets(server: McpServer, mode: WidgetMode): void {
-  for (const w of widgets) {
-    const uri = `ui://${w.name}`;
-    registerAppResource(server, `${w.name} widget`, uri, { description: w.description }, async () => {
-      const { html, csp } = await widgetHtml(w.name, mode);
+  for (const name of widgetNames(mode)) {
+    const uri = `ui://${name}`;
+    const description = descriptions[name] ?? `The ${name} widget.`;
+    registerAppResource(server, `${name} widget`, uri, { description }, async () => {
+      const { html, csp } = await widgetHtml(name, mode);
       return {
         contents: [
           {

@@ -54,6 +54,11 @@ test("list tools, call echo and read its widget over HTTP", async () => {
     assert.ok(tools.some((t) => t.name === "echo"));
     const result = await client.callTool({ name: "echo", arguments: { message: "over http" } });
     assert.deepEqual(result.content, [{ type: "text", text: "over http" }]);
+    const { resources } = await client.listResources();
+    assert.deepEqual(
+      resources.map((r) => r.uri),
+      ["ui://echo"],
+    );
     const read = await client.readResource({ uri: "ui://echo" });
     const content = read.contents[0] as { mimeType?: string; text?: string; _meta?: { ui?: { csp?: unknown } } };
     assert.equal(content.mimeType, "text/html;profile=mcp-app");
