@@ -74,12 +74,18 @@ everything (exit 130).
 --relay local runs a relay inside pomdev on loopback: no account, no internet;
 its URL (http://127.0.0.1:<port>) works from curl, Node and Go.
 
+--inline runs each process with its "inline" settings from pomdev.yaml (in an
+app from pomdev init: the widgets' inline build in watch mode and INLINE=1 for
+the server), so widgets are self-contained: hosts such as Claude.ai cannot load
+widget assets from localhost.
+
 On a terminal it shows a live dashboard (processes, tunnel, check, client
 requests, logs; q quits, r restarts the server, i re-runs the check, c copies
 the URL, o opens it, l filters logs, ? help). Without a terminal, or with
 --no-tui, it prints one event per line (JSON with --log-format json).`,
 		Example: `  pomdev up --relay local
   pomdev up                     # through pom.run
+  pomdev up --inline            # self-contained widgets (for Claude.ai)
   pomdev up --no-tunnel`,
 		Args: factory.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
