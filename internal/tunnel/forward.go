@@ -9,30 +9,22 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/bufpool"
 	"github.com/pomdev/pomdev/internal/event"
-	"github.com/pomdev/pomdev/internal/mcpwire"
 	"github.com/pomdev/pomdev/internal/socks5"
 )
 
 // forwarder serves the channels of one connection: SOCKS5 (checked against
-// the targets) or raw, then HTTP through a reverse proxy or, for other
-// protocols, a byte splice.
+// the targets) or raw, then HTTP through the local end (localhttp.go) or,
+// for other protocols, a byte splice.
 type forwarder struct {
 	c      *Client
-	conns  chan net.Conn
-	srv    *http.Server
-	tr     *http.Transport
 	closed chan struct{}
 	once   sync.Once
 }
-
-type targetKey struct{}
 
 // peeked is a forwarded channel with the bytes already read in front, and
 // the target it was allowed to reach.
@@ -45,65 +37,11 @@ type peeked struct {
 func (p *peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 func newForwarder(c *Client) *forwarder {
-	f := &forwarder{c: c, conns: make(chan net.Conn), closed: make(chan struct{})}
-	f.tr = &http.Transport{
-		DialContext:         f.dialTarget,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     60 * time.Second,
-		DisableCompression:  true,
-	}
-	proxy := &httputil.ReverseProxy{
-		BufferPool: bufpool.Proxy,
-		Transport:  &retrying{tr: f.tr, hold: c.cfg.HoldTimeout},
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			target, _ := pr.In.Context().Value(targetKey{}).(string)
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = target
-			// MCP SDK servers refuse a foreign Host (DNS-rebinding checks).
-			pr.Out.Host = target
-			// X-Forwarded-* from the relay pass through unchanged.
-			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if rec, ok := w.(*event.Recorder); ok {
-				rec.Err = err.Error()
-			}
-			if errors.Is(err, context.Canceled) {
-				return
-			}
-			target, _ := r.Context().Value(targetKey{}).(string)
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("X-Pomdev-Tunnel", "1")
-			var he *holdError
-			if errors.As(err, &he) {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "pomdev tunnel: the local server at %s is not accepting connections (waited %s). Is it running? Check pomdev up's Processes pane or your server's output.\n", target, he.waited.Round(time.Second))
-				return
-			}
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprintf(w, "pomdev tunnel: the local server at %s failed: %v\n", target, err)
-		},
-	}
-	f.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ev := mcpwire.Observe(w, r, proxy)
-			c.emit(event.Tunnel{Kind: event.TunnelRequest, Request: &ev})
-		}),
-		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
-			if p, ok := conn.(*peeked); ok {
-				return context.WithValue(ctx, targetKey{}, p.target)
-			}
-			return ctx
-		},
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
-	}
-	return f
+	return &forwarder{c: c, closed: make(chan struct{})}
 }
 
 // serve accepts forwarded channels until ln closes.
 func (f *forwarder) serve(ln net.Listener) {
-	go func() { _ = f.srv.Serve(&chanListener{f: f, addr: ln.Addr()}) }()
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -115,11 +53,7 @@ func (f *forwarder) serve(ln net.Listener) {
 }
 
 func (f *forwarder) close() {
-	f.once.Do(func() {
-		close(f.closed)
-		_ = f.srv.Close()
-		f.tr.CloseIdleConnections()
-	})
+	f.once.Do(func() { close(f.closed) })
 }
 
 // allowed reports whether dest is one of the targets; localhost, 127.0.0.1
@@ -208,11 +142,7 @@ func (f *forwarder) handle(raw net.Conn) {
 	head, _ := br.Peek(8)
 	for _, m := range httpMethods {
 		if len(head) >= len(m) && bytes.Equal(head[:len(m)], m) || len(head) < len(m) && bytes.HasPrefix(m, head) && len(head) > 0 {
-			select {
-			case f.conns <- p:
-			case <-f.closed:
-				conn.Close()
-			}
+			f.serveHTTP(p)
 			return
 		}
 	}
@@ -273,59 +203,6 @@ func (f *forwarder) dialTarget(ctx context.Context, network, addr string) (net.C
 		case <-f.closed:
 			return nil, err
 		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// chanListener hands HTTP channels to the forwarder's http.Server.
-type chanListener struct {
-	f    *forwarder
-	addr net.Addr
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.f.conns:
-		return c, nil
-	case <-l.f.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error   { return nil }
-func (l *chanListener) Addr() net.Addr { return l.addr }
-
-// retrying retries idempotent requests (GET, HEAD, OPTIONS, TRACE) whose
-// connection to the target broke before an answer — the server was
-// stopped mid-request to restart — for up to the hold time; dialTarget
-// then waits for the new server. Other methods are never retried: a
-// JSON-RPC POST may have run.
-type retrying struct {
-	tr   http.RoundTripper
-	hold time.Duration
-}
-
-func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
-	start := time.Now()
-	for {
-		resp, err := r.tr.RoundTrip(req)
-		if err == nil || !idempotent(req) || !brokenConn(err) || time.Since(start) >= r.hold {
-			return resp, err
-		}
-		if req.Body != nil && req.Body != http.NoBody {
-			if req.GetBody == nil {
-				return resp, err
-			}
-			body, gerr := req.GetBody()
-			if gerr != nil {
-				return resp, err
-			}
-			req.Body = body
-		}
-		select {
-		case <-req.Context().Done():
-			return nil, req.Context().Err()
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

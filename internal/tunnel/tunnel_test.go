@@ -1,8 +1,10 @@
 package tunnel_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/pomdev/pomdev/internal/event"
 	"io"
 	"net"
@@ -383,5 +385,92 @@ func TestRetryIdempotentOnBrokenConnection(t *testing.T) {
 	defer mu.Unlock()
 	if drops["POST"] != 1 {
 		t.Fatalf("POST reached the target %d times", drops["POST"])
+	}
+}
+
+// Upgrade requests (WebSocket and others) pass through the tunnel both ways.
+func TestUpgradeThroughTunnel(t *testing.T) {
+	o := rt.NewOrigin(t, "upgrade")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) { c.Targets = []string{o.HostPort()} })
+	url := r.wait(t, event.TunnelReady).URL
+	c, err := net.Dial("tcp", h.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: "+strings.TrimPrefix(url, "http://")+"\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "echo" {
+		t.Fatalf("%v %v", resp, err)
+	}
+	for _, msg := range []string{"ping", "pong-pong"} {
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %q: %q %v", msg, buf, err)
+		}
+	}
+}
+
+// A chunked request body arrives whole, and a POST after the target
+// restarted (closing the tunnel's keep-alive connection to it) reaches the
+// new server instead of failing on the dead connection.
+func TestBodiesAndRestartedTarget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	serve := func(ln net.Listener, name string) *http.Server {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %d %q", name, r.Method, len(body), r.TransferEncoding)
+		})}
+		go srv.Serve(ln)
+		return srv
+	}
+	srv := serve(ln, "one")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = target })
+	_, signer := rt.WriteKey(t)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) { c.Targets = []string{target} })
+	url := r.wait(t, event.TunnelReady).URL
+	client := h.Client() // one client: keep-alive, the same way in for both requests
+	post := func(what string, body io.Reader) string {
+		t.Helper()
+		resp, err := client.Post(url+"/mcp", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST (%s): %d %s", what, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	big := strings.Repeat("x", 100_000)
+	// An io.Reader of unknown length: the client sends it chunked.
+	if got := post("chunked", io.MultiReader(strings.NewReader(big))); !strings.HasPrefix(got, "one POST 100000 ") {
+		t.Fatalf("chunked body: %q", got)
+	}
+	if got := post("sized", strings.NewReader("{}")); got != `one POST 2 []` {
+		t.Fatalf("sized body: %q", got)
+	}
+	srv.Close()
+	ln2, err := net.Listen("tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := serve(ln2, "two")
+	defer srv2.Close()
+	if got := post("after the restart", strings.NewReader("{}")); got != `two POST 2 []` {
+		t.Fatalf("after the restart: %q", got)
 	}
 }
