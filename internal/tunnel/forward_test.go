@@ -1,13 +1,19 @@
 package tunnel
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
-	"github.com/pomdev/pomdev/internal/event"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/socks5"
 	"golang.org/x/crypto/ssh"
 )
@@ -84,4 +90,131 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 	}
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
+}
+
+// scripted is a forwarded channel that delivers fixed bytes, then end of
+// file, and keeps what is written to it.
+type scripted struct {
+	r   *bytes.Reader
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (s *scripted) Read(b []byte) (int, error) { return s.r.Read(b) }
+func (s *scripted) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.Write(b)
+}
+func (s *scripted) Close() error                     { return nil }
+func (s *scripted) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (s *scripted) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (s *scripted) SetDeadline(time.Time) error      { return nil }
+func (s *scripted) SetReadDeadline(time.Time) error  { return nil }
+func (s *scripted) SetWriteDeadline(time.Time) error { return nil }
+
+// The local end reads whatever the relay sends: well-formed requests are
+// answered in order, and garbage ends the channel with at most a 400,
+// never a panic or a hang.
+func FuzzLocalHTTP(f *testing.F) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/sse" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write([]byte("data: 1\n\n"))
+			return
+		}
+		w.Header().Set("X-Host", r.Host)
+		w.Write(body)
+	}))
+	defer origin.Close()
+	target := strings.TrimPrefix(origin.URL, "http://")
+	_, priv, _ := generateKey()
+	c, err := New(Config{Addr: "relay:22", Signers: []ssh.Signer{priv}, Targets: []string{target}, HoldTimeout: time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	fw := newForwarder(c)
+	defer fw.close()
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /mcp HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}GET /sse HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Drop\r\nUpgrade: echo\r\nX-Drop: 1\r\n\r\nhello",
+		"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+		"GET /\x00 HTTP/9.9\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ch := &scripted{r: bytes.NewReader(in)}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			fw.serveHTTP(&peeked{Conn: ch, r: bufio.NewReader(ch), target: target})
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the local end hung on %q", in)
+		}
+		// Every answer is an HTTP/1.1 status line.
+		ch.mu.Lock()
+		out := ch.out.String()
+		ch.mu.Unlock()
+		if out != "" && !strings.HasPrefix(out, "HTTP/1.1 ") {
+			t.Fatalf("answer %q to %q", out, in)
+		}
+	})
+}
+
+// Pipelined requests on one channel are answered in order, with Host
+// rewritten to the target, fields named in Connection dropped, and the
+// MCP method of each POST in its event.
+func TestLocalHTTPInOrder(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-Saw-Drop", r.Header.Get("X-Drop"))
+		w.Write(append([]byte(r.URL.Path+" "), body...))
+	}))
+	defer origin.Close()
+	target := strings.TrimPrefix(origin.URL, "http://")
+	var mu sync.Mutex
+	var reqs []event.Request
+	_, priv, _ := generateKey()
+	c, err := New(Config{Addr: "relay:22", Signers: []ssh.Signer{priv}, Targets: []string{target},
+		OnEvent: func(e event.Tunnel) {
+			if e.Kind == event.TunnelRequest {
+				mu.Lock()
+				reqs = append(reqs, *e.Request)
+				mu.Unlock()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := newForwarder(c)
+	defer fw.close()
+	in := "POST /mcp HTTP/1.1\r\nHost: public.example\r\nContent-Type: application/json\r\nConnection: X-Drop\r\nX-Drop: 1\r\nContent-Length: 58\r\n\r\n" +
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}` +
+		"GET /second HTTP/1.1\r\nHost: public.example\r\n\r\n"
+	ch := &scripted{r: bytes.NewReader([]byte(in))}
+	fw.serveHTTP(&peeked{Conn: ch, r: bufio.NewReader(ch), target: target})
+	br := bufio.NewReader(&ch.out)
+	for i, want := range []string{`/mcp {"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}`, "/second "} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != want || resp.Header.Get("X-Host") != target || resp.Header.Get("X-Saw-Drop") != "" {
+			t.Fatalf("answer %d: %d %q %v", i, resp.StatusCode, body, resp.Header)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reqs) != 2 || reqs[0].RPCMethod != "tools/call" || reqs[0].RPCID != "7" || reqs[0].Status != 200 || reqs[1].Path != "/second" {
+		t.Fatalf("events %+v", reqs)
+	}
 }
