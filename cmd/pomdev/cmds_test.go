@@ -45,6 +45,15 @@ type requestLoop struct {
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	// screen SOCKET SESSION REGEX: wait (15 s) until the tmux pane shows
 	// REGEX, fail if any line is wider than the pane, print the screen.
+	"tmuxcleanup": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: tmuxcleanup SOCKET")
+		}
+		// The tmux server on SOCKET, and what runs in it, stop with the
+		// script, whether it passes or not.
+		sock := ts.MkAbs(args[0])
+		ts.Defer(func() { _ = exec.Command("tmux", "-S", sock, "kill-server").Run() })
+	},
 	"screen": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 3 && len(args) != 4 {
 			ts.Fatalf("usage: screen SOCKET SESSION REGEX [VAR]")
