@@ -245,12 +245,22 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 
 // mcpTestServer is a program for scripts (like pomdev, installed in PATH):
 // a go-sdk MCP server on 127.0.0.1:$PORT with /mcp and /health, one tool
-// per line of ./tools.txt, read at start.
+// per field of ./tools.txt (NAME or NAME:PROP,PROP), read at start.
 func mcpTestServer() {
 	s := mcp.NewServer(&mcp.Implementation{Name: "testserver", Version: "1.0.0"}, nil)
 	data, _ := os.ReadFile("tools.txt")
-	for _, name := range strings.Fields(string(data)) {
-		s.AddTool(&mcp.Tool{Name: name, Description: "tool " + name, InputSchema: map[string]any{"type": "object"}},
+	// A field is NAME or NAME:PROP,PROP (string properties of its input).
+	for _, field := range strings.Fields(string(data)) {
+		name, props, _ := strings.Cut(field, ":")
+		schema := map[string]any{"type": "object"}
+		if props != "" {
+			p := map[string]any{}
+			for _, prop := range strings.Split(props, ",") {
+				p[prop] = map[string]any{"type": "string"}
+			}
+			schema["properties"] = p
+		}
+		s.AddTool(&mcp.Tool{Name: name, Description: "tool " + name, InputSchema: schema},
 			func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil
 			})

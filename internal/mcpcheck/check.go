@@ -76,6 +76,16 @@ type Tool struct {
 	raw         *mcp.Tool
 }
 
+// Signature is the tool's input and output schemas as JSON (map keys
+// sorted), to tell whether a tool changed between two checks.
+func (t Tool) Signature() string {
+	if t.raw == nil {
+		return ""
+	}
+	b, _ := json.Marshal([]any{t.raw.InputSchema, t.raw.OutputSchema})
+	return string(b)
+}
+
 // UI is a tool's MCP Apps binding.
 type UI struct {
 	ResourceURI string   `json:"resourceUri"`

@@ -342,7 +342,7 @@ func Run(opts *Options) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var last []string
+		var last map[string]string
 		for {
 			select {
 			case <-ctx.Done():
@@ -548,39 +548,40 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 }
 
 // runCheck lists tools locally and through the tunnel and says what
-// changed since the last check.
-func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client, cause string, last []string) []string {
+// changed since the last check (tool name to schema signature; nil before
+// the first).
+func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client, cause string, last map[string]string) map[string]string {
 	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: local, Timeout: 15 * time.Second})
 	if err != nil {
 		out.line("check", "check (%s): local %s failed: %v", cause, local, err)
 		return last
 	}
+	now := map[string]string{}
 	var names []string
 	for _, t := range rep.Tools {
 		names = append(names, t.Name)
+		now[t.Name] = t.Signature()
 	}
 	sort.Strings(names)
-	errs := 0
+	var errs []mcpcheck.Finding
 	for _, f := range rep.Findings {
 		if f.Severity == mcpcheck.SeverityError {
-			errs++
+			errs = append(errs, f)
 		}
 	}
-	out.line("check", "check (%s): local OK, %d tools: %s; %d lint errors", cause, len(names), strings.Join(names, ", "), errs)
+	lint := "0 lint errors"
+	switch {
+	case len(errs) == 1:
+		lint = fmt.Sprintf("1 lint error: %s %s: %s (pomdev inspect %s)", errs[0].Rule, errs[0].Subject, errs[0].Message, local)
+	case len(errs) > 1:
+		lint = fmt.Sprintf("%d lint errors, first %s %s: %s (pomdev inspect %s)", len(errs), errs[0].Rule, errs[0].Subject, errs[0].Message, local)
+	}
+	out.line("check", "check (%s): local OK, %d tools: %s; %s", cause, len(names), strings.Join(names, ", "), lint)
 	if last != nil {
-		var added, removed []string
-		for _, n := range names {
-			if !slices.Contains(last, n) {
-				added = append(added, n)
-			}
-		}
-		for _, n := range last {
-			if !slices.Contains(names, n) {
-				removed = append(removed, n)
-			}
-		}
-		if len(added)+len(removed) > 0 {
-			out.line("check", "tools changed: added [%s], removed [%s]; hosts cache tool lists: refresh the connector", strings.Join(added, ", "), strings.Join(removed, ", "))
+		added, removed, changed := diffTools(last, now)
+		if len(added)+len(removed)+len(changed) > 0 {
+			out.line("check", "tools changed: added [%s], removed [%s], changed schemas [%s]; hosts cache tool lists: refresh the connector",
+				strings.Join(added, ", "), strings.Join(removed, ", "), strings.Join(changed, ", "))
 		}
 	}
 	if tc != nil && tc.URL() != "" {
@@ -600,5 +601,28 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 			out.line("check", "check: through the tunnel failed: %v", err)
 		}
 	}
-	return names
+	return now
+}
+
+// diffTools compares two tool lists (name to schema signature), each
+// result sorted.
+func diffTools(last, now map[string]string) (added, removed, changed []string) {
+	for n, sig := range now {
+		old, ok := last[n]
+		switch {
+		case !ok:
+			added = append(added, n)
+		case old != sig:
+			changed = append(changed, n)
+		}
+	}
+	for n := range last {
+		if _, ok := now[n]; !ok {
+			removed = append(removed, n)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	slices.Sort(changed)
+	return added, removed, changed
 }

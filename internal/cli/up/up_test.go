@@ -72,3 +72,15 @@ func TestDiscoverAndWriteConfig(t *testing.T) {
 		t.Fatalf("overwrite: %v", err)
 	}
 }
+
+func TestDiffTools(t *testing.T) {
+	last := map[string]string{"echo": `[{"type":"object"},null]`, "gone": "x", "same": "s"}
+	now := map[string]string{"echo": `[{"properties":{"a":{}},"type":"object"},null]`, "new": "n", "same": "s"}
+	added, removed, changed := diffTools(last, now)
+	if fmt.Sprint(added, removed, changed) != "[new] [gone] [echo]" {
+		t.Fatalf("added %v removed %v changed %v", added, removed, changed)
+	}
+	if a, r, c := diffTools(now, now); len(a)+len(r)+len(c) != 0 {
+		t.Fatalf("no change reported %v %v %v", a, r, c)
+	}
+}
