@@ -70,11 +70,19 @@ export async function widgetHtml(name: string, mode: WidgetMode): Promise<{ html
   switch (mode.kind) {
     case "dev": {
       const url = `${mode.devUrl}/${name}.html`;
+      // The dev server may still be starting (npm run dev starts both at once).
+      const deadline = Date.now() + 15_000;
       let res: Response;
-      try {
-        res = await fetch(url);
-      } catch (err) {
-        throw new Error(`the widget dev server at ${mode.devUrl} is not reachable (${String(err)}): start it with npm run dev:widgets`);
+      for (;;) {
+        try {
+          res = await fetch(url);
+          break;
+        } catch (err) {
+          if (Date.now() >= deadline) {
+            throw new Error(`the widget dev server at ${mode.devUrl} is not reachable (${String(err)}): start it with npm run dev:widgets`);
+          }
+          await delay(100);
+        }
       }
       if (!res.ok) {
         throw new Error(`the widget dev server answered ${res.status} for ${url}: is widgets/src/widgets/${name}.tsx there?`);
