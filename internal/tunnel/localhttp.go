@@ -41,7 +41,14 @@ type upstream struct {
 	conn net.Conn
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	used time.Time // end of the last exchange
 }
+
+// maxIdleReuse is how long an idle connection to the target is reused.
+// Servers close idle keep-alive connections on their own schedule (Node's
+// default is 5 s); a request sent just as that happens would be lost, so
+// older connections are replaced instead of raced.
+const maxIdleReuse = 4 * time.Second
 
 // httpChan serves the HTTP requests of one forwarded channel.
 type httpChan struct {
@@ -122,6 +129,9 @@ func (h *httpChan) serve(req *http.Request) (keep bool, watch chan error) {
 	n, err := h.writeResponse(req, resp, keep, &watch)
 	ev.Bytes = n
 	resp.Body.Close()
+	if h.up != nil {
+		h.up.used = time.Now()
+	}
 	if err != nil || resp.Close {
 		h.closeUpstream()
 	}
@@ -171,12 +181,14 @@ func (h *httpChan) connect() error {
 	if err != nil {
 		return err
 	}
-	h.up = &upstream{conn: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+	h.up = &upstream{conn: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096), used: time.Now()}
 	return nil
 }
 
 // alive reports whether the idle keep-alive connection is still usable.
-func (u *upstream) alive() bool { return u.br.Buffered() == 0 && idleAlive(u.conn) }
+func (u *upstream) alive() bool {
+	return time.Since(u.used) < maxIdleReuse && u.br.Buffered() == 0 && idleAlive(u.conn)
+}
 
 func (h *httpChan) closeUpstream() {
 	if h.up != nil {
