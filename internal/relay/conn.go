@@ -42,10 +42,34 @@ type route struct {
 	bindAddr string // as requested in tcpip-forward
 	bindPort uint32 // as requested (static) or allocated (dynamic)
 	c        *conn
-	proxy    *httputil.ReverseProxy
-	tr       *http.Transport
 	url      string
 	created  time.Time
+
+	// The reverse proxy is built on the first request: an idle tunnel
+	// does not pay for it.
+	mu    sync.Mutex
+	proxy *httputil.ReverseProxy
+	tr    *http.Transport
+}
+
+// handler returns the route's reverse proxy, building it once.
+func (rt *route) handler(r *Relay) *httputil.ReverseProxy {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.proxy == nil {
+		rt.tr, rt.proxy = r.newProxy(rt)
+	}
+	return rt.proxy
+}
+
+// closeIdle closes the route's idle channels, if it has a proxy yet.
+func (rt *route) closeIdle() {
+	rt.mu.Lock()
+	tr := rt.tr
+	rt.mu.Unlock()
+	if tr != nil {
+		tr.CloseIdleConnections()
+	}
 }
 
 func (r *Relay) handleConn(nc net.Conn) {
@@ -306,7 +330,6 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	}
 	rt.url = r.urlFor(rt.name)
 	rt.created = time.Now()
-	rt.tr, rt.proxy = r.newProxy(rt)
 	r.routes[rt.name] = rt
 	changed := r.known[rt.name] != c.fp
 	r.known[rt.name] = c.fp
@@ -341,7 +364,7 @@ func (r *Relay) releaseRoute(rt *route) {
 		delete(r.routes, rt.name)
 	}
 	r.mu.Unlock()
-	rt.tr.CloseIdleConnections()
+	rt.closeIdle()
 }
 
 func (r *Relay) lookup(name string) (rt *route, known bool) {

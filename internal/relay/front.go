@@ -49,7 +49,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// The origin address reaches the forwarded-tcpip channel's payload.
 	ctx := context.WithValue(req.Context(), originKey{}, req.RemoteAddr)
 	rt.c.active.Add(1)
-	ev := mcpwire.Observe(w, req.WithContext(ctx), rt.proxy)
+	ev := mcpwire.Observe(w, req.WithContext(ctx), rt.handler(r))
 	rt.c.active.Add(-1)
 	ev.Route = name
 	rt.c.notify(note{req: &ev})

@@ -185,7 +185,7 @@ func (c *conn) closeIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, rt := range c.routes {
-		rt.tr.CloseIdleConnections()
+		rt.closeIdle()
 	}
 }
 
