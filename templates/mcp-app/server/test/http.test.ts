@@ -109,3 +109,31 @@ test("a foreign Host is refused", async () => {
   });
   assert.equal(status, 403);
 });
+
+test("an idle session expires: it is closed and then answered 404", async () => {
+  const short = createApp({ port: 0, host: "127.0.0.1", widgets: { kind: "inline", dir: widgetsDir }, sessionIdleMs: 50 });
+  await new Promise<void>((resolve) => short.server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(short.server.address() as AddressInfo).port}/mcp`;
+  try {
+    const client = new Client({ name: "idle-test", version: "1.0.0" });
+    const transport = new StreamableHTTPClientTransport(new URL(url));
+    await client.connect(transport);
+    const id = transport.sessionId;
+    assert.ok(id);
+    assert.equal(short.sessions.size, 1);
+    const deadline = Date.now() + 5_000;
+    while (short.sessions.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(short.sessions.size, 0, "the idle session was not closed");
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "Mcp-Session-Id": id },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    assert.equal(res.status, 404);
+    await client.close();
+  } finally {
+    await short.close();
+  }
+});
