@@ -7,6 +7,8 @@ type ToolResult = Parameters<NonNullable<App["ontoolresult"]>>[0];
 export interface HostState<T> {
   app: App | null;
   connected: boolean;
+  /** The page is open on its own (the dev server's preview), not in a host's iframe. */
+  standalone: boolean;
   error: Error | null;
   /** The tool's arguments, as soon as the host sends them. */
   input: Record<string, unknown> | undefined;
@@ -34,5 +36,15 @@ export function useHost<T>(name: string): HostState<T> {
   });
   // Host CSS variables, fonts and light/dark theme (data-theme on <html>).
   useHostStyles(app, app?.getHostContext());
-  return { app, connected: isConnected, error, input, raw, result: raw?.structuredContent as T | undefined };
+  // Outside a host there is nobody to talk to: no error, just a preview.
+  const standalone = typeof window !== "undefined" && window.parent === window;
+  return {
+    app,
+    connected: isConnected,
+    standalone,
+    error: standalone ? null : error,
+    input,
+    raw,
+    result: raw?.structuredContent as T | undefined,
+  };
 }

@@ -47,7 +47,11 @@ export function EchoCard({ result, pending, error }: EchoCardProps) {
 
 export default function Echo() {
   const host = useHost<EchoResult>("echo");
-  const pending = typeof host.input?.message === "string" ? host.input.message : undefined;
+  const pending = host.standalone
+    ? "Preview: this widget shows the echo tool's result when a host such as ChatGPT or Claude calls it."
+    : typeof host.input?.message === "string"
+      ? host.input.message
+      : undefined;
   const error = host.error?.message ?? (host.raw?.isError ? "The echo tool failed." : undefined);
   return <EchoCard result={host.result} pending={pending} error={error} />;
 }
