@@ -218,3 +218,57 @@ func TestLocalHTTPInOrder(t *testing.T) {
 		t.Fatalf("events %+v", reqs)
 	}
 }
+
+// BenchmarkLocalHTTP is the local end's cost per keep-alive request: a
+// loopback connection stands in for the SSH channel, the target answers
+// 1.3 KB of JSON (as in scripts/bench). scripts/bench/tunnel.sh measures
+// the whole path.
+func BenchmarkLocalHTTP(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 1300)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	defer origin.Close()
+	target := strings.TrimPrefix(origin.URL, "http://")
+	_, priv, _ := generateKey()
+	c, err := New(Config{Addr: "relay:22", Signers: []ssh.Signer{priv}, Targets: []string{target}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fw := newForwarder(c)
+	defer fw.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fw.serveHTTP(&peeked{Conn: conn, r: bufio.NewReader(conn), target: target})
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	req := []byte("GET / HTTP/1.1\r\nHost: public.example\r\nUser-Agent: bench\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+			b.Fatal(resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
+}
