@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -219,29 +218,7 @@ func TestOpenSSHUpgrade(t *testing.T) {
 	for _, u := range h.WaitRoute(1) {
 		url = u
 	}
-	c, err := net.Dial("tcp", h.HTTPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	host := strings.TrimPrefix(url, "http://")
-	if _, err := io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: "+host+"\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("%v %v", resp, err)
-	}
-	for _, msg := range []string{"ping", "pong-pong"} {
-		if _, err := io.WriteString(c, msg); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
-			t.Fatalf("echo %q: %q %v", msg, buf, err)
-		}
-	}
+	h.UpgradeEcho(url)
 }
 
 // The same key gets the same URL after reconnecting and after the relay

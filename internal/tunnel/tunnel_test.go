@@ -1,7 +1,6 @@
 package tunnel_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -395,28 +394,7 @@ func TestUpgradeThroughTunnel(t *testing.T) {
 	_, signer := rt.WriteKey(t)
 	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) { c.Targets = []string{o.HostPort()} })
 	url := r.wait(t, event.TunnelReady).URL
-	c, err := net.Dial("tcp", h.HTTPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: "+strings.TrimPrefix(url, "http://")+"\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "echo" {
-		t.Fatalf("%v %v", resp, err)
-	}
-	for _, msg := range []string{"ping", "pong-pong"} {
-		if _, err := io.WriteString(c, msg); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
-			t.Fatalf("echo %q: %q %v", msg, buf, err)
-		}
-	}
+	h.UpgradeEcho(url)
 }
 
 // A chunked request body arrives whole, and a POST after the target

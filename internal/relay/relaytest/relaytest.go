@@ -126,6 +126,36 @@ func (h *Harness) Client() *http.Client {
 	}
 }
 
+// UpgradeEcho sends an "Upgrade: echo" request for url's /upgrade to the
+// relay's front, expects 101 with Upgrade: echo, and checks that two
+// messages come back as sent (the origin echoes after switching).
+func (h *Harness) UpgradeEcho(url string) {
+	h.t.Helper()
+	c, err := net.Dial("tcp", h.HTTPAddr)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer c.Close()
+	host := strings.TrimPrefix(url, "http://")
+	if _, err := io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: "+host+"\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+		h.t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "echo" {
+		h.t.Fatalf("%v %v", resp, err)
+	}
+	for _, msg := range []string{"ping", "pong-pong"} {
+		if _, err := io.WriteString(c, msg); err != nil {
+			h.t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
+			h.t.Fatalf("echo %q: %q %v", msg, buf, err)
+		}
+	}
+}
+
 func (h *Harness) Get(url string) (int, string) {
 	h.t.Helper()
 	resp, err := h.Client().Get(url)
