@@ -348,6 +348,20 @@ func (h *httpChan) failure(err error) (int, string) {
 // writeHeader writes the end-to-end fields of hdr: not the hop-by-hop
 // ones, nor those the Connection field names.
 func writeHeader(bw *bufio.Writer, hdr http.Header) {
+	named := connectionTokens(hdr)
+	for k, vv := range hdr {
+		if hopHeaders[k] || named[k] {
+			continue
+		}
+		for _, v := range vv {
+			_, _ = bw.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+}
+
+// connectionTokens is the set of field names the Connection field lists,
+// canonicalized (nil when there are none).
+func connectionTokens(hdr http.Header) map[string]bool {
 	var named map[string]bool
 	for _, v := range hdr["Connection"] {
 		for _, f := range strings.Split(v, ",") {
@@ -359,28 +373,11 @@ func writeHeader(bw *bufio.Writer, hdr http.Header) {
 			}
 		}
 	}
-	for k, vv := range hdr {
-		if hopHeaders[k] || named[k] {
-			continue
-		}
-		for _, v := range vv {
-			_, _ = bw.WriteString(k + ": " + v + "\r\n")
-		}
-	}
+	return named
 }
 
 func isUpgrade(hdr http.Header) bool {
-	if hdr.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range hdr["Connection"] {
-		for _, f := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(f), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
+	return hdr.Get("Upgrade") != "" && connectionTokens(hdr)["Upgrade"]
 }
 
 func bodyMethod(m string) bool {
