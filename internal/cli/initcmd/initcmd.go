@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,15 +193,6 @@ func parseVersion(s string) ([3]int, bool) {
 	return v, true
 }
 
-func less(a, b [3]int) bool {
-	for i := range 3 {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return false
-}
-
 // checkTools makes sure node and npm are there and new enough.
 func checkTools(ctx context.Context, lookPath func(string) (string, error), requires map[string]string) error {
 	for _, tool := range []string{"node", "npm"} {
@@ -224,7 +216,7 @@ func checkTools(ctx context.Context, lookPath func(string) (string, error), requ
 		if !ok1 || !ok2 {
 			return fmt.Errorf("cannot read the version of %s from %q", path, strings.TrimSpace(string(got)))
 		}
-		if less(have, want) {
+		if slices.Compare(have[:], want[:]) < 0 {
 			return exitcode.New(exitcode.Failure,
 				fmt.Errorf("%s %s is too old: the template needs %s %s or newer", tool, strings.TrimSpace(string(got)), tool, min),
 				"upgrade Node.js (nvm install --lts, or https://nodejs.org), or pass --no-install and install later")
