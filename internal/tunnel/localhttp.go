@@ -126,7 +126,7 @@ func (h *httpChan) serve(req *http.Request) (keep bool, watch chan error) {
 		return false, nil
 	}
 	keep = !req.Close
-	n, err := h.writeResponse(req, resp, keep, &watch)
+	n, watch, err := h.writeResponse(req, resp, keep)
 	ev.Bytes = n
 	resp.Body.Close()
 	if h.up != nil {
@@ -242,8 +242,9 @@ func (h *httpChan) exchange(req *http.Request, upgrade bool) (*http.Response, er
 // writeResponse copies the answer to the channel. Bodies of known length
 // are sent as they are; others (event streams) chunk by chunk, each
 // flushed at once, while the client's side is watched so that a client
-// that goes away ends the stream.
-func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bool, watch *chan error) (n int64, err error) {
+// that goes away ends the stream; the returned watch (nil otherwise)
+// reports the end of that watch.
+func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bool) (n int64, watch chan error, err error) {
 	bw := h.bw
 	_, _ = bw.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
 	writeHeader(bw, resp.Header)
@@ -259,18 +260,18 @@ func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bo
 			_, _ = bw.WriteString("Content-Length: " + cl + "\r\n")
 		}
 		_, _ = bw.WriteString("\r\n")
-		return 0, bw.Flush()
+		return 0, nil, bw.Flush()
 	case resp.ContentLength >= 0:
 		_, _ = bw.WriteString("Content-Length: " + strconv.FormatInt(resp.ContentLength, 10) + "\r\n\r\n")
 		n, err = io.CopyBuffer(bw, resp.Body, buf)
 		if err == nil {
 			err = bw.Flush()
 		}
-		return n, err
+		return n, nil, err
 	}
 	_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
 	if err := bw.Flush(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	// The client going away (the relay closing the channel) closes the
 	// target connection, which ends the copy below.
@@ -283,16 +284,16 @@ func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bo
 		}
 		w <- err
 	}()
-	*watch = w
+	watch = w
 	cw := httputil.NewChunkedWriter(bw)
 	for {
 		m, rerr := resp.Body.Read(buf)
 		if m > 0 {
 			if _, err := cw.Write(buf[:m]); err != nil {
-				return n, err
+				return n, watch, err
 			}
 			if err := bw.Flush(); err != nil {
-				return n, err
+				return n, watch, err
 			}
 			n += int64(m)
 		}
@@ -300,12 +301,12 @@ func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bo
 			break
 		}
 		if rerr != nil {
-			return n, rerr
+			return n, watch, rerr
 		}
 	}
 	_ = cw.Close()
 	_, _ = bw.WriteString("\r\n")
-	return n, bw.Flush()
+	return n, watch, bw.Flush()
 }
 
 // switchProtocols passes a 101 answer on and then bytes both ways.
