@@ -14,8 +14,6 @@ RUNS=${1:-5}
 go build -o "$work/pomdev" ./cmd/pomdev
 go build -o "$work/tunnels" ./scripts/bench/tunnels
 export XDG_CONFIG_HOME="$work/config"
-ms() { echo $(( ($2 - $1) / 1000000 )); }
-now() { date +%s%N; }
 healthy() { curl -sf -o /dev/null "http://127.0.0.1:$1/health"; }
 
 echo "== pomdev init --no-install --no-git"

@@ -25,9 +25,9 @@ for i in $(seq "$RUNS"); do
   printf 'echo\n' > tools.txt
   "$work/pomdev" up --relay local > up.out 2>&1 & up=$!
   wait_for "grep -q 'through the tunnel OK' up.out"
-  t0=$(date +%s%N); printf 'echo\ngreet\n' > tools.txt
+  t0=$(now); printf 'echo\ngreet\n' > tools.txt
   wait_for "[ \$(grep -c '^server ready' up.out) -ge 2 ]"
-  t1=$(date +%s%N)
-  echo "reload $i: $(( (t1 - t0) / 1000000 )) ms (write -> restarted server ready; includes the 150 ms debounce)"
+  t1=$(now)
+  echo "reload $i: $(ms "$t0" "$t1") ms (write -> restarted server ready; includes the 150 ms debounce)"
   kill -INT "$up"; wait "$up" || true
 done
