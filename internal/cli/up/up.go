@@ -2,7 +2,7 @@
 // from pomdev.yaml, restarts them when watched files change, opens the
 // tunnel (to pom.run, a relay, or a relay embedded in the process), prints
 // the public URL, and checks /mcp locally and through the tunnel after
-// every start. This version prints plain lines; the dashboard is to come.
+// every start, on a live dashboard (internal/tui) or as plain lines.
 package up
 
 import (
@@ -79,9 +79,10 @@ app from pomdev init: the widgets' inline build in watch mode and INLINE=1 for
 the server), so widgets are self-contained: hosts such as Claude.ai cannot load
 widget assets from localhost.
 
-On a terminal it shows a live dashboard (processes, tunnel, check, client
-requests, logs; q quits, r restarts the server, i re-runs the check, c copies
-the URL, o opens it, l filters logs, ? help). Without a terminal, or with
+On a terminal it shows a live dashboard (processes, tunnel, active
+connections, check, client requests, logs; q quits, r restarts the server, i
+re-runs the check, c copies the URL, o opens it, l filters logs, arrows and
+PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or with
 --no-tui, it prints one event per line (JSON with --log-format json).`,
 		Example: `  pomdev up --relay local
   pomdev up                     # through pom.run
