@@ -3,52 +3,40 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
-// extFingerprint carries the authenticated key's fingerprint from the auth
-// callbacks to the connection.
-const extFingerprint = "pomdev-fingerprint"
-
-func permsFor(key ssh.PublicKey) *ssh.Permissions {
-	return &ssh.Permissions{Extensions: map[string]string{extFingerprint: ssh.FingerprintSHA256(key)}}
-}
-
-func (r *Relay) newSSHConfig() *ssh.ServerConfig {
-	cfg := &ssh.ServerConfig{
-		ServerVersion: "SSH-2.0-pomdev-relay",
-		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+func (r *Relay) newSSHConfig() *sshserver.Config {
+	return &sshserver.Config{
+		HostKey: r.hostKey,
+		Version: "SSH-2.0-pomdev-relay",
+		PublicKey: func(remote net.Addr, user string, key ssh.PublicKey) error {
 			fp := ssh.FingerprintSHA256(key)
 			switch r.cfg.Auth {
 			case AuthKeys:
 				if !r.keys.allowed(key) {
-					r.log.Info("key refused", "fingerprint", fp, "user", meta.User(), "remote", meta.RemoteAddr().String())
-					return nil, fmt.Errorf("key %s is not in %s", fp, r.cfg.AuthorizedKeys)
+					r.log.Info("key refused", "fingerprint", fp, "user", user, "remote", remote.String())
+					return fmt.Errorf("key %s is not in %s", fp, r.cfg.AuthorizedKeys)
 				}
 			case AuthSignin:
 				if !r.signin.signedIn(fp) {
-					return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-						KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-							if err := r.signin.run(r, fp, ch); err != nil {
-								return nil, err
-							}
-							return permsFor(key), nil
-						},
+					// Sign-in waits for a person; the per-connection
+					// handshake deadline allows for it.
+					return &sshserver.Partial{KeyboardInteractive: func(ch ssh.KeyboardInteractiveChallenge) error {
+						return r.signin.run(r, fp, ch)
 					}}
 				}
 			}
-			return permsFor(key), nil
+			return nil
 		},
-		// Sign-in waits for a person; the per-connection handshake
-		// deadline is lifted while it does.
 		MaxAuthTries: 6,
 	}
-	cfg.AddHostKey(r.hostKey)
-	return cfg
 }
 
 // authorizedKeys is an OpenSSH authorized_keys file, reloaded when its

@@ -15,13 +15,14 @@ import (
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/socks5"
+	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
 // conn is one authenticated SSH connection.
 type conn struct {
 	r   *Relay
-	sc  *ssh.ServerConn
+	sc  *sshserver.Conn
 	fp  string
 	log *slog.Logger
 
@@ -78,7 +79,7 @@ func (r *Relay) handleConn(nc net.Conn) {
 		deadline += r.cfg.CodeTTL
 	}
 	_ = nc.SetDeadline(r.cfg.Now().Add(deadline))
-	sc, chans, reqs, err := ssh.NewServerConn(nc, r.sshConfig)
+	sc, err := sshserver.Handshake(nc, r.sshConfig)
 	if err != nil {
 		r.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()
@@ -88,7 +89,7 @@ func (r *Relay) handleConn(nc net.Conn) {
 	c := &conn{
 		r:        r,
 		sc:       sc,
-		fp:       sc.Permissions.Extensions[extFingerprint],
+		fp:       ssh.FingerprintSHA256(sc.PublicKey()),
 		routes:   map[string]*route{},
 		watchers: map[*watcher]struct{}{},
 	}
@@ -103,30 +104,22 @@ func (r *Relay) handleConn(nc net.Conn) {
 	r.mu.Unlock()
 	c.log.Info("client connected", "user", sc.User(), "client", string(sc.ClientVersion()))
 
-	// One goroutine serves both global requests and channel opens: an idle
-	// tunnel costs the relay this goroutine plus x/crypto's three.
-	for chans != nil || reqs != nil {
-		select {
-		case nch, ok := <-chans:
-			if !ok {
-				chans = nil
-				continue
-			}
+	// This goroutine reads and dispatches every packet of the connection:
+	// an idle tunnel costs the relay one goroutine.
+	err = sc.Serve(sshserver.Handlers{
+		Global: c.handleGlobal,
+		Channel: func(nch *sshserver.NewChannel) {
 			switch nch.ChannelType() {
 			case "session":
 				go c.handleSession(nch)
 			default:
 				_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
 			}
-		case req, ok := <-reqs:
-			if !ok {
-				reqs = nil
-				continue
-			}
-			c.handleGlobal(req)
-		}
+		},
+	})
+	if err != nil {
+		c.log.Debug("connection ended", "err", err)
 	}
-	_ = sc.Wait()
 	c.teardown()
 	c.log.Info("client disconnected")
 }
@@ -186,7 +179,9 @@ type forwardReply struct {
 	Port uint32
 }
 
-func (c *conn) handleGlobal(req *ssh.Request) {
+// handleGlobal runs on the connection's loop goroutine; nothing in it
+// blocks for long.
+func (c *conn) handleGlobal(req *sshserver.Request) {
 	{
 		switch req.Type {
 		case "tcpip-forward":
@@ -419,23 +414,22 @@ func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
 	}
 	payload := ssh.Marshal(forwardedTCPPayload{Addr: rt.bindAddr, Port: rt.bindPort, OriginAddr: oh, OriginPort: uint32(op)})
 	type result struct {
-		ch   ssh.Channel
-		reqs <-chan *ssh.Request
-		err  error
+		ch  *sshserver.Channel
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		for attempt := 0; ; attempt++ {
-			ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
+			ch, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
 			// A client learns a dynamic forward's port from the reply to
 			// tcpip-forward; a request racing that reply is refused as an
 			// unknown forward. Retry briefly while the route is new.
-			var oce *ssh.OpenChannelError
+			var oce *sshserver.OpenChannelError
 			if err != nil && errors.As(err, &oce) && attempt < 20 && time.Since(rt.created) < 2*time.Second {
 				time.Sleep(25 * time.Millisecond)
 				continue
 			}
-			done <- result{ch, reqs, err}
+			done <- result{ch, err}
 			return
 		}
 	}()
@@ -453,7 +447,6 @@ func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
 	if res.err != nil {
 		return nil, &errTunnel{res.err}
 	}
-	go ssh.DiscardRequests(res.reqs)
 	cc := &chanConn{Channel: res.ch, local: rt.c.sc.LocalAddr(), remote: rt.c.sc.RemoteAddr()}
 	if rt.static {
 		return cc, nil

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -163,7 +164,7 @@ type Relay struct {
 	cfg       Config
 	log       *slog.Logger
 	hostKey   ssh.Signer
-	sshConfig *ssh.ServerConfig
+	sshConfig *sshserver.Config
 	keys      *authorizedKeys
 	signin    *signin
 	http      *http.Server

@@ -51,7 +51,7 @@ func (c *Conn) authenticate() error {
 	)
 	decide := func(user string, blob []byte, key ssh.PublicKey) error {
 		if !bytes.Equal(decided, blob) {
-			decided, decision = bytes.Clone(blob), c.cfg.PublicKey(user, key)
+			decided, decision = bytes.Clone(blob), c.cfg.PublicKey(c.nc.RemoteAddr(), user, key)
 		}
 		return decision
 	}
@@ -97,6 +97,9 @@ func (c *Conn) authenticate() error {
 			if !r.done() {
 				return c.fail(disconnectProtocolError, "malformed publickey request")
 			}
+			// The parsed key may alias its input: keep it out of the
+			// read buffer, which the next packet reuses.
+			blob = bytes.Clone(blob)
 			key, err := ssh.ParsePublicKey(blob)
 			if err != nil || !algoFits(algo, key) {
 				if err := counted(); err != nil {

@@ -15,7 +15,7 @@ import (
 // with them, and every client worth supporting (OpenSSH since 6.5,
 // golang.org/x/crypto/ssh, PuTTY) has at least one.
 const (
-	cipherChaCha   = "chacha20-poly1305@openssh.com"
+	cipherChaCha    = "chacha20-poly1305@openssh.com"
 	cipherAES128GCM = "aes128-gcm@openssh.com"
 	cipherAES256GCM = "aes256-gcm@openssh.com"
 )

@@ -37,7 +37,7 @@ type Config struct {
 	// to answer a query, about one offered without a signature). It returns
 	// nil to accept, a *Partial to ask for keyboard-interactive next, or an
 	// error to refuse. It is called once per key and connection.
-	PublicKey func(user string, key ssh.PublicKey) error
+	PublicKey func(remote net.Addr, user string, key ssh.PublicKey) error
 	// MaxAuthTries ends the connection after this many failed attempts
 	// (default 6).
 	MaxAuthTries int

@@ -45,7 +45,7 @@ func startServer(t *testing.T, cfg *sshserver.Config, h sshserver.Handlers) *ser
 		cfg.HostKey = newSigner(t)
 	}
 	if cfg.PublicKey == nil {
-		cfg.PublicKey = func(string, ssh.PublicKey) error { return nil }
+		cfg.PublicKey = func(net.Addr, string, ssh.PublicKey) error { return nil }
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
