@@ -104,9 +104,20 @@ func (r *Relay) handleConn(nc net.Conn) {
 	r.mu.Unlock()
 	c.log.Info("client connected", "user", sc.User(), "client", string(sc.ClientVersion()))
 
-	// This goroutine reads and dispatches every packet of the connection:
-	// an idle tunnel costs the relay one goroutine.
-	err = sc.Serve(sshserver.Handlers{
+	// The connection is served on a new goroutine: the handshake's key
+	// exchange grew this one's stack, which a parked connection would keep.
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c.serve()
+	}()
+}
+
+// serve reads and dispatches every packet of the connection until it ends:
+// an idle tunnel costs the relay this one goroutine.
+func (c *conn) serve() {
+	sc := c.sc
+	err := sc.Serve(sshserver.Handlers{
 		Global: c.handleGlobal,
 		Channel: func(nch *sshserver.NewChannel) {
 			switch nch.ChannelType() {

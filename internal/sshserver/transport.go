@@ -28,6 +28,7 @@ type reader struct {
 	buf  []byte  // *pb, or a larger one-off buffer
 	r, w int
 	hdr  [4]byte
+	have bool // hdr holds the next packet's first bytes
 }
 
 // release gives the buffer back when nothing is left in it.
@@ -75,8 +76,26 @@ func (rd *reader) fill(n int) error {
 	return nil
 }
 
+// await waits for the next packet's first 4 bytes without holding a
+// buffer.
+func (rd *reader) await() error {
+	rd.release()
+	if rd.buf != nil || rd.have {
+		return nil
+	}
+	if _, err := io.ReadFull(rd.nc, rd.hdr[:]); err != nil {
+		return err
+	}
+	rd.have = true
+	return nil
+}
+
 // header reads the 4 bytes that carry packet_length.
 func (rd *reader) header() ([]byte, error) {
+	if rd.have {
+		rd.have = false
+		return rd.hdr[:], nil
+	}
 	rd.release()
 	if rd.buf == nil {
 		if _, err := io.ReadFull(rd.nc, rd.hdr[:]); err != nil {
