@@ -57,6 +57,9 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 		var err error
 		if msg == msgChannelOpenConfirm {
 			remote, win, max := r.uint32(), r.uint32(), r.uint32()
+			if max == 0 {
+				return errState
+			}
 			ch.mu.Lock()
 			ch.remote, ch.rwin, ch.rmax = remote, win, max
 			ch.mu.Unlock()

@@ -84,12 +84,10 @@ func (c *Conn) startKexLocked() error {
 	}
 	p = appendBool(p, false)
 	p = appendUint32(p, 0)
-	if err := c.writeLocked(p); err != nil {
-		return err
-	}
-	c.ourKexInit = p
+	// Set first: writing the KEXINIT must not start another exchange.
 	c.kexing = true
-	return nil
+	c.ourKexInit = p
+	return c.writeLocked(p)
 }
 
 // firstCommon is the client's first choice that the server supports.
@@ -247,6 +245,7 @@ func (c *Conn) kex(theirs []byte) error {
 	}
 	if err == nil {
 		c.wcipher, c.wbytes = wc, 0
+		c.kexCount++
 		if c.strict {
 			c.wseq = 0
 		}

@@ -88,6 +88,7 @@ type Conn struct {
 	wbytes     uint64
 	werr       error
 	sessionID  []byte
+	kexCount   int // key exchanges completed on the write side
 
 	// Connection protocol.
 	mu       sync.Mutex

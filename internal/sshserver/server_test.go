@@ -72,7 +72,9 @@ func startServer(t *testing.T, cfg *sshserver.Config, h sshserver.Handlers) *ser
 					return
 				}
 				s.conn <- c
-				_ = c.Serve(h)
+				if err := c.Serve(h); err != nil {
+					t.Logf("serve: %v", err)
+				}
 			}()
 		}
 	}()
@@ -174,32 +176,10 @@ func TestXCryptoClient(t *testing.T) {
 				_ = c.Close()
 				echoed <- err
 			}()
-			ch, err := conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
-				Addr       string
-				Port       uint32
-				OriginAddr string
-				OriginPort uint32
-			}{"localhost", 4242, "127.0.0.1", 1}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := make([]byte, 3<<20)
-			_, _ = rand.Read(data)
-			go func() {
-				_, _ = ch.Write(data)
-				_ = ch.CloseWrite()
-			}()
-			back, err := io.ReadAll(ch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(back, data) {
-				t.Fatalf("echoed %d bytes, differ from the %d sent", len(back), len(data))
-			}
+			echoThrough(t, conn, "localhost", 4242, 3<<20)
 			if err := <-echoed; err != nil {
 				t.Fatal(err)
 			}
-			_ = ch.Close()
 
 			sess, err := client.NewSession()
 			if err != nil {
@@ -266,4 +246,33 @@ func serveSession(nc *sshserver.NewChannel) error {
 		}
 	}
 	return errors.New("session ended before exec")
+}
+
+// echoThrough opens a forwarded-tcpip channel for addr:port, writes n
+// random bytes into it and checks that the same bytes come back.
+func echoThrough(t *testing.T, conn *sshserver.Conn, addr string, port uint32, n int) {
+	t.Helper()
+	ch, err := conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
+		Addr       string
+		Port       uint32
+		OriginAddr string
+		OriginPort uint32
+	}{addr, port, "127.0.0.1", 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	go func() {
+		_, _ = ch.Write(data)
+		_ = ch.CloseWrite()
+	}()
+	back, err := io.ReadAll(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, data) {
+		t.Fatalf("echoed %d bytes, differ from the %d sent", len(back), len(data))
+	}
 }

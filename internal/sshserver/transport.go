@@ -10,8 +10,8 @@ import (
 )
 
 // rekeyBytes is how much may pass in one direction before the server asks
-// for new keys (RFC 4253 §9 recommends 1 GB).
-const rekeyBytes = 1 << 30
+// for new keys (RFC 4253 §9 recommends 1 GB). Tests lower it.
+var rekeyBytes uint64 = 1 << 30
 
 // readBufSize is the pooled read buffer: big enough for a full channel
 // data packet (maxChannelPacket) and what follows it in one read.

@@ -1,0 +1,241 @@
+package sshserver_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+	"github.com/pomdev/pomdev/internal/sshserver"
+	"golang.org/x/crypto/ssh"
+)
+
+// forwardServer answers tcpip-forward with port 4242 and reports the
+// requested address; its connections arrive on s.conn.
+func forwardServer(t *testing.T, cfg *sshserver.Config) (*server, <-chan string) {
+	addrs := make(chan string, 4)
+	s := startServer(t, cfg, sshserver.Handlers{Global: func(r *sshserver.Request) {
+		var fr struct {
+			Addr string
+			Port uint32
+		}
+		if r.Type != "tcpip-forward" || ssh.Unmarshal(r.Payload, &fr) != nil {
+			_ = r.Reply(false, nil)
+			return
+		}
+		_ = r.Reply(true, ssh.Marshal(struct{ Port uint32 }{4242}))
+		addrs <- fr.Addr
+	}})
+	return s, addrs
+}
+
+// echoServer is a loopback TCP echo server.
+func echoServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(c, c)
+				_ = c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Rekeying in both directions of initiative: the x/crypto client asks for
+// new keys every 64 KiB, and with the server's threshold lowered the server
+// asks too; 3 MiB each way arrive intact.
+func TestRekey(t *testing.T) {
+	for _, who := range []string{"client", "server"} {
+		t.Run(who, func(t *testing.T) {
+			cc := &ssh.ClientConfig{}
+			if who == "client" {
+				cc.RekeyThreshold = 64 << 10
+			} else {
+				t.Cleanup(sshserver.SetRekeyBytes(64 << 10))
+			}
+			s, addrs := forwardServer(t, &sshserver.Config{})
+			client, err := s.dial(t, cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn := <-s.conn
+			ln, err := client.Listen("tcp", "localhost:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := <-addrs
+			go func() {
+				c, err := ln.Accept()
+				if err == nil {
+					_, _ = io.Copy(c, c)
+					_ = c.Close()
+				}
+			}()
+			echoThrough(t, conn, addr, 4242, 3<<20)
+			// x/crypto counts its own threshold loosely; a few rekeys are
+			// enough to show both sides switching keys mid-stream.
+			if n := sshserver.KexCount(conn); n < 4 {
+				t.Fatalf("%d key exchanges for 6 MiB at 64 KiB each", n)
+			} else {
+				t.Logf("%d key exchanges", n)
+			}
+		})
+	}
+}
+
+// The stock OpenSSH client with each cipher, rekeying every 64 KiB
+// (RekeyLimit) in one run and with the server asking in another: a remote
+// forward to a local echo server carries 2 MiB each way.
+func TestOpenSSHClient(t *testing.T) {
+	bin := rt.RequireOpenSSH(t)
+	for _, tc := range []struct{ cipher, rekey string }{
+		{"chacha20-poly1305@openssh.com", "client"},
+		{"aes128-gcm@openssh.com", "client"},
+		{"aes256-gcm@openssh.com", "server"},
+		{"chacha20-poly1305@openssh.com", "server"},
+	} {
+		t.Run(tc.cipher+"/"+tc.rekey, func(t *testing.T) {
+			limit := "default"
+			if tc.rekey == "client" {
+				limit = "64K"
+			} else {
+				t.Cleanup(sshserver.SetRekeyBytes(64 << 10))
+			}
+			s, addrs := forwardServer(t, &sshserver.Config{})
+			key, _ := rt.WriteKey(t)
+			echo := echoServer(t)
+			_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+			cmd := exec.Command(bin, "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+				"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+				"-o", "ExitOnForwardFailure=yes", "-o", "RekeyLimit="+limit, "-c", tc.cipher,
+				"-p", port, "-N", "-R", "0:"+echo, "127.0.0.1")
+			stderr := &strings.Builder{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			var conn *sshserver.Conn
+			select {
+			case conn = <-s.conn:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("ssh did not connect: %s", stderr)
+			}
+			addr := <-addrs
+			echoThrough(t, conn, addr, 4242, 2<<20)
+			if n := sshserver.KexCount(conn); n < 10 {
+				t.Fatalf("%d key exchanges for 4 MiB at 64 KiB each", n)
+			} else {
+				t.Logf("%d key exchanges", n)
+			}
+			if !strings.HasPrefix(string(conn.ClientVersion()), "SSH-2.0-OpenSSH") {
+				t.Errorf("client version %q", conn.ClientVersion())
+			}
+		})
+	}
+}
+
+// Authentication: a refused key fails to connect; a partial answer leads
+// to keyboard-interactive, whose failure counts as a try and whose success
+// lets the client in with the key it signed with.
+func TestAuthentication(t *testing.T) {
+	signer := newSigner(t)
+	t.Run("refused", func(t *testing.T) {
+		s := startServer(t, &sshserver.Config{PublicKey: func(net.Addr, string, ssh.PublicKey) error {
+			return errors.New("not on the list")
+		}}, sshserver.Handlers{})
+		_, err := s.dial(t, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}})
+		if err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("keyboard-interactive", func(t *testing.T) {
+		tries := 0
+		s := startServer(t, &sshserver.Config{PublicKey: func(_ net.Addr, _ string, key ssh.PublicKey) error {
+			return &sshserver.Partial{KeyboardInteractive: func(ch ssh.KeyboardInteractiveChallenge) error {
+				tries++
+				answers, err := ch("Please sign in", "https://example.test/sign_in", []string{"code? "}, []bool{true})
+				if err != nil {
+					return err
+				}
+				if answers[0] != "42" {
+					return errors.New("wrong code")
+				}
+				return nil
+			}}
+		}}, sshserver.Handlers{})
+		var asked []string
+		answer := "41"
+		ki := ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+			asked = append(asked, name+" | "+instruction+" | "+strings.Join(questions, ","))
+			a := answer
+			answer = "42"
+			return []string{a}, nil
+		})
+		client, err := s.dial(t, &ssh.ClientConfig{User: "dev", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer), ki}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		conn := <-s.conn
+		if len(asked) != 2 || asked[0] != "Please sign in | https://example.test/sign_in | code? " || tries != 2 {
+			t.Fatalf("asked %q, tries %d", asked, tries)
+		}
+		if got := ssh.FingerprintSHA256(conn.PublicKey()); got != ssh.FingerprintSHA256(signer.PublicKey()) || conn.User() != "dev" {
+			t.Fatalf("authenticated as %s %q", got, conn.User())
+		}
+	})
+	t.Run("too many tries", func(t *testing.T) {
+		s := startServer(t, &sshserver.Config{MaxAuthTries: 2, PublicKey: func(net.Addr, string, ssh.PublicKey) error {
+			return errors.New("no")
+		}}, sshserver.Handlers{})
+		signers := []ssh.Signer{newSigner(t), newSigner(t), newSigner(t)}
+		_, err := s.dial(t, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(signers...)}})
+		if err == nil {
+			t.Fatal("connected")
+		}
+		rt.WaitFor(t, func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return len(s.errs) == 1 && errors.Is(s.errs[0], sshserver.ErrNoAuth)
+		}, "the server to give up with ErrNoAuth")
+	})
+}
+
+// Garbage instead of an SSH client gets an error, not a hang or a panic.
+func TestGarbageClient(t *testing.T) {
+	s := startServer(t, &sshserver.Config{}, sshserver.Handlers{})
+	c, err := net.Dial("tcp", s.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+		t.Fatalf("greeting %q %v", line, err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	rt.WaitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.errs) == 1
+	}, "the handshake to fail")
+}
