@@ -139,6 +139,9 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 			return errState
 		}
 		req.reply = func(ok bool, _ []byte) error {
+			if ch.closing() {
+				return io.EOF // nothing may follow our CLOSE
+			}
 			m := byte(msgChannelFailure)
 			if ok {
 				m = msgChannelSuccess
@@ -162,6 +165,13 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 		w <- msg == msgChannelSuccess
 	}
 	return nil
+}
+
+// closing reports whether the channel is closed on our side.
+func (ch *Channel) closing() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.sentClose || ch.dead
 }
 
 func (ch *Channel) closeReqs() {
@@ -314,17 +324,17 @@ func (ch *Channel) SendRequest(name string, wantReply bool, payload []byte) (boo
 	p = appendBool(p, wantReply)
 	ch.reqMu.Lock()
 	var w chan bool
+	ch.mu.Lock()
+	if ch.sentClose || ch.dead {
+		ch.mu.Unlock()
+		ch.reqMu.Unlock()
+		return false, io.EOF
+	}
 	if wantReply {
-		ch.mu.Lock()
-		if ch.remoteClosed || ch.dead {
-			ch.mu.Unlock()
-			ch.reqMu.Unlock()
-			return false, io.EOF
-		}
 		w = make(chan bool, 1)
 		ch.replies = append(ch.replies, w)
-		ch.mu.Unlock()
 	}
+	ch.mu.Unlock()
 	err := ch.c.send(p, payload)
 	ch.reqMu.Unlock()
 	if err != nil || !wantReply {

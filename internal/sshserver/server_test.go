@@ -110,19 +110,6 @@ func (s *server) dial(t *testing.T, cc *ssh.ClientConfig) (*ssh.Client, error) {
 	return c, err
 }
 
-// forwardHandlers answer tcpip-forward with port 4242 and hand the
-// connection to got.
-func forwardHandlers(got chan<- *sshserver.Conn, conn func() *sshserver.Conn) sshserver.Handlers {
-	return sshserver.Handlers{Global: func(r *sshserver.Request) {
-		if r.Type != "tcpip-forward" {
-			_ = r.Reply(false, nil)
-			return
-		}
-		_ = r.Reply(true, ssh.Marshal(struct{ Port uint32 }{4242}))
-		got <- conn()
-	}}
-}
-
 // The x/crypto client with each cipher: a remote forward, a channel the
 // server opens to it, 3 MiB each way through it (several window adjusts),
 // then a session with requests, output and exit status.

@@ -45,20 +45,10 @@ const (
 
 // Disconnect reason codes (RFC 4250 §4.2.2).
 const (
-	disconnectProtocolError         = 2
-	disconnectKeyExchangeFailed     = 3
-	disconnectNoMoreAuthMethods     = 14
-	disconnectServiceNotAvailable   = 7
-	disconnectByApplication         = 11
-	disconnectMACError              = 5
-	disconnectHostKeyNotVerifiable  = 9
-	disconnectTooManyConnections    = 12
-	disconnectAuthCancelledByUser   = 13
-	disconnectIllegalUserName       = 15
-	disconnectProtocolNotSupported  = 8
-	disconnectCompressionError      = 6
-	disconnectConnectionLost        = 10
-	disconnectHostNotAllowedConnect = 1
+	disconnectProtocolError       = 2
+	disconnectKeyExchangeFailed   = 3
+	disconnectServiceNotAvailable = 7
+	disconnectNoMoreAuthMethods   = 14
 )
 
 // parser reads SSH wire types from a message. The first malformed read
