@@ -14,12 +14,11 @@ import (
 
 // BenchmarkIdleTunnels reports the relay's memory per idle tunnel (heap in
 // use plus goroutine stacks, after GC) with b.N SSH connections, each
-// holding one dynamic forward. Clients run in the same process, so their
-// own memory is measured first and subtracted.
+// holding one dynamic forward. The x/crypto clients run in the same
+// process, so the figures cover both ends; scripts/bench/tunnels -mode
+// idle measures the relay alone.
 //
 //	go test -run XXX -bench IdleTunnels -benchtime 1000x ./internal/relay
-var dumpGoroutines func()
-
 func BenchmarkIdleTunnels(b *testing.B) {
 	sl, _ := net.Listen("tcp", "127.0.0.1:0")
 	hl, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -63,21 +62,8 @@ func BenchmarkIdleTunnels(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	after, g1 := measure()
-	if dumpGoroutines != nil {
-		dumpGoroutines()
-	}
-	// The same number of client connections in this process cost about
-	// as much as one side of each connection; subtract them by measuring
-	// with the relay's conns closed.
-	r.close()
-	for len(r.Routes()) > 0 {
-		time.Sleep(time.Millisecond)
-	}
-	clientsOnly, g2 := measure()
-	_ = clientsOnly
 	b.ReportMetric(float64(after-before)/float64(b.N)/1024, "KiB/tunnel(both)")
 	b.ReportMetric(float64(g1-g0)/float64(b.N), "goroutines/tunnel(both)")
-	b.ReportMetric(float64(g1-g2)/float64(b.N), "relay-goroutines/tunnel")
 	for _, c := range clients {
 		c.Close()
 	}
