@@ -26,7 +26,8 @@ type conn struct {
 	fp  string
 	log *slog.Logger
 
-	active atomic.Int64 // requests in flight through this connection
+	active   atomic.Int64 // requests in flight through this connection
+	sessions atomic.Int32 // open session channels
 
 	mu       sync.Mutex
 	pinging  bool   // a keepalive is waiting for its answer
@@ -35,6 +36,9 @@ type conn struct {
 	routes   map[string]*route
 	watchers map[*watcher]struct{}
 }
+
+// maxSessions is how many session channels one connection may have open.
+const maxSessions = 8
 
 // route is a name on the HTTP front held by one connection.
 type route struct {
@@ -122,7 +126,17 @@ func (c *conn) serve() {
 		Channel: func(nch *sshserver.NewChannel) {
 			switch nch.ChannelType() {
 			case "session":
-				go c.handleSession(nch)
+				// Each session may buffer up to a channel window of input;
+				// a handful is all a client needs.
+				if c.sessions.Add(1) > maxSessions {
+					c.sessions.Add(-1)
+					_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
+					return
+				}
+				go func() {
+					defer c.sessions.Add(-1)
+					c.handleSession(nch)
+				}()
 			default:
 				_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
 			}
