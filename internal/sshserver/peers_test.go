@@ -18,7 +18,7 @@ import (
 
 // forwardServer answers tcpip-forward with port 4242 and reports the
 // requested address; its connections arrive on s.conn.
-func forwardServer(t *testing.T, cfg *sshserver.Config) (*server, <-chan string) {
+func forwardServer(t testing.TB, cfg *sshserver.Config) (*server, <-chan string) {
 	addrs := make(chan string, 4)
 	s := startServer(t, cfg, sshserver.Handlers{Global: func(r *sshserver.Request) {
 		var fr struct {

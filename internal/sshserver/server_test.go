@@ -18,7 +18,7 @@ import (
 // server accepts connections on 127.0.0.1:0 and serves each with the
 // handlers a test gives; it stops when the test ends.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	ln   net.Listener
 	cfg  *sshserver.Config
 	mu   sync.Mutex
@@ -39,7 +39,7 @@ func newSigner(t testing.TB) ssh.Signer {
 	return s
 }
 
-func startServer(t *testing.T, cfg *sshserver.Config, h sshserver.Handlers) *server {
+func startServer(t testing.TB, cfg *sshserver.Config, h sshserver.Handlers) *server {
 	t.Helper()
 	if cfg.HostKey == nil {
 		cfg.HostKey = newSigner(t)
@@ -94,7 +94,7 @@ func startServer(t *testing.T, cfg *sshserver.Config, h sshserver.Handlers) *ser
 	return s
 }
 
-func (s *server) dial(t *testing.T, cc *ssh.ClientConfig) (*ssh.Client, error) {
+func (s *server) dial(t testing.TB, cc *ssh.ClientConfig) (*ssh.Client, error) {
 	if cc.User == "" {
 		cc.User = "test"
 	}
