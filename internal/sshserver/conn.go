@@ -90,12 +90,12 @@ func (c *Conn) shutdown(err error) error {
 	for _, ch := range chans {
 		ch.gone()
 	}
-	c.gmu.Lock()
+	c.rmu.Lock()
 	for _, w := range c.replies {
 		close(w)
 	}
 	c.replies, c.ended = nil, true
-	c.gmu.Unlock()
+	c.rmu.Unlock()
 	c.rd.release()
 	close(c.done)
 	if closedByUs || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -148,14 +148,14 @@ func (c *Conn) dispatch(h Handlers) error {
 		}
 
 	case msgRequestSuccess, msgRequestFailure:
-		c.gmu.Lock()
+		c.rmu.Lock()
 		if len(c.replies) == 0 {
-			c.gmu.Unlock()
+			c.rmu.Unlock()
 			return c.protocolError("unexpected global request reply")
 		}
 		w := c.replies[0]
 		c.replies = c.replies[1:]
-		c.gmu.Unlock()
+		c.rmu.Unlock()
 		w <- reply{ok: p[0] == msgRequestSuccess, payload: append([]byte(nil), r.rest()...)}
 
 	case msgChannelOpen:
@@ -199,12 +199,15 @@ func (c *Conn) SendRequest(name string, wantReply bool, payload []byte) (bool, [
 	var w chan reply
 	c.gmu.Lock()
 	if wantReply {
+		c.rmu.Lock()
 		if c.ended {
+			c.rmu.Unlock()
 			c.gmu.Unlock()
 			return false, nil, net.ErrClosed
 		}
 		w = make(chan reply, 1)
 		c.replies = append(c.replies, w)
+		c.rmu.Unlock()
 	}
 	err := c.send(p, payload)
 	c.gmu.Unlock()

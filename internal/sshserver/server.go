@@ -97,9 +97,10 @@ type Conn struct {
 	closed   bool
 	closeErr error
 	done     chan struct{}
-	gmu      sync.Mutex   // orders global requests with their replies
+	gmu      sync.Mutex   // held while a global request is queued and sent, for order
+	rmu      sync.Mutex   // guards replies and ended (the loop takes only this one)
 	replies  []chan reply // waiting for global request replies, in order
-	ended    bool         // Serve returned (under gmu)
+	ended    bool         // Serve returned
 }
 
 type reply struct {

@@ -48,7 +48,7 @@ func main() {
 	target := flag.String("target", "", "serve mode: the relay's default target")
 	prefix := flag.String("prefix", "Remote URL:", "firstline mode: the line to wait for")
 	pprofAddr := flag.String("pprof", "", "serve mode: address for net/http/pprof")
-	settle := flag.Duration("settle", 10*time.Second, "wait before reading RSS after opening tunnels")
+	settle := flag.String("settle", "10s", "idle mode: when to read RSS after opening the tunnels (comma-separated durations)")
 	flag.Parse()
 	switch *mode {
 	case "idle":
@@ -56,7 +56,15 @@ func main() {
 			idleSelf(*n)
 			return
 		}
-		idle(*sshAddr, *pid, *n, *settle)
+		var at []time.Duration
+		for _, f := range strings.Split(*settle, ",") {
+			d, err := time.ParseDuration(f)
+			if err != nil {
+				log.Fatalf("-settle: %v", err)
+			}
+			at = append(at, d)
+		}
+		idle(*sshAddr, *pid, *n, at)
 	case "serve":
 		serve(*target, *pprofAddr)
 	case "client":
@@ -87,13 +95,19 @@ func rss(pid int) int64 {
 	return 0
 }
 
-func idle(addr string, pid, n int, settle time.Duration) {
+// idle reads the relay's RSS before connecting and at each of the given
+// times after (the Go runtime collects at least every 2 minutes and
+// returns free memory to the OS gradually, so a long-running relay's
+// figure is the later one).
+func idle(addr string, pid, n int, at []time.Duration) {
 	before := rss(pid)
 	clients := connect(addr, n)
-	// Let the relay settle before reading RSS again.
-	time.Sleep(settle)
-	after := rss(pid)
-	fmt.Printf("idle tunnels: %d, relay RSS %d KiB -> %d KiB, %.1f KiB per tunnel\n", n, before, after, float64(after-before)/float64(n))
+	start := time.Now()
+	for _, d := range at {
+		time.Sleep(time.Until(start.Add(d)))
+		after := rss(pid)
+		fmt.Printf("idle tunnels: %d, relay RSS %d KiB -> %d KiB after %v, %.1f KiB per tunnel\n", n, before, after, d, float64(after-before)/float64(n))
+	}
 	runtime.KeepAlive(clients)
 }
 
