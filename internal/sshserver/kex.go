@@ -257,7 +257,7 @@ func (c *Conn) kex(theirs []byte) error {
 			err = c.writeLocked(ext)
 		}
 	}
-	c.kexing = false
+	c.kexing, c.ourKexInit = false, nil
 	for _, q := range c.pending {
 		if err == nil {
 			err = c.writeLocked(q)

@@ -48,6 +48,7 @@ func main() {
 	target := flag.String("target", "", "serve mode: the relay's default target")
 	prefix := flag.String("prefix", "Remote URL:", "firstline mode: the line to wait for")
 	pprofAddr := flag.String("pprof", "", "serve mode: address for net/http/pprof")
+	flag.StringVar(&cipher, "cipher", "", "idle mode: the clients' only cipher (default: x/crypto's preference, AES-GCM; OpenSSH's is chacha20-poly1305@openssh.com)")
 	settle := flag.String("settle", "10s", "idle mode: when to read RSS after opening the tunnels (comma-separated durations)")
 	flag.Parse()
 	switch *mode {
@@ -79,6 +80,9 @@ func main() {
 		log.Fatalf("unknown mode %q", *mode)
 	}
 }
+
+// cipher restricts the idle clients to one cipher when set.
+var cipher string
 
 func rss(pid int) int64 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
@@ -180,8 +184,12 @@ func connect(addr string, n int) []*ssh.Client {
 			defer func() { <-sem }()
 			_, priv, _ := ed25519.GenerateKey(rand.Reader)
 			signer, _ := ssh.NewSignerFromKey(priv)
-			c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "bench", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second})
+			cc := &ssh.ClientConfig{User: "bench", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second}
+			if cipher != "" {
+				cc.Ciphers = []string{cipher}
+			}
+			c, err := ssh.Dial("tcp", addr, cc)
 			if err != nil {
 				log.Fatal(err)
 			}
