@@ -42,6 +42,9 @@ func newChannel(c *Conn, typ string) *Channel {
 	return ch
 }
 
+// testHookAdjust runs between deciding on a window adjust and sending it.
+var testHookAdjust func(*Channel)
+
 var (
 	errWindow = errors.New("data beyond the window")
 	errState  = errors.New("unexpected message")
@@ -117,8 +120,6 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 	case msgChannelClose:
 		ch.mu.Lock()
 		ch.eof, ch.remoteClosed = true, true
-		sendClose := !ch.sentClose
-		ch.sentClose = true
 		replies := ch.replies
 		ch.replies = nil
 		ch.cond.Broadcast()
@@ -128,9 +129,8 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 		}
 		ch.c.forget(ch)
 		ch.closeReqs()
-		if sendClose {
-			return ch.c.send(appendUint32([]byte{msgChannelClose}, ch.remote))
-		}
+		// Our CLOSE in answer, unless it went out already.
+		return ch.c.sendOn(ch, sendClose, appendUint32([]byte{msgChannelClose}, ch.remote))
 
 	case msgChannelRequest:
 		req := &Request{Type: r.string(), WantReply: r.bool()}
@@ -139,14 +139,11 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 			return errState
 		}
 		req.reply = func(ok bool, _ []byte) error {
-			if ch.closing() {
-				return io.EOF // nothing may follow our CLOSE
-			}
 			m := byte(msgChannelFailure)
 			if ok {
 				m = msgChannelSuccess
 			}
-			return ch.c.send(appendUint32([]byte{m}, ch.remote))
+			return ch.c.sendOn(ch, sendControl, appendUint32([]byte{m}, ch.remote))
 		}
 		if ch.reqs == nil || ch.reqsClosed {
 			return req.Reply(false, nil)
@@ -165,13 +162,6 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 		w <- msg == msgChannelSuccess
 	}
 	return nil
-}
-
-// closing reports whether the channel is closed on our side.
-func (ch *Channel) closing() bool {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	return ch.sentClose || ch.dead
 }
 
 func (ch *Channel) closeReqs() {
@@ -216,7 +206,11 @@ func (ch *Channel) adjust(n uint32) error {
 		return nil
 	}
 	p := appendUint32([]byte{msgChannelWindowAdjust}, ch.remote)
-	return ch.c.send(appendUint32(p, n))
+	err := ch.c.sendOn(ch, sendControl, appendUint32(p, n))
+	if err == io.EOF {
+		return nil // closed meanwhile: no more data to make room for
+	}
+	return err
 }
 
 // Read reads channel data; io.EOF after the client's EOF or close.
@@ -244,6 +238,9 @@ func (ch *Channel) Read(p []byte) (int, error) {
 	}
 	adjust := ch.credit(uint32(n))
 	ch.mu.Unlock()
+	if adjust > 0 && testHookAdjust != nil {
+		testHookAdjust(ch)
+	}
 	return n, ch.adjust(adjust)
 }
 
@@ -280,7 +277,7 @@ func (ch *Channel) write(stderr bool, p []byte) (int, error) {
 			binary.BigEndian.PutUint32(h[5:], n)
 			hdr = h[:]
 		}
-		if err := ch.c.sendData(hdr, p[:n]); err != nil {
+		if err := ch.c.sendOn(ch, sendData, hdr, p[:n]); err != nil {
 			return written, err
 		}
 		written += int(n)
@@ -299,21 +296,19 @@ func (ch *Channel) CloseWrite() error {
 	ch.sentEOF = true
 	ch.cond.Broadcast()
 	ch.mu.Unlock()
-	return ch.c.send(appendUint32([]byte{msgChannelEOF}, ch.remote))
+	return ch.c.sendOn(ch, sendControl, appendUint32([]byte{msgChannelEOF}, ch.remote))
 }
 
 // Close closes the channel; reads still return what had arrived.
 func (ch *Channel) Close() error {
 	ch.mu.Lock()
-	if ch.sentClose || ch.dead {
-		ch.mu.Unlock()
+	dead := ch.dead
+	ch.mu.Unlock()
+	if dead {
 		return nil
 	}
-	ch.sentClose = true
 	// Data still in flight is credited and dropped from now on.
-	ch.cond.Broadcast()
-	ch.mu.Unlock()
-	return ch.c.send(appendUint32([]byte{msgChannelClose}, ch.remote))
+	return ch.c.sendOn(ch, sendClose, appendUint32([]byte{msgChannelClose}, ch.remote))
 }
 
 // SendRequest sends a channel request and, with wantReply, waits for the
@@ -335,7 +330,7 @@ func (ch *Channel) SendRequest(name string, wantReply bool, payload []byte) (boo
 		ch.replies = append(ch.replies, w)
 	}
 	ch.mu.Unlock()
-	err := ch.c.send(p, payload)
+	err := ch.c.sendOn(ch, sendControl, p, payload)
 	ch.reqMu.Unlock()
 	if err != nil || !wantReply {
 		return false, err

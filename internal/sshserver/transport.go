@@ -244,9 +244,40 @@ func (c *Conn) writeLocked(parts ...[]byte) error {
 // send writes a control message from any goroutine. During a key exchange
 // it is queued and sent right after the new keys are in use, so the loop
 // goroutine (which runs the exchange) never waits on itself.
-func (c *Conn) send(parts ...[]byte) error {
+func (c *Conn) send(parts ...[]byte) error { return c.sendOn(nil, sendControl, parts...) }
+
+// How sendOn treats a message about a channel.
+const (
+	sendControl = iota // queued during a key exchange
+	sendData           // waits for a key exchange to end
+	sendClose          // the channel's CLOSE: nothing about it follows
+)
+
+// sendOn writes a message, about channel ch if it is not nil. Under the
+// write lock it checks that ch has not been closed on our side, so no
+// message about a channel can follow its CLOSE, whichever goroutine sends
+// them (the peer would take that for a protocol error).
+func (c *Conn) sendOn(ch *Channel, kind int, parts ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	for kind == sendData && c.kexing && c.werr == nil {
+		c.wcond.Wait()
+	}
+	if ch != nil {
+		ch.mu.Lock()
+		closed := ch.sentClose
+		if kind == sendClose {
+			ch.sentClose = true
+			ch.cond.Broadcast()
+		}
+		ch.mu.Unlock()
+		if closed {
+			if kind == sendClose {
+				return nil
+			}
+			return io.EOF
+		}
+	}
 	if c.kexing && c.werr == nil {
 		var p []byte
 		for _, part := range parts {
@@ -254,16 +285,6 @@ func (c *Conn) send(parts ...[]byte) error {
 		}
 		c.pending = append(c.pending, p)
 		return nil
-	}
-	return c.writeLocked(parts...)
-}
-
-// sendData writes channel data, waiting out a key exchange.
-func (c *Conn) sendData(parts ...[]byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	for c.kexing && c.werr == nil {
-		c.wcond.Wait()
 	}
 	return c.writeLocked(parts...)
 }
