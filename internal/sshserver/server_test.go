@@ -263,4 +263,3 @@ func echoThrough(t *testing.T, conn *sshserver.Conn, addr string, port uint32, n
 		t.Fatalf("echoed %d bytes, differ from the %d sent", len(back), len(data))
 	}
 }
-
