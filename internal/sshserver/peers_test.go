@@ -250,3 +250,40 @@ func TestGarbageClient(t *testing.T) {
 		return len(s.errs) == 1
 	}, "the handshake to fail")
 }
+
+// OpenSSH signs in with RSA (rsa-sha2-512, announced in server-sig-algs)
+// and ECDSA keys as well as Ed25519.
+func TestOpenSSHKeyTypes(t *testing.T) {
+	bin := rt.RequireOpenSSH(t)
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		t.Skip("ssh-keygen not installed")
+	}
+	for _, kt := range []struct{ flag, want string }{{"rsa", ssh.KeyAlgoRSA}, {"ecdsa", ssh.KeyAlgoECDSA256}} {
+		t.Run(kt.flag, func(t *testing.T) {
+			key := t.TempDir() + "/id"
+			if out, err := exec.Command(keygen, "-q", "-t", kt.flag, "-N", "", "-f", key).CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen: %v %s", err, out)
+			}
+			s, _ := forwardServer(t, &sshserver.Config{})
+			_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+			cmd := exec.Command(bin, "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+				"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+				"-p", port, "-N", "127.0.0.1")
+			stderr := &strings.Builder{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			select {
+			case conn := <-s.conn:
+				if got := conn.PublicKey().Type(); got != kt.want {
+					t.Fatalf("authenticated with a %s key", got)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("ssh did not connect: %s", stderr)
+			}
+		})
+	}
+}
