@@ -74,9 +74,6 @@ func (c *Conn) shutdown(err error) error {
 	c.mu.Lock()
 	closedByUs := c.closed
 	c.closed = true
-	if c.closeErr == nil {
-		c.closeErr = err
-	}
 	chans := c.chans
 	c.chans = map[uint32]*Channel{}
 	c.mu.Unlock()

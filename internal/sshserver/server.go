@@ -91,16 +91,15 @@ type Conn struct {
 	kexCount   int // key exchanges completed on the write side
 
 	// Connection protocol.
-	mu       sync.Mutex
-	chans    map[uint32]*Channel
-	nextID   uint32
-	closed   bool
-	closeErr error
-	done     chan struct{}
-	gmu      sync.Mutex   // held while a global request is queued and sent, for order
-	rmu      sync.Mutex   // guards replies and ended (the loop takes only this one)
-	replies  []chan reply // waiting for global request replies, in order
-	ended    bool         // Serve returned
+	mu      sync.Mutex
+	chans   map[uint32]*Channel
+	nextID  uint32
+	closed  bool
+	done    chan struct{}
+	gmu     sync.Mutex   // held while a global request is queued and sent, for order
+	rmu     sync.Mutex   // guards replies and ended (the loop takes only this one)
+	replies []chan reply // waiting for global request replies, in order
+	ended   bool         // Serve returned
 }
 
 type reply struct {
