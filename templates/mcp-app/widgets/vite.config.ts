@@ -9,6 +9,10 @@ const port = Number(process.env.WIDGETS_PORT ?? 4444);
 export default defineConfig(({ mode }) => ({
   base: "./",
   plugins: [react(), widgets({ inline: mode === "inline", only: process.env.WIDGET })],
+  // The widgets are virtual modules, which Vite's start-up scan cannot
+  // see: scan the sources, so dependencies are bundled before the first
+  // page load instead of during it (which reloads the page).
+  optimizeDeps: { entries: ["src/**/*.{ts,tsx}"] },
   server: {
     host: "127.0.0.1",
     port,
