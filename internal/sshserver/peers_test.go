@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -287,4 +288,61 @@ func TestOpenSSHKeyTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// requireTool returns a peer's binary; CI installs it (.ci/run), so a
+// missing one fails there and skips only on a developer machine.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+// PuTTY's plink: strict key exchange, its cipher choice, an Ed25519 key
+// converted by puttygen, the host key pinned by fingerprint, and a static
+// remote forward carrying 256 KiB each way.
+func TestPuTTYClient(t *testing.T) {
+	plink := requireTool(t, "plink")
+	puttygen := requireTool(t, "puttygen")
+	key, _ := rt.WriteKey(t)
+	ppk := key + ".ppk"
+	if out, err := exec.Command(puttygen, key, "-O", "private", "-o", ppk).CombinedOutput(); err != nil {
+		t.Fatalf("puttygen: %v %s", err, out)
+	}
+	s, addrs := forwardServer(t, &sshserver.Config{})
+	echo := echoServer(t)
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	cmd := exec.Command(plink, "-batch", "-ssh", "-P", port, "-i", ppk,
+		"-hostkey", ssh.FingerprintSHA256(s.cfg.HostKey.PublicKey()), "-N", "-R", "myapp:80:"+echo, "dev@127.0.0.1")
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var conn *sshserver.Conn
+	select {
+	case conn = <-s.conn:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("plink did not connect: %s", stderr)
+	}
+	if !strings.HasPrefix(string(conn.ClientVersion()), "SSH-2.0-PuTTY") {
+		t.Errorf("client version %q", conn.ClientVersion())
+	}
+	var addr string
+	select {
+	case addr = <-addrs:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("plink asked for no forward: %s", stderr)
+	}
+	if addr != "myapp" {
+		t.Fatalf("forward for %q", addr)
+	}
+	echoThrough(t, conn, addr, 80, 256<<10)
 }
