@@ -118,17 +118,8 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 		ch.mu.Unlock()
 
 	case msgChannelClose:
-		ch.mu.Lock()
-		ch.eof, ch.remoteClosed = true, true
-		replies := ch.replies
-		ch.replies = nil
-		ch.cond.Broadcast()
-		ch.mu.Unlock()
-		for _, w := range replies {
-			close(w)
-		}
+		ch.end(func() { ch.remoteClosed = true })
 		ch.c.forget(ch)
-		ch.closeReqs()
 		// Our CLOSE in answer, unless it went out already.
 		return ch.c.sendOn(ch, sendClose, appendUint32([]byte{msgChannelClose}, ch.remote))
 
@@ -164,7 +155,20 @@ func (ch *Channel) handle(msg byte, r *parser) error {
 	return nil
 }
 
-func (ch *Channel) closeReqs() {
+// end stops the channel's input on the loop goroutine: mark (under ch.mu)
+// records why, reads see EOF once the buffer is drained, requests waiting
+// for a reply get none, and the request channel closes.
+func (ch *Channel) end(mark func()) {
+	ch.mu.Lock()
+	mark()
+	ch.eof = true
+	replies := ch.replies
+	ch.replies = nil
+	ch.cond.Broadcast()
+	ch.mu.Unlock()
+	for _, w := range replies {
+		close(w)
+	}
 	if ch.reqs != nil && !ch.reqsClosed {
 		ch.reqsClosed = true
 		close(ch.reqs)
@@ -173,20 +177,11 @@ func (ch *Channel) closeReqs() {
 
 // gone marks the channel dead when the connection ended (loop goroutine).
 func (ch *Channel) gone() {
-	ch.mu.Lock()
-	ch.dead, ch.eof = true, true
-	replies := ch.replies
-	ch.replies = nil
-	ch.cond.Broadcast()
-	ch.mu.Unlock()
-	for _, w := range replies {
-		close(w)
-	}
+	ch.end(func() { ch.dead = true })
 	if ch.opened != nil {
 		ch.opened <- io.EOF
 		ch.opened = nil
 	}
-	ch.closeReqs()
 }
 
 // credit counts n bytes as consumed and returns the window adjustment to
