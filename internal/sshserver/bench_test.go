@@ -4,7 +4,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -16,30 +15,8 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, cipher := range []string{"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"} {
 		b.Run(cipher, func(b *testing.B) {
-			s, addrs := forwardServer(b, &sshserver.Config{})
-			client, err := s.dial(b, &ssh.ClientConfig{Config: ssh.Config{Ciphers: []string{cipher}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			conn := <-s.conn
-			ln, err := client.Listen("tcp", "localhost:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			addr := <-addrs
-			go func() {
-				c, err := ln.Accept()
-				if err == nil {
-					_, _ = io.Copy(c, c)
-					_ = c.Close()
-				}
-			}()
-			ch, err := conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
-				Addr       string
-				Port       uint32
-				OriginAddr string
-				OriginPort uint32
-			}{addr, 4242, "127.0.0.1", 1}))
+			conn, addr := xcryptoEcho(b, &ssh.ClientConfig{Config: ssh.Config{Ciphers: []string{cipher}}})
+			ch, err := conn.OpenChannel("forwarded-tcpip", forwardedPayload(addr, 4242))
 			if err != nil {
 				b.Fatal(err)
 			}

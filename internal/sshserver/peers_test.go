@@ -70,24 +70,7 @@ func TestRekey(t *testing.T) {
 			} else {
 				t.Cleanup(sshserver.SetRekeyBytes(64 << 10))
 			}
-			s, addrs := forwardServer(t, &sshserver.Config{})
-			client, err := s.dial(t, cc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn := <-s.conn
-			ln, err := client.Listen("tcp", "localhost:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := <-addrs
-			go func() {
-				c, err := ln.Accept()
-				if err == nil {
-					_, _ = io.Copy(c, c)
-					_ = c.Close()
-				}
-			}()
+			conn, addr := xcryptoEcho(t, cc)
 			echoThrough(t, conn, addr, 4242, 3<<20)
 			// How often the x/crypto client asks varies from run to run (3
 			// to 6 exchanges seen, the server asks 49 to 52 times): one
@@ -122,23 +105,8 @@ func TestOpenSSHClient(t *testing.T) {
 			s, addrs := forwardServer(t, &sshserver.Config{})
 			key, _ := rt.WriteKey(t)
 			echo := echoServer(t)
-			_, port, _ := net.SplitHostPort(s.ln.Addr().String())
-			cmd := exec.Command(bin, "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-				"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-				"-o", "ExitOnForwardFailure=yes", "-o", "RekeyLimit="+limit, "-c", tc.cipher,
-				"-p", port, "-N", "-R", "0:"+echo, "127.0.0.1")
-			stderr := &strings.Builder{}
-			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			var conn *sshserver.Conn
-			select {
-			case conn = <-s.conn:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("ssh did not connect: %s", stderr)
-			}
+			conn := s.runClient(t, openSSH(bin, key, s, "-o", "ExitOnForwardFailure=yes", "-o", "RekeyLimit="+limit,
+				"-c", tc.cipher, "-N", "-R", "0:"+echo))
 			addr := <-addrs
 			echoThrough(t, conn, addr, 4242, 2<<20)
 			if n := sshserver.KexCount(conn); n < 10 {
@@ -268,23 +236,9 @@ func TestOpenSSHKeyTypes(t *testing.T) {
 				t.Fatalf("ssh-keygen: %v %s", err, out)
 			}
 			s, _ := forwardServer(t, &sshserver.Config{})
-			_, port, _ := net.SplitHostPort(s.ln.Addr().String())
-			cmd := exec.Command(bin, "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-				"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-				"-p", port, "-N", "127.0.0.1")
-			stderr := &strings.Builder{}
-			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			select {
-			case conn := <-s.conn:
-				if got := conn.PublicKey().Type(); got != kt.want {
-					t.Fatalf("authenticated with a %s key", got)
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatalf("ssh did not connect: %s", stderr)
+			conn := s.runClient(t, openSSH(bin, key, s, "-N"))
+			if got := conn.PublicKey().Type(); got != kt.want {
+				t.Fatalf("authenticated with a %s key", got)
 			}
 		})
 	}
@@ -318,20 +272,8 @@ func TestPuTTYClient(t *testing.T) {
 	s, addrs := forwardServer(t, &sshserver.Config{})
 	echo := echoServer(t)
 	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
-	cmd := exec.Command(plink, "-batch", "-ssh", "-P", port, "-i", ppk,
-		"-hostkey", ssh.FingerprintSHA256(s.cfg.HostKey.PublicKey()), "-N", "-R", "myapp:80:"+echo, "dev@127.0.0.1")
-	stderr := &strings.Builder{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var conn *sshserver.Conn
-	select {
-	case conn = <-s.conn:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("plink did not connect: %s", stderr)
-	}
+	conn := s.runClient(t, exec.Command(plink, "-batch", "-ssh", "-P", port, "-i", ppk,
+		"-hostkey", ssh.FingerprintSHA256(s.cfg.HostKey.PublicKey()), "-N", "-R", "myapp:80:"+echo, "dev@127.0.0.1"))
 	if !strings.HasPrefix(string(conn.ClientVersion()), "SSH-2.0-PuTTY") {
 		t.Errorf("client version %q", conn.ClientVersion())
 	}
@@ -339,10 +281,63 @@ func TestPuTTYClient(t *testing.T) {
 	select {
 	case addr = <-addrs:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("plink asked for no forward: %s", stderr)
+		t.Fatal("plink asked for no forward")
 	}
 	if addr != "myapp" {
 		t.Fatalf("forward for %q", addr)
 	}
 	echoThrough(t, conn, addr, 80, 256<<10)
+}
+
+// openSSH is the stock OpenSSH client against s with key, no config, agent
+// or known hosts, and args before the host.
+func openSSH(bin, key string, s *server, args ...string) *exec.Cmd {
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	base := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-p", port}
+	return exec.Command(bin, append(append(base, args...), "127.0.0.1")...)
+}
+
+// runClient starts a client process (stopped when the test ends) and
+// returns the connection it makes to s.
+func (s *server) runClient(t *testing.T, cmd *exec.Cmd) *sshserver.Conn {
+	t.Helper()
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	select {
+	case conn := <-s.conn:
+		return conn
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not connect: %s", cmd.Path, stderr)
+		return nil
+	}
+}
+
+// xcryptoEcho connects an x/crypto client with cc to a forwardServer and
+// has it echo the first forwarded connection; it returns the server side
+// and the address the client asked to forward.
+func xcryptoEcho(t testing.TB, cc *ssh.ClientConfig) (*sshserver.Conn, string) {
+	t.Helper()
+	s, addrs := forwardServer(t, &sshserver.Config{})
+	client, err := s.dial(t, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := <-s.conn
+	ln, err := client.Listen("tcp", "localhost:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(c, c)
+			_ = c.Close()
+		}
+	}()
+	return conn, <-addrs
 }

@@ -239,12 +239,7 @@ func serveSession(nc *sshserver.NewChannel) error {
 // random bytes into it and checks that the same bytes come back.
 func echoThrough(t *testing.T, conn *sshserver.Conn, addr string, port uint32, n int) {
 	t.Helper()
-	ch, err := conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
-		Addr       string
-		Port       uint32
-		OriginAddr string
-		OriginPort uint32
-	}{addr, port, "127.0.0.1", 1}))
+	ch, err := conn.OpenChannel("forwarded-tcpip", forwardedPayload(addr, port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,4 +257,15 @@ func echoThrough(t *testing.T, conn *sshserver.Conn, addr string, port uint32, n
 	if !bytes.Equal(back, data) {
 		t.Fatalf("echoed %d bytes, differ from the %d sent", len(back), len(data))
 	}
+}
+
+// forwardedPayload is a forwarded-tcpip open for the remote forward
+// addr:port, from 127.0.0.1:1.
+func forwardedPayload(addr string, port uint32) []byte {
+	return ssh.Marshal(struct {
+		Addr       string
+		Port       uint32
+		OriginAddr string
+		OriginPort uint32
+	}{addr, port, "127.0.0.1", 1})
 }
