@@ -12,7 +12,6 @@ import (
 // Channel is an open SSH channel. It implements ssh.Channel.
 type Channel struct {
 	c             *Conn
-	typ           string
 	local, remote uint32
 	reqs          chan *Request // client requests (accepted channels only)
 	reqsClosed    bool          // loop goroutine only
@@ -36,8 +35,8 @@ type Channel struct {
 
 var _ ssh.Channel = (*Channel)(nil)
 
-func newChannel(c *Conn, typ string) *Channel {
-	ch := &Channel{c: c, typ: typ, lwin: channelWindow}
+func newChannel(c *Conn) *Channel {
+	ch := &Channel{c: c, lwin: channelWindow}
 	ch.cond = sync.NewCond(&ch.mu)
 	return ch
 }

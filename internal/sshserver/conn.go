@@ -94,7 +94,6 @@ func (c *Conn) shutdown(err error) error {
 	c.replies, c.ended = nil, true
 	c.rmu.Unlock()
 	c.rd.release()
-	close(c.done)
 	if closedByUs || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -108,9 +107,6 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	return c.nc.Close()
 }
-
-// Done is closed when Serve has returned.
-func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // protocolError ends the connection with a DISCONNECT.
 func (c *Conn) protocolError(format string, args ...any) error {
@@ -157,7 +153,6 @@ func (c *Conn) dispatch(h Handlers) error {
 
 	case msgChannelOpen:
 		nc := &NewChannel{c: c, typ: r.string(), remote: r.uint32(), window: r.uint32(), maxPacket: r.uint32()}
-		nc.extra = append([]byte(nil), r.rest()...)
 		if !r.ok() {
 			return c.protocolError("malformed channel open")
 		}
@@ -231,7 +226,7 @@ func (e *OpenChannelError) Error() string {
 // OpenChannel opens a channel to the client (forwarded-tcpip for a remote
 // forward) and waits for the answer.
 func (c *Conn) OpenChannel(typ string, extra []byte) (*Channel, error) {
-	ch := newChannel(c, typ)
+	ch := newChannel(c)
 	opened := make(chan error, 1)
 	ch.opened = opened
 	if err := c.register(ch); err != nil {
@@ -278,20 +273,16 @@ type NewChannel struct {
 	typ               string
 	remote            uint32
 	window, maxPacket uint32
-	extra             []byte
 }
 
 // ChannelType is the channel's type, such as "session".
 func (n *NewChannel) ChannelType() string { return n.typ }
 
-// ExtraData is the type-specific data of the open request.
-func (n *NewChannel) ExtraData() []byte { return n.extra }
-
 // Accept opens the channel. Its requests arrive on the returned Go
 // channel, which is closed when the channel is; every request must be
 // answered (Reply) in order.
 func (n *NewChannel) Accept() (*Channel, <-chan *Request, error) {
-	ch := newChannel(n.c, n.typ)
+	ch := newChannel(n.c)
 	ch.remote, ch.rwin, ch.rmax = n.remote, n.window, n.maxPacket
 	ch.reqs = make(chan *Request, 16)
 	if err := n.c.register(ch); err != nil {

@@ -137,7 +137,7 @@ func FuzzDispatch(f *testing.F) {
 	f.Add(seed([]byte{msgRequestSuccess}, []byte{200}, []byte{msgKexInit}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		server, client := net.Pipe()
-		c := &Conn{nc: server, rd: reader{nc: server}, chans: map[uint32]*Channel{}, done: make(chan struct{}), sessionID: []byte{1}, rand: rand.Reader}
+		c := &Conn{nc: server, rd: reader{nc: server}, chans: map[uint32]*Channel{}, sessionID: []byte{1}, rand: rand.Reader}
 		c.wcond = sync.NewCond(&c.wmu)
 		c.hostKeyAlgo = ssh.KeyAlgoED25519
 		c.cfg = &Config{HostKey: testHostKey(t)}

@@ -95,7 +95,6 @@ type Conn struct {
 	chans   map[uint32]*Channel
 	nextID  uint32
 	closed  bool
-	done    chan struct{}
 	gmu     sync.Mutex   // held while a global request is queued and sent, for order
 	rmu     sync.Mutex   // guards replies and ended (the loop takes only this one)
 	replies []chan reply // waiting for global request replies, in order
@@ -125,7 +124,6 @@ func Handshake(nc net.Conn, cfg *Config) (*Conn, error) {
 		hostKeyAlgo: algo,
 		rd:          reader{nc: nc},
 		chans:       map[uint32]*Channel{},
-		done:        make(chan struct{}),
 	}
 	c.wcond = sync.NewCond(&c.wmu)
 	if c.rand == nil {
