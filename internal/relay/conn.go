@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,14 +16,13 @@ import (
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/socks5"
-	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
 // conn is one authenticated SSH connection.
 type conn struct {
 	r   *Relay
-	sc  *sshserver.Conn
+	sc  *ssh.ServerConn
 	fp  string
 	log *slog.Logger
 
@@ -78,12 +78,8 @@ func (rt *route) closeIdle() {
 }
 
 func (r *Relay) handleConn(nc net.Conn) {
-	deadline := r.cfg.HandshakeTimeout
-	if r.cfg.Auth == AuthSignin {
-		deadline += r.cfg.CodeTTL
-	}
-	_ = nc.SetDeadline(r.cfg.Now().Add(deadline))
-	sc, err := sshserver.Handshake(nc, r.sshConfig)
+	_ = nc.SetDeadline(r.cfg.Now().Add(r.cfg.HandshakeTimeout))
+	sc, chans, reqs, err := ssh.NewServerConn(nc, r.serverConfig(nc))
 	if err != nil {
 		r.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()
@@ -93,7 +89,7 @@ func (r *Relay) handleConn(nc net.Conn) {
 	c := &conn{
 		r:        r,
 		sc:       sc,
-		fp:       ssh.FingerprintSHA256(sc.PublicKey()),
+		fp:       sc.Permissions.Extensions[extFingerprint],
 		routes:   map[string]*route{},
 		watchers: map[*watcher]struct{}{},
 	}
@@ -113,40 +109,54 @@ func (r *Relay) handleConn(nc net.Conn) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		c.serve()
+		c.serve(chans, reqs)
 	}()
 }
 
-// serve reads and dispatches every packet of the connection until it ends:
-// an idle tunnel costs the relay this one goroutine.
-func (c *conn) serve() {
-	sc := c.sc
-	err := sc.Serve(sshserver.Handlers{
-		Global: c.handleGlobal,
-		Channel: func(nch *sshserver.NewChannel) {
-			switch nch.ChannelType() {
-			case "session":
-				// Each session may buffer up to a channel window of input;
-				// a handful is all a client needs.
-				if c.sessions.Add(1) > maxSessions {
-					c.sessions.Add(-1)
-					_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
-					return
-				}
-				go func() {
-					defer c.sessions.Add(-1)
-					c.handleSession(nch)
-				}()
-			default:
-				_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
+// serve handles the connection's channel opens and global requests until
+// it ends. One goroutine serves both: an idle tunnel costs the relay this
+// goroutine beside x/crypto's own.
+func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	for chans != nil || reqs != nil {
+		select {
+		case nch, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
 			}
-		},
-	})
-	if err != nil {
+			c.handleChannel(nch)
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
+			}
+			c.handleGlobal(req)
+		}
+	}
+	if err := c.sc.Wait(); err != nil && !errors.Is(err, io.EOF) {
 		c.log.Debug("connection ended", "err", err)
 	}
 	c.teardown()
 	c.log.Info("client disconnected")
+}
+
+func (c *conn) handleChannel(nch ssh.NewChannel) {
+	switch nch.ChannelType() {
+	case "session":
+		// Each session may buffer up to a channel window of input; a
+		// handful is all a client needs.
+		if c.sessions.Add(1) > maxSessions {
+			c.sessions.Add(-1)
+			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
+			return
+		}
+		go func() {
+			defer c.sessions.Add(-1)
+			c.handleSession(nch)
+		}()
+	default:
+		_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
+	}
 }
 
 // teardown releases the connection's routes and forgets it.
@@ -206,7 +216,7 @@ type forwardReply struct {
 
 // handleGlobal runs on the connection's loop goroutine; nothing in it
 // blocks for long.
-func (c *conn) handleGlobal(req *sshserver.Request) {
+func (c *conn) handleGlobal(req *ssh.Request) {
 	{
 		switch req.Type {
 		case "tcpip-forward":
@@ -439,17 +449,20 @@ func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
 	}
 	payload := ssh.Marshal(forwardedTCPPayload{Addr: rt.bindAddr, Port: rt.bindPort, OriginAddr: oh, OriginPort: uint32(op)})
 	type result struct {
-		ch  *sshserver.Channel
+		ch  ssh.Channel
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		for attempt := 0; ; attempt++ {
-			ch, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
+			ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
+			if err == nil {
+				go ssh.DiscardRequests(reqs)
+			}
 			// A client learns a dynamic forward's port from the reply to
 			// tcpip-forward; a request racing that reply is refused as an
 			// unknown forward. Retry briefly while the route is new.
-			var oce *sshserver.OpenChannelError
+			var oce *ssh.OpenChannelError
 			if err != nil && errors.As(err, &oce) && attempt < 20 && time.Since(rt.created) < 2*time.Second {
 				time.Sleep(25 * time.Millisecond)
 				continue

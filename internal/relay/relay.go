@@ -24,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -73,6 +72,10 @@ type Config struct {
 	MaxTunnelsPerKey  int           // routes one key may hold at once (8)
 	MaxStreams        int           // concurrent channels per tunnel (128)
 	HandshakeTimeout  time.Duration // SSH handshake without sign-in (30s)
+	// RekeyThreshold is how many bytes the relay sends or receives before
+	// it asks for new keys (0: x/crypto's default for the cipher, 1 GiB or
+	// more).
+	RekeyThreshold uint64
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -164,7 +167,7 @@ type Relay struct {
 	cfg       Config
 	log       *slog.Logger
 	hostKey   ssh.Signer
-	sshConfig *sshserver.Config
+	sshConfig *ssh.ServerConfig
 	keys      *authorizedKeys
 	signin    *signin
 	http      *http.Server

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/pomdev/pomdev/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -84,7 +83,7 @@ type exitStatus struct {
 
 // handleSession serves a session channel: env (POMDEV_TARGET), pty-req,
 // window-change, then shell or exec start what the client sees.
-func (c *conn) handleSession(nch *sshserver.NewChannel) {
+func (c *conn) handleSession(nch ssh.NewChannel) {
 	ch, reqs, err := nch.Accept()
 	if err != nil {
 		return
