@@ -28,6 +28,7 @@ type conn struct {
 
 	active   atomic.Int64 // requests in flight through this connection
 	sessions atomic.Int32 // open session channels
+	screen   atomic.Bool  // a session draws the status screen
 
 	mu       sync.Mutex
 	pinging  bool   // a keepalive is waiting for its answer

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -180,6 +181,8 @@ type Relay struct {
 	conns  map[*conn]struct{} // live SSH connections
 	closed bool
 	wg     sync.WaitGroup
+
+	screens atomic.Int32 // status screens drawn (maxScreens)
 }
 
 // Info is what a started relay tells its operator.

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -151,10 +152,15 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			}
 		case "shell":
 			_ = req.Reply(!started, nil)
-			if pty != nil {
-				start("screen")
-			} else {
+			switch {
+			case pty == nil || started:
 				start("lines")
+			case c.takeScreen():
+				start("screen")
+			default:
+				// Screens cost memory: past the limits the client gets
+				// the same facts as lines.
+				start("lines-busy")
 			}
 		case "exec":
 			var e execRequest
@@ -196,6 +202,7 @@ func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <
 	defer c.unwatch(w)
 	switch mode {
 	case "screen":
+		defer c.releaseScreen()
 		return c.runScreen(ch, pty, resize, w)
 	case "events", "events-quiet":
 		go func() { _, _ = io.Copy(io.Discard, ch) }()
@@ -204,13 +211,44 @@ func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <
 		// The client's stdin is not used; its EOF (ssh -T < /dev/null)
 		// does not end the session, closing the channel does.
 		go func() { _, _ = io.Copy(io.Discard, ch) }()
-		return c.runLines(ch, w, ended)
+		var out io.Writer = ch
+		if pty != nil {
+			// The client's terminal is raw.
+			out = crlfWriter{ch}
+		}
+		if mode == "lines-busy" {
+			w.send(note{log: fmt.Sprintf("status screen unavailable (at most one per connection and %d on this relay); showing lines", maxScreens)})
+		}
+		return c.runLines(out, w, ended)
 	}
+}
+
+// maxScreens is how many status screens the relay draws at once; each
+// holds its cells (up to ≈ 6 MiB at the largest size).
+const maxScreens = 64
+
+// takeScreen reserves this connection's one status screen and a place
+// among the relay's.
+func (c *conn) takeScreen() bool {
+	if !c.screen.CompareAndSwap(false, true) {
+		return false
+	}
+	if c.r.screens.Add(1) > maxScreens {
+		c.r.screens.Add(-1)
+		c.screen.Store(false)
+		return false
+	}
+	return true
+}
+
+func (c *conn) releaseScreen() {
+	c.r.screens.Add(-1)
+	c.screen.Store(false)
 }
 
 // runLines writes plain lines: "Remote: <url>" per tunnel first, then one
 // line per request, until the client closes the session.
-func (c *conn) runLines(ch ssh.Channel, w *watcher, ended <-chan struct{}) uint32 {
+func (c *conn) runLines(ch io.Writer, w *watcher, ended <-chan struct{}) uint32 {
 	for {
 		select {
 		case <-ended:
@@ -279,17 +317,52 @@ func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requ
 	}
 }
 
-// runScreen draws the status screen with Bubble Tea over the channel.
+// Screen sizes a client may ask for: the screen's cells are allocated
+// from them (≈ 220 bytes each), so a terminal of 60000 x 2000 would take
+// gigabytes; 300 x 100 takes ≈ 6.5 MiB.
+const (
+	maxScreenCols, maxScreenRows         = 300, 100
+	defaultScreenCols, defaultScreenRows = 80, 24
+)
+
+// screenSize clamps a client's terminal size to what the status screen
+// draws; zero means the classic 80 x 24.
+func screenSize(cols, rows uint32) (int, int) {
+	w, h := int(min(cols, maxScreenCols)), int(min(rows, maxScreenRows))
+	if w == 0 {
+		w = defaultScreenCols
+	}
+	if h == 0 {
+		h = defaultScreenRows
+	}
+	return w, h
+}
+
+// termName keeps a client's TERM printable and short.
+func termName(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f {
+			return "xterm-256color"
+		}
+	}
+	return s
+}
+
+// runScreen draws the status screen with Bubble Tea over the channel. A
+// panic in the screen ends this session only (Bubble Tea recovers it).
 func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowChange, w *watcher) uint32 {
-	m := newStatusModel(int(pty.Cols), int(pty.Rows), c.active.Load)
-	env := []string{"TERM=" + pty.Term}
+	cols, rows := screenSize(pty.Cols, pty.Rows)
+	m := newStatusModel(cols, rows, c.active.Load)
+	env := []string{"TERM=" + termName(pty.Term)}
 	p := tea.NewProgram(m,
 		tea.WithInput(ch),
 		tea.WithOutput(crlfWriter{ch}),
 		tea.WithEnvironment(env),
-		tea.WithWindowSize(int(pty.Cols), int(pty.Rows)),
+		tea.WithWindowSize(cols, rows),
 		tea.WithoutSignalHandler(),
-		tea.WithoutCatchPanics(),
 	)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -299,7 +372,8 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 			case <-stop:
 				return
 			case wc := <-resize:
-				p.Send(tea.WindowSizeMsg{Width: int(wc.Cols), Height: int(wc.Rows)})
+				cols, rows := screenSize(wc.Cols, wc.Rows)
+				p.Send(tea.WindowSizeMsg{Width: cols, Height: rows})
 			case n := <-w.ch:
 				if n.closed {
 					p.Quit()

@@ -1,7 +1,10 @@
 package relay_test
 
 import (
+	"bytes"
 	"errors"
+	"runtime"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -43,4 +46,81 @@ func TestSessionLimit(t *testing.T) {
 		sessions[0] = s
 		return true
 	}, "a session to open after one closed")
+}
+
+// A client's terminal size is clamped before the status screen allocates
+// its cells: a PTY of 60000 x 2000 and then a window change to the largest
+// size the protocol can say leave the relay's heap small, and the relay
+// goes on serving.
+func TestHugeTerminalSize(t *testing.T) {
+	h := rt.StartRelay(t, nil)
+	c, err := dialRelay(t, h, &ssh.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.RequestPty("xterm", 2000, 60000, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	rt.WaitFor(t, func() bool { return strings.Contains(out.String(), "Port Forward Status") }, "the status screen")
+	if _, err := s.SendRequest("window-change", false, ssh.Marshal(struct{ Cols, Rows, W, H uint32 }{1<<32 - 1, 1<<32 - 1, 0, 0})); err != nil {
+		t.Fatal(err)
+	}
+	n := len(out.String())
+	// The screen redraws for the new size.
+	rt.WaitFor(t, func() bool { return len(out.String()) > n }, "a redraw after the window change")
+	if grown := int64(heap()) - int64(before); grown > 64<<20 {
+		t.Fatalf("the relay's heap grew by %d MiB for one status screen", grown>>20)
+	} else {
+		t.Logf("heap grew by %d KiB", grown>>10)
+	}
+	// One screen per connection: a second PTY session gets lines.
+	s2, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2 := &syncBuffer{}
+	s2.Stdout = out2
+	if err := s2.RequestPty("xterm", 40, 100, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	rt.WaitFor(t, func() bool { return strings.Contains(out2.String(), "Log: status screen unavailable") }, "lines on the second PTY session")
+	if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err != nil {
+		t.Fatalf("relay after the screen: %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
