@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
