@@ -73,7 +73,7 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 				return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
 					KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 						// Sign-in waits for a person.
-						_ = nc.SetDeadline(r.cfg.Now().Add(r.cfg.HandshakeTimeout + r.cfg.CodeTTL))
+						_ = nc.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout + r.cfg.CodeTTL))
 						if err := r.signin.run(r, fp, ch); err != nil {
 							return nil, err
 						}

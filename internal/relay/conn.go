@@ -78,9 +78,12 @@ func (rt *route) closeIdle() {
 	}
 }
 
-func (r *Relay) handleConn(nc net.Conn) {
-	_ = nc.SetDeadline(r.cfg.Now().Add(r.cfg.HandshakeTimeout))
+// handleConn runs the SSH handshake of nc, calling handshaken when it ends
+// either way, and then serves the connection.
+func (r *Relay) handleConn(nc net.Conn, handshaken func()) {
+	_ = nc.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(nc, r.serverConfig(nc))
+	handshaken()
 	if err != nil {
 		r.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()

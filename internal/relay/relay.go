@@ -73,6 +73,12 @@ type Config struct {
 	MaxTunnelsPerKey  int           // routes one key may hold at once (8)
 	MaxStreams        int           // concurrent channels per tunnel (128)
 	HandshakeTimeout  time.Duration // SSH handshake without sign-in (30s)
+	// MaxStartups bounds the connections still in their SSH handshake
+	// (not yet authenticated), relay-wide (128) and per source address
+	// (MaxStartupsPerSource, 16), as OpenSSH's MaxStartups and
+	// PerSourceMaxStartups do; connections past either are closed at once.
+	MaxStartups          int
+	MaxStartupsPerSource int
 	// RekeyThreshold is how many bytes the relay sends or receives before
 	// it asks for new keys (0: x/crypto's default for the cipher, 1 GiB or
 	// more).
@@ -142,6 +148,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 128
 	}
+	if c.MaxStartups <= 0 {
+		c.MaxStartups = 128
+	}
+	if c.MaxStartupsPerSource <= 0 {
+		c.MaxStartupsPerSource = 16
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -183,6 +195,11 @@ type Relay struct {
 	wg     sync.WaitGroup
 
 	screens atomic.Int32 // status screens drawn (maxScreens)
+
+	// startMu guards the handshakes in progress; it is never held with mu.
+	startMu       sync.Mutex
+	startups      int
+	startupsBySrc map[string]int
 }
 
 // Info is what a started relay tells its operator.
@@ -207,6 +224,8 @@ func New(cfg Config) (*Relay, Info, error) {
 		routes: map[string]*route{},
 		known:  map[string]string{},
 		conns:  map[*conn]struct{}{},
+
+		startupsBySrc: map[string]int{},
 	}
 	var info Info
 	var err error
@@ -345,7 +364,11 @@ func (r *Relay) liveConns() []*conn {
 	return conns
 }
 
+// serveSSH accepts SSH connections until the listener closes. Accept
+// errors (EMFILE when out of file descriptors, for one) are retried with a
+// growing delay, as net/http's server does, rather than ending the relay.
 func (r *Relay) serveSSH() error {
+	var delay time.Duration
 	for {
 		nc, err := r.cfg.SSHListener.Accept()
 		if err != nil {
@@ -355,17 +378,56 @@ func (r *Relay) serveSSH() error {
 			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			r.log.Warn("ssh accept failed; retrying", "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		src := sourceOf(nc.RemoteAddr())
+		if !r.startHandshake(src) {
+			r.log.Debug("too many connections in their handshake; closing", "remote", nc.RemoteAddr().String())
+			_ = nc.Close()
+			continue
 		}
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.handleConn(nc)
+			r.handleConn(nc, func() { r.endHandshake(src) })
 		}()
+	}
+}
+
+// sourceOf is the address a connection comes from, without its port.
+func sourceOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+// startHandshake counts a connection entering its handshake, unless that
+// would pass MaxStartups or MaxStartupsPerSource.
+func (r *Relay) startHandshake(src string) bool {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	if r.startups >= r.cfg.MaxStartups || r.startupsBySrc[src] >= r.cfg.MaxStartupsPerSource {
+		return false
+	}
+	r.startups++
+	r.startupsBySrc[src]++
+	return true
+}
+
+func (r *Relay) endHandshake(src string) {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	r.startups--
+	if r.startupsBySrc[src]--; r.startupsBySrc[src] <= 0 {
+		delete(r.startupsBySrc, src)
 	}
 }
 

@@ -1,0 +1,174 @@
+package relay_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/relay"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+	"golang.org/x/crypto/ssh"
+)
+
+// preauth opens a TCP connection to the relay's SSH port from the
+// loopback address src and reports whether the relay greeted it (it is
+// held in its handshake) or closed it at once.
+func preauth(t *testing.T, h *rt.Harness, src string) (net.Conn, bool) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", h.SSHAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("from %s: %v", src, err)
+	}
+	return c, strings.HasPrefix(line, "SSH-2.0-")
+}
+
+// Connections that never authenticate are bounded per source address and
+// relay-wide; past the bounds the relay closes new ones at once, and a
+// finished handshake makes room again.
+func TestStartupLimits(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) { c.MaxStartups = 5; c.MaxStartupsPerSource = 3 })
+	var held []net.Conn
+	for range 3 {
+		c, ok := preauth(t, h, "127.0.0.1")
+		if !ok {
+			t.Fatalf("connection %d from 127.0.0.1 refused", len(held)+1)
+		}
+		held = append(held, c)
+	}
+	if _, ok := preauth(t, h, "127.0.0.1"); ok {
+		t.Fatal("a fourth handshake from one address was held (per-source limit 3)")
+	}
+	for range 2 {
+		if _, ok := preauth(t, h, "127.0.0.2"); !ok {
+			t.Fatal("another address was refused below the relay-wide limit")
+		}
+	}
+	if _, ok := preauth(t, h, "127.0.0.3"); ok {
+		t.Fatal("a sixth handshake was held (relay-wide limit 5)")
+	}
+	_ = held[0].Close()
+	rt.WaitFor(t, func() bool {
+		c, ok := preauth(t, h, "127.0.0.1")
+		_ = c.Close()
+		return ok
+	}, "room for a handshake after one ended")
+	// An authenticated connection does not count.
+	held[1].Close()
+	held[2].Close()
+	for range 4 {
+		if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// flakyListener fails its first accepts as a process out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Accept errors such as EMFILE do not end the relay: it retries and serves
+// the next client.
+func TestAcceptErrorsRetried(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		fl := &flakyListener{Listener: c.SSHListener}
+		fl.failures.Store(5)
+		c.SSHListener = fl
+	})
+	if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err != nil {
+		t.Fatalf("after accept errors: %v", err)
+	}
+}
+
+var linkRe = regexp.MustCompile(`user_code=([A-Z0-9-]+)`)
+
+// In signin mode the long wait for a person starts only after the client
+// has signed with its key: a connection that sends nothing is closed at
+// the handshake deadline, while a sign-in approved after that deadline
+// still succeeds.
+func TestSigninHandshakeDeadline(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.Auth = relay.AuthSignin
+		c.HandshakeTimeout = 500 * time.Millisecond
+		c.CodeTTL = time.Hour
+	})
+	c, ok := preauth(t, h, "127.0.0.1")
+	if !ok {
+		t.Fatal("no greeting")
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, c)
+		closed <- err
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a silent connection was held past the handshake deadline (sign-in mode)")
+	}
+
+	links := make(chan string, 1)
+	ki := ssh.KeyboardInteractive(func(name, instruction string, qs []string, _ []bool) ([]string, error) {
+		if name == relay.SigninName {
+			links <- instruction
+		}
+		return nil, nil
+	})
+	_, signer := rt.WriteKey(t)
+	dialed := make(chan error, 1)
+	go func() {
+		_, err := dialRelay(t, h, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(signer), ki}})
+		dialed <- err
+	}()
+	var link string
+	select {
+	case link = <-links:
+	case err := <-dialed:
+		t.Fatalf("dial ended before sign-in: %v", err)
+	}
+	// Wait past the handshake deadline before approving.
+	timer := time.NewTimer(4 * h.Config.HandshakeTimeout)
+	select {
+	case err := <-dialed:
+		t.Fatalf("sign-in ended before approval: %v", err)
+	case <-timer.C:
+	}
+	code := linkRe.FindStringSubmatch(link)[1]
+	resp, err := h.Client().PostForm(h.R.BaseURL()+"/.pomdev/sign_in", url.Values{"user_code": {code}, "token": {h.Info.AdminToken}, "action": {"approve"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	if err := <-dialed; err != nil {
+		t.Fatalf("sign-in approved after the handshake deadline: %v", err)
+	}
+}
