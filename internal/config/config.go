@@ -148,6 +148,9 @@ type Relay struct {
 	KeepaliveInterval time.Duration `yaml:"keepalive_interval"`
 	// MaxTunnelsPerKey bounds the routes one key holds at once.
 	MaxTunnelsPerKey int `yaml:"max_tunnels_per_key"`
+	// RouteNameTTL is how long a route name stays reserved for its key
+	// after its last use.
+	RouteNameTTL time.Duration `yaml:"route_name_ttl"`
 }
 
 // Allowed values of enumerated keys.
@@ -169,6 +172,7 @@ func Defaults() Config {
 			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8088", Domain: "localhost",
 			PublicURLScheme: "http", Auth: "open", DefaultTarget: "localhost:8080",
 			SessionTTL: 24 * time.Hour, KeepaliveInterval: 15 * time.Second, MaxTunnelsPerKey: 8,
+			RouteNameTTL: 90 * 24 * time.Hour,
 		},
 	}
 }

@@ -195,6 +195,9 @@ func validate(l *Loaded) error {
 	if rl.MaxTunnelsPerKey <= 0 {
 		bad("relay.max_tunnels_per_key", "must be positive", "for example: 8")
 	}
+	if rl.RouteNameTTL <= 0 {
+		bad("relay.route_name_ttl", "must be positive", "for example: 2160h (90 days)")
+	}
 	return errors.Join(errs...)
 }
 

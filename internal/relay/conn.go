@@ -318,20 +318,32 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	}
 
 	var takeover []*conn
+	now := r.cfg.Now()
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, errors.New("relay is shutting down")
 	}
-	if !rt.static {
+	// A name stays with the key that had it until it goes unused for
+	// RouteNameTTL: no other key is given it, dynamic or static.
+	if rt.static {
+		if owner := r.book.owner(rt.name, now); owner != "" && owner != c.fp {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("route %q belongs to another key", rt.name)
+		}
+	} else {
 		// The key's own name, or the first alternative no other key holds.
-		for i := 0; ; i++ {
+		rt.name = ""
+		for i := range maxNameTries {
 			name := dynamicName(c.fp, i)
-			owner, taken := r.known[name]
-			if !taken || owner == c.fp {
+			if owner := r.book.owner(name, now); owner == "" || owner == c.fp {
 				rt.name = name
 				break
 			}
+		}
+		if rt.name == "" {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("no free route name for this key (%d tried)", maxNameTries)
 		}
 	}
 	if old, ok := r.routes[rt.name]; ok {
@@ -347,8 +359,6 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 			return nil, fmt.Errorf("route %q is already forwarded on this connection", rt.name)
 		}
 	}
-	// A static name last used by another key is free once that key is
-	// gone: static names are first come, first served among live tunnels.
 	held := 0
 	for _, other := range r.routes {
 		if other.c.fp == c.fp && other.c != c && !contains(takeover, other.c) {
@@ -365,8 +375,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	rt.url = r.urlFor(rt.name)
 	rt.created = time.Now()
 	r.routes[rt.name] = rt
-	changed := r.known[rt.name] != c.fp
-	r.known[rt.name] = c.fp
+	k := r.book.use(rt.name, c.fp, now, r.isLive)
 	r.mu.Unlock()
 
 	c.mu.Lock()
@@ -376,10 +385,19 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 		old.log.Info("taken over by a new connection with the same key", "route", rt.name)
 		_ = old.sc.Close()
 	}
-	if changed {
-		r.persistKnown()
-	}
+	r.saveRoute(k)
 	return rt, nil
+}
+
+// maxNameTries bounds the search for a dynamic name: the key's own name
+// and alternatives when other keys hold it.
+const maxNameTries = 64
+
+// isLive reports whether a route of that name is connected; the caller
+// holds mu.
+func (r *Relay) isLive(name string) bool {
+	_, ok := r.routes[name]
+	return ok
 }
 
 func contains(cs []*conn, c *conn) bool {
@@ -393,20 +411,26 @@ func contains(cs []*conn, c *conn) bool {
 
 // releaseRoute removes rt if it is still the live holder of its name.
 func (r *Relay) releaseRoute(rt *route) {
+	var k knownRoute
 	r.mu.Lock()
-	if cur, ok := r.routes[rt.name]; ok && cur == rt {
+	cur, ok := r.routes[rt.name]
+	if ok && cur == rt {
 		delete(r.routes, rt.name)
+		// The name was last used now, not when the tunnel opened.
+		k = r.book.use(rt.name, rt.c.fp, r.cfg.Now(), r.isLive)
 	}
 	r.mu.Unlock()
 	rt.closeIdle()
+	if k.Name != "" {
+		r.saveRoute(k)
+	}
 }
 
 func (r *Relay) lookup(name string) (rt *route, known bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rt = r.routes[name]
-	_, known = r.known[name]
-	return rt, known || rt != nil
+	return rt, rt != nil || r.book.owner(name, r.cfg.Now()) != ""
 }
 
 // targetOf is where a dynamic forward of c CONNECTs.

@@ -69,13 +69,19 @@ func TestStartupLimits(t *testing.T) {
 		_ = c.Close()
 		return ok
 	}, "room for a handshake after one ended")
-	// An authenticated connection does not count.
+	// Authenticated connections do not count: with three of them open
+	// from 127.0.0.1, a handshake from there is still held.
 	held[1].Close()
 	held[2].Close()
-	for range 4 {
-		if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err != nil {
-			t.Fatal(err)
+	authenticated := 0
+	rt.WaitFor(t, func() bool {
+		if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err == nil {
+			authenticated++
 		}
+		return authenticated == 3
+	}, "three authenticated connections")
+	if _, ok := preauth(t, h, "127.0.0.1"); !ok {
+		t.Fatal("authenticated connections counted as handshakes")
 	}
 }
 
@@ -170,5 +176,68 @@ func TestSigninHandshakeDeadline(t *testing.T) {
 	}
 	if err := <-dialed; err != nil {
 		t.Fatalf("sign-in approved after the handshake deadline: %v", err)
+	}
+}
+
+// A route name stays with its key: after key V disconnects, another key
+// asking for V's name (static) is refused and its dynamic route gets a
+// name of its own; V gets its name back, also after a relay restart.
+// Once unused for RouteNameTTL, the name is free.
+func TestRouteNameStaysWithKey(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func(c *relay.Config) { c.Now = func() time.Time { return time.Unix(0, now.Load()) } }
+	h := rt.StartRelay(t, clock)
+	_, v := rt.WriteKey(t)
+	_, a := rt.WriteKey(t)
+	connect := func(s ssh.Signer) *ssh.Client {
+		c, err := dialRelay(t, h, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(s)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	only := func() string {
+		for name := range h.WaitRoute(1) {
+			return name
+		}
+		return ""
+	}
+	cv := connect(v)
+	if _, err := cv.Listen("tcp", "localhost:0"); err != nil {
+		t.Fatal(err)
+	}
+	name := only()
+	cv.Close()
+	h.WaitRoute(0)
+
+	ca := connect(a)
+	if _, err := ca.Listen("tcp", name+":80"); err == nil {
+		t.Fatalf("key A was given key V's name %s", name)
+	}
+	if _, err := ca.Listen("tcp", "localhost:0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := only(); got == name {
+		t.Fatalf("key A's dynamic route is V's name %s", got)
+	}
+	ca.Close()
+	h.WaitRoute(0)
+
+	h.Restart(clock)
+	cv = connect(v)
+	if _, err := cv.Listen("tcp", "localhost:0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := only(); got != name {
+		t.Fatalf("key V got %s after a restart, had %s", got, name)
+	}
+	cv.Close()
+	h.WaitRoute(0)
+
+	now.Add(int64(91 * 24 * time.Hour))
+	ca = connect(a)
+	if _, err := ca.Listen("tcp", name+":80"); err != nil {
+		t.Fatalf("a name unused for 91 days is still reserved: %v", err)
 	}
 }

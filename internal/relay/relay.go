@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -72,7 +71,12 @@ type Config struct {
 	KeepaliveMax      int           // missed pings before a client is dropped (3)
 	MaxTunnelsPerKey  int           // routes one key may hold at once (8)
 	MaxStreams        int           // concurrent channels per tunnel (128)
-	HandshakeTimeout  time.Duration // SSH handshake without sign-in (30s)
+	// RouteNameTTL is how long a route name stays reserved for its key
+	// after its last use (90 days); MaxRouteNames bounds the names kept
+	// (100,000; past it the least recently used offline names go).
+	RouteNameTTL     time.Duration
+	MaxRouteNames    int
+	HandshakeTimeout time.Duration // SSH handshake without sign-in (30s)
 	// MaxStartups bounds the connections still in their SSH handshake
 	// (not yet authenticated), relay-wide (128) and per source address
 	// (MaxStartupsPerSource, 16), as OpenSSH's MaxStartups and
@@ -148,6 +152,10 @@ func (c *Config) setDefaults() error {
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 128
 	}
+	def(&c.RouteNameTTL, 90*24*time.Hour)
+	if c.MaxRouteNames <= 0 {
+		c.MaxRouteNames = 100_000
+	}
 	if c.MaxStartups <= 0 {
 		c.MaxStartups = 128
 	}
@@ -189,7 +197,7 @@ type Relay struct {
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
-	known  map[string]string  // route name -> key fingerprint, persisted
+	book   *routeBook         // route name -> key, persisted; its map is guarded by mu
 	conns  map[*conn]struct{} // live SSH connections
 	closed bool
 	wg     sync.WaitGroup
@@ -222,7 +230,6 @@ func New(cfg Config) (*Relay, Info, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		routes: map[string]*route{},
-		known:  map[string]string{},
 		conns:  map[*conn]struct{}{},
 
 		startupsBySrc: map[string]int{},
@@ -234,8 +241,8 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, err
 	}
 	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
-	if err := readJSON(filepath.Join(cfg.StateDir, routesFile), &r.known); err != nil {
-		return nil, Info{}, err
+	if r.book, err = openRouteBook(cfg.StateDir, cfg.RouteNameTTL, cfg.MaxRouteNames, cfg.Now()); err != nil {
+		return nil, Info{}, fmt.Errorf("relay: route names in %s: %w", cfg.StateDir, err)
 	}
 	if cfg.Auth == AuthKeys {
 		r.keys = &authorizedKeys{path: cfg.AuthorizedKeys}
@@ -458,14 +465,24 @@ func (r *Relay) Routes() map[string]string {
 	return out
 }
 
-func (r *Relay) persistKnown() {
-	r.mu.Lock()
-	snapshot := make(map[string]string, len(r.known))
-	for k, v := range r.known {
-		snapshot[k] = v
+// saveRoute appends a route name's use to the journal, compacting it when
+// it has grown past twice its live size (so each use costs one small
+// append, amortised).
+func (r *Relay) saveRoute(k knownRoute) {
+	compact, err := r.book.save(k)
+	if err != nil {
+		r.log.Warn("cannot save route names", "err", err)
+		return
 	}
+	if !compact {
+		return
+	}
+	r.book.fileMu.Lock()
+	defer r.book.fileMu.Unlock()
+	r.mu.Lock()
+	snapshot := r.book.snapshot()
 	r.mu.Unlock()
-	if err := writeJSON(filepath.Join(r.cfg.StateDir, routesFile), snapshot); err != nil {
-		r.log.Warn("cannot save known routes", "err", err)
+	if err := r.book.compact(snapshot); err != nil {
+		r.log.Warn("cannot compact route names", "err", err)
 	}
 }

@@ -18,11 +18,11 @@ import (
 
 // State directory layout.
 const (
-	hostKeyFile    = "ssh_host_ed25519_key"
-	adminTokenFile = "admin_token"
-	sessionsFile   = "sessions.json"
-	routesFile     = "routes.json"
-	socketFile     = "relay.sock"
+	hostKeyFile      = "ssh_host_ed25519_key"
+	adminTokenFile   = "admin_token"
+	sessionsFile     = "sessions.json"
+	legacyRoutesFile = "routes.json" // before routes.jsonl
+	socketFile       = "relay.sock"
 )
 
 // SocketPath is where a relay with stateDir listens for `pomdev relay

@@ -80,6 +80,7 @@ Keys:
     session_ttl        how long a sign-in lasts per key    (default 24h)
     keepalive_interval client pings; 3 misses drop it      (default 15s)
     max_tunnels_per_key                                    (default 8)
+    route_name_ttl     a route name stays with its key     (default 2160h)
 
 Example pomdev.yaml:
 

@@ -100,6 +100,7 @@ pomdev.yaml (see pomdev help config).`,
 	fl.Duration("session-ttl", 24*time.Hour, "how long a sign-in lasts per key")
 	fl.Duration("keepalive-interval", 15*time.Second, "how often clients are pinged (3 misses drop them)")
 	fl.Int("max-tunnels-per-key", 8, "tunnels one key may hold at once")
+	fl.Duration("route-name-ttl", 90*24*time.Hour, "how long a route name stays reserved for its key after its last use")
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
 		{"public-url-scheme", "relay.public_url_scheme"}, {"public-port", "relay.public_port"},
@@ -107,6 +108,7 @@ pomdev.yaml (see pomdev help config).`,
 		{"allow-open-auth", "relay.allow_open_auth"}, {"default-target", "relay.default_target"},
 		{"tls-cert", "relay.tls_cert"}, {"tls-key", "relay.tls_key"}, {"session-ttl", "relay.session_ttl"},
 		{"keepalive-interval", "relay.keepalive_interval"}, {"max-tunnels-per-key", "relay.max_tunnels_per_key"},
+		{"route-name-ttl", "relay.route_name_ttl"},
 	} {
 		bind(b[0], b[1])
 	}
@@ -183,7 +185,7 @@ func Run(opts *Options) error {
 		SSHListener: sshLn, HTTPListener: httpLn, Domain: rc.Domain, Scheme: scheme,
 		PublicPort: rc.PublicPort, StateDir: stateDir, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
-		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, Logger: opts.Log,
+		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 	})
 	if err != nil {
 		sshLn.Close()
