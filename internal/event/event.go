@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/termsafe"
 )
 
 // Request is one HTTP request that went through a tunnel.
@@ -29,17 +31,20 @@ type Request struct {
 // Line renders the request as one log line:
 //
 //	21:04:05 POST /mcp 200 3ms tools/call echo
+//
+// Every field that came from the request is escaped (termsafe), so the
+// line is safe on a terminal whoever sent the request.
 func (r Request) Line() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s %d %s", r.Time.Format("15:04:05"), r.Method, r.Path, r.Status, FormatDuration(r.Duration))
+	fmt.Fprintf(&b, "%s %s %s %d %s", r.Time.Format("15:04:05"), termsafe.String(r.Method), termsafe.String(r.Path), r.Status, FormatDuration(r.Duration))
 	if r.RPCMethod != "" {
-		b.WriteString(" " + r.RPCMethod)
+		b.WriteString(" " + termsafe.String(r.RPCMethod))
 	}
 	if r.Tool != "" {
-		b.WriteString(" " + r.Tool)
+		b.WriteString(" " + termsafe.String(r.Tool))
 	}
 	if r.Err != "" {
-		b.WriteString(" (" + r.Err + ")")
+		b.WriteString(" (" + termsafe.String(r.Err) + ")")
 	}
 	return b.String()
 }

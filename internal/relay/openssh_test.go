@@ -394,3 +394,79 @@ func TestOpenSSHEventsStream(t *testing.T) {
 		t.Fatalf("request event %s (%v)", line, err)
 	}
 }
+
+// hostileTool is a tool name that would set the terminal's title, write
+// its clipboard (OSC 52) and clear the screen if printed raw.
+const hostileTool = "x\x1b]0;pwned\x07\x1b]52;c;aGVsbG8=\x07\x1b[2J\u009b31m"
+
+// postTool sends a tools/call for name through url.
+func postTool(t *testing.T, h *rt.Harness, url, name string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": map[string]any{"name": name}})
+	resp, err := h.Client().Post(url+"/mcp", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// checkNoControls fails if out holds any of the hostile name's sequences
+// raw, or lacks its escaped form.
+func checkNoControls(t *testing.T, surface, out string) {
+	t.Helper()
+	for _, raw := range []string{"\x1b]0;pwned", "\x1b]52;", "\x07", "\u009b"} {
+		if strings.Contains(out, raw) {
+			t.Errorf("%s: %q reached the client raw", surface, raw)
+		}
+	}
+	if !strings.Contains(out, `x\x1b]0;pwned\x07\x1b]52;c;aGVsbG8=\x07\x1b[2J\u009b31m`) && !strings.Contains(out, `x\u001b]0;pwned\u0007\u001b]52;c;aGVsbG8=\u0007\u001b[2J\u009b31m`) {
+		t.Errorf("%s: the tool name is not shown escaped:\n%q", surface, out)
+	}
+}
+
+// A request's fields never reach a client's terminal raw: the -T lines,
+// the pomdev-events stream and the status screen show control characters
+// escaped.
+func TestRequestFieldsEscaped(t *testing.T) {
+	o := rt.NewOrigin(t, "escape")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key1, _ := rt.WriteKey(t)
+	key2, _ := rt.WriteKey(t)
+	_, signer3 := rt.WriteKey(t)
+
+	lines := h.RunSSH(key1, "-T", "-R", "0")
+	linesURL := strings.TrimPrefix(lines.WaitLine(t, "Remote: "), "Remote: ")
+	events := h.RunSSH(key2, "-T", "-R", "0", "--", relay.EventsCommand)
+	var tunnel relay.Event
+	if err := json.Unmarshal([]byte(events.WaitContains(t, `"type":"tunnel"`)), &tunnel); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := dialRelay(t, h, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(signer3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen := &syncBuffer{}
+	s.Stdout = screen
+	if err := s.RequestPty("xterm", 40, 200, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	screenURL := serveStatic(t, h, c, "screen", o)
+	rt.WaitFor(t, func() bool { return strings.Contains(screen.String(), "Client Requests") }, "the status screen")
+
+	postTool(t, h, linesURL, hostileTool)
+	checkNoControls(t, "ssh -T lines", lines.WaitContains(t, "tools/call"))
+	postTool(t, h, tunnel.URL, hostileTool)
+	checkNoControls(t, "pomdev-events", events.WaitContains(t, `"type":"request"`))
+	postTool(t, h, screenURL, hostileTool)
+	rt.WaitFor(t, func() bool { return strings.Contains(screen.String(), "pwned") }, "the request on the status screen")
+	checkNoControls(t, "status screen", screen.String())
+}

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,7 +174,7 @@ func (c *Config) setDefaults() error {
 
 func splitTarget(s string) (string, int, error) {
 	h, p, err := net.SplitHostPort(s)
-	if err != nil || h == "" {
+	if err != nil || h == "" || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return "", 0, fmt.Errorf("%q is not host:port", s)
 	}
 	n, err := strconv.Atoi(p)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/pomdev/pomdev/internal/termsafe"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -266,7 +267,7 @@ func (c *conn) runLines(ch io.Writer, w *watcher, ended <-chan struct{}) uint32 
 			case n.req != nil:
 				line = n.req.Line()
 			case n.log != "":
-				line = "Log: " + n.log
+				line = "Log: " + termsafe.String(n.log)
 			}
 			if _, err := io.WriteString(ch, line+"\n"); err != nil {
 				return 0
@@ -287,7 +288,6 @@ type Event struct {
 }
 
 func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requests bool) uint32 {
-	enc := json.NewEncoder(ch)
 	for {
 		var ev Event
 		select {
@@ -311,7 +311,13 @@ func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requ
 				ev = Event{Type: "log", Message: n.log}
 			}
 		}
-		if err := enc.Encode(ev); err != nil {
+		// A person may read the stream raw (ssh -T relay pomdev-events):
+		// the JSON is kept free of terminal controls.
+		line, err := json.Marshal(ev)
+		if err != nil {
+			continue
+		}
+		if _, err := ch.Write(append(termsafe.JSON(line), '\n')); err != nil {
 			return 0
 		}
 	}

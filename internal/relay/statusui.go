@@ -9,6 +9,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/termsafe"
 )
 
 // noteMsg carries a connection note into the status screen.
@@ -139,7 +140,7 @@ func (m *statusModel) View() tea.View {
 	add("")
 	section("Logs")
 	for _, l := range m.logs[len(m.logs)-logRows:] {
-		add("  " + l)
+		add("  " + termsafe.String(l))
 	}
 	add(dimStyle.Render("  q: quit"))
 	if m.height > 0 && len(lines) > m.height {

@@ -21,6 +21,7 @@ import (
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -204,8 +205,11 @@ func count(fs []mcpcheck.Finding) (errs, warns int) {
 	return errs, warns
 }
 
+// printReport writes the text report. Everything the server sent is
+// escaped (termsafe): a hostile server cannot drive the terminal.
 func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
-	fmt.Fprintf(w, "%s %s %s (protocol %s) at %s\n", cs.Bold("MCP server"), rep.Server.Name, rep.Server.Version, rep.Protocol, cs.Cyan(rep.URL))
+	e := termsafe.String
+	fmt.Fprintf(w, "%s %s %s (protocol %s) at %s\n", cs.Bold("MCP server"), e(rep.Server.Name), e(rep.Server.Version), e(rep.Protocol), cs.Cyan(e(rep.URL)))
 	var steps []string
 	for _, t := range rep.Timings {
 		steps = append(steps, fmt.Sprintf("%s %.1fms", t.Step, t.MS))
@@ -219,11 +223,11 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 		if t.UI != nil {
 			widget = t.UI.ResourceURI + " (" + t.UI.Status + ")"
 		}
-		desc := t.Description
+		desc := []rune(e(t.Description))
 		if len(desc) > 60 {
-			desc = desc[:57] + "..."
+			desc = append(desc[:57], []rune("...")...)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Name, widget, desc)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e(t.Name), e(widget), string(desc))
 	}
 	if len(rep.Resources) > 0 {
 		fmt.Fprintf(tw, "\n%s\n", cs.Bold(fmt.Sprintf("RESOURCES (%d)", len(rep.Resources))))
@@ -236,25 +240,25 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 			if !r.Listed {
 				listed = "(not listed)"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.URI, r.MIMEType, size, listed)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e(r.URI), e(r.MIMEType), size, listed)
 		}
 	}
 	if len(rep.Templates) > 0 {
 		fmt.Fprintf(tw, "\n%s\n", cs.Bold(fmt.Sprintf("RESOURCE TEMPLATES (%d)", len(rep.Templates))))
 		for _, r := range rep.Templates {
-			fmt.Fprintf(tw, "  %s\t%s\n", r.URITemplate, r.MIMEType)
+			fmt.Fprintf(tw, "  %s\t%s\n", e(r.URITemplate), e(r.MIMEType))
 		}
 	}
 	_ = tw.Flush()
 	if len(rep.Prompts) > 0 {
-		fmt.Fprintf(w, "\n%s %s\n", cs.Bold("PROMPTS:"), strings.Join(rep.Prompts, ", "))
+		fmt.Fprintf(w, "\n%s %s\n", cs.Bold("PROMPTS:"), e(strings.Join(rep.Prompts, ", ")))
 	}
 	if rep.Call != nil {
 		status := cs.Green("ok")
 		if rep.Call.IsError {
 			status = cs.Red("error")
 		}
-		fmt.Fprintf(w, "\n%s %s: %s %s\n", cs.Bold("CALL"), rep.Call.Tool, status, string(rep.Call.Content))
+		fmt.Fprintf(w, "\n%s %s: %s %s\n", cs.Bold("CALL"), e(rep.Call.Tool), status, e(string(rep.Call.Content)))
 	}
 	if len(rep.Findings) > 0 {
 		fmt.Fprintf(w, "\n%s\n", cs.Bold("FINDINGS"))
@@ -266,7 +270,7 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 			case mcpcheck.SeverityWarning:
 				sev = cs.Yellow(sev)
 			}
-			fmt.Fprintf(w, "  %-7s %s %s: %s\n          fix: %s\n", sev, f.Rule, f.Subject, f.Message, f.Fix)
+			fmt.Fprintf(w, "  %-7s %s %s: %s\n          fix: %s\n", sev, f.Rule, e(f.Subject), e(f.Message), e(f.Fix))
 		}
 	}
 	errs, warns := count(rep.Findings)

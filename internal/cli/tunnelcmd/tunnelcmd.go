@@ -20,6 +20,7 @@ import (
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
@@ -272,23 +273,28 @@ func (p *printer) event(e event.Tunnel) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
-		_ = json.NewEncoder(p.w).Encode(e)
+		if line, err := json.Marshal(e); err == nil {
+			_, _ = p.w.Write(append(termsafe.JSON(line), '\n'))
+		}
 		return
 	}
+	// Messages, URLs and errors may come from the relay or from requests:
+	// escaped before they reach the terminal.
+	msg, url, errText := termsafe.String(e.Message), termsafe.String(e.URL), termsafe.String(e.Err)
 	switch e.Kind {
 	case event.TunnelSignIn:
-		fmt.Fprintf(p.w, "%s\n\n    %s\n\nWaiting for the sign-in to be approved...\n", e.Message, p.cs.Bold(e.URL))
+		fmt.Fprintf(p.w, "%s\n\n    %s\n\nWaiting for the sign-in to be approved...\n", msg, p.cs.Bold(url))
 	case event.TunnelReady:
 		if e.URL != p.url {
 			p.url = e.URL
-			fmt.Fprintf(p.w, "Remote URL: %s\n", e.URL)
+			fmt.Fprintf(p.w, "Remote URL: %s\n", url)
 		}
 	case event.TunnelRequest:
 		fmt.Fprintln(p.w, e.Request.Line())
 	case event.TunnelRefused, event.TunnelLog, event.TunnelHolding:
-		fmt.Fprintln(p.w, p.cs.Yellow(e.Message))
+		fmt.Fprintln(p.w, p.cs.Yellow(msg))
 	case event.TunnelDisconnected:
-		fmt.Fprintf(p.w, "%s (%s); %s\n", p.cs.Yellow("disconnected"), e.Err, e.Message)
+		fmt.Fprintf(p.w, "%s (%s); %s\n", p.cs.Yellow("disconnected"), errText, msg)
 	case event.TunnelConnected:
 		if p.url != "" {
 			fmt.Fprintln(p.w, p.cs.Green("reconnected"))

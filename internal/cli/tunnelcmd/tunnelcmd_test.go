@@ -102,3 +102,27 @@ func TestPrinter(t *testing.T) {
 		t.Fatalf("json %q", buf.String())
 	}
 }
+
+// What a hostile relay or request sends never reaches the terminal raw:
+// the sign-in instruction, log messages, errors and request fields are
+// escaped in lines, and the JSON carries no raw C1 control.
+func TestPrinterEscapes(t *testing.T) {
+	var buf bytes.Buffer
+	p := &printer{w: &buf, cs: &iostreams.ColorScheme{}}
+	evil := "\x1b]52;c;aGk=\x07\x1b[2J\u009b"
+	p.event(event.Tunnel{Kind: event.TunnelSignIn, Message: "sign in" + evil, URL: "https://x/" + evil})
+	p.event(event.Tunnel{Kind: event.TunnelLog, Message: "relay: " + evil})
+	p.event(event.Tunnel{Kind: event.TunnelDisconnected, Err: evil, Message: evil})
+	p.event(event.Tunnel{Kind: event.TunnelRequest, Request: &event.Request{Method: "POST", Path: "/mcp" + evil, RPCMethod: "tools/call", Tool: evil}})
+	p.json = true
+	p.event(event.Tunnel{Kind: event.TunnelLog, Message: evil})
+	out := buf.String()
+	for _, raw := range []string{"\x1b", "\x07", "\u009b"} {
+		if strings.Contains(out, raw) {
+			t.Errorf("%q reached the terminal:\n%q", raw, out)
+		}
+	}
+	if strings.Count(out, `\x1b]52;c;aGk=\x07\x1b[2J\u009b`) < 6 {
+		t.Errorf("not every field shown escaped:\n%s", out)
+	}
+}

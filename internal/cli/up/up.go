@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/event"
@@ -31,6 +32,7 @@ import (
 	"github.com/pomdev/pomdev/internal/mcpcheck"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/supervise"
+	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/pomdev/pomdev/internal/tui"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"github.com/pomdev/pomdev/internal/watch"
@@ -136,6 +138,13 @@ func (p *printer) proc(kind, process, format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	msg := fmt.Sprintf(format, args...)
+	// Lines carry text from the network (requests, the relay, the MCP
+	// server) and from processes that may log it: nothing in them may
+	// control the terminal. Process output loses its colours too.
+	if kind == "output" {
+		msg = ansi.Strip(msg)
+	}
+	msg = termsafe.String(msg)
 	if p.tui != nil {
 		text := msg
 		if kind == "output" {
@@ -145,7 +154,9 @@ func (p *printer) proc(kind, process, format string, args ...any) {
 		return
 	}
 	if p.json {
-		_ = json.NewEncoder(p.w).Encode(map[string]any{"time": time.Now(), "kind": kind, "message": msg})
+		if line, err := json.Marshal(map[string]any{"time": time.Now(), "kind": kind, "message": msg}); err == nil {
+			_, _ = p.w.Write(append(line, '\n'))
+		}
 		return
 	}
 	fmt.Fprintln(p.w, msg)

@@ -84,3 +84,22 @@ func TestDiffTools(t *testing.T) {
 		t.Fatalf("no change reported %v %v %v", a, r, c)
 	}
 }
+
+// Lines never carry terminal controls: text from requests, the relay or
+// the MCP server is escaped, and process output loses its escape
+// sequences (colours included).
+func TestPrinterEscapes(t *testing.T) {
+	var buf strings.Builder
+	p := &printer{w: &buf}
+	p.line("tunnel", "%s", "relay: \x1b]52;c;aGk=\x07\u009b")
+	p.proc("output", "server", "[server] %s", "\x1b[31mred\x1b[0m \x1b]0;title\x07")
+	out := buf.String()
+	if strings.ContainsAny(out, "\x1b\x07\u009b") {
+		t.Fatalf("controls reached the terminal: %q", out)
+	}
+	for _, want := range []string{`relay: \x1b]52;c;aGk=\x07\u009b`, "[server] red \n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q: %q", want, out)
+		}
+	}
+}
