@@ -23,6 +23,7 @@ import (
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/safeurl"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -218,8 +219,11 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
 				if len(questions) == 0 {
 					// A message (pom.run's sign-in link, or why it failed):
-					// show it and answer at once; the relay then waits.
-					if !signInShown && strings.Contains(instruction, "://") {
+					// show it and answer at once; the relay then waits. Only
+					// a lone https link (http to this machine) is a sign-in
+					// link that may be opened in a browser.
+					if !signInShown && safeurl.ForBrowser(strings.TrimSpace(instruction)) == nil {
+						instruction = strings.TrimSpace(instruction)
 						signInShown = true
 						c.emit(event.Tunnel{Kind: event.TunnelSignIn, URL: instruction, Message: name})
 						if c.cfg.SignIn != nil {

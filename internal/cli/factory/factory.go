@@ -23,6 +23,7 @@ import (
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/safeurl"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -152,7 +153,9 @@ func (f *Factory) ConfigDir() (string, error) {
 
 // Browser returns how to open a URL in the user's browser, or nil when
 // there is no one to look at it: stdout is not a terminal, or (on Linux and
-// the BSDs) no graphical display. Commands print the URL either way.
+// the BSDs) no graphical display. Commands print the URL either way. Only
+// https URLs, and http ones to this machine, are opened (safeurl): links
+// come from relays and servers.
 func (f *Factory) Browser() func(string) error {
 	if !f.IOStreams.IsStdoutTTY() {
 		return nil
@@ -164,5 +167,15 @@ func (f *Factory) Browser() func(string) error {
 			return nil
 		}
 	}
-	return browser.OpenURL
+	return OpenSafe(browser.OpenURL)
+}
+
+// OpenSafe wraps open so that it refuses URLs safeurl.ForBrowser refuses.
+func OpenSafe(open func(string) error) func(string) error {
+	return func(u string) error {
+		if err := safeurl.ForBrowser(u); err != nil {
+			return fmt.Errorf("not opening in a browser: %w", err)
+		}
+		return open(u)
+	}
 }

@@ -61,3 +61,15 @@ func TestBrowserNeedsATerminal(t *testing.T) {
 		t.Fatal("a browser opener without a terminal")
 	}
 }
+
+// OpenSafe passes https links to the opener and keeps the rest from it.
+func TestOpenSafe(t *testing.T) {
+	var opened []string
+	open := OpenSafe(func(u string) error { opened = append(opened, u); return nil })
+	for _, u := range []string{"https://relay.example.com/sign_in", "file:///etc/passwd", "http://evil.example.com/", "http://localhost:8088/x"} {
+		_ = open(u)
+	}
+	if len(opened) != 2 || opened[0] != "https://relay.example.com/sign_in" || opened[1] != "http://localhost:8088/x" {
+		t.Fatalf("opened %q", opened)
+	}
+}
