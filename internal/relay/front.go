@@ -38,12 +38,16 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	rt, known := r.lookup(name)
 	if rt == nil {
+		// The public gets one answer whether the name was ever used or
+		// not, so names cannot be listed by probing; the log keeps the
+		// difference.
 		if known {
-			r.page(w, http.StatusBadGateway, "Tunnel offline",
-				fmt.Sprintf("The tunnel %s is not connected. Start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", name, r.cfg.Domain))
-			return
+			r.log.Info("request for an offline tunnel", "route", name, "remote", req.RemoteAddr)
+		} else {
+			r.log.Debug("request for an unknown route", "route", name, "remote", req.RemoteAddr)
 		}
-		r.page(w, http.StatusNotFound, "No such tunnel", fmt.Sprintf("No tunnel is named %s on this relay.", name))
+		r.page(w, http.StatusNotFound, "No tunnel here",
+			fmt.Sprintf("No tunnel is connected at this address. If it is yours, start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", r.cfg.Domain))
 		return
 	}
 	// The origin address reaches the forwarded-tcpip channel's payload.
