@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +273,71 @@ func BenchmarkLocalHTTP(b *testing.B) {
 		}
 		resp.Body.Close()
 	}
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// A relay sending an endless header gets 431 after 64 KiB (plus a buffer),
+// not a forwarder that reads and keeps all of it; a header just under the
+// limit is forwarded.
+func TestLocalHTTPHeaderLimit(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Len", strconv.Itoa(len(r.Header.Get("X-Big"))))
+	}))
+	defer origin.Close()
+	target := strings.TrimPrefix(origin.URL, "http://")
+	_, priv, _ := generateKey()
+	c, err := New(Config{Addr: "relay:22", Signers: []ssh.Signer{priv}, Targets: []string{target}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := newForwarder(c)
+	defer fw.close()
+
+	endless := io.MultiReader(strings.NewReader("GET / HTTP/1.1\r\nHost: a\r\nX-Big: "), neverEnding('a'))
+	cr := &countingReader{r: endless}
+	ch := &scripted{r: bytes.NewReader(nil)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fw.serveHTTP(&peeked{Conn: ch, r: bufio.NewReader(cr), target: target})
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("still reading after %d bytes", cr.n.Load())
+	}
+	if !strings.HasPrefix(ch.out.String(), "HTTP/1.1 431 ") {
+		t.Fatalf("answer %q", ch.out.String())
+	}
+	if n := cr.n.Load(); n > MaxHeaderBytes+16<<10 {
+		t.Fatalf("read %d bytes of header", n)
+	}
+
+	ok := "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 60<<10) + "\r\n\r\n"
+	ch = &scripted{r: bytes.NewReader([]byte(ok))}
+	fw.serveHTTP(&peeked{Conn: ch, r: bufio.NewReader(ch), target: target})
+	resp, err := http.ReadResponse(bufio.NewReader(&ch.out), nil)
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("X-Len") != strconv.Itoa(60<<10) {
+		t.Fatalf("%v %v", resp, err)
+	}
+}
+
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

@@ -59,8 +59,41 @@ type httpChan struct {
 	up     *upstream
 }
 
+// MaxHeaderBytes bounds a request's line and header fields from the relay,
+// as the relay's front bounds them (net/http allows 4 KiB more for its
+// buffer; so does the limit here).
+const MaxHeaderBytes = 64 << 10
+
+// readLimit passes reads through while n is negative and stops them with
+// errHeaderTooLarge once n bytes have been read otherwise.
+type readLimit struct {
+	r io.Reader
+	n int64
+}
+
+var errHeaderTooLarge = errors.New("request header larger than 64 KiB")
+
+func (l *readLimit) Read(b []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(b)
+	}
+	if l.n == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(b)) > l.n {
+		b = b[:l.n]
+	}
+	n, err := l.r.Read(b)
+	l.n -= int64(n)
+	return n, err
+}
+
 // serveHTTP forwards requests until the channel or the target ends it.
 func (f *forwarder) serveHTTP(p *peeked) {
+	// Request heads are read through a limit (the relay may be hostile);
+	// bodies are streamed, never held whole.
+	lim := &readLimit{r: p.r, n: -1}
+	p.r = bufio.NewReaderSize(lim, 4096)
 	h := &httpChan{f: f, in: p, bw: bufio.NewWriterSize(p.Conn, 4096), target: p.target}
 	defer h.closeUpstream()
 	defer p.Close()
@@ -72,8 +105,14 @@ func (f *forwarder) serveHTTP(p *peeked) {
 			}
 			watch = nil
 		}
+		lim.n = MaxHeaderBytes + 4096
 		req, err := http.ReadRequest(p.r)
+		lim.n = -1
 		if err != nil {
+			if errors.Is(err, errHeaderTooLarge) {
+				h.plain(http.StatusRequestHeaderFieldsTooLarge, "pomdev tunnel: request header larger than 64 KiB\n", true)
+				return
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isClosedChan(err) {
 				h.plain(http.StatusBadRequest, "pomdev tunnel: malformed request: "+err.Error()+"\n", true)
 			}
