@@ -74,7 +74,7 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 					KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 						// Sign-in waits for a person.
 						_ = nc.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout + r.cfg.CodeTTL))
-						if err := r.signin.run(r, fp, ch); err != nil {
+						if err := r.signin.run(r, fp, meta.RemoteAddr().String(), ch); err != nil {
 							return nil, err
 						}
 						return permsFor(key), nil

@@ -136,6 +136,16 @@ func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
 	return tr, p
 }
 
+// tokenSafe reports whether the admin token may be sent to req's front:
+// not in clear over a network.
+func (r *Relay) tokenSafe(req *http.Request) bool {
+	if req.TLS != nil || r.cfg.Scheme == "https" {
+		return true
+	}
+	a, ok := r.cfg.HTTPListener.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
+
 func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case req.URL.Path == "/healthz":
@@ -145,7 +155,7 @@ func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
 		r.mu.Unlock()
 		fmt.Fprintf(w, `{"status":"ok","tunnels":%d}`+"\n", n)
 	case strings.HasPrefix(req.URL.Path, "/.pomdev/sign_in") && r.signin != nil:
-		r.signin.servePage(w, req)
+		r.signin.servePage(w, req, r.tokenSafe(req))
 	default:
 		r.page(w, http.StatusNotFound, "pomdev relay",
 			fmt.Sprintf("This is a pomdev relay. Open a tunnel with: ssh -R 0 -p PORT %s (or pomdev tunnel), then use the URL it prints.", r.cfg.Domain))

@@ -25,6 +25,8 @@ const SigninName = "Please sign in to continue"
 
 type pending struct {
 	fp      string
+	remote  string // the client's address
+	created time.Time
 	expires time.Time
 	done    chan bool // true approved, false denied
 }
@@ -89,7 +91,7 @@ func newCode() string {
 // run is the keyboard-interactive step: one request with zero prompts whose
 // instruction is the sign-in link, then a wait for approval, denial or
 // expiry.
-func (s *signin) run(r *Relay, fp string, challenge ssh.KeyboardInteractiveChallenge) error {
+func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteractiveChallenge) error {
 	s.mu.Lock()
 	e, recent := s.ended[fp]
 	if recent && !s.now().Before(e.until) {
@@ -101,7 +103,7 @@ func (s *signin) run(r *Relay, fp string, challenge ssh.KeyboardInteractiveChall
 		return errors.New(e.reason)
 	}
 	code := newCode()
-	p := &pending{fp: fp, expires: s.now().Add(s.codeTTL), done: make(chan bool, 1)}
+	p := &pending{fp: fp, remote: remote, created: s.now(), expires: s.now().Add(s.codeTTL), done: make(chan bool, 1)}
 	s.mu.Lock()
 	s.pending[code] = p
 	s.mu.Unlock()
@@ -111,7 +113,7 @@ func (s *signin) run(r *Relay, fp string, challenge ssh.KeyboardInteractiveChall
 		s.mu.Unlock()
 	}()
 	link := r.BaseURL() + "/.pomdev/sign_in?user_code=" + url.QueryEscape(code)
-	r.log.Info("sign-in requested", "fingerprint", fp, "code", code, "link", link)
+	r.log.Info("sign-in requested", "fingerprint", fp, "remote", remote, "code", code, "link", link)
 	if _, err := challenge(SigninName, link, nil, nil); err != nil {
 		return err
 	}
@@ -167,18 +169,42 @@ func (s *signin) decide(code string, approve bool) (fingerprint string, err erro
 	return p.fp, nil
 }
 
-func (s *signin) servePage(w http.ResponseWriter, req *http.Request) {
+// lookup returns a copy of the pending sign-in with code, if any.
+func (s *signin) lookup(code string) (pending, bool) {
+	code = strings.ToUpper(strings.TrimSpace(code))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pending[code]
+	if !ok || !s.now().Before(p.expires) {
+		return pending{}, false
+	}
+	return *p, true
+}
+
+// servePage is the sign-in link's page: what asks to sign in (the key's
+// fingerprint, the client's address, when) and a form for the admin token.
+// The token is asked for only where it cannot cross a network in clear:
+// over TLS, behind a TLS terminator (--public-url-scheme https), or on a
+// loopback front.
+func (s *signin) servePage(w http.ResponseWriter, req *http.Request, tokenSafe bool) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	code := req.FormValue("user_code")
 	msg := ""
-	if req.Method == http.MethodPost {
+	status := http.StatusOK
+	switch {
+	case req.Method == http.MethodPost && !tokenSafe:
+		status = http.StatusForbidden
+		msg = "Refused: this relay's front is plain HTTP on a network address, so the admin token would cross the network in clear. Approve on the relay's machine instead: pomdev relay approve " + strings.ToUpper(strings.TrimSpace(code))
+	case req.Method == http.MethodPost:
 		if subtle.ConstantTimeCompare([]byte(req.PostFormValue("token")), []byte(s.token)) != 1 {
-			w.WriteHeader(http.StatusForbidden)
+			status = http.StatusForbidden
 			msg = "Wrong admin token. It is in the relay's state directory (admin_token) and was printed when the relay first started."
 		} else if fp, err := s.decide(code, req.PostFormValue("action") != "deny"); err != nil {
-			w.WriteHeader(http.StatusNotFound)
+			status = http.StatusNotFound
 			msg = err.Error()
 		} else if req.PostFormValue("action") == "deny" {
 			msg = "Denied. The key " + fp + " was not signed in."
@@ -186,16 +212,38 @@ func (s *signin) servePage(w http.ResponseWriter, req *http.Request) {
 			msg = "Approved. The key " + fp + " is signed in; go back to your terminal."
 		}
 	}
+	w.WriteHeader(status)
+	var details string
+	if p, ok := s.lookup(code); ok {
+		now := s.now()
+		details = fmt.Sprintf(`<table>
+<tr><th align="left">Key</th><td><code>%s</code></td></tr>
+<tr><th align="left">From</th><td><code>%s</code></td></tr>
+<tr><th align="left">Requested</th><td>%s (%s ago)</td></tr>
+<tr><th align="left">Expires</th><td>in %s</td></tr>
+</table>
+<p>Approve only if this is your key and your connection: compare the fingerprint with <code>ssh-keygen -lf ~/.ssh/id_ed25519.pub</code> (or the key you use).</p>
+`, html.EscapeString(p.fp), html.EscapeString(p.remote), p.created.UTC().Format("2006-01-02 15:04:05 UTC"),
+			now.Sub(p.created).Round(time.Second), p.expires.Sub(now).Round(time.Second))
+	} else if code != "" && msg == "" {
+		details = "<p>No pending sign-in has this code (it may have expired or been used). Connect again for a new link.</p>\n"
+	}
+	form := `<form method="post" action="/.pomdev/sign_in">
+<p>Code: <input name="user_code" value="` + html.EscapeString(code) + `"></p>
+<p>Admin token: <input name="token" type="password" autocomplete="off"></p>
+<p><button name="action" value="approve">Approve</button> <button name="action" value="deny">Deny</button></p>
+</form>`
+	if !tokenSafe {
+		form = "<p>This relay's front is plain HTTP on a network address, so it does not ask for the admin token here. On the relay's machine, run:</p>\n<pre>pomdev relay approve " +
+			html.EscapeString(strings.ToUpper(strings.TrimSpace(code))) + "</pre>"
+	}
 	fmt.Fprintf(w, `<!doctype html>
 <html><head><meta charset="utf-8"><title>Sign in — pomdev relay</title></head>
 <body><h1>Sign in to the pomdev relay</h1>
 <p>%s</p>
-<form method="post" action="/.pomdev/sign_in">
-<p>Code: <input name="user_code" value="%s"></p>
-<p>Admin token: <input name="token" type="password" autocomplete="off"></p>
-<p><button name="action" value="approve">Approve</button> <button name="action" value="deny">Deny</button></p>
-</form></body></html>
-`, html.EscapeString(msg), html.EscapeString(code))
+%s%s
+</body></html>
+`, html.EscapeString(msg), details, form)
 }
 
 // listenControl opens the control socket (0600 in the 0700 state dir).

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -40,10 +41,19 @@ func TestSigninPage(t *testing.T) {
 	u, _ := url.Parse(link)
 	code := u.Query().Get("user_code")
 	client := h.Client()
-	if resp, err := client.Get(link); err != nil || resp.StatusCode != 200 {
+	resp, err := client.Get(link)
+	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("sign-in page: %v %v", resp, err)
 	}
-	resp, err := client.PostForm(u.Scheme+"://"+u.Host+"/.pomdev/sign_in", url.Values{"user_code": {code}, "token": {"wrong"}, "action": {"approve"}})
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// What asks to sign in is on the page before anything is approved.
+	for _, want := range []string{ssh.FingerprintSHA256(signer.PublicKey()), "127.0.0.1:", "Requested", " UTC", `name="token"`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("sign-in page lacks %q:\n%s", want, page)
+		}
+	}
+	resp, err = client.PostForm(u.Scheme+"://"+u.Host+"/.pomdev/sign_in", url.Values{"user_code": {code}, "token": {"wrong"}, "action": {"approve"}})
 	if err != nil || resp.StatusCode != 403 {
 		t.Fatalf("wrong token: %v %v", resp, err)
 	}
