@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -62,9 +63,30 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 		fp := ssh.FingerprintSHA256(key)
 		switch r.cfg.Auth {
 		case AuthKeys:
-			if !r.keys.allowed(key) {
+			ko, ok := r.keys.allowed(key)
+			if !ok {
 				r.log.Info("key refused", "fingerprint", fp, "user", meta.User(), "remote", meta.RemoteAddr().String())
 				return nil, fmt.Errorf("key %s is not in %s", fp, r.cfg.AuthorizedKeys)
+			}
+			if ko != nil {
+				var ip net.IP
+				if ta, ok := meta.RemoteAddr().(*net.TCPAddr); ok {
+					ip = ta.IP
+				}
+				if !ko.allowsFrom(ip) {
+					r.log.Info("key refused: from= does not match", "fingerprint", fp, "remote", meta.RemoteAddr().String())
+					return nil, fmt.Errorf("key %s may not connect from %s", fp, meta.RemoteAddr())
+				}
+				if !ko.expires.IsZero() && !r.cfg.Now().Before(ko.expires) {
+					r.log.Info("key refused: expired (expiry-time)", "fingerprint", fp)
+					return nil, fmt.Errorf("key %s expired", fp)
+				}
+				perms := permsFor(key)
+				perms.ExtraData = map[any]any{keyOptionsKey{}: ko}
+				if ko.noTouch {
+					perms.Extensions["no-touch-required"] = ""
+				}
+				return perms, nil
 			}
 		case AuthSignin:
 			if !r.signin.signedIn(fp) {
@@ -88,14 +110,18 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 }
 
 // authorizedKeys is an OpenSSH authorized_keys file, reloaded when its
-// modification time or size changes.
+// modification time or size changes. Each line's options are honoured or,
+// if the relay cannot honour one, the line is refused with a message that
+// names the file and line (logged at each load).
 type authorizedKeys struct {
 	path string
+	log  *slog.Logger
 
-	mu    sync.Mutex
-	mtime time.Time
-	size  int64
-	keys  map[string]bool // marshalled key -> allowed
+	mu       sync.Mutex
+	mtime    time.Time
+	size     int64
+	keys     map[string]*keyOptions // marshalled key -> its options (nil: none)
+	problems []string
 }
 
 func (a *authorizedKeys) reload() error {
@@ -112,25 +138,37 @@ func (a *authorizedKeys) reload() error {
 	if err != nil {
 		return fmt.Errorf("authorized keys: %w", err)
 	}
-	keys := map[string]bool{}
-	rest := data
-	for len(bytes.TrimSpace(rest)) > 0 {
-		var key ssh.PublicKey
-		key, _, _, rest, err = ssh.ParseAuthorizedKey(rest)
-		if err != nil {
-			// ParseAuthorizedKey skips comments and blank lines; an error
-			// means no further valid key.
-			break
+	keys := map[string]*keyOptions{}
+	var problems []string
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
 		}
-		keys[string(key.Marshal())] = true
+		key, _, opts, _, err := ssh.ParseAuthorizedKey(line)
+		if err == nil {
+			var ko *keyOptions
+			if ko, err = parseKeyOptions(opts); err == nil {
+				if _, dup := keys[string(key.Marshal())]; !dup {
+					keys[string(key.Marshal())] = ko
+				}
+				continue
+			}
+		}
+		problems = append(problems, fmt.Sprintf("%s:%d: %v; this line's key is refused", a.path, i+1, err))
 	}
-	a.keys, a.mtime, a.size = keys, st.ModTime(), st.Size()
+	a.keys, a.mtime, a.size, a.problems = keys, st.ModTime(), st.Size(), problems
+	for _, p := range problems {
+		a.log.Warn(p)
+	}
 	return nil
 }
 
-func (a *authorizedKeys) allowed(key ssh.PublicKey) bool {
+// allowed reports whether key is listed, with its options.
+func (a *authorizedKeys) allowed(key ssh.PublicKey) (*keyOptions, bool) {
 	_ = a.reload() // keep the last good set when the file is briefly missing
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.keys[string(key.Marshal())]
+	ko, ok := a.keys[string(key.Marshal())]
+	return ko, ok
 }

@@ -21,10 +21,11 @@ import (
 
 // conn is one authenticated SSH connection.
 type conn struct {
-	r   *Relay
-	sc  *ssh.ServerConn
-	fp  string
-	log *slog.Logger
+	r    *Relay
+	sc   *ssh.ServerConn
+	fp   string
+	opts *keyOptions // from authorized_keys (keys mode); nil restricts nothing
+	log  *slog.Logger
 
 	active   atomic.Int64 // requests in flight through this connection
 	sessions atomic.Int32 // open session channels
@@ -94,6 +95,7 @@ func (r *Relay) handleConn(nc net.Conn, handshaken func()) {
 		r:        r,
 		sc:       sc,
 		fp:       sc.Permissions.Extensions[extFingerprint],
+		opts:     optionsOf(sc.Permissions),
 		routes:   map[string]*route{},
 		watchers: map[*watcher]struct{}{},
 	}
@@ -163,6 +165,15 @@ func (c *conn) handleChannel(nch ssh.NewChannel) {
 	}
 }
 
+// optionsOf is the authorized_keys options the handshake found for the key.
+func optionsOf(p *ssh.Permissions) *keyOptions {
+	if p == nil {
+		return nil
+	}
+	ko, _ := p.ExtraData[keyOptionsKey{}].(*keyOptions)
+	return ko
+}
+
 // teardown releases the connection's routes and forgets it.
 func (c *conn) teardown() {
 	c.mu.Lock()
@@ -226,6 +237,12 @@ func (c *conn) handleGlobal(req *ssh.Request) {
 		case "tcpip-forward":
 			var fr forwardRequest
 			if err := ssh.Unmarshal(req.Payload, &fr); err != nil {
+				_ = req.Reply(false, nil)
+				return
+			}
+			if !c.opts.allowsListen(fr.Addr, fr.Port) {
+				c.log.Info("remote forward refused by authorized_keys options", "address", fr.Addr, "port", fr.Port)
+				c.notify(note{log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: not permitted for this key (authorized_keys: restrict, no-port-forwarding or permitlisten)"})
 				_ = req.Reply(false, nil)
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -470,4 +471,63 @@ func TestRequestFieldsEscaped(t *testing.T) {
 	postTool(t, h, screenURL, hostileTool)
 	rt.WaitFor(t, func() bool { return strings.Contains(screen.String(), "pwned") }, "the request on the status screen")
 	checkNoControls(t, "status screen", screen.String())
+}
+
+// authorized_keys options are honoured with the stock client: from= that
+// does not match refuses the key, restrict and permitlisten refuse the
+// forwards they exclude, and a line with an option the relay cannot honour
+// (command=) refuses its key with a message naming the file and line,
+// without affecting the lines after it.
+func TestOpenSSHAuthorizedKeysOptions(t *testing.T) {
+	rt.RequireOpenSSH(t)
+	o := rt.NewOrigin(t, "opts")
+	keyFrom, sFrom := rt.WriteKey(t)
+	keyRestrict, sRestrict := rt.WriteKey(t)
+	keyListen, sListen := rt.WriteKey(t)
+	keyCommand, sCommand := rt.WriteKey(t)
+	keyOK, sOK := rt.WriteKey(t)
+	line := func(opts string, s ssh.Signer) string {
+		return opts + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) + "\n"
+	}
+	ak := filepath.Join(t.TempDir(), "authorized_keys")
+	content := line(`from="10.0.0.0/8"`, sFrom) + line("restrict", sRestrict) + line(`permitlisten="myapp:80"`, sListen) +
+		line(`command="/bin/sh"`, sCommand) + "not a key at all\n" + line(`from="127.0.0.0/8,!10.0.0.1",no-pty`, sOK)
+	if err := os.WriteFile(ak, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.Auth, c.AuthorizedKeys, c.DefaultTarget = relay.AuthKeys, ak, o.HostPort()
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	refused := func(key string, args ...string) string {
+		t.Helper()
+		p := h.RunSSH(key, append([]string{"-o", "BatchMode=yes"}, args...)...)
+		select {
+		case <-p.Done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%v: not refused", args)
+		}
+		return p.Stderr()
+	}
+	if s := refused(keyFrom, "-N", "-R", "0"); !strings.Contains(s, "Permission denied") {
+		t.Errorf("from=: %q", s)
+	}
+	if s := refused(keyCommand, "-N", "-R", "0"); !strings.Contains(s, "Permission denied") {
+		t.Errorf("command=: %q", s)
+	}
+	if s := refused(keyRestrict, "-N", "-R", "0"); !strings.Contains(s, "remote port forwarding failed") {
+		t.Errorf("restrict: %q", s)
+	}
+	if s := refused(keyListen, "-N", "-R", "0"); !strings.Contains(s, "remote port forwarding failed") {
+		t.Errorf("permitlisten, dynamic: %q", s)
+	}
+	h.RunSSH(keyListen, "-N", "-R", "myapp:80:"+o.HostPort())
+	h.RunSSH(keyOK, "-N", "-R", "0")
+	h.WaitRoute(2)
+	for _, want := range []string{ak + ":4: option command is not supported", ak + ":5: "} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
 }

@@ -246,7 +246,7 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, fmt.Errorf("relay: route names in %s: %w", cfg.StateDir, err)
 	}
 	if cfg.Auth == AuthKeys {
-		r.keys = &authorizedKeys{path: cfg.AuthorizedKeys}
+		r.keys = &authorizedKeys{path: cfg.AuthorizedKeys, log: cfg.Logger}
 		if err := r.keys.reload(); err != nil {
 			return nil, Info{}, err
 		}

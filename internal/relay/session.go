@@ -118,7 +118,8 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		switch req.Type {
 		case "pty-req":
 			var p ptyRequest
-			if err := ssh.Unmarshal(req.Payload, &p); err != nil {
+			if err := ssh.Unmarshal(req.Payload, &p); err != nil || c.opts != nil && c.opts.noPTY {
+				// no-pty / restrict: the client gets lines instead.
 				_ = req.Reply(false, nil)
 				continue
 			}
