@@ -57,6 +57,31 @@ type route struct {
 	mu    sync.Mutex
 	proxy *httputil.ReverseProxy
 	tr    *http.Transport
+	// inFlight counts requests per source address (entries only while
+	// one is in flight).
+	inFlight map[string]int
+}
+
+// enter counts a request from src, unless src already has limit in flight.
+func (rt *route) enter(src string, limit int) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.inFlight[src] >= limit {
+		return false
+	}
+	if rt.inFlight == nil {
+		rt.inFlight = map[string]int{}
+	}
+	rt.inFlight[src]++
+	return true
+}
+
+func (rt *route) leave(src string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.inFlight[src]--; rt.inFlight[src] <= 0 {
+		delete(rt.inFlight, src)
+	}
 }
 
 // handler returns the route's reverse proxy, building it once.

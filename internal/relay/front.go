@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/bufpool"
@@ -50,8 +53,29 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("No tunnel is connected at this address. If it is yours, start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", r.cfg.Domain))
 		return
 	}
+	src := req.RemoteAddr
+	if h, _, err := net.SplitHostPort(src); err == nil {
+		src = h
+	}
+	if !rt.enter(src, r.cfg.MaxStreamsPerSource) {
+		w.Header().Set("Retry-After", "1")
+		r.page(w, http.StatusTooManyRequests, "Too many requests",
+			fmt.Sprintf("At most %d requests from one address may be in flight on a tunnel; retry when one has finished.", r.cfg.MaxStreamsPerSource))
+		return
+	}
+	defer rt.leave(src)
 	// The origin address reaches the forwarded-tcpip channel's payload.
 	ctx := context.WithValue(req.Context(), originKey{}, req.RemoteAddr)
+	if req.Body != nil && req.Body != http.NoBody {
+		// A body too slow cancels the request to the tunnel, so the local
+		// server sees it aborted rather than cut short.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		rb := &rateBody{rc: http.NewResponseController(w), body: req.Body, grace: r.cfg.BodyGrace, rate: r.cfg.MinBodyRate, cancel: cancel}
+		req.Body = rb
+		ctx = context.WithValue(ctx, rateKey{}, rb)
+	}
 	rt.c.active.Add(1)
 	ev := mcpwire.Observe(w, req.WithContext(ctx), rt.handler(r))
 	rt.c.active.Add(-1)
@@ -60,6 +84,87 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 type originKey struct{}
+
+// slowBody reports whether req ended because its body was too slow.
+func slowBody(req *http.Request) bool {
+	rb, _ := req.Context().Value(rateKey{}).(*rateBody)
+	return rb != nil && rb.tripped.Load()
+}
+
+// errSlowBody ends a request whose body arrives slower than the minimum
+// rate.
+var errSlowBody = errors.New("request body slower than the minimum rate")
+
+// rateKey finds a request's rateBody in its context.
+type rateKey struct{}
+
+// rateBody enforces a minimum rate on a request body: after n bytes, the
+// next must arrive by start + grace + n/rate. A timer armed for each read
+// marks the body too slow, cancels the request to the tunnel (so the
+// local server sees it aborted rather than cut short) and then unblocks the
+// read through the connection's read deadline. Nothing is armed once the
+// body has ended, so a long response is never touched.
+type rateBody struct {
+	rc     *http.ResponseController
+	body   io.ReadCloser
+	grace  time.Duration
+	rate   int64
+	cancel context.CancelCauseFunc
+
+	start   time.Time
+	n       int64
+	tripped atomic.Bool
+
+	mu    sync.Mutex // guards done and timer against trip
+	done  bool
+	timer *time.Timer
+}
+
+func (b *rateBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return b.body.Read(p)
+	}
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	wait := time.Until(b.start.Add(b.grace + time.Duration(b.n*int64(time.Second)/b.rate)))
+	if b.timer == nil {
+		b.timer = time.AfterFunc(wait, b.trip)
+	} else {
+		b.timer.Reset(wait)
+	}
+	b.mu.Unlock()
+
+	n, err := b.body.Read(p)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.timer.Stop()
+	b.n += int64(n)
+	if err != nil {
+		b.done = true
+		if b.tripped.Load() {
+			err = errSlowBody
+		}
+	}
+	return n, err
+}
+
+// trip runs when a read waited past its time.
+func (b *rateBody) trip() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return
+	}
+	b.tripped.Store(true)
+	b.cancel(errSlowBody)
+	_ = b.rc.SetReadDeadline(time.Now())
+}
+
+func (b *rateBody) Close() error { return b.body.Close() }
 
 // onlyRoute is the name of the single live route, "" when there are none
 // or several.
@@ -121,6 +226,9 @@ func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
 			var et *errTarget
 			var eo *errTunnel
 			switch {
+			case slowBody(req):
+				r.page(w, http.StatusRequestTimeout, "Request body too slow",
+					fmt.Sprintf("The request body arrived slower than %d bytes per second; the request was ended so that it does not hold the tunnel.", r.cfg.MinBodyRate))
 			case errors.As(err, &et):
 				r.page(w, http.StatusServiceUnavailable, "Local server not reachable",
 					fmt.Sprintf("The tunnel is up, but its client could not connect to %s (%v). Check that your server is running and listening on that address, and that the tunnel points at it (POMDEV_TARGET, or pomdev tunnel --target).", et.target, et.err))

@@ -241,3 +241,92 @@ func TestRouteNameStaysWithKey(t *testing.T) {
 		t.Fatalf("a name unused for 91 days is still reserved: %v", err)
 	}
 }
+
+// slowUpload sends, from loopback address src, the head of a POST that
+// announces a large body, and one byte of it.
+func slowUpload(t *testing.T, h *rt.Harness, src, host string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", h.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: "+host+"\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\nx"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// status reads the status of the answer on c within d (0 if none came).
+func status(c net.Conn, d time.Duration) int {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Slow uploads cannot take a tunnel from everyone: one address may hold
+// only a quarter of its streams (429 past that), and bodies slower than
+// the minimum rate end with 408 after the grace period, so a normal
+// request from elsewhere gets through while 16 slow uploads from four
+// addresses compete for the tunnel's 8 streams.
+func TestSlowUploadsDoNotStarve(t *testing.T) {
+	o := rt.NewOrigin(t, "slow")
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.DefaultTarget = o.HostPort()
+		c.MaxStreams = 8
+		c.BodyGrace = 2 * time.Second
+	})
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "0")
+	var url string
+	for _, u := range h.WaitRoute(1) {
+		url = u
+	}
+	host := strings.TrimPrefix(url, "http://")
+
+	// Per source: 4 of 8 streams; the next upload from there is refused.
+	rt.WaitFor(t, func() bool {
+		return status(slowUpload(t, h, "127.0.0.1", host), 100*time.Millisecond) == http.StatusTooManyRequests
+	},
+		"429 for a fifth upload from one address")
+
+	var slow []net.Conn
+	for _, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		for range 4 {
+			slow = append(slow, slowUpload(t, h, src, host))
+		}
+	}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}}).DialContext}}
+	// The front is at h.HTTPAddr; the URL's host routes the request.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+h.HTTPAddr+"/ok", strings.NewReader("hello"))
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("a normal request starved behind slow uploads: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || rt.Decode(t, string(body))["body"] != "hello" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	timedOut := 0
+	var codes []int
+	for _, c := range slow {
+		code := status(c, 10*time.Second)
+		codes = append(codes, code)
+		if code == http.StatusRequestTimeout {
+			timedOut++
+		}
+	}
+	t.Logf("codes %v", codes)
+	if timedOut == 0 {
+		t.Fatal("no slow upload was ended with 408")
+	}
+	t.Logf("%d of %d slow uploads ended with 408", timedOut, len(slow))
+}

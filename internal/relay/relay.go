@@ -72,6 +72,16 @@ type Config struct {
 	KeepaliveMax      int           // missed pings before a client is dropped (3)
 	MaxTunnelsPerKey  int           // routes one key may hold at once (8)
 	MaxStreams        int           // concurrent channels per tunnel (128)
+	// MaxStreamsPerSource bounds one source address's requests in flight
+	// on one tunnel (MaxStreams/4, at least 4), so no client can take all
+	// of a tunnel's streams. Behind a proxy every request has the proxy's
+	// address: raise it to MaxStreams there.
+	MaxStreamsPerSource int
+	// A request body must arrive at MinBodyRate bytes/s (4096) after a
+	// grace of BodyGrace (10s) from its first read, or the request ends
+	// with 408: slow uploads cannot hold a tunnel's streams.
+	MinBodyRate int64
+	BodyGrace   time.Duration
 	// RouteNameTTL is how long a route name stays reserved for its key
 	// after its last use (90 days); MaxRouteNames bounds the names kept
 	// (100,000; past it the least recently used offline names go).
@@ -157,6 +167,13 @@ func (c *Config) setDefaults() error {
 	if c.MaxRouteNames <= 0 {
 		c.MaxRouteNames = 100_000
 	}
+	if c.MaxStreamsPerSource <= 0 {
+		c.MaxStreamsPerSource = max(4, c.MaxStreams/4)
+	}
+	if c.MinBodyRate <= 0 {
+		c.MinBodyRate = 4096
+	}
+	def(&c.BodyGrace, 10*time.Second)
 	if c.MaxStartups <= 0 {
 		c.MaxStartups = 128
 	}
