@@ -1,6 +1,7 @@
 package mcpwire
 
 import (
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -49,5 +50,7 @@ func TestPeekRequestKeepsBody(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`))
 	f.Add([]byte(`[{"id":"x","method":"a"`))
-	f.Fuzz(func(t *testing.T, in []byte) { _ = Parse(in) })
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() { _ = Parse(in) })
+	})
 }

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bufio"
 	"bytes"
+	//lint:ignore SA1019 the test shows that DSA keys are refused
 	"crypto/dsa"
 	"crypto/rand"
 	"crypto/rsa"

@@ -99,7 +99,10 @@ var (
 )
 
 func (m *statusModel) View() tea.View {
-	w := max(m.width, 20)
+	w := m.width
+	if w <= 0 {
+		w = defaultScreenCols
+	}
 	var lines []string
 	add := func(s string) { lines = append(lines, ansi.Truncate(s, w, "…")) }
 	section := func(title string) {
@@ -112,8 +115,8 @@ func (m *statusModel) View() tea.View {
 	}
 	for _, f := range m.forwards {
 		add("  Status  " + okStyle.Render("ACTIVE"))
-		add("  Remote  " + f.url)
-		add("  Local   " + f.local)
+		add("  Remote  " + termsafe.String(f.url))
+		add("  Local   " + termsafe.String(f.local))
 	}
 	add("")
 	section("Active Connections")

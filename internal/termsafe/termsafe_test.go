@@ -2,6 +2,7 @@ package termsafe
 
 import (
 	"encoding/json"
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -35,24 +36,26 @@ func FuzzString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := String(s)
-		if !utf8.ValidString(out) {
-			t.Fatalf("invalid UTF-8 out of %q", s)
-		}
-		for _, r := range out {
-			if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || isBidi(r) {
-				t.Fatalf("%U left in %q", r, out)
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
+			out := String(s)
+			if !utf8.ValidString(out) {
+				t.Fatalf("invalid UTF-8 out of %q", s)
 			}
-		}
-		if String(out) != out {
-			t.Fatalf("not idempotent on %q", s)
-		}
-		if len(out) > 6*len(s) {
-			t.Fatalf("%d bytes out of %d", len(out), len(s))
-		}
-		if strings.ContainsRune(s, '\x1b') && strings.ContainsRune(out, '\x1b') {
-			t.Fatal("ESC kept")
-		}
+			for _, r := range out {
+				if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || isBidi(r) {
+					t.Fatalf("%U left in %q", r, out)
+				}
+			}
+			if String(out) != out {
+				t.Fatalf("not idempotent on %q", s)
+			}
+			if len(out) > 6*len(s) {
+				t.Fatalf("%d bytes out of %d", len(out), len(s))
+			}
+			if strings.ContainsRune(s, '\x1b') && strings.ContainsRune(out, '\x1b') {
+				t.Fatal("ESC kept")
+			}
+		})
 	})
 }
 

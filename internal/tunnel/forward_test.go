@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
 	"io"
 	"net"
 	"net/http"
@@ -149,24 +150,26 @@ func FuzzLocalHTTP(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		ch := &scripted{r: bytes.NewReader(in)}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			fw.serveHTTP(&peeked{Conn: ch, r: bufio.NewReader(ch), target: target})
-		}()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the local end hung on %q", in)
-		}
-		// Every answer is an HTTP/1.1 status line.
-		ch.mu.Lock()
-		out := ch.out.String()
-		ch.mu.Unlock()
-		if out != "" && !strings.HasPrefix(out, "HTTP/1.1 ") {
-			t.Fatalf("answer %q to %q", out, in)
-		}
+		fuzzwatch.Run(t, fuzzwatch.Limits{Time: 15 * time.Second}, func() {
+			ch := &scripted{r: bytes.NewReader(in)}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				fw.serveHTTP(&peeked{Conn: ch, r: bufio.NewReader(ch), target: target})
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the local end hung on %q", in)
+			}
+			// Every answer is an HTTP/1.1 status line.
+			ch.mu.Lock()
+			out := ch.out.String()
+			ch.mu.Unlock()
+			if out != "" && !strings.HasPrefix(out, "HTTP/1.1 ") {
+				t.Fatalf("answer %q to %q", out, in)
+			}
+		})
 	})
 }
 

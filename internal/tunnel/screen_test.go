@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
 	"strings"
 	"testing"
 	"time"
@@ -89,14 +90,16 @@ func FuzzScreen(f *testing.F) {
 	f.Add([]byte("\x1b[999;999H\x1b[?1049l\x1b]0;title\x07\x1b[38;2;1;2;3mX"))
 	f.Add([]byte{0x1b, '[', '1', ';'})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := newScreen(40, 10)
-		s.Write(in)
-		for _, l := range s.Lines() {
-			if len([]rune(l)) > 40 {
-				t.Fatalf("line of %d runes", len([]rune(l)))
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
+			s := newScreen(40, 10)
+			s.Write(in)
+			for _, l := range s.Lines() {
+				if len([]rune(l)) > 40 {
+					t.Fatalf("line of %d runes", len([]rune(l)))
+				}
 			}
-		}
-		_ = RemoteFromScreen(s.Lines())
+			_ = RemoteFromScreen(s.Lines())
+		})
 	})
 }
 
