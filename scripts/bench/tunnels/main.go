@@ -3,6 +3,7 @@
 //	tunnels -mode idle -ssh ADDR -pid PID -n 1000   RSS per idle tunnel
 //	tunnels -mode sse -url URL -http ADDR -origin URL  SSE delay, direct vs relay
 //	tunnels -mode firstline -n 10 -- CMD ARGS...      time to "Remote URL:"
+//	tunnels -mode load -n 1000 -busy 100 -workers 200 -duration 60s   soak test
 //
 // idle opens n SSH connections with x/crypto, each with one dynamic remote
 // forward, and reads the relay's VmRSS from /proc before and after. Without
@@ -49,6 +50,9 @@ func main() {
 	prefix := flag.String("prefix", "Remote URL:", "firstline mode: the line to wait for")
 	pprofAddr := flag.String("pprof", "", "serve mode: address for net/http/pprof")
 	flag.StringVar(&cipher, "cipher", "", "idle mode: the clients' only cipher (default: x/crypto's preference, AES-GCM; OpenSSH's is chacha20-poly1305@openssh.com)")
+	busy := flag.Int("busy", 100, "load mode: tunnels that serve requests")
+	workers := flag.Int("workers", 200, "load mode: concurrent HTTP clients")
+	loadDur := flag.Duration("duration", 60*time.Second, "load mode: how long the requests run")
 	settle := flag.String("settle", "10s", "idle mode: when to read RSS after opening the tunnels (comma-separated durations)")
 	flag.Parse()
 	switch *mode {
@@ -66,6 +70,8 @@ func main() {
 			at = append(at, d)
 		}
 		idle(*sshAddr, *pid, *n, at)
+	case "load":
+		load(*n, *busy, *workers, *loadDur)
 	case "serve":
 		serve(*target, *pprofAddr)
 	case "client":
@@ -174,7 +180,8 @@ func idleSelf(n int) {
 func connect(addr string, n int) []*ssh.Client {
 	var mu sync.Mutex
 	var clients []*ssh.Client
-	sem := make(chan struct{}, 32)
+	// Below the relay's 16 handshakes in flight per source address.
+	sem := make(chan struct{}, 12)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
