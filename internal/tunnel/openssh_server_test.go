@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"github.com/pomdev/pomdev/internal/tunnel"
@@ -68,19 +69,31 @@ LogLevel ERROR
 		t.Fatal(err)
 	}
 	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	// sshd writes its log while the test waits: a file, read after it.
+	logPath := filepath.Join(dir, "sshd.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	rt.WaitFor(t, func() bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
+			break
 		}
-		return err == nil
-	}, "sshd to listen; stderr: "+stderr.String())
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("sshd does not listen on %s: %s", addr, log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return addr
 }
 
