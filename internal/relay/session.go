@@ -251,29 +251,64 @@ func (c *conn) releaseScreen() {
 // runLines writes plain lines: "Remote: <url>" per tunnel first, then one
 // line per request, until the client closes the session.
 func (c *conn) runLines(ch io.Writer, w *watcher, ended <-chan struct{}) uint32 {
+	return c.stream(ch, w, ended, func(buf []byte, n note) []byte {
+		return append(append(buf, c.lineOf(n)...), '\n')
+	})
+}
+
+// stream writes what render makes of each note until the session ends.
+// Notes that queued meanwhile go out in the same write: under load one SSH
+// packet carries many lines, not one each.
+func (c *conn) stream(ch io.Writer, w *watcher, ended <-chan struct{}, render func([]byte, note) []byte) uint32 {
+	var buf []byte
 	for {
+		var n note
 		select {
 		case <-ended:
 			return 0
-		case n := <-w.ch:
-			var line string
-			switch {
-			case n.closed:
+		case n = <-w.ch:
+		}
+		buf = buf[:0]
+		for {
+			if n.closed {
+				_, _ = ch.Write(buf)
 				return 0
-			case n.route != nil:
-				line = "Remote: " + n.route.url
-				if !n.route.static {
-					line += "\nLocal: " + c.targetOf()
-				}
-			case n.req != nil:
-				line = n.req.Line()
-			case n.log != "":
-				line = "Log: " + termsafe.String(n.log)
 			}
-			if _, err := io.WriteString(ch, line+"\n"); err != nil {
-				return 0
+			buf = render(buf, n)
+			if len(buf) >= 16<<10 {
+				break
+			}
+			var more bool
+			select {
+			case n, more = <-w.ch:
+			default:
+			}
+			if !more {
+				break
 			}
 		}
+		if len(buf) == 0 {
+			continue
+		}
+		if _, err := ch.Write(buf); err != nil {
+			return 0
+		}
+	}
+}
+
+// lineOf is a note as a line of the plain session output.
+func (c *conn) lineOf(n note) string {
+	switch {
+	case n.route != nil:
+		line := "Remote: " + n.route.url
+		if !n.route.static {
+			line += "\nLocal: " + c.targetOf()
+		}
+		return line
+	case n.req != nil:
+		return n.req.Line()
+	default:
+		return "Log: " + termsafe.String(n.log)
 	}
 }
 
@@ -289,39 +324,30 @@ type Event struct {
 }
 
 func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requests bool) uint32 {
-	for {
+	return c.stream(ch, w, ended, func(buf []byte, n note) []byte {
 		var ev Event
-		select {
-		case <-ended:
-			return 0
-		case n := <-w.ch:
-			switch {
-			case n.closed:
-				return 0
-			case n.route != nil:
-				ev = Event{Type: "tunnel", Route: n.route.name, URL: n.route.url, Static: n.route.static}
-				if !n.route.static {
-					ev.Target = c.targetOf()
-				}
-			case n.req != nil:
-				if !requests {
-					continue
-				}
-				ev = Event{Type: "request", Route: n.req.Route, Request: n.req}
-			default:
-				ev = Event{Type: "log", Message: n.log}
+		switch {
+		case n.route != nil:
+			ev = Event{Type: "tunnel", Route: n.route.name, URL: n.route.url, Static: n.route.static}
+			if !n.route.static {
+				ev.Target = c.targetOf()
 			}
+		case n.req != nil:
+			if !requests {
+				return buf
+			}
+			ev = Event{Type: "request", Route: n.req.Route, Request: n.req}
+		default:
+			ev = Event{Type: "log", Message: n.log}
 		}
 		// A person may read the stream raw (ssh -T relay pomdev-events):
 		// the JSON is kept free of terminal controls.
 		line, err := json.Marshal(ev)
 		if err != nil {
-			continue
+			return buf
 		}
-		if _, err := ch.Write(append(termsafe.JSON(line), '\n')); err != nil {
-			return 0
-		}
-	}
+		return append(append(buf, termsafe.JSON(line)...), '\n')
+	})
 }
 
 // Screen sizes a client may ask for: the screen's cells are allocated
