@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,11 +50,10 @@ type route struct {
 	url      string
 	created  time.Time
 
-	// The reverse proxy is built on the first request: an idle tunnel
-	// does not pay for it.
-	mu    sync.Mutex
-	proxy *httputil.ReverseProxy
-	tr    *http.Transport
+	// streams are the forwarded channels carrying HTTP (forward.go).
+	streams *streams
+
+	mu sync.Mutex
 	// inFlight counts requests per source address (entries only while
 	// one is in flight).
 	inFlight map[string]int
@@ -84,25 +81,8 @@ func (rt *route) leave(src string) {
 	}
 }
 
-// handler returns the route's reverse proxy, building it once.
-func (rt *route) handler(r *Relay) *httputil.ReverseProxy {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.proxy == nil {
-		rt.tr, rt.proxy = r.newProxy(rt)
-	}
-	return rt.proxy
-}
-
-// closeIdle closes the route's idle channels, if it has a proxy yet.
-func (rt *route) closeIdle() {
-	rt.mu.Lock()
-	tr := rt.tr
-	rt.mu.Unlock()
-	if tr != nil {
-		tr.CloseIdleConnections()
-	}
-}
+// closeIdle closes the route's idle channels.
+func (rt *route) closeIdle() { rt.streams.closeIdle() }
 
 // handleConn runs the SSH handshake of nc, calling handshaken when it ends
 // either way, and then serves the connection.
@@ -354,7 +334,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port, static: kind == "static", name: name}
+	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port, static: kind == "static", name: name, streams: newStreams(r.cfg.MaxStreams)}
 	if !rt.static {
 		rt.bindPort = virtualPort(c.fp)
 	}

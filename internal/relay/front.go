@@ -8,14 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/bufpool"
-	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/mcpwire"
 )
 
@@ -77,7 +74,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ctx = context.WithValue(ctx, rateKey{}, rb)
 	}
 	rt.c.active.Add(1)
-	ev := mcpwire.Observe(w, req.WithContext(ctx), rt.handler(r))
+	ev := mcpwire.Observe(w, req.WithContext(ctx), forwarder{r: r, rt: rt})
 	rt.c.active.Add(-1)
 	ev.Route = name
 	rt.c.notify(note{req: &ev})
@@ -178,70 +175,6 @@ func (r *Relay) onlyRoute() string {
 		return name
 	}
 	return ""
-}
-
-// newProxy builds the reverse proxy of a route. Its transport keeps
-// forwarded channels open and reuses them for later requests (HTTP
-// keep-alive inside each channel), so most requests cost no channel open
-// and no SOCKS handshake.
-func (r *Relay) newProxy(rt *route) (*http.Transport, *httputil.ReverseProxy) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			origin, _ := ctx.Value(originKey{}).(string)
-			return rt.dial(ctx, origin)
-		},
-		MaxIdleConns:        r.cfg.MaxStreams,
-		MaxIdleConnsPerHost: r.cfg.MaxStreams,
-		MaxConnsPerHost:     r.cfg.MaxStreams,
-		IdleConnTimeout:     60 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
-	p := &httputil.ReverseProxy{
-		BufferPool: bufpool.Proxy,
-		Transport:  tr,
-		// 0: ReverseProxy flushes every write of text/event-stream and of
-		// responses of unknown length (streams), and sends responses of
-		// known length in one write. -1 would cost a syscall per write.
-		FlushInterval: 0,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetXForwarded()
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = rt.name
-			if rt.static {
-				pr.Out.Host = pr.In.Host
-			} else {
-				// As pom.run does: the upstream sees its own address as
-				// Host, which MCP servers' DNS-rebinding checks require.
-				pr.Out.Host = rt.c.targetOf()
-			}
-			if pr.In.TLS == nil && r.cfg.Scheme == "https" {
-				pr.Out.Header.Set("X-Forwarded-Proto", "https")
-			}
-		},
-		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-			if rec, ok := w.(*event.Recorder); ok {
-				rec.Err = err.Error()
-			}
-			var et *errTarget
-			var eo *errTunnel
-			switch {
-			case slowBody(req):
-				r.page(w, http.StatusRequestTimeout, "Request body too slow",
-					fmt.Sprintf("The request body arrived slower than %d bytes per second; the request was ended so that it does not hold the tunnel.", r.cfg.MinBodyRate))
-			case errors.As(err, &et):
-				r.page(w, http.StatusServiceUnavailable, "Local server not reachable",
-					fmt.Sprintf("The tunnel is up, but its client could not connect to %s (%v). Check that your server is running and listening on that address, and that the tunnel points at it (POMDEV_TARGET, or pomdev tunnel --target).", et.target, et.err))
-			case errors.As(err, &eo):
-				r.page(w, http.StatusBadGateway, "Tunnel offline", "The tunnel's SSH connection went away. Reconnect and retry.")
-			case errors.Is(err, context.Canceled):
-				// The public client left; nobody to answer.
-			default:
-				r.page(w, http.StatusBadGateway, "Bad gateway", "The local server's answer could not be relayed: "+err.Error())
-			}
-		},
-	}
-	return tr, p
 }
 
 // tokenSafe reports whether the admin token may be sent to req's front:

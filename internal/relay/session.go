@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/pomdev/pomdev/internal/termsafe"
@@ -257,10 +258,14 @@ func (c *conn) runLines(ch io.Writer, w *watcher, ended <-chan struct{}) uint32 
 }
 
 // stream writes what render makes of each note until the session ends.
-// Notes that queued meanwhile go out in the same write: under load one SSH
-// packet carries many lines, not one each.
+// Notes are gathered for up to lineBatch after the first of a batch and
+// go out in one write: under load one SSH packet carries many lines, not
+// one each (a person reading the lines does not see 20 ms).
 func (c *conn) stream(ch io.Writer, w *watcher, ended <-chan struct{}, render func([]byte, note) []byte) uint32 {
 	var buf []byte
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		var n note
 		select {
@@ -269,6 +274,8 @@ func (c *conn) stream(ch io.Writer, w *watcher, ended <-chan struct{}, render fu
 		case n = <-w.ch:
 		}
 		buf = buf[:0]
+		timer.Reset(lineBatch)
+	batch:
 		for {
 			if n.closed {
 				_, _ = ch.Write(buf)
@@ -278,15 +285,15 @@ func (c *conn) stream(ch io.Writer, w *watcher, ended <-chan struct{}, render fu
 			if len(buf) >= 16<<10 {
 				break
 			}
-			var more bool
 			select {
-			case n, more = <-w.ch:
-			default:
-			}
-			if !more {
-				break
+			case n = <-w.ch:
+			case <-timer.C:
+				break batch
+			case <-ended:
+				return 0
 			}
 		}
+		timer.Stop()
 		if len(buf) == 0 {
 			continue
 		}
@@ -295,6 +302,9 @@ func (c *conn) stream(ch io.Writer, w *watcher, ended <-chan struct{}, render fu
 		}
 	}
 }
+
+// lineBatch is how long session lines are gathered before a write.
+const lineBatch = 20 * time.Millisecond
 
 // lineOf is a note as a line of the plain session output.
 func (c *conn) lineOf(n note) string {

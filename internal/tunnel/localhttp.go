@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/bufpool"
 	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/httpwire"
 	"github.com/pomdev/pomdev/internal/mcpwire"
 )
 
@@ -27,14 +27,6 @@ import (
 // httputil.ReverseProxy halves the client's CPU per request (no
 // goroutine hand-offs through http.Transport) and makes Upgrade work:
 // http.Server's Hijack needs read deadlines, which SSH channels lack.
-
-// hopHeaders are not forwarded (RFC 9110 §7.6.1); the framing headers are
-// written from the parsed message.
-var hopHeaders = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	"Content-Length": true, "Expect": true,
-}
 
 // upstream is the keep-alive connection to the target.
 type upstream struct {
@@ -148,7 +140,7 @@ func (h *httpChan) serve(req *http.Request) (keep bool, watch chan error) {
 			return false, nil
 		}
 	}
-	upgrade := isUpgrade(req.Header)
+	upgrade := httpwire.IsUpgrade(req.Header)
 	resp, err := h.roundTrip(req, upgrade)
 	if err != nil {
 		ev.Err = err.Error()
@@ -241,12 +233,12 @@ func (h *httpChan) closeUpstream() {
 func (h *httpChan) exchange(req *http.Request, upgrade bool) (*http.Response, error) {
 	bw := h.up.bw
 	_, _ = bw.WriteString(req.Method + " " + req.RequestURI + " HTTP/1.1\r\nHost: " + h.target + "\r\n")
-	writeHeader(bw, req.Header)
+	httpwire.WriteHeader(bw, req.Header)
 	if upgrade {
 		_, _ = bw.WriteString("Connection: Upgrade\r\nUpgrade: " + req.Header.Get("Upgrade") + "\r\n")
 	}
 	switch {
-	case req.ContentLength > 0 || req.ContentLength == 0 && bodyMethod(req.Method):
+	case req.ContentLength > 0 || req.ContentLength == 0 && httpwire.BodyMethod(req.Method):
 		_, _ = bw.WriteString("Content-Length: " + strconv.FormatInt(req.ContentLength, 10) + "\r\n\r\n")
 		if req.ContentLength > 0 {
 			if _, err := io.CopyN(bw, req.Body, req.ContentLength); err != nil {
@@ -286,7 +278,7 @@ func (h *httpChan) exchange(req *http.Request, upgrade bool) (*http.Response, er
 func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bool) (n int64, watch chan error, err error) {
 	bw := h.bw
 	_, _ = bw.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
-	writeHeader(bw, resp.Header)
+	httpwire.WriteHeader(bw, resp.Header)
 	if !keep {
 		_, _ = bw.WriteString("Connection: close\r\n")
 	}
@@ -351,7 +343,7 @@ func (h *httpChan) writeResponse(req *http.Request, resp *http.Response, keep bo
 // switchProtocols passes a 101 answer on and then bytes both ways.
 func (h *httpChan) switchProtocols(resp *http.Response) {
 	_, _ = h.bw.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
-	writeHeader(h.bw, resp.Header)
+	httpwire.WriteHeader(h.bw, resp.Header)
 	_, _ = h.bw.WriteString("Connection: Upgrade\r\nUpgrade: " + resp.Header.Get("Upgrade") + "\r\n\r\n")
 	if h.bw.Flush() != nil {
 		return
@@ -383,43 +375,4 @@ func (h *httpChan) failure(err error) (int, string) {
 		return http.StatusServiceUnavailable, fmt.Sprintf("pomdev tunnel: the local server at %s is not accepting connections (waited %s). Is it running? Check pomdev up's Processes pane or your server's output.\n", h.target, he.waited.Round(time.Second))
 	}
 	return http.StatusBadGateway, fmt.Sprintf("pomdev tunnel: the local server at %s failed: %v\n", h.target, err)
-}
-
-// writeHeader writes the end-to-end fields of hdr: not the hop-by-hop
-// ones, nor those the Connection field names.
-func writeHeader(bw *bufio.Writer, hdr http.Header) {
-	named := connectionTokens(hdr)
-	for k, vv := range hdr {
-		if hopHeaders[k] || named[k] {
-			continue
-		}
-		for _, v := range vv {
-			_, _ = bw.WriteString(k + ": " + v + "\r\n")
-		}
-	}
-}
-
-// connectionTokens is the set of field names the Connection field lists,
-// canonicalized (nil when there are none).
-func connectionTokens(hdr http.Header) map[string]bool {
-	var named map[string]bool
-	for _, v := range hdr["Connection"] {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				if named == nil {
-					named = map[string]bool{}
-				}
-				named[textproto.CanonicalMIMEHeaderKey(f)] = true
-			}
-		}
-	}
-	return named
-}
-
-func isUpgrade(hdr http.Header) bool {
-	return hdr.Get("Upgrade") != "" && connectionTokens(hdr)["Upgrade"]
-}
-
-func bodyMethod(m string) bool {
-	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
 }

@@ -1,0 +1,483 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/bufpool"
+	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/httpwire"
+)
+
+// The relay's leg into a tunnel: each public request is written on a
+// forwarded channel from the request's own goroutine with HTTP/1.1
+// framing, and its answer read back there too, instead of through
+// http.Transport's read and write loops (two goroutine hand-offs less per
+// request). Channels are kept for later requests (HTTP keep-alive inside
+// each), so most requests cost no channel open and no SOCKS handshake.
+
+// stream is one forwarded channel carrying HTTP/1.1.
+type stream struct {
+	conn net.Conn
+	lim  *readLimit
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	// While idle, a goroutine waits for the channel's next byte: a byte
+	// or an end before a request was written means the channel is dead
+	// (the client closed it); after a request, it is the answer arriving,
+	// reported on first.
+	first   chan error
+	idle    bool // guarded by the pool's mu
+	idleAt  time.Time
+	retired bool // closed and its slot given back
+}
+
+// maxRespHeader bounds an answer's head from a tunnel client (as
+// http.Transport's default does).
+const maxRespHeader = 1 << 20
+
+// streamIdle is how long an idle channel is kept.
+const streamIdle = 60 * time.Second
+
+// readLimit stops reads after n bytes while n >= 0.
+type readLimit struct {
+	r io.Reader
+	n int64
+}
+
+var errHeadTooLarge = errors.New("answer head larger than 1 MiB")
+
+func (l *readLimit) Read(b []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(b)
+	}
+	if l.n == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(b)) > l.n {
+		b = b[:l.n]
+	}
+	n, err := l.r.Read(b)
+	l.n -= int64(n)
+	return n, err
+}
+
+// streams is a route's channels: at most MaxStreams open at once (slots),
+// the idle ones newest last.
+type streams struct {
+	slots chan struct{}
+	mu    sync.Mutex
+	idle  []*stream
+}
+
+func newStreams(max int) *streams { return &streams{slots: make(chan struct{}, max)} }
+
+// get returns an idle channel, or opens one when a slot is free, waiting
+// for one otherwise. reused reports a channel that served before.
+func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool, err error) {
+	p := rt.streams
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		s = p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		s.idle = false
+		if time.Since(s.idleAt) < streamIdle {
+			p.mu.Unlock()
+			return s, true, nil
+		}
+		p.retireLocked(s)
+	}
+	p.mu.Unlock()
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	conn, err := rt.dial(ctx, origin)
+	if err != nil {
+		<-p.slots
+		return nil, false, err
+	}
+	s = &stream{conn: conn, bw: bufio.NewWriterSize(conn, 4096)}
+	s.lim = &readLimit{r: conn, n: -1}
+	s.br = bufio.NewReaderSize(s.lim, 4096)
+	return s, false, nil
+}
+
+// put keeps s for the next request, watching it while it waits.
+func (rt *route) put(s *stream) {
+	p := rt.streams
+	s.first = make(chan error, 1)
+	p.mu.Lock()
+	s.idle, s.idleAt = true, time.Now()
+	p.idle = append(p.idle, s)
+	p.mu.Unlock()
+	go func() {
+		_, err := s.br.Peek(1)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if s.idle {
+			// Nothing was asked: the client closed the channel (or sent
+			// what nobody asked for).
+			for i, x := range p.idle {
+				if x == s {
+					p.idle = append(p.idle[:i], p.idle[i+1:]...)
+					break
+				}
+			}
+			s.idle = false
+			p.retireLocked(s)
+			return
+		}
+		s.first <- err
+	}()
+}
+
+// drop closes s and frees its slot.
+func (rt *route) drop(s *stream) {
+	rt.streams.mu.Lock()
+	defer rt.streams.mu.Unlock()
+	rt.streams.retireLocked(s)
+}
+
+func (p *streams) retireLocked(s *stream) {
+	if s.retired {
+		return
+	}
+	s.retired = true
+	_ = s.conn.Close()
+	<-p.slots
+}
+
+// closeIdle closes the idle channels (a route released, a new target).
+func (p *streams) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.idle {
+		s.idle = false
+		p.retireLocked(s)
+	}
+	p.idle = nil
+}
+
+// forwarder is the http.Handler of a route.
+type forwarder struct {
+	r  *Relay
+	rt *route
+}
+
+func (f forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	rt := f.rt
+	ctx := req.Context()
+	origin, _ := ctx.Value(originKey{}).(string)
+	upgrade := httpwire.IsUpgrade(req.Header)
+	for attempt := 0; ; attempt++ {
+		s, reused, err := rt.get(ctx, origin)
+		if err != nil {
+			f.fail(w, req, err)
+			return
+		}
+		// A public client that leaves (or a body too slow) closes the
+		// channel, which ends whatever waits on it.
+		stop := context.AfterFunc(ctx, func() { _ = s.conn.Close() })
+		resp, err := f.exchange(s, req, upgrade)
+		if err != nil {
+			stop()
+			rt.drop(s)
+			// A kept channel the client closed just as it was taken: a
+			// request without a body is sent again on a fresh one.
+			if reused && attempt == 0 && !errors.Is(err, errBody) && (req.Body == nil || req.Body == http.NoBody) && ctx.Err() == nil {
+				continue
+			}
+			f.fail(w, req, err)
+			return
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols && upgrade {
+			stop()
+			f.switchProtocols(w, s, resp)
+			return
+		}
+		f.answer(w, req, s, resp, stop)
+		return
+	}
+}
+
+// errBody marks a failure reading the public request's body.
+var errBody = errors.New("reading the request body")
+
+// exchange writes req on s and reads the head of the answer.
+func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.Response, error) {
+	rt := f.rt
+	bw := s.bw
+	host := req.Host
+	if !rt.static {
+		// As pom.run does: the upstream sees its own address as Host,
+		// which MCP servers' DNS-rebinding checks require.
+		host = rt.c.targetOf()
+	}
+	uri := req.RequestURI
+	if uri == "" || req.ProtoMajor == 2 && !strings.HasPrefix(uri, "/") {
+		uri = req.URL.RequestURI()
+	}
+	_, _ = bw.WriteString(req.Method)
+	_, _ = bw.WriteString(" ")
+	_, _ = bw.WriteString(uri)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	hdr := req.Header
+	httpwire.WriteHeader(bw, withoutForwarded(hdr))
+	if ip, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		_, _ = bw.WriteString("X-Forwarded-For: " + ip + "\r\n")
+	}
+	_, _ = bw.WriteString("X-Forwarded-Host: " + req.Host + "\r\n")
+	proto := "http"
+	if req.TLS != nil || f.r.cfg.Scheme == "https" {
+		proto = "https"
+	}
+	_, _ = bw.WriteString("X-Forwarded-Proto: " + proto + "\r\n")
+	if strings.Contains(strings.ToLower(strings.Join(hdr["Te"], ",")), "trailers") {
+		_, _ = bw.WriteString("Te: trailers\r\n")
+	}
+	if upgrade {
+		_, _ = bw.WriteString("Connection: Upgrade\r\nUpgrade: " + hdr.Get("Upgrade") + "\r\n")
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	var bodyErr chan error
+	switch {
+	case req.ContentLength > 0 || req.ContentLength == 0 && httpwire.BodyMethod(req.Method):
+		_, _ = bw.WriteString("Content-Length: " + strconv.FormatInt(req.ContentLength, 10) + "\r\n\r\n")
+	case req.ContentLength < 0 && hasBody:
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	default:
+		_, _ = bw.WriteString("\r\n")
+		hasBody = false
+	}
+	if hasBody {
+		if req.ContentLength >= 0 && req.ContentLength <= 64<<10 {
+			// Small bodies (MCP messages) are written here, before the
+			// answer is read.
+			if err := writeBody(bw, req); err != nil {
+				return nil, err
+			}
+		} else {
+			// Large or streamed bodies are written alongside reading the
+			// answer, so a server that answers early cannot deadlock us.
+			if err := bw.Flush(); err != nil {
+				return nil, err
+			}
+			bodyErr = make(chan error, 1)
+			go func() { bodyErr <- writeBody(bw, req) }()
+		}
+	}
+	if bodyErr == nil {
+		if err := bw.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	// The answer's first byte: from the idle watcher of a kept channel,
+	// else read here.
+	if s.first != nil {
+		err := <-s.first
+		s.first = nil
+		if err != nil {
+			return nil, err
+		}
+	}
+	for {
+		s.lim.n = maxRespHeader
+		resp, err := http.ReadResponse(s.br, req)
+		s.lim.n = -1
+		if err != nil {
+			if bodyErr != nil {
+				if berr := <-bodyErr; berr != nil {
+					return nil, berr
+				}
+			}
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			if bodyErr != nil {
+				// The answer's body may stream while the request's is
+				// still being written; the stream is not reused then.
+				resp.Close = true
+			}
+			return resp, nil
+		}
+	}
+}
+
+// withoutForwarded leaves out the forwarding fields a client sent; the
+// relay writes its own.
+func withoutForwarded(h http.Header) http.Header {
+	if h["Forwarded"] == nil && h["X-Forwarded-For"] == nil && h["X-Forwarded-Host"] == nil && h["X-Forwarded-Proto"] == nil {
+		return h
+	}
+	out := h.Clone()
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(out, k)
+	}
+	return out
+}
+
+// writeBody copies req's body to bw with its framing and flushes.
+func writeBody(bw *bufio.Writer, req *http.Request) error {
+	buf := bufpool.Proxy.Get()
+	defer bufpool.Proxy.Put(buf)
+	if req.ContentLength >= 0 {
+		if _, err := io.CopyBuffer(bw, io.LimitReader(req.Body, req.ContentLength), buf); err != nil {
+			return fmt.Errorf("%w: %w", errBody, err)
+		}
+		return bw.Flush()
+	}
+	for {
+		n, err := req.Body.Read(buf)
+		if n > 0 {
+			fmt.Fprintf(bw, "%x\r\n", n)
+			_, _ = bw.Write(buf[:n])
+			_, _ = bw.WriteString("\r\n")
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			_, _ = bw.WriteString("0\r\n\r\n")
+			return bw.Flush()
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errBody, err)
+		}
+	}
+}
+
+// answer copies resp to w: bodies of known length as they come, streams
+// (event streams, unknown length) flushed at every read. A public client
+// that leaves ends the copy; a channel whose answer was read whole is kept.
+func (f forwarder) answer(w http.ResponseWriter, req *http.Request, s *stream, resp *http.Response, stop func() bool) {
+	h := w.Header()
+	httpwire.CopyHeader(h, resp.Header)
+	switch {
+	case resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
+	case req.Method == http.MethodHead:
+		if cl := resp.Header.Get("Content-Length"); cl != "" {
+			h.Set("Content-Length", cl)
+		}
+	case resp.ContentLength >= 0:
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	stream := resp.ContentLength < 0 || strings.HasPrefix(strings.ToLower(resp.Header.Get("Content-Type")), "text/event-stream")
+	buf := bufpool.Proxy.Get()
+	var err error
+	if stream {
+		// The head goes out at once: an event stream may wait long for
+		// its first event.
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		for {
+			n, rerr := resp.Body.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					err = werr
+					break
+				}
+				_ = rc.Flush()
+			}
+			if rerr != nil {
+				if rerr != io.EOF {
+					err = rerr
+				}
+				break
+			}
+		}
+	} else {
+		_, err = io.CopyBuffer(w, resp.Body, buf)
+	}
+	bufpool.Proxy.Put(buf)
+	resp.Body.Close()
+	if !stop() || err != nil || resp.Close || req.Close {
+		if err != nil {
+			if rec, ok := w.(*event.Recorder); ok && req.Context().Err() == nil {
+				rec.Err = err.Error()
+			}
+		}
+		f.rt.drop(s)
+		return
+	}
+	f.rt.put(s)
+}
+
+// switchProtocols passes a 101 answer to the public client and then bytes
+// both ways; the channel is not reused.
+func (f forwarder) switchProtocols(w http.ResponseWriter, s *stream, resp *http.Response) {
+	defer f.rt.drop(s)
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		f.fail(w, nil, err)
+		return
+	}
+	defer conn.Close()
+	if rec, ok := w.(*event.Recorder); ok {
+		rec.Status = http.StatusSwitchingProtocols
+	}
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	httpwire.WriteHeader(brw.Writer, resp.Header)
+	_, _ = brw.WriteString("Connection: Upgrade\r\nUpgrade: " + resp.Header.Get("Upgrade") + "\r\n\r\n")
+	if brw.Flush() != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(s.conn, brw.Reader)
+		closeWrite(s.conn)
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(conn, s.br)
+		closeWrite(conn)
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		_ = c.Close()
+	}
+}
+
+// fail answers a request the tunnel could not carry.
+func (f forwarder) fail(w http.ResponseWriter, req *http.Request, err error) {
+	if rec, ok := w.(*event.Recorder); ok {
+		rec.Err = err.Error()
+	}
+	r := f.r
+	var et *errTarget
+	var eo *errTunnel
+	switch {
+	case req != nil && slowBody(req):
+		r.page(w, http.StatusRequestTimeout, "Request body too slow",
+			fmt.Sprintf("The request body arrived slower than %d bytes per second; the request was ended so that it does not hold the tunnel.", r.cfg.MinBodyRate))
+	case errors.As(err, &et):
+		r.page(w, http.StatusServiceUnavailable, "Local server not reachable",
+			fmt.Sprintf("The tunnel is up, but its client could not connect to %s (%v). Check that your server is running and listening on that address, and that the tunnel points at it (POMDEV_TARGET, or pomdev tunnel --target).", et.target, et.err))
+	case errors.As(err, &eo):
+		r.page(w, http.StatusBadGateway, "Tunnel offline", "The tunnel's SSH connection went away. Reconnect and retry.")
+	case errors.Is(err, context.Canceled) || req != nil && req.Context().Err() != nil:
+		// The public client left; nobody to answer.
+	default:
+		r.page(w, http.StatusBadGateway, "Bad gateway", "The local server's answer could not be relayed: "+err.Error())
+	}
+}
