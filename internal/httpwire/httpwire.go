@@ -37,14 +37,19 @@ func WriteHeader(bw *bufio.Writer, hdr http.Header) {
 }
 
 // CopyHeader adds the end-to-end fields of src to dst (the same rule as
-// WriteHeader).
+// WriteHeader). Value slices are shared with src where dst had none: src
+// is given away.
 func CopyHeader(dst, src http.Header) {
 	named := ConnectionTokens(src)
 	for k, vv := range src {
 		if hop[k] || named[k] {
 			continue
 		}
-		dst[k] = append(dst[k], vv...)
+		if dst[k] == nil {
+			dst[k] = vv
+		} else {
+			dst[k] = append(dst[k], vv...)
+		}
 	}
 }
 

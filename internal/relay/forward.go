@@ -171,17 +171,17 @@ func (p *streams) closeIdle() {
 
 // forwarder is the http.Handler of a route.
 type forwarder struct {
-	r  *Relay
-	rt *route
+	r      *Relay
+	rt     *route
+	origin string // the public client's address, for forwarded-tcpip
 }
 
 func (f forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rt := f.rt
 	ctx := req.Context()
-	origin, _ := ctx.Value(originKey{}).(string)
 	upgrade := httpwire.IsUpgrade(req.Header)
 	for attempt := 0; ; attempt++ {
-		s, reused, err := rt.get(ctx, origin)
+		s, reused, err := rt.get(ctx, f.origin)
 		if err != nil {
 			f.fail(w, req, err)
 			return

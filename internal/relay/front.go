@@ -61,8 +61,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer rt.leave(src)
-	// The origin address reaches the forwarded-tcpip channel's payload.
-	ctx := context.WithValue(req.Context(), originKey{}, req.RemoteAddr)
+	ctx := req.Context()
 	if req.Body != nil && req.Body != http.NoBody {
 		// A body too slow cancels the request to the tunnel, so the local
 		// server sees it aborted rather than cut short.
@@ -74,13 +73,15 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ctx = context.WithValue(ctx, rateKey{}, rb)
 	}
 	rt.c.active.Add(1)
-	ev := mcpwire.Observe(w, req.WithContext(ctx), forwarder{r: r, rt: rt})
+	if ctx != req.Context() {
+		req = req.WithContext(ctx)
+	}
+	// The origin address reaches the forwarded-tcpip channel's payload.
+	ev := mcpwire.Observe(w, req, forwarder{r: r, rt: rt, origin: req.RemoteAddr})
 	rt.c.active.Add(-1)
 	ev.Route = name
 	rt.c.notify(note{req: &ev})
 }
-
-type originKey struct{}
 
 // slowBody reports whether req ended because its body was too slow.
 func slowBody(req *http.Request) bool {
