@@ -4,8 +4,7 @@
 package event
 
 import (
-	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/termsafe"
@@ -35,18 +34,26 @@ type Request struct {
 // Every field that came from the request is escaped (termsafe), so the
 // line is safe on a terminal whoever sent the request.
 func (r Request) Line() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s %d %s", r.Time.Format("15:04:05"), termsafe.String(r.Method), termsafe.String(r.Path), r.Status, FormatDuration(r.Duration))
+	b := make([]byte, 0, 64+len(r.Path)+len(r.RPCMethod)+len(r.Tool))
+	b = r.Time.AppendFormat(b, "15:04:05")
+	b = append(b, ' ')
+	b = append(b, termsafe.String(r.Method)...)
+	b = append(b, ' ')
+	b = append(b, termsafe.String(r.Path)...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, ' ')
+	b = append(b, FormatDuration(r.Duration)...)
 	if r.RPCMethod != "" {
-		b.WriteString(" " + termsafe.String(r.RPCMethod))
+		b = append(append(b, ' '), termsafe.String(r.RPCMethod)...)
 	}
 	if r.Tool != "" {
-		b.WriteString(" " + termsafe.String(r.Tool))
+		b = append(append(b, ' '), termsafe.String(r.Tool)...)
 	}
 	if r.Err != "" {
-		b.WriteString(" (" + termsafe.String(r.Err) + ")")
+		b = append(append(append(b, " ("...), termsafe.String(r.Err)...), ')')
 	}
-	return b.String()
+	return string(b)
 }
 
 // FormatDuration rounds d for display: 850µs, 12ms, 1.4s.
