@@ -36,6 +36,7 @@ type stream struct {
 	// (the client closed it); after a request, it is the answer arriving,
 	// reported on first.
 	first   chan error
+	watched bool // a watcher was started and has not reported yet
 	idle    bool // guarded by the pool's mu
 	idleAt  time.Time
 	retired bool // closed and its slot given back
@@ -107,7 +108,7 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 		<-p.slots
 		return nil, false, err
 	}
-	s = &stream{conn: conn, bw: bufio.NewWriterSize(conn, 4096)}
+	s = &stream{conn: conn, bw: bufio.NewWriterSize(conn, 4096), first: make(chan error, 1)}
 	s.lim = &readLimit{r: conn, n: -1}
 	s.br = bufio.NewReaderSize(s.lim, 4096)
 	return s, false, nil
@@ -116,9 +117,8 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 // put keeps s for the next request, watching it while it waits.
 func (rt *route) put(s *stream) {
 	p := rt.streams
-	s.first = make(chan error, 1)
 	p.mu.Lock()
-	s.idle, s.idleAt = true, time.Now()
+	s.idle, s.idleAt, s.watched = true, time.Now(), true
 	p.idle = append(p.idle, s)
 	p.mu.Unlock()
 	go func() {
@@ -286,10 +286,9 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 	}
 	// The answer's first byte: from the idle watcher of a kept channel,
 	// else read here.
-	if s.first != nil {
-		err := <-s.first
-		s.first = nil
-		if err != nil {
+	if s.watched {
+		s.watched = false
+		if err := <-s.first; err != nil {
 			return nil, err
 		}
 	}

@@ -384,3 +384,35 @@ func TestPuTTYClient(t *testing.T) {
 	}
 	echoBodies(t, h, h.R.Routes()["myapp"], 1, 256<<10)
 }
+
+// A kept channel whose far end went away while idle is not reused: the
+// local server here closes idle keep-alive connections after 50 ms (as
+// Node does after 5 s), OpenSSH then closes the channel, and requests sent
+// after each pause, POSTs with bodies included, all get their answers.
+func TestKeptChannelClosedWhileIdle(t *testing.T) {
+	o := rt.NewOrigin(t, "idle")
+	o.Config.IdleTimeout = 50 * time.Millisecond
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "0")
+	var url string
+	for _, u := range h.WaitRoute(1) {
+		url = u
+	}
+	client := h.Client()
+	for i := range 6 {
+		resp, err := client.Post(fmt.Sprintf("%s/after-pause/%d", url, i), "application/json", strings.NewReader(`{"n":`+fmt.Sprint(i)+`}`))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || rt.Decode(t, string(body))["body"] != `{"n":`+fmt.Sprint(i)+`}` {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		// Longer than the server's idle timeout: the channel used above
+		// is closed by the time the next request comes.
+		pause := time.NewTimer(200 * time.Millisecond)
+		<-pause.C
+	}
+}

@@ -49,6 +49,7 @@ func main() {
 	target := flag.String("target", "", "serve mode: the relay's default target")
 	prefix := flag.String("prefix", "Remote URL:", "firstline mode: the line to wait for")
 	pprofAddr := flag.String("pprof", "", "serve mode: address for net/http/pprof")
+	flag.StringVar(&bindFormat, "bind", "", "idle mode: forward to ask for, with %d for the client's number (default localhost:0, a dynamic route)")
 	flag.StringVar(&cipher, "cipher", "", "idle mode: the clients' only cipher (default: x/crypto's preference, AES-GCM; OpenSSH's is chacha20-poly1305@openssh.com)")
 	busy := flag.Int("busy", 100, "load mode: tunnels that serve requests")
 	workers := flag.Int("workers", 200, "load mode: concurrent HTTP clients")
@@ -89,6 +90,11 @@ func main() {
 
 // cipher restricts the idle clients to one cipher when set.
 var cipher string
+
+// bindFormat, when set, is the forward each idle client asks for, with
+// the client's number (for another relay: "idle-%d:80" is an HTTP route
+// on sish).
+var bindFormat string
 
 func rss(pid int) int64 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
@@ -200,7 +206,11 @@ func connect(addr string, n int) []*ssh.Client {
 			if err != nil {
 				log.Fatal(err)
 			}
-			if _, err := c.Listen("tcp", "localhost:0"); err != nil {
+			bind := "localhost:0"
+			if bindFormat != "" {
+				bind = fmt.Sprintf(bindFormat, i)
+			}
+			if _, err := c.Listen("tcp", bind); err != nil {
 				log.Fatal(err)
 			}
 			mu.Lock()
