@@ -5,7 +5,8 @@
 # added; relay RSS per idle tunnel. With SISH=/path/to/sish the same runs go
 # through sish too (ssh -R bench:80:...), interleaved round by round; this
 # script does not fetch or build sish. Needs wrk and ssh.
-# Usage: [ROUNDS=5] [SISH=...] scripts/bench/relay.sh [duration] [idle-tunnels]
+# IDLE_CIPHER=chacha20-poly1305@openssh.com makes the idle clients choose
+# OpenSSH's cipher. Usage: [ROUNDS=5] [SISH=...] scripts/bench/relay.sh [duration] [idle-tunnels]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR=${1:-10s}
@@ -59,10 +60,10 @@ for r in $(seq "$ROUNDS"); do
 done
 
 echo "== idle tunnels (relay in a child process, after GC and FreeOSMemory)"
-"$work/tunnels" -mode idle -n "$IDLE"
+"$work/tunnels" -mode idle -n "$IDLE" ${IDLE_CIPHER:+-cipher "$IDLE_CIPHER"}
 echo "== idle tunnels (the pomdev binary above, RSS 10 s after connecting, no forced GC)"
-"$work/tunnels" -mode idle -ssh "127.0.0.1:$SP" -pid "$RELAY" -n "$IDLE"
+"$work/tunnels" -mode idle -ssh "127.0.0.1:$SP" -pid "$RELAY" -n "$IDLE" ${IDLE_CIPHER:+-cipher "$IDLE_CIPHER"}
 if [ -n "${SISH:-}" ]; then
   echo "== idle tunnels (sish, RSS 10 s after connecting, HTTP routes idle-N)"
-  "$work/tunnels" -mode idle -ssh "127.0.0.1:$XSP" -pid "$SISHPID" -n "$IDLE" -bind "idle-%d:80"
+  "$work/tunnels" -mode idle -ssh "127.0.0.1:$XSP" -pid "$SISHPID" -n "$IDLE" -bind "idle-%d:80" ${IDLE_CIPHER:+-cipher "$IDLE_CIPHER"}
 fi
