@@ -6,6 +6,7 @@ package httpwire
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -79,4 +80,29 @@ func IsUpgrade(hdr http.Header) bool {
 // so that an empty one is sent with Content-Length: 0.
 func BodyMethod(m string) bool {
 	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}
+
+// HeadLimit passes reads through while N is negative and, once N has
+// been set to the bytes a message head may take, stops them with Err after
+// that many: a forwarder sets it around reading a head from a peer and
+// clears it (-1) for the body, which it streams.
+type HeadLimit struct {
+	R   io.Reader
+	N   int64
+	Err error
+}
+
+func (l *HeadLimit) Read(b []byte) (int, error) {
+	if l.N < 0 {
+		return l.R.Read(b)
+	}
+	if l.N == 0 {
+		return 0, l.Err
+	}
+	if int64(len(b)) > l.N {
+		b = b[:l.N]
+	}
+	n, err := l.R.Read(b)
+	l.N -= int64(n)
+	return n, err
 }

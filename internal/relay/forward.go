@@ -28,7 +28,7 @@ import (
 // stream is one forwarded channel carrying HTTP/1.1.
 type stream struct {
 	conn net.Conn
-	lim  *readLimit
+	lim  *httpwire.HeadLimit
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	// While idle, a goroutine waits for the channel's next byte: a byte
@@ -49,28 +49,7 @@ const maxRespHeader = 1 << 20
 // streamIdle is how long an idle channel is kept.
 const streamIdle = 60 * time.Second
 
-// readLimit stops reads after n bytes while n >= 0.
-type readLimit struct {
-	r io.Reader
-	n int64
-}
-
 var errHeadTooLarge = errors.New("answer head larger than 1 MiB")
-
-func (l *readLimit) Read(b []byte) (int, error) {
-	if l.n < 0 {
-		return l.r.Read(b)
-	}
-	if l.n == 0 {
-		return 0, errHeadTooLarge
-	}
-	if int64(len(b)) > l.n {
-		b = b[:l.n]
-	}
-	n, err := l.r.Read(b)
-	l.n -= int64(n)
-	return n, err
-}
 
 // streams is a route's channels: at most MaxStreams open at once (slots),
 // the idle ones newest last.
@@ -109,7 +88,7 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 		return nil, false, err
 	}
 	s = &stream{conn: conn, bw: bufio.NewWriterSize(conn, 4096), first: make(chan error, 1)}
-	s.lim = &readLimit{r: conn, n: -1}
+	s.lim = &httpwire.HeadLimit{R: conn, N: -1, Err: errHeadTooLarge}
 	s.br = bufio.NewReaderSize(s.lim, 4096)
 	return s, false, nil
 }
@@ -293,9 +272,9 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 		}
 	}
 	for {
-		s.lim.n = maxRespHeader
+		s.lim.N = maxRespHeader
 		resp, err := http.ReadResponse(s.br, req)
-		s.lim.n = -1
+		s.lim.N = -1
 		if err != nil {
 			if bodyErr != nil {
 				if berr := <-bodyErr; berr != nil {

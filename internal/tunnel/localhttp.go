@@ -56,35 +56,13 @@ type httpChan struct {
 // buffer; so does the limit here).
 const MaxHeaderBytes = 64 << 10
 
-// readLimit passes reads through while n is negative and stops them with
-// errHeaderTooLarge once n bytes have been read otherwise.
-type readLimit struct {
-	r io.Reader
-	n int64
-}
-
 var errHeaderTooLarge = errors.New("request header larger than 64 KiB")
-
-func (l *readLimit) Read(b []byte) (int, error) {
-	if l.n < 0 {
-		return l.r.Read(b)
-	}
-	if l.n == 0 {
-		return 0, errHeaderTooLarge
-	}
-	if int64(len(b)) > l.n {
-		b = b[:l.n]
-	}
-	n, err := l.r.Read(b)
-	l.n -= int64(n)
-	return n, err
-}
 
 // serveHTTP forwards requests until the channel or the target ends it.
 func (f *forwarder) serveHTTP(p *peeked) {
 	// Request heads are read through a limit (the relay may be hostile);
 	// bodies are streamed, never held whole.
-	lim := &readLimit{r: p.r, n: -1}
+	lim := &httpwire.HeadLimit{R: p.r, N: -1, Err: errHeaderTooLarge}
 	p.r = bufio.NewReaderSize(lim, 4096)
 	h := &httpChan{f: f, in: p, bw: bufio.NewWriterSize(p.Conn, 4096), target: p.target}
 	defer h.closeUpstream()
@@ -97,9 +75,9 @@ func (f *forwarder) serveHTTP(p *peeked) {
 			}
 			watch = nil
 		}
-		lim.n = MaxHeaderBytes + 4096
+		lim.N = MaxHeaderBytes + 4096
 		req, err := http.ReadRequest(p.r)
-		lim.n = -1
+		lim.N = -1
 		if err != nil {
 			if errors.Is(err, errHeaderTooLarge) {
 				h.plain(http.StatusRequestHeaderFieldsTooLarge, "pomdev tunnel: request header larger than 64 KiB\n", true)

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log"
@@ -67,38 +65,18 @@ func load(n, busy, workers int, dur time.Duration) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	})
-	var clients []*ssh.Client
-	var mu sync.Mutex
-	sem := make(chan struct{}, 12)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			_, priv, _ := ed25519.GenerateKey(rand.Reader)
-			signer, _ := ssh.NewSignerFromKey(priv)
-			c, err := ssh.Dial("tcp", sshAddr, &ssh.ClientConfig{User: "load", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second})
-			if err != nil {
-				log.Fatalf("tunnel %d: %v", i, err)
-			}
-			if i < busy {
-				ln, err := c.Listen("tcp", fmt.Sprintf("load-%d:80", i))
-				if err != nil {
-					log.Fatalf("route load-%d: %v", i, err)
-				}
-				go func() { _ = http.Serve(ln, handler) }()
-			} else if _, err := c.Listen("tcp", "localhost:0"); err != nil {
-				log.Fatal(err)
-			}
-			mu.Lock()
-			clients = append(clients, c)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	clients := connectWith(sshAddr, n, func(i int, c *ssh.Client) error {
+		if i >= busy {
+			_, err := c.Listen("tcp", "localhost:0")
+			return err
+		}
+		ln, err := c.Listen("tcp", fmt.Sprintf("load-%d:80", i))
+		if err != nil {
+			return err
+		}
+		go func() { _ = http.Serve(ln, handler) }()
+		return nil
+	})
 	rss1, g1, routes := read()
 	fmt.Printf("relay: %d tunnels (%d routes): RSS %d -> %d KiB, goroutines %d -> %d\n", n, routes, rss0, rss1, g0, g1)
 
@@ -184,6 +162,9 @@ func load(n, busy, workers int, dur time.Duration) {
 
 // slope is the least-squares slope of samples taken every step seconds.
 func slope(ys []float64, step float64) float64 {
+	if len(ys) < 2 {
+		return 0
+	}
 	var sx, sy, sxx, sxy float64
 	for i, y := range ys {
 		x := float64(i) * step

@@ -184,6 +184,19 @@ func idleSelf(n int) {
 }
 
 func connect(addr string, n int) []*ssh.Client {
+	return connectWith(addr, n, func(i int, c *ssh.Client) error {
+		bind := "localhost:0"
+		if bindFormat != "" {
+			bind = fmt.Sprintf(bindFormat, i)
+		}
+		_, err := c.Listen("tcp", bind)
+		return err
+	})
+}
+
+// connectWith opens n SSH connections to addr, a fresh Ed25519 key each,
+// and calls setup for each; any failure ends the program.
+func connectWith(addr string, n int, setup func(i int, c *ssh.Client) error) []*ssh.Client {
 	var mu sync.Mutex
 	var clients []*ssh.Client
 	// Below the relay's 16 handshakes in flight per source address.
@@ -204,14 +217,10 @@ func connect(addr string, n int) []*ssh.Client {
 			}
 			c, err := ssh.Dial("tcp", addr, cc)
 			if err != nil {
-				log.Fatal(err)
+				log.Fatalf("client %d: %v", i, err)
 			}
-			bind := "localhost:0"
-			if bindFormat != "" {
-				bind = fmt.Sprintf(bindFormat, i)
-			}
-			if _, err := c.Listen("tcp", bind); err != nil {
-				log.Fatal(err)
+			if err := setup(i, c); err != nil {
+				log.Fatalf("client %d: %v", i, err)
 			}
 			mu.Lock()
 			clients = append(clients, c)
