@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -529,5 +530,46 @@ func TestOpenSSHAuthorizedKeysOptions(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// The report's reproduction on a real terminal: `stty rows 2000 cols
+// 60000` in tmux, then `ssh -tt -R 0 host`. The relay draws a clamped
+// screen, its heap stays small, and it goes on serving.
+func TestOpenSSHHugeTerminal(t *testing.T) {
+	tmux := requireTmux(t)
+	sshBin := rt.RequireOpenSSH(t)
+	o := rt.NewOrigin(t, "huge")
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	cmdline := strings.Join([]string{"stty rows 2000 cols 60000;", sshBin, "-tt", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+		"-p", h.SSHPort(), "-R", "0", "127.0.0.1"}, " ")
+	if out, err := exec.Command(tmux, "-S", sock, "new-session", "-d", "-s", "huge", "-x", "120", "-y", "30", cmdline+"; sleep 30").CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
+	url := ""
+	for _, u := range h.WaitRoute(1) {
+		url = u
+	}
+	// The screen is drawn (its title reaches the pane's first columns).
+	rt.WaitFor(t, func() bool {
+		out, _ := exec.Command(tmux, "-S", sock, "capture-pane", "-p", "-t", "huge").CombinedOutput()
+		return strings.Contains(string(out), "Port Forward")
+	}, "the status screen")
+	if grown := int64(heap()) - int64(before); grown > 64<<20 {
+		t.Fatalf("the relay's heap grew by %d MiB for one terminal", grown>>20)
+	}
+	if code, _ := h.Get(url + "/after"); code != 200 {
+		t.Fatalf("status %d after the huge terminal", code)
 	}
 }
