@@ -3,6 +3,8 @@ package relay_test
 import (
 	"bytes"
 	"errors"
+	"github.com/pomdev/pomdev/internal/relay"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -123,4 +125,38 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// A key whose authorized_keys line says no-pty gets no PTY: its shell
+// session shows plain lines instead of the status screen.
+func TestNoPTYOption(t *testing.T) {
+	_, signer := rt.WriteKey(t)
+	ak := t.TempDir() + "/authorized_keys"
+	if err := os.WriteFile(ak, append([]byte("no-pty "), ssh.MarshalAuthorizedKey(signer.PublicKey())...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := rt.StartRelay(t, func(c *relay.Config) { c.Auth, c.AuthorizedKeys = relay.AuthKeys, ak })
+	c, err := dialRelay(t, h, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Listen("tcp", "localhost:0"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err == nil {
+		t.Fatal("a PTY was granted to a no-pty key")
+	}
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	rt.WaitFor(t, func() bool { return strings.Contains(out.String(), "Remote: http://") }, "plain lines")
+	if strings.Contains(out.String(), "Port Forward Status") {
+		t.Fatal("the status screen was drawn")
+	}
 }
