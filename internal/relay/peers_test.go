@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -391,8 +392,11 @@ func TestPuTTYClient(t *testing.T) {
 // after each pause, POSTs with bodies included, all get their answers.
 func TestKeptChannelClosedWhileIdle(t *testing.T) {
 	o := rt.NewOrigin(t, "idle")
-	o.Config.IdleTimeout = 50 * time.Millisecond
-	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	idle := httptest.NewUnstartedServer(o.Config.Handler)
+	idle.Config.IdleTimeout = 50 * time.Millisecond
+	idle.Start()
+	t.Cleanup(idle.Close)
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = strings.TrimPrefix(idle.URL, "http://") })
 	key, _ := rt.WriteKey(t)
 	h.RunSSH(key, "-N", "-R", "0")
 	var url string
