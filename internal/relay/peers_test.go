@@ -420,3 +420,46 @@ func TestKeptChannelClosedWhileIdle(t *testing.T) {
 		<-pause.C
 	}
 }
+
+// Answers without a body pass as they are: HEAD keeps its Content-Length,
+// 204 and 304 carry none, and the channel serves the next request.
+func TestBodilessAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/cached":
+			w.WriteHeader(http.StatusNotModified)
+		default:
+			w.Header().Set("Content-Length", "1300")
+			if r.Method != http.MethodHead {
+				_, _ = w.Write([]byte(strings.Repeat("x", 1300)))
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = strings.TrimPrefix(srv.URL, "http://") })
+	key, _ := rt.WriteKey(t)
+	h.RunSSH(key, "-N", "-R", "0")
+	var url string
+	for _, u := range h.WaitRoute(1) {
+		url = u
+	}
+	client := h.Client()
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		length       string
+	}{{"HEAD", "/doc", 200, "1300"}, {"GET", "/empty", 204, ""}, {"GET", "/cached", 304, ""}, {"GET", "/doc", 200, "1300"}} {
+		req, _ := http.NewRequest(tc.method, url+tc.path, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get("Content-Length") != tc.length || tc.method == "HEAD" && len(body) != 0 {
+			t.Errorf("%s %s: %d, Content-Length %q, %d bytes", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Length"), len(body))
+		}
+	}
+}
