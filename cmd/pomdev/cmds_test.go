@@ -31,6 +31,7 @@ import (
 //	freeport VAR                a free loopback port in $VAR
 //	screen SOCK SESSION REGEX [VAR]  wait for a tmux pane to show REGEX (VAR = first group);
 //	                            no line may be wider than the pane
+//	procgone TEXT               wait (15 s) until no process's command line contains TEXT
 //
 // loops holds the request loops of httploop, per script.
 var loops sync.Map // *testscript.TestScript -> *requestLoop
@@ -43,6 +44,24 @@ type requestLoop struct {
 }
 
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// procgone TEXT: wait (15 s) until no process has TEXT in its command
+	// line (read from /proc); on failure, list the ones left.
+	"procgone": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: procgone TEXT")
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			left := processesWith(args[0])
+			if len(left) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("still running: %s", strings.Join(left, "; "))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	},
 	// screen SOCKET SESSION REGEX: wait (15 s) until the tmux pane shows
 	// REGEX, fail if any line is wider than the pane, print the screen.
 	"tmuxcleanup": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -322,4 +341,26 @@ func mcpList(w io.Writer, url, save string) error {
 		}
 	}
 	return nil
+}
+
+// processesWith lists "pid: cmdline" of the processes whose command line
+// contains text (Linux /proc; none elsewhere).
+func processesWith(text string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	self := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == self {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cmdline := strings.TrimSpace(strings.ReplaceAll(string(raw), "\x00", " "))
+		if strings.Contains(cmdline, text) {
+			out = append(out, e.Name()+": "+cmdline)
+		}
+	}
+	return out
 }

@@ -32,7 +32,10 @@ import (
 // Main runs pomdev with args (without the program name) and returns the
 // process exit code.
 func Main(ctx context.Context, args []string, ios *iostreams.IOStreams) int {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// A closed terminal (SIGHUP), a reader gone from a pipe (SIGPIPE on
+	// stdout) and SIGQUIT stop pomdev as SIGTERM does: cleanly, with its
+	// child processes, instead of killing it and leaving them running.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
 	defer stop()
 	return run(ctx, factory.New(ios), args)
 }

@@ -34,7 +34,8 @@ type Proc struct {
 
 // Actions are what the keys do.
 type Actions struct {
-	Quit      func()
+	Quit      func()        // q: quit on purpose
+	Interrupt func()        // Ctrl-C: interrupted, as SIGINT is
 	Restart   func()        // r: restart the server
 	Check     func()        // i: re-run the check
 	OpenURL   func(string)  // o
@@ -98,9 +99,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 	case tea.KeyPressMsg:
 		switch msg.String() {
-		case "q", "ctrl+c":
+		case "q":
 			if m.actions.Quit != nil {
 				m.actions.Quit()
+			}
+			return m, tea.Quit
+		case "ctrl+c":
+			if m.actions.Interrupt != nil {
+				m.actions.Interrupt()
 			}
 			return m, tea.Quit
 		case "r":

@@ -71,7 +71,8 @@ func NewCmdUp(f *factory.Factory, runF func(*Options) error) *cobra.Command {
 (or when they crash, with backoff), open the tunnel to the relay and print
 "Remote URL: <url>" and the MCP endpoint to paste into ChatGPT or Claude, then
 check /mcp locally and through the tunnel after every start. Ctrl-C stops
-everything (exit 130).
+everything (exit 130); so do closing the terminal, SIGTERM and a reader leaving
+a pipe, and q on the dashboard quits on purpose (exit 0).
 
 --relay local runs a relay inside pomdev on loopback: no account, no internet;
 its URL (http://127.0.0.1:<port>) works from curl, Node and Go.
@@ -127,6 +128,40 @@ type printer struct {
 	w    io.Writer
 	json bool
 	tui  *tea.Program
+	// Until the dashboard runs, its lines wait here (a Send before Run
+	// blocks for good); printed plainly if it never starts.
+	wantTUI bool
+	pending []tui.Line
+}
+
+// startTUI runs the dashboard on prog and hands it the lines so far;
+// done is called when the program ends.
+func (p *printer) startTUI(prog *tea.Program, wg *sync.WaitGroup, done func()) {
+	p.mu.Lock()
+	p.tui = prog
+	pending := p.pending
+	p.pending = nil
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = prog.Run()
+		done()
+	}()
+	// Under the lock: later lines wait behind these.
+	for _, l := range pending {
+		prog.Send(l)
+	}
+	p.mu.Unlock()
+}
+
+// flushPending prints the lines of a dashboard that never started.
+func (p *printer) flushPending() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.pending {
+		fmt.Fprintln(p.w, l.Text)
+	}
+	p.pending = nil
 }
 
 func (p *printer) line(kind, format string, args ...any) {
@@ -145,6 +180,12 @@ func (p *printer) proc(kind, process, format string, args ...any) {
 		msg = ansi.Strip(msg)
 	}
 	msg = termsafe.String(msg)
+	if p.tui == nil && p.wantTUI {
+		if len(p.pending) < 1000 {
+			p.pending = append(p.pending, tui.Line{Kind: kind, Process: process, Text: msg})
+		}
+		return
+	}
 	if p.tui != nil {
 		text := msg
 		if kind == "output" {
@@ -165,12 +206,8 @@ func (p *printer) proc(kind, process, format string, args ...any) {
 // Run starts everything and returns when the context ends.
 func Run(opts *Options) error {
 	cfg := opts.Config
-	out := &printer{w: opts.IO.Out, json: opts.JSON}
-	if opts.TUI {
-		app := filepath.Base(cfg.Dir)
-		out.tui = tea.NewProgram(tui.New(app, cfg.Tunnel.Relay, tui.Actions{}), tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In),
-			tea.WithoutSignalHandler(), tea.WithFPS(10)) // the screen changes at most a few times a second
-	}
+	out := &printer{w: opts.IO.Out, json: opts.JSON, wantTUI: opts.TUI}
+	defer out.flushPending()
 	if len(cfg.Processes) == 0 {
 		procs, assumed, err := discover(cfg.Dir)
 		if err != nil {
@@ -227,20 +264,30 @@ func Run(opts *Options) error {
 	}
 
 	ctx, cancel := context.WithCancel(opts.Ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	if out.tui != nil {
-		// The dashboard runs from the start: lines are sent to it.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = out.tui.Run()
-			cancel()
-		}()
+	// Every return stops what was started, in this order: the context
+	// (processes, watcher, tunnel, checks), the dashboard, then the wait.
+	defer func() {
+		cancel()
+		if out.tui != nil {
+			out.tui.Kill()
+		}
+		wg.Wait()
+	}()
+	if opts.TUI {
+		// The dashboard runs from here on; its keys arrive as actions
+		// once the processes exist.
+		app := filepath.Base(cfg.Dir)
+		prog := tea.NewProgram(tui.New(app, cfg.Tunnel.Relay, tui.Actions{}), tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In),
+			tea.WithoutSignalHandler(), tea.WithFPS(10)) // the screen changes at most a few times a second
+		out.startTUI(prog, &wg, cancel)
 	}
 
-	states := &procStates{m: map[string]procState{}}
+	states := &procStates{m: map[string]procState{}, unchecked: map[string]bool{}}
+	for _, spec := range cfg.Processes {
+		// Nothing tells when such a process is ready: it is running.
+		states.unchecked[spec.Name] = spec.Port == 0 && spec.Health == ""
+	}
 	checkTarget := cfg.Tunnel.Target
 	checks := make(chan string, 4) // causes
 	var targetReady atomic.Bool    // the process serving the target is ready
@@ -365,7 +412,7 @@ func Run(opts *Options) error {
 		}
 	}()
 
-	quitByKey := false
+	var interrupted atomic.Bool
 	if out.tui != nil {
 		serverName := ""
 		for _, spec := range cfg.Processes {
@@ -379,7 +426,8 @@ func Run(opts *Options) error {
 		}
 		out.tui.Send(tui.Actions{
 			Connections: connections,
-			Quit:        func() { quitByKey = true; cancel() },
+			Quit:        cancel,
+			Interrupt:   func() { interrupted.Store(true); cancel() },
 			Restart: func() {
 				if p, ok := procs[serverName]; ok {
 					p.Restart("r pressed")
@@ -415,10 +463,10 @@ func Run(opts *Options) error {
 		out.tui.Quit()
 	}
 	wg.Wait()
-	if quitByKey {
-		return context.Canceled // q or Ctrl-C in the dashboard: interrupted (130)
+	if interrupted.Load() {
+		return context.Canceled // Ctrl-C in the dashboard: interrupted (130), as SIGINT
 	}
-	return opts.Ctx.Err()
+	return opts.Ctx.Err() // nil after q: quit on purpose (0)
 }
 
 type procState struct {
@@ -428,8 +476,9 @@ type procState struct {
 
 // procStates is the dashboard's view of each process.
 type procStates struct {
-	mu sync.Mutex
-	m  map[string]procState
+	mu        sync.Mutex
+	m         map[string]procState
+	unchecked map[string]bool // no port or health to wait for (read-only)
 }
 
 func (s *procStates) set(name, kind string, pid int) {
@@ -439,6 +488,9 @@ func (s *procStates) set(name, kind string, pid int) {
 	switch kind {
 	case supervise.Started:
 		st = procState{state: "starting", since: time.Now()}
+		if s.unchecked[name] {
+			st.state = "running"
+		}
 	case supervise.Ready:
 		st.state = "ready"
 	case supervise.NotReady:
