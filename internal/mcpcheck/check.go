@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -221,7 +222,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, exitcode.Usagef("%q is not an http(s) URL of an MCP endpoint (for example http://127.0.0.1:8080/mcp)", opts.URL)
 	}
-	base := http.DefaultTransport
+	// *.localhost (pomdev relay's default domain) dials loopback.
+	var base http.RoundTripper = loopback.Transport()
 	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
 		base = opts.HTTPClient.Transport
 	}

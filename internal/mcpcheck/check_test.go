@@ -323,3 +323,18 @@ func TestProtocolEras(t *testing.T) {
 		})
 	}
 }
+
+// A URL under localhost (a pomdev relay's default domain) is checked:
+// the name dials loopback, with no resolver asked.
+func TestLocalhostURL(t *testing.T) {
+	s := goodServer()
+	// As behind a relay: the Host is the public name.
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{DisableLocalhostProtection: true}))
+	t.Cleanup(srv.Close)
+	url := strings.Replace(srv.URL, "127.0.0.1", "brave-otter-042.localhost", 1) + "/mcp"
+	rep, err := Run(context.Background(), Options{URL: url, Timeout: 10 * time.Second})
+	if err != nil || rep.Server.Name != "good" {
+		t.Fatalf("%v %+v", err, rep)
+	}
+}

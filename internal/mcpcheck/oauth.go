@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -117,7 +118,7 @@ type asMetadata struct {
 func (l *Login) getJSON(ctx context.Context, u string, v any) error {
 	hc := l.HTTPClient
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = loopback.Client()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -256,7 +257,7 @@ func (l *Login) register(ctx context.Context, endpoint, redirect string) (string
 	})
 	hc := l.HTTPClient
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = loopback.Client()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -185,9 +186,8 @@ func (h *holdError) Unwrap() error { return h.err }
 // refuses connections (a server restarting), polling every 50 ms.
 func (f *forwarder) dialTarget(ctx context.Context, network, addr string) (net.Conn, error) {
 	start := time.Now()
-	var d net.Dialer
 	for attempt := 0; ; attempt++ {
-		c, err := d.DialContext(ctx, network, addr)
+		c, err := loopback.DialContext(ctx, network, addr)
 		if err == nil {
 			return c, nil
 		}

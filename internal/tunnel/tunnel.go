@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/loopback"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -123,8 +124,8 @@ func New(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Dial == nil {
-		var d net.Dialer
-		cfg.Dial = d.DialContext
+		// A relay at *.localhost is this machine.
+		cfg.Dial = loopback.DialContext
 	}
 	return &Client{cfg: cfg, log: cfg.Logger}, nil
 }
