@@ -157,6 +157,7 @@ func (p *Process) Restart(cause string) {
 // SIGTERM, grace, SIGKILL) and returns.
 func (p *Process) Run(ctx context.Context) error {
 	backoff := p.spec.BackoffMin
+	crashes := 0 // quick exits in a row; requested restarts do not count
 	for {
 		started := time.Now()
 		cmd, waitc, err := p.start()
@@ -177,6 +178,7 @@ func (p *Process) Run(ctx context.Context) error {
 			cancelReady()
 			p.stop(cmd, waitc)
 			backoff = p.spec.BackoffMin
+			crashes = 0
 			announce = true
 		case exit := <-waitc:
 			cancelReady()
@@ -196,7 +198,12 @@ func (p *Process) Run(ctx context.Context) error {
 			if time.Since(started) > time.Minute {
 				backoff = p.spec.BackoffMin
 			}
-			if p.Restarts() >= 3 && time.Since(started) < 10*time.Second {
+			if time.Since(started) < 10*time.Second {
+				crashes++
+			} else {
+				crashes = 0
+			}
+			if crashes > 3 {
 				p.emit(Event{Process: p.spec.Name, Kind: CrashLoop, Wait: backoff,
 					Cause: fmt.Sprintf("exited with %d again; last output: %s", code, strings.Join(lastN(p.Lines(), 5), " | "))})
 			}

@@ -172,3 +172,21 @@ func TestNotReady(t *testing.T) {
 		t.Fatalf("not-ready %v", e.Err)
 	}
 }
+
+// Restarts asked for (a file changed, r pressed) are not crashes: after
+// five of them, one quick exit is not reported as a crash loop.
+func TestRequestedRestartsAreNotCrashes(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "runs")
+	// The sixth start exits at once with 1; the others run.
+	cmd := `echo run >> ` + marker + `; if [ "$(wc -l < ` + marker + `)" -eq 6 ]; then exit 1; fi; exec sleep 60`
+	p, rec, _, _ := run(t, Spec{Name: "edited", Command: cmd, BackoffMin: 20 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	for i := 1; i <= 5; i++ {
+		rec.wait(t, Started, i)
+		p.Restart("file changed")
+	}
+	rec.wait(t, Exited, 1)
+	rec.wait(t, Started, 7)
+	if e, ok := rec.find(CrashLoop, 1); ok {
+		t.Fatalf("one crash after five requested restarts reported as a crash loop: %q", e.Cause)
+	}
+}
