@@ -143,6 +143,8 @@ func validate(l *Loaded) error {
 	}
 	if err := checkHostPort(c.Tunnel.Target); err != nil {
 		bad("tunnel.target", err.Error(), "for example: localhost:8080")
+	} else {
+		errs = append(errs, portsAgree(l)...)
 	}
 	if c.Tunnel.RemoteURL != "" {
 		if err := checkHTTPURL(c.Tunnel.RemoteURL); err != nil {
@@ -199,6 +201,63 @@ func validate(l *Loaded) error {
 		bad("relay.route_name_ttl", "must be positive", "for example: 2160h (90 days)")
 	}
 	return errors.Join(errs...)
+}
+
+// portsAgree checks that a process's port, its env PORT and its health
+// URL name one port, and that tunnel.target is the port of a process when
+// processes declare ports: changing one and not the others makes up wait
+// for a port nobody serves.
+func portsAgree(l *Loaded) []error {
+	c := &l.Config
+	var errs []error
+	ports := map[int]string{}
+	for i, p := range c.Processes {
+		if p.Port == 0 {
+			continue
+		}
+		key := fmt.Sprintf("processes[%d]", i)
+		ports[p.Port] = p.Name
+		want := strconv.Itoa(p.Port)
+		if v, ok := p.Env["PORT"]; ok && v != want {
+			errs = append(errs, &Error{Source: l.Source("processes"), Key: key + ".env.PORT",
+				Msg: fmt.Sprintf("%q but %s.port is %d", v, key, p.Port), Hint: "the port the process listens on, its env PORT, its health URL and tunnel.target must agree"})
+		}
+		if p.Health != "" {
+			if u, err := url.Parse(p.Health); err == nil && isLoopbackHost(u.Hostname()) && u.Port() != "" && u.Port() != want {
+				errs = append(errs, &Error{Source: l.Source("processes"), Key: key + ".health",
+					Msg: fmt.Sprintf("%s is on port %s but %s.port is %d", p.Health, u.Port(), key, p.Port), Hint: "the port the process listens on, its env PORT, its health URL and tunnel.target must agree"})
+			}
+		}
+	}
+	host, port, _ := net.SplitHostPort(c.Tunnel.Target)
+	if n, _ := strconv.Atoi(port); len(ports) > 0 && isLoopbackHost(host) && ports[n] == "" {
+		var list []string
+		for p, name := range ports {
+			list = append(list, fmt.Sprintf("%s on %d", name, p))
+		}
+		slices.Sort(list)
+		errs = append(errs, &Error{Source: l.Source("tunnel.target"), Key: "tunnel.target",
+			Msg: fmt.Sprintf("%s is not the port of any process (%s)", c.Tunnel.Target, strings.Join(list, ", ")), Hint: "set tunnel.target to the server's port, for example localhost:" + strconv.Itoa(firstPort(ports))})
+	}
+	return errs
+}
+
+func firstPort(ports map[int]string) int {
+	best := 0
+	for p, name := range ports {
+		if name == "server" || best == 0 {
+			best = p
+		}
+	}
+	return best
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkHTTPURL(s string) error {

@@ -258,7 +258,7 @@ func Run(opts *Options) error {
 				holder = "another process"
 			}
 			return exitcode.New(exitcode.Failure, fmt.Errorf("port %d of %s is already in use by %s", p.Port, p.Name, holder),
-				"stop it, or change the port in pomdev.yaml")
+				"stop it, or change the port in pomdev.yaml: the process's port, its env PORT, its health URL and tunnel.target together")
 		}
 		ln.Close()
 	}

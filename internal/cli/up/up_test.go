@@ -29,7 +29,7 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	f, _ := factorytest.New(t, fmt.Sprintf("processes:\n  - {name: server, command: 'echo never', port: %d}\n", port), nil)
+	f, _ := factorytest.New(t, fmt.Sprintf("processes:\n  - {name: server, command: 'echo never', port: %d}\ntunnel: {target: \"127.0.0.1:%d\"}\n", port, port), nil)
 	cmd := NewCmdUp(f, func(o *Options) error { o.Ctx = context.Background(); return Run(o) })
 	err = factorytest.Execute(f, cmd, "--no-tunnel")
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d of server is already in use", port)) {
