@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -76,7 +78,11 @@ type Loaded struct {
 	// ProjectFile is the --config or ./pomdev.yaml file, "" when none.
 	ProjectFile string
 	sources     map[string]Source
+	lines       map[string]int // key path -> line, in the file its Source names
 }
+
+// line is the line of key in the file it came from (0 if unknown).
+func (l *Loaded) line(key string) int { return l.lines[key] }
 
 // Source reports where key's value came from.
 func (l *Loaded) Source(key string) Source {
@@ -88,10 +94,29 @@ func (l *Loaded) Source(key string) Source {
 
 // layer is one parsed file.
 type layer struct {
-	kind SourceKind
-	path string
-	raw  map[string]any
-	cfg  Config
+	kind  SourceKind
+	path  string
+	raw   map[string]any
+	cfg   Config
+	lines map[string]int // key path (processes[0].restart) -> line
+}
+
+// keyLines maps every key path under node to the line of its value.
+func keyLines(node *yaml.Node, prefix string, out map[string]int) {
+	switch node.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			path := joinKey(prefix, node.Content[i].Value)
+			out[path] = node.Content[i+1].Line
+			keyLines(node.Content[i+1], path, out)
+		}
+	case yaml.SequenceNode:
+		for n, item := range node.Content {
+			path := fmt.Sprintf("%s[%d]", prefix, n)
+			out[path] = item.Line
+			keyLines(item, path, out)
+		}
+	}
 }
 
 // Load reads and merges every layer, then validates the result. Errors name
@@ -112,7 +137,7 @@ func Load(opts Options) (*Loaded, error) {
 	}
 
 	var layers []layer
-	out := &Loaded{sources: map[string]Source{}}
+	out := &Loaded{sources: map[string]Source{}, lines: map[string]int{}}
 
 	if dir, err := opts.UserConfigDir(); err == nil {
 		path := filepath.Join(dir, "pomdev", "config.yaml")
@@ -171,7 +196,7 @@ func readLayer(kind SourceKind, path string, required bool) (*layer, error) {
 	if err != nil {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config file: %v", err)}
 	}
-	l := &layer{kind: kind, path: path, raw: map[string]any{}}
+	l := &layer{kind: kind, path: path, raw: map[string]any{}, lines: map[string]int{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: "),
@@ -187,13 +212,58 @@ func readLayer(kind SourceKind, path string, required bool) (*layer, error) {
 	if errs := checkKeys(path, root, schemaOf(Config{}), ""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	keyLines(root, "", l.lines)
 	if err := root.Decode(&l.cfg); err != nil {
-		return nil, &Error{File: path, Msg: "wrong value type: " + typeErrorText(err)}
+		return nil, typeErrors(path, err, l.lines)
 	}
 	if err := root.Decode(&l.raw); err != nil {
 		return nil, &Error{File: path, Msg: "cannot decode: " + err.Error()}
 	}
 	return l, nil
+}
+
+var typeErrLine = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) `([^`]*)` into (.+)$")
+
+// typeErrors turns yaml's type errors into one Error per value, with its
+// line, key and an example of what is expected.
+func typeErrors(path string, err error, lines map[string]int) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return &Error{File: path, Msg: "wrong value type: " + err.Error()}
+	}
+	byLine := map[int]string{}
+	for k, n := range lines {
+		// The deepest key on a line names the value.
+		if cur, ok := byLine[n]; !ok || len(k) > len(cur) {
+			byLine[n] = k
+		}
+	}
+	var errs []error
+	for _, e := range te.Errors {
+		m := typeErrLine.FindStringSubmatch(e)
+		if m == nil {
+			errs = append(errs, &Error{File: path, Msg: "wrong value type: " + e})
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		want, hint := m[4], ""
+		switch {
+		case want == "time.Duration":
+			want, hint = "a duration", "for example: "+m[3]+"s, 500ms or 2m"
+		case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint"):
+			want, hint = "a whole number", "for example: 8"
+		case want == "bool":
+			want, hint = "true or false", ""
+		case want == "string":
+			want, hint = "a string", "quote it"
+		case strings.HasPrefix(want, "[]"):
+			want, hint = "a list", "one item per line, each starting with - "
+		case strings.HasPrefix(want, "map["):
+			want, hint = "a mapping", "key: value pairs, indented"
+		}
+		errs = append(errs, &Error{File: path, Line: n, Key: byLine[n], Msg: fmt.Sprintf("%q is not %s", m[3], want), Hint: hint})
+	}
+	return errors.Join(errs...)
 }
 
 // typeErrorText turns yaml's "cannot unmarshal !!str `abc` into int" lists
@@ -226,6 +296,7 @@ func merge(out *Loaded, layers []layer, opts Options) error {
 			if _, ok := lookup(l.raw, k.path); ok {
 				flat[k.path] = k.get(&l.cfg)
 				out.sources[k.path] = Source{Kind: l.kind, Where: l.path}
+				out.lines[k.path] = l.lines[k.path]
 			}
 		}
 		if err := v.MergeConfigMap(nest(flat)); err != nil {
@@ -234,6 +305,11 @@ func merge(out *Loaded, layers []layer, opts Options) error {
 		if _, ok := l.raw["processes"]; ok {
 			out.Config.Processes = l.cfg.Processes
 			out.sources["processes"] = Source{Kind: l.kind, Where: l.path}
+			for k, n := range l.lines {
+				if strings.HasPrefix(k, "processes") {
+					out.lines[k] = n
+				}
+			}
 		}
 		if _, ok := lookup(l.raw, "inspect.headers"); ok {
 			out.Config.Inspect.Headers = l.cfg.Inspect.Headers

@@ -59,8 +59,19 @@ var processName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 func validate(l *Loaded) error {
 	var errs []error
+	// An error names the file and line its key came from, when it came
+	// from a file.
+	at := func(src Source, key string) *Error {
+		e := &Error{Source: src, Key: key}
+		if src.Kind == FromProject || src.Kind == FromUser {
+			e.File, e.Line = src.Where, l.line(key)
+		}
+		return e
+	}
 	bad := func(key, msg, hint string) {
-		errs = append(errs, &Error{Source: l.Source(key), Key: key, Msg: msg, Hint: hint})
+		e := at(l.Source(key), key)
+		e.Msg, e.Hint = msg, hint
+		errs = append(errs, e)
 	}
 	oneOf := func(key, val string, allowed []string) {
 		if !slices.Contains(allowed, val) {
@@ -74,7 +85,12 @@ func validate(l *Loaded) error {
 	// A process error names the key with its index; its source is the file
 	// that set processes.
 	procErr := func(i int, key, msg, hint string) {
-		errs = append(errs, &Error{Source: l.Source("processes"), Key: fmt.Sprintf("processes[%d].%s", i, key), Msg: msg, Hint: hint})
+		e := at(l.Source("processes"), fmt.Sprintf("processes[%d].%s", i, key))
+		if e.Line == 0 {
+			e.Line = l.line(fmt.Sprintf("processes[%d]", i))
+		}
+		e.Msg, e.Hint = msg, hint
+		errs = append(errs, e)
 	}
 	seen := map[string]int{}
 	for i := range c.Processes {
