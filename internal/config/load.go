@@ -266,16 +266,6 @@ func typeErrors(path string, err error, lines map[string]int) error {
 	return errors.Join(errs...)
 }
 
-// typeErrorText turns yaml's "cannot unmarshal !!str `abc` into int" lists
-// into one readable line.
-func typeErrorText(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
-	}
-	return err.Error()
-}
-
 // merge builds the effective configuration. Scalars go through one viper
 // instance (defaults, files, env, flags, in viper's precedence); lists and
 // maps, whose keys viper would lowercase (PORT in a process env), are taken
