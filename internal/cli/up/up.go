@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -247,6 +248,9 @@ func Run(opts *Options) error {
 		opts.Config = cfg
 		out.line("inline", "serving self-contained widgets (inline settings of pomdev.yaml)")
 	}
+	if dir := missingNodeModules(cfg); dir != "" {
+		out.line("hint", "%s has a package.json but no node_modules: run npm install there (pomdev init --no-install skips it)", dir)
+	}
 	for _, p := range cfg.Processes {
 		if p.Port == 0 {
 			continue
@@ -336,6 +340,9 @@ func Run(opts *Options) error {
 				}
 			case supervise.CrashLoop:
 				out.line("crash-loop", "%s keeps crashing: %s", name, e.Cause)
+				if missingModules(e.Cause) {
+					out.line("hint", "%s cannot find its npm packages: run npm install in %s", name, cfg.Dir)
+				}
 			}
 		})
 		procs[name] = p
@@ -689,4 +696,43 @@ func diffTools(last, now map[string]string) (added, removed, changed []string) {
 	slices.Sort(removed)
 	slices.Sort(changed)
 	return added, removed, changed
+}
+
+// missingNodeModules returns the first directory among the app's and its
+// processes' that has a package.json and no node_modules (npm workspaces
+// install into the app's), or "".
+func missingNodeModules(cfg *config.Loaded) string {
+	dirs := []string{cfg.Dir}
+	for _, p := range cfg.Processes {
+		if p.Dir != "" {
+			dirs = append(dirs, filepath.Join(cfg.Dir, p.Dir))
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "package.json")); err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "node_modules")); err == nil {
+			return ""
+		}
+		if d == cfg.Dir {
+			return d
+		}
+		// A workspace package: the app's node_modules serves it.
+		if _, err := os.Stat(filepath.Join(cfg.Dir, "node_modules")); err != nil {
+			return d
+		}
+	}
+	return ""
+}
+
+// missingModules reports crash output that says npm packages are not
+// installed.
+func missingModules(output string) bool {
+	for _, s := range []string{"ERR_MODULE_NOT_FOUND", "Cannot find module", "Cannot find package", ": not found", "command not found"} {
+		if strings.Contains(output, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,8 +3,10 @@ package up
 import (
 	"context"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/config"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -100,6 +102,50 @@ func TestPrinterEscapes(t *testing.T) {
 	for _, want := range []string{`relay: \x1b]52;c;aGk=\x07\u009b`, "[server] red \n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q: %q", want, out)
+		}
+	}
+}
+
+// A package.json without node_modules (pomdev init --no-install, a fresh
+// clone) is found before anything starts, also for a workspace package
+// when the app has none; crash output about missing packages is known.
+func TestMissingNodeModules(t *testing.T) {
+	app := t.TempDir()
+	write := func(p string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(app, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(app, p), []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := &config.Loaded{}
+	cfg.Dir = app
+	cfg.Processes = []config.Process{{Name: "server", Dir: "server"}}
+	if got := missingNodeModules(cfg); got != "" {
+		t.Fatalf("no package.json: %q", got)
+	}
+	write("server/package.json")
+	if got := missingNodeModules(cfg); got != filepath.Join(app, "server") {
+		t.Fatalf("workspace package without modules: %q", got)
+	}
+	write("package.json")
+	if got := missingNodeModules(cfg); got != app {
+		t.Fatalf("app without modules: %q", got)
+	}
+	if err := os.Mkdir(filepath.Join(app, "node_modules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := missingNodeModules(cfg); got != "" {
+		t.Fatalf("installed: %q", got)
+	}
+	for out, want := range map[string]bool{
+		"Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx'": true,
+		"sh: 1: vite: not found":                                  true,
+		"tools.ts:63:53: ERROR: Expected identifier":              false,
+	} {
+		if missingModules(out) != want {
+			t.Errorf("%q: %v", out, !want)
 		}
 	}
 }
