@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/loopback"
 )
 
 // Error is a configuration problem. It names where the value came from (a
@@ -239,14 +240,14 @@ func portsAgree(l *Loaded) []error {
 				Msg: fmt.Sprintf("%q but %s.port is %d", v, key, p.Port), Hint: "the port the process listens on, its env PORT, its health URL and tunnel.target must agree"})
 		}
 		if p.Health != "" {
-			if u, err := url.Parse(p.Health); err == nil && isLoopbackHost(u.Hostname()) && u.Port() != "" && u.Port() != want {
+			if u, err := url.Parse(p.Health); err == nil && loopback.IsLoopback(u.Hostname()) && u.Port() != "" && u.Port() != want {
 				errs = append(errs, &Error{Source: l.Source("processes"), Key: key + ".health",
 					Msg: fmt.Sprintf("%s is on port %s but %s.port is %d", p.Health, u.Port(), key, p.Port), Hint: "the port the process listens on, its env PORT, its health URL and tunnel.target must agree"})
 			}
 		}
 	}
 	host, port, _ := net.SplitHostPort(c.Tunnel.Target)
-	if n, _ := strconv.Atoi(port); len(ports) > 0 && isLoopbackHost(host) && ports[n] == "" {
+	if n, _ := strconv.Atoi(port); len(ports) > 0 && loopback.IsLoopback(host) && ports[n] == "" {
 		var list []string
 		for p, name := range ports {
 			list = append(list, fmt.Sprintf("%s on %d", name, p))
@@ -266,14 +267,6 @@ func firstPort(ports map[int]string) int {
 		}
 	}
 	return best
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func checkHTTPURL(s string) error {

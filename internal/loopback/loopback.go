@@ -17,6 +17,16 @@ func IsLocalhost(host string) bool {
 	return h == "localhost" || strings.HasSuffix(h, ".localhost")
 }
 
+// IsLoopback reports whether host names this machine: a localhost name or
+// a loopback address (127.0.0.0/8, ::1).
+func IsLoopback(host string) bool {
+	if IsLocalhost(host) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // DialContext dials addr as net.Dialer does, except that a localhost name
 // is dialled at 127.0.0.1, then at ::1.
 func DialContext(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -215,9 +215,7 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 	_, _ = bw.WriteString("\r\n")
 	hdr := req.Header
 	httpwire.WriteHeader(bw, withoutForwarded(hdr))
-	if ip, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
-		_, _ = bw.WriteString("X-Forwarded-For: " + ip + "\r\n")
-	}
+	_, _ = bw.WriteString("X-Forwarded-For: " + hostOf(req.RemoteAddr) + "\r\n")
 	_, _ = bw.WriteString("X-Forwarded-Host: " + req.Host + "\r\n")
 	proto := "http"
 	if req.TLS != nil || f.r.cfg.Scheme == "https" {

@@ -50,10 +50,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("No tunnel is connected at this address. If it is yours, start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", r.cfg.Domain))
 		return
 	}
-	src := req.RemoteAddr
-	if h, _, err := net.SplitHostPort(src); err == nil {
-		src = h
-	}
+	src := hostOf(req.RemoteAddr)
 	if !rt.enter(src, r.cfg.MaxStreamsPerSource) {
 		w.Header().Set("Retry-After", "1")
 		r.page(w, http.StatusTooManyRequests, "Too many requests",

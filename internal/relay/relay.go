@@ -409,7 +409,7 @@ func (r *Relay) serveSSH() error {
 			continue
 		}
 		delay = 0
-		src := sourceOf(nc.RemoteAddr())
+		src := hostOf(nc.RemoteAddr().String())
 		if !r.startHandshake(src) {
 			r.log.Debug("too many connections in their handshake; closing", "remote", nc.RemoteAddr().String())
 			_ = nc.Close()
@@ -423,15 +423,13 @@ func (r *Relay) serveSSH() error {
 	}
 }
 
-// sourceOf is the address a connection comes from, without its port.
-func sourceOf(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+// hostOf is an address without its port: the source address that limits
+// are counted by, and the client IP of X-Forwarded-For.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
 		return h
 	}
-	return a.String()
+	return addr
 }
 
 // startHandshake counts a connection entering its handshake, unless that

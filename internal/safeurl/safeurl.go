@@ -6,9 +6,10 @@ package safeurl
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
+
+	"github.com/pomdev/pomdev/internal/loopback"
 )
 
 // ForBrowser returns nil if raw may be opened in a browser: an absolute
@@ -29,21 +30,11 @@ func ForBrowser(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if IsLoopbackHost(u.Hostname()) {
+		if loopback.IsLoopback(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("%q is plain http to another machine; only https is opened", raw)
 	default:
 		return fmt.Errorf("%q: scheme %q is not opened (only https, and http to this machine)", raw, u.Scheme)
 	}
-}
-
-// IsLoopbackHost reports whether host names this machine.
-func IsLoopbackHost(host string) bool {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
