@@ -283,10 +283,7 @@ func TestSlowUploadsDoNotStarve(t *testing.T) {
 	})
 	key, _ := rt.WriteKey(t)
 	h.RunSSH(key, "-N", "-R", "0")
-	var url string
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	host := strings.TrimPrefix(url, "http://")
 
 	// Per source: 4 of 8 streams; the next upload from there is refused.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -181,10 +180,7 @@ func TestOpenSSHServerSentEvents(t *testing.T) {
 	})
 	key, _ := rt.WriteKey(t)
 	h.RunSSH(key, "-N", "-R", "0")
-	var url string
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	resp, err := h.Client().Get(url + "/sse")
 	if err != nil {
 		t.Fatal(err)
@@ -217,10 +213,7 @@ func TestOpenSSHUpgrade(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
 	key, _ := rt.WriteKey(t)
 	h.RunSSH(key, "-N", "-R", "0")
-	var url string
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	h.UpgradeEcho(url)
 }
 
@@ -450,18 +443,7 @@ func TestRequestFieldsEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	screen := &syncBuffer{}
-	s.Stdout = screen
-	if err := s.RequestPty("xterm", 40, 200, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	_, screen := ptyShell(t, c, 40, 200)
 	screenURL := serveStatic(t, h, c, "screen", o)
 	rt.WaitFor(t, func() bool { return strings.Contains(screen.String(), "Client Requests") }, "the status screen")
 
@@ -543,13 +525,7 @@ func TestOpenSSHHugeTerminal(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
 	key, _ := rt.WriteKey(t)
 	sock := filepath.Join(t.TempDir(), "tmux.sock")
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := heapAlloc()
 	cmdline := strings.Join([]string{"stty rows 2000 cols 60000;", sshBin, "-tt", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
 		"-p", h.SSHPort(), "-R", "0", "127.0.0.1"}, " ")
@@ -557,16 +533,13 @@ func TestOpenSSHHugeTerminal(t *testing.T) {
 		t.Fatalf("tmux: %v %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	url := ""
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	// The screen is drawn (its title reaches the pane's first columns).
 	rt.WaitFor(t, func() bool {
 		out, _ := exec.Command(tmux, "-S", sock, "capture-pane", "-p", "-t", "huge").CombinedOutput()
 		return strings.Contains(string(out), "Port Forward")
 	}, "the status screen")
-	if grown := int64(heap()) - int64(before); grown > 64<<20 {
+	if grown := int64(heapAlloc()) - int64(before); grown > 64<<20 {
 		t.Fatalf("the relay's heap grew by %d MiB for one terminal", grown>>20)
 	}
 	if code, _ := h.Get(url + "/after"); code != 200 {

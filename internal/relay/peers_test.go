@@ -270,10 +270,7 @@ func TestOpenSSHCiphersAndRekey(t *testing.T) {
 				args = append(args, "-o", "RekeyLimit=64K")
 			}
 			p := h.RunSSH(key, args...)
-			var url string
-			for _, u := range h.WaitRoute(1) {
-				url = u
-			}
+			url := h.WaitURL()
 			echoBodies(t, h, url, 4, 256<<10)
 			log := p.Stderr()
 			if !strings.Contains(log, "cipher: "+tc.cipher) || !strings.Contains(log, "kex: algorithm: curve25519-sha256") {
@@ -319,10 +316,7 @@ func TestOpenSSHKeyTypes(t *testing.T) {
 				t.Fatalf("ssh-keygen: %v %s", err, out)
 			}
 			p := h.RunSSH(key, "-N", "-R", "0", "-o", "LogLevel=DEBUG1")
-			var url string
-			for _, u := range h.WaitRoute(1) {
-				url = u
-			}
+			url := h.WaitURL()
 			if status, body := h.Get(url + "/"); status != 200 || rt.Decode(t, body)["origin"] != "keys" {
 				t.Fatalf("%d %s", status, body)
 			}
@@ -399,10 +393,7 @@ func TestKeptChannelClosedWhileIdle(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = strings.TrimPrefix(idle.URL, "http://") })
 	key, _ := rt.WriteKey(t)
 	h.RunSSH(key, "-N", "-R", "0")
-	var url string
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	client := h.Client()
 	for i := range 6 {
 		resp, err := client.Post(fmt.Sprintf("%s/after-pause/%d", url, i), "application/json", strings.NewReader(`{"n":`+fmt.Sprint(i)+`}`))
@@ -441,10 +432,7 @@ func TestBodilessAnswers(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = strings.TrimPrefix(srv.URL, "http://") })
 	key, _ := rt.WriteKey(t)
 	h.RunSSH(key, "-N", "-R", "0")
-	var url string
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	client := h.Client()
 	for _, tc := range []struct {
 		method, path string

@@ -23,10 +23,7 @@ func TestOpenSSHRekeyUnderLoad(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
 	key, _ := rt.WriteKey(t)
 	p := h.RunSSH(key, "-N", "-o", "RekeyLimit=128K", "-o", "LogLevel=DEBUG1", "-R", "0")
-	var url string
-	for _, u := range h.WaitRoute(1) {
-		url = u
-	}
+	url := h.WaitURL()
 	const workers, each = 8, 12
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)

@@ -60,25 +60,8 @@ func TestHugeTerminalSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &syncBuffer{}
-	s.Stdout = out
-	if err := s.RequestPty("xterm", 2000, 60000, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	before := heapAlloc()
+	s, out := ptyShell(t, c, 2000, 60000)
 	rt.WaitFor(t, func() bool { return strings.Contains(out.String(), "Port Forward Status") }, "the status screen")
 	if _, err := s.SendRequest("window-change", false, ssh.Marshal(struct{ Cols, Rows, W, H uint32 }{1<<32 - 1, 1<<32 - 1, 0, 0})); err != nil {
 		t.Fatal(err)
@@ -86,28 +69,44 @@ func TestHugeTerminalSize(t *testing.T) {
 	n := len(out.String())
 	// The screen redraws for the new size.
 	rt.WaitFor(t, func() bool { return len(out.String()) > n }, "a redraw after the window change")
-	if grown := int64(heap()) - int64(before); grown > 64<<20 {
+	if grown := int64(heapAlloc()) - int64(before); grown > 64<<20 {
 		t.Fatalf("the relay's heap grew by %d MiB for one status screen", grown>>20)
 	} else {
 		t.Logf("heap grew by %d KiB", grown>>10)
 	}
 	// One screen per connection: a second PTY session gets lines.
-	s2, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out2 := &syncBuffer{}
-	s2.Stdout = out2
-	if err := s2.RequestPty("xterm", 40, 100, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s2.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	_, out2 := ptyShell(t, c, 40, 100)
 	rt.WaitFor(t, func() bool { return strings.Contains(out2.String(), "Log: status screen unavailable") }, "lines on the second PTY session")
 	if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err != nil {
 		t.Fatalf("relay after the screen: %v", err)
 	}
+}
+
+// ptyShell opens a session on c with a PTY of rows x cols and starts its
+// shell; what the relay draws collects in the returned buffer.
+func ptyShell(t *testing.T, c *ssh.Client, rows, cols int) (*ssh.Session, *syncBuffer) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.RequestPty("xterm", rows, cols, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	return s, out
+}
+
+// heapAlloc is the test process's live heap after a collection.
+func heapAlloc() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 type syncBuffer struct {

@@ -175,6 +175,15 @@ func (h *Harness) WaitRoute(n int) map[string]string {
 	return routes
 }
 
+// WaitURL waits for the relay's only route and returns its URL.
+func (h *Harness) WaitURL() string {
+	h.t.Helper()
+	for _, u := range h.WaitRoute(1) {
+		return u
+	}
+	return ""
+}
+
 func WaitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
