@@ -67,7 +67,6 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		defer cancel(nil)
 		rb := &rateBody{rc: http.NewResponseController(w), body: req.Body, grace: r.cfg.BodyGrace, rate: r.cfg.MinBodyRate, cancel: cancel}
 		req.Body = rb
-		ctx = context.WithValue(ctx, rateKey{}, rb)
 	}
 	rt.c.active.Add(1)
 	if ctx != req.Context() {
@@ -80,18 +79,16 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rt.c.notify(note{req: &ev})
 }
 
-// slowBody reports whether req ended because its body was too slow.
+// slowBody reports whether req ended because its body was too slow: the
+// rate check cancels the request with errSlowBody before anything else
+// can cancel it.
 func slowBody(req *http.Request) bool {
-	rb, _ := req.Context().Value(rateKey{}).(*rateBody)
-	return rb != nil && rb.tripped.Load()
+	return errors.Is(context.Cause(req.Context()), errSlowBody)
 }
 
 // errSlowBody ends a request whose body arrives slower than the minimum
 // rate.
 var errSlowBody = errors.New("request body slower than the minimum rate")
-
-// rateKey finds a request's rateBody in its context.
-type rateKey struct{}
 
 // rateBody enforces a minimum rate on a request body: after n bytes, the
 // next must arrive by start + grace + n/rate. A timer armed for each read
