@@ -36,18 +36,19 @@ type stream struct {
 	// (the client closed it); after a request, it is the answer arriving,
 	// reported on first.
 	first   chan error
-	watched bool // a watcher was started and has not reported yet
-	idle    bool // guarded by the pool's mu
-	idleAt  time.Time
-	retired bool // closed and its slot given back
+	watched bool        // a watcher was started and has not reported yet
+	idle    bool        // guarded by the pool's mu
+	expire  *time.Timer // closes the channel after streamIdle idle
+	retired bool        // closed and its slot given back
 }
 
 // maxRespHeader bounds an answer's head from a tunnel client (as
 // http.Transport's default does).
 const maxRespHeader = 1 << 20
 
-// streamIdle is how long an idle channel is kept.
-const streamIdle = 60 * time.Second
+// streamIdle is how long an idle channel is kept open (a variable for
+// tests).
+var streamIdle = 60 * time.Second
 
 var errHeadTooLarge = errors.New("answer head larger than 1 MiB")
 
@@ -70,11 +71,9 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 		s = p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		s.idle = false
-		if time.Since(s.idleAt) < streamIdle {
-			p.mu.Unlock()
-			return s, true, nil
-		}
-		p.retireLocked(s)
+		s.expire.Stop() // if it fires meanwhile, it finds s taken
+		p.mu.Unlock()
+		return s, true, nil
 	}
 	p.mu.Unlock()
 	select {
@@ -93,32 +92,45 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 	return s, false, nil
 }
 
-// put keeps s for the next request, watching it while it waits.
+// put keeps s for the next request, watching it while it waits, and
+// closes it if it is still idle after streamIdle.
 func (rt *route) put(s *stream) {
 	p := rt.streams
 	p.mu.Lock()
-	s.idle, s.idleAt, s.watched = true, time.Now(), true
+	s.idle, s.watched = true, true
 	p.idle = append(p.idle, s)
+	if s.expire == nil {
+		s.expire = time.AfterFunc(streamIdle, func() { p.retireIdle(s) })
+	} else {
+		s.expire.Reset(streamIdle)
+	}
 	p.mu.Unlock()
 	go func() {
 		_, err := s.br.Peek(1)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if s.idle {
-			// Nothing was asked: the client closed the channel (or sent
-			// what nobody asked for).
-			for i, x := range p.idle {
-				if x == s {
-					p.idle = append(p.idle[:i], p.idle[i+1:]...)
-					break
-				}
-			}
-			s.idle = false
-			p.retireLocked(s)
-			return
+		// Nothing was asked if s is still idle: the client closed the
+		// channel (or sent what nobody asked for).
+		if !p.retireIdle(s) {
+			s.first <- err
 		}
-		s.first <- err
 	}()
+}
+
+// retireIdle closes s if it is idle and reports whether it was.
+func (p *streams) retireIdle(s *stream) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !s.idle {
+		return false
+	}
+	for i, x := range p.idle {
+		if x == s {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	s.idle = false
+	p.retireLocked(s)
+	return true
 }
 
 // drop closes s and frees its slot.
@@ -133,6 +145,9 @@ func (p *streams) retireLocked(s *stream) {
 		return
 	}
 	s.retired = true
+	if s.expire != nil {
+		s.expire.Stop()
+	}
 	_ = s.conn.Close()
 	<-p.slots
 }

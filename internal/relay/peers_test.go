@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bufio"
 	"bytes"
+	"sync"
 	//lint:ignore SA1019 the test shows that DSA keys are refused
 	"crypto/dsa"
 	"crypto/rand"
@@ -449,5 +450,44 @@ func TestBodilessAnswers(t *testing.T) {
 		if resp.StatusCode != tc.code || resp.Header.Get("Content-Length") != tc.length || tc.method == "HEAD" && len(body) != 0 {
 			t.Errorf("%s %s: %d, Content-Length %q, %d bytes", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Length"), len(body))
 		}
+	}
+}
+
+// Kept channels are closed once idle for a while, as http.Transport's idle
+// timeout did: after a burst of concurrent requests through a tunnel whose
+// client keeps its channels open, the relay holds none of them, and the
+// next request opens a fresh one.
+func TestIdleChannelsClosed(t *testing.T) {
+	t.Cleanup(relay.SetStreamIdle(200 * time.Millisecond))
+	o := rt.NewOrigin(t, "idle")
+	h := rt.StartRelay(t, nil)
+	_, signer := rt.WriteKey(t)
+	c, err := dialRelay(t, h, &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serveStatic(t, h, c, "kept", o)
+	if code, _ := h.Get(url + "/warm"); code != 200 {
+		t.Fatal(code)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := h.Client().Post(fmt.Sprintf("%s/burst/%d", url, i), "text/plain", strings.NewReader("x"))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := relay.OpenStreams(h.R); n < 2 {
+		t.Fatalf("%d channels kept after 16 concurrent requests", n)
+	}
+	rt.WaitFor(t, func() bool { return relay.OpenStreams(h.R) == 0 }, "the idle channels closed")
+	if code, _ := h.Get(url + "/after"); code != 200 {
+		t.Fatalf("status %d after the channels were closed", code)
 	}
 }

@@ -1,0 +1,22 @@
+package relay
+
+import "time"
+
+// SetStreamIdle shortens how long idle channels are kept, for a test; it
+// returns what restores it.
+func SetStreamIdle(d time.Duration) func() {
+	old := streamIdle
+	streamIdle = d
+	return func() { streamIdle = old }
+}
+
+// OpenStreams counts the forwarded channels the relay holds for HTTP.
+func OpenStreams(r *Relay) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rt := range r.routes {
+		n += len(rt.streams.slots)
+	}
+	return n
+}
