@@ -151,6 +151,17 @@ type Relay struct {
 	// RouteNameTTL is how long a route name stays reserved for its key
 	// after its last use.
 	RouteNameTTL time.Duration `yaml:"route_name_ttl"`
+	// HTTPAuth is how the public front authorizes requests: owner (OAuth
+	// approved by the tunnel's owner) or none; empty means owner on a
+	// non-loopback address and none on loopback.
+	HTTPAuth string `yaml:"http_auth"`
+	// AllowOpenHTTP permits http_auth none on a non-loopback address.
+	AllowOpenHTTP bool `yaml:"allow_open_http"`
+	// AllowAppAuth lets a tunnel pass requests to its app unauthorized by
+	// the relay (POMDEV_HTTP_AUTH=app) for apps that do their own OAuth.
+	AllowAppAuth bool `yaml:"allow_app_auth"`
+	// GrantTTL is how long an owner's approval of a client is remembered.
+	GrantTTL time.Duration `yaml:"grant_ttl"`
 }
 
 // Allowed values of enumerated keys.
@@ -159,6 +170,7 @@ var (
 	LogFormats     = []string{"text", "json"}
 	RestartPolices = []string{"on-failure", "always", "never"}
 	RelayAuths     = []string{"open", "keys", "signin"}
+	HTTPAuths      = []string{"", "owner", "none"}
 	URLSchemes     = []string{"http", "https"}
 )
 
@@ -172,7 +184,7 @@ func Defaults() Config {
 			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8088", Domain: "localhost",
 			PublicURLScheme: "http", Auth: "open", DefaultTarget: "localhost:8080",
 			SessionTTL: 24 * time.Hour, KeepaliveInterval: 15 * time.Second, MaxTunnelsPerKey: 8,
-			RouteNameTTL: 90 * 24 * time.Hour,
+			RouteNameTTL: 90 * 24 * time.Hour, GrantTTL: 30 * 24 * time.Hour,
 		},
 	}
 }

@@ -217,6 +217,10 @@ func validate(l *Loaded) error {
 	if rl.RouteNameTTL <= 0 {
 		bad("relay.route_name_ttl", "must be positive", "for example: 2160h (90 days)")
 	}
+	oneOf("relay.http_auth", rl.HTTPAuth, HTTPAuths)
+	if rl.GrantTTL <= 0 {
+		bad("relay.grant_ttl", "must be positive", "for example: 720h (30 days)")
+	}
 	return errors.Join(errs...)
 }
 

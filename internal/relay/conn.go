@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/socks5"
 	"golang.org/x/crypto/ssh"
 )
@@ -28,6 +29,7 @@ type conn struct {
 	active   atomic.Int64 // requests in flight through this connection
 	sessions atomic.Int32 // open session channels
 	screen   atomic.Bool  // a session draws the status screen
+	appAuth  atomic.Bool  // POMDEV_HTTP_AUTH=app: requests reach the app as sent
 
 	mu       sync.Mutex
 	pinging  bool   // a keepalive is waiting for its answer
@@ -573,6 +575,7 @@ func (c *chanConn) SetWriteDeadline(t time.Time) error { return nil }
 type note struct {
 	route  *route
 	req    *event.Request
+	access *access.Request
 	log    string
 	closed bool
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/mcpwire"
+	"github.com/pomdev/pomdev/internal/relay/access"
 )
 
 // ServeHTTP is the HTTP(S) front: it routes by Host to the tunnel holding
@@ -50,6 +51,21 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("No tunnel is connected at this address. If it is yours, start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", r.cfg.Domain))
 		return
 	}
+	// Only the relay asserts identities.
+	req.Header.Del(access.IdentityHeader)
+	if r.gated(rt) {
+		if access.PRMPath(req.URL.Path) {
+			r.access.ServePRM(w, req, name)
+			return
+		}
+		r.access.Gate(w, req, name, func(req *http.Request) { r.serveRoute(w, req, name, rt) })
+		return
+	}
+	r.serveRoute(w, req, name, rt)
+}
+
+// serveRoute forwards an admitted request to the tunnel holding rt.
+func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string, rt *route) {
 	src := hostOf(req.RemoteAddr)
 	if !rt.enter(src, r.cfg.MaxStreamsPerSource) {
 		w.Header().Set("Retry-After", "1")
@@ -190,6 +206,8 @@ func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
 		n := len(r.routes)
 		r.mu.Unlock()
 		fmt.Fprintf(w, `{"status":"ok","tunnels":%d}`+"\n", n)
+	case r.access != nil && access.Handles(req.URL.Path):
+		r.access.ServeHTTP(w, req)
 	case strings.HasPrefix(req.URL.Path, "/.pomdev/sign_in") && r.signin != nil:
 		r.signin.servePage(w, req, r.tokenSafe(req))
 	default:

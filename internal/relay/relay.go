@@ -13,6 +13,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/relay/access"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -98,6 +100,19 @@ type Config struct {
 	// it asks for new keys (0: x/crypto's default for the cipher, 1 GiB or
 	// more).
 	RekeyThreshold uint64
+
+	// HTTPAuth is how the public front authorizes requests: owner (OAuth
+	// grants the tunnel's owner approves; the default on a non-loopback
+	// front) or none (the default on loopback).
+	HTTPAuth string
+	// AllowAppAuth lets a tunnel ask (POMDEV_HTTP_AUTH=app) that its app
+	// get requests as sent, Authorization included, to do its own OAuth.
+	AllowAppAuth bool
+	GrantTTL     time.Duration // remembered approval per (owner key, client) (30 days)
+	AccessTTL    time.Duration // access token lifetime (1 h)
+	// FetchRoots are the CAs trusted for client metadata documents (nil:
+	// the system's; tests set their own).
+	FetchRoots *x509.CertPool
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -180,6 +195,15 @@ func (c *Config) setDefaults() error {
 	if c.MaxStartupsPerSource <= 0 {
 		c.MaxStartupsPerSource = 16
 	}
+	if c.HTTPAuth == "" {
+		c.HTTPAuth = HTTPAuthOwner
+		if a, ok := c.HTTPListener.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+			c.HTTPAuth = HTTPAuthNone
+		}
+	}
+	if c.HTTPAuth != HTTPAuthOwner && c.HTTPAuth != HTTPAuthNone {
+		return fmt.Errorf("relay: http auth %q is not owner or none", c.HTTPAuth)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -209,6 +233,7 @@ type Relay struct {
 	sshConfig *ssh.ServerConfig
 	keys      *authorizedKeys
 	signin    *signin
+	access    *access.Server // nil with HTTPAuth none
 	http      *http.Server
 	control   *http.Server
 	controlLn net.Listener
@@ -274,9 +299,19 @@ func New(cfg Config) (*Relay, Info, error) {
 			return nil, Info{}, err
 		}
 		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
-		// Listening here, not in Serve, makes `relay approve` work as soon
-		// as New returns.
+	}
+	if cfg.HTTPAuth == HTTPAuthOwner {
+		if r.access, err = r.newAccess(); err != nil {
+			return nil, Info{}, err
+		}
+	}
+	if r.signin != nil || r.access != nil {
+		// Listening here, not in Serve, makes `relay approve` and `relay
+		// access` work as soon as New returns.
 		if r.controlLn, err = listenControl(cfg.StateDir); err != nil {
+			if r.access != nil {
+				r.access.Close()
+			}
 			return nil, Info{}, err
 		}
 		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
@@ -365,6 +400,11 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	}
 	cerr := r.close()
 	r.wg.Wait()
+	if r.access != nil {
+		if aerr := r.access.Close(); cerr == nil {
+			cerr = aerr
+		}
+	}
 	if err == nil {
 		err = cerr
 	}

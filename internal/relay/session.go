@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -144,6 +145,22 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				// Channels kept open for the old target must not be reused.
 				c.closeIdle()
 			}
+			if e.Name == EnvHTTPAuth {
+				switch {
+				case e.Value == "app" && c.r.access != nil && !c.r.cfg.AllowAppAuth:
+					c.log.Info("POMDEV_HTTP_AUTH=app refused: the relay does not allow it")
+					go c.notify(note{log: "POMDEV_HTTP_AUTH=app refused: this relay authorizes every request itself (its admin can allow it with --allow-app-auth)"})
+					_ = req.Reply(false, nil)
+					continue
+				case e.Value == "app":
+					c.appAuth.Store(true)
+				case e.Value == "relay" || e.Value == "":
+					c.appAuth.Store(false)
+				default:
+					_ = req.Reply(false, nil)
+					continue
+				}
+			}
 			_ = req.Reply(true, nil)
 		case "window-change":
 			var wc windowChange
@@ -179,6 +196,13 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 					mode = "events-quiet"
 				}
 				start(mode)
+			case len(fields) > 0 && fields[0] == AccessCommand:
+				go func() {
+					code := c.runAccess(crlfIf(ch, pty != nil), fields[1:])
+					_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
+					_ = ch.Close()
+				}()
+				started = true
 			default:
 				start("lines")
 			}
@@ -317,6 +341,8 @@ func (c *conn) lineOf(n note) string {
 		return line
 	case n.req != nil:
 		return n.req.Line()
+	case n.access != nil:
+		return accessLine(*n.access)
 	default:
 		return "Log: " + termsafe.String(n.log)
 	}
@@ -324,13 +350,14 @@ func (c *conn) lineOf(n note) string {
 
 // Event is one line of the machine-readable stream (EventsCommand).
 type Event struct {
-	Type    string `json:"type"` // tunnel, request, log
+	Type    string `json:"type"` // tunnel, request, access, log
 	Route   string `json:"route,omitempty"`
 	URL     string `json:"url,omitempty"`
 	Target  string `json:"target,omitempty"`
 	Static  bool   `json:"static,omitempty"`
 	Message string `json:"message,omitempty"`
 	Request any    `json:"request,omitempty"`
+	Access  any    `json:"access,omitempty"`
 }
 
 func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requests bool) uint32 {
@@ -347,6 +374,8 @@ func (c *conn) runEvents(ch ssh.Channel, w *watcher, ended <-chan struct{}, requ
 				return buf
 			}
 			ev = Event{Type: "request", Route: n.req.Route, Request: n.req}
+		case n.access != nil:
+			ev = Event{Type: "access", Route: n.access.Route, Access: n.access}
 		default:
 			ev = Event{Type: "log", Message: n.log}
 		}
@@ -399,6 +428,17 @@ func termName(s string) string {
 func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowChange, w *watcher) uint32 {
 	cols, rows := screenSize(pty.Cols, pty.Rows)
 	m := newStatusModel(cols, rows, c.active.Load)
+	if a := c.r.access; a != nil {
+		m.decide = func(code string, allow bool) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := a.Decide(ctx, code, allow, c.fp, "key "+c.fp+" (status screen)")
+			return err
+		}
+		if qs, err := a.Pending(context.Background(), c.fp); err == nil {
+			m.pending = qs
+		}
+	}
 	env := []string{"TERM=" + termName(pty.Term)}
 	p := tea.NewProgram(m,
 		tea.WithInput(ch),
@@ -434,6 +474,14 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 		c.log.Debug("status screen ended", "err", err)
 	}
 	return 0
+}
+
+// crlfIf maps newlines for a client's raw terminal.
+func crlfIf(w io.Writer, pty bool) io.Writer {
+	if pty {
+		return crlfWriter{w}
+	}
+	return w
 }
 
 // crlfWriter turns "\n" into "\r\n". Bubble Tea, given an input that is

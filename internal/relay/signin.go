@@ -279,7 +279,14 @@ type ApproveResponse struct {
 
 func (r *Relay) controlHandler() http.Handler {
 	mux := http.NewServeMux()
+	if r.access != nil {
+		r.accessControl(mux)
+	}
 	mux.HandleFunc("POST /approve", func(w http.ResponseWriter, req *http.Request) {
+		if r.signin == nil {
+			http.Error(w, "this relay has no sign-in (--auth signin)", http.StatusNotFound)
+			return
+		}
 		var ar ApproveRequest
 		w.Header().Set("Content-Type", "application/json")
 		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&ar); err != nil {

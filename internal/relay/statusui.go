@@ -9,6 +9,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/termsafe"
 )
 
@@ -34,6 +35,17 @@ type statusModel struct {
 	served        int
 	// open reports the requests in flight on this connection.
 	open func() int64
+	// pending are the access requests waiting for this key; decide
+	// approves or denies one (nil when the relay authorizes nothing).
+	pending []access.Request
+	decide  func(code string, allow bool) error
+}
+
+// decidedMsg is the outcome of a or d.
+type decidedMsg struct {
+	code  string
+	allow bool
+	err   error
 }
 
 // tickMsg refreshes the in-flight count once a second.
@@ -59,7 +71,18 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch msg.String() {
 		case "q", "ctrl+c", "ctrl+d":
 			return m, tea.Quit
+		case "a", "d":
+			if m.decide == nil || len(m.pending) == 0 {
+				return m, nil
+			}
+			code, allow, decide := m.pending[0].Code, msg.String() == "a", m.decide
+			return m, func() tea.Msg { return decidedMsg{code: code, allow: allow, err: decide(code, allow)} }
 		}
+	case decidedMsg:
+		if msg.err != nil {
+			m.addLog("access " + msg.code + ": " + msg.err.Error())
+		}
+		m.dropPending(msg.code)
 	case noteMsg:
 		switch {
 		case msg.route != nil:
@@ -82,14 +105,39 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			if len(m.requests) > keepRequests {
 				m.requests = m.requests[len(m.requests)-keepRequests:]
 			}
-		case msg.log != "":
-			m.logs = append(m.logs, msg.log)
-			if len(m.logs) > keepLogs {
-				m.logs = m.logs[len(m.logs)-keepLogs:]
+		case msg.access != nil:
+			q := *msg.access
+			m.dropPending(q.Code)
+			if q.State == "pending" {
+				if len(m.pending) < keepPending {
+					m.pending = append(m.pending, q)
+				}
+			} else {
+				m.addLog(fmt.Sprintf("access %s %s for %s (%s)", q.ClientName, q.State, q.Route, q.DecidedBy))
 			}
+		case msg.log != "":
+			m.addLog(msg.log)
 		}
 	}
 	return m, nil
+}
+
+const keepPending = 16
+
+func (m *statusModel) addLog(s string) {
+	m.logs = append(m.logs, s)
+	if len(m.logs) > keepLogs {
+		m.logs = m.logs[len(m.logs)-keepLogs:]
+	}
+}
+
+func (m *statusModel) dropPending(code string) {
+	for i, q := range m.pending {
+		if q.Code == code {
+			m.pending = append(m.pending[:i], m.pending[i+1:]...)
+			return
+		}
+	}
 }
 
 var (
@@ -119,6 +167,19 @@ func (m *statusModel) View() tea.View {
 		add("  Local   " + termsafe.String(f.local))
 	}
 	add("")
+	if len(m.pending) > 0 {
+		section("Access Requests")
+		for i, q := range m.pending {
+			mark := " "
+			if i == 0 {
+				mark = "›"
+			}
+			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(q.ClientName),
+				termsafe.String(q.RedirectHost), q.Route, okStyle.Render(q.Code)))
+		}
+		add("  a: allow  d: deny " + dimStyle.Render("(the first request; check its code against the browser's)"))
+		add("")
+	}
 	section("Active Connections")
 	open := int64(0)
 	if m.open != nil {

@@ -23,14 +23,7 @@ import (
 // With a wildcard certificate the front serves HTTPS and prints https URLs;
 // --public-port changes the port in them.
 func TestTLSFront(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "*.localhost"},
-		DNSNames: []string{"*.localhost", "localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert, pool := testCert(t)
 	o := rt.NewOrigin(t, "tls")
 	h := rt.StartRelay(t, func(c *relay.Config) {
 		c.DefaultTarget = o.HostPort()
@@ -43,16 +36,7 @@ func TestTLSFront(t *testing.T) {
 	if !strings.HasPrefix(url, "https://") || strings.Count(url, ":") != 1 {
 		t.Fatalf("url %q: want https without a port (public port 443)", url)
 	}
-	pool := x509.NewCertPool()
-	parsed, _ := x509.ParseCertificate(der)
-	pool.AddCert(parsed)
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, h.HTTPAddr)
-		}}}
-	resp, err := client.Get(url + "/secure")
+	resp, err := tlsClient(h, pool).Get(url + "/secure")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,4 +45,31 @@ func TestTLSFront(t *testing.T) {
 	if m := rt.Decode(t, string(body)); resp.StatusCode != 200 || m["origin"] != "tls" || m["xfp"] != "https" {
 		t.Fatalf("%d %v", resp.StatusCode, m)
 	}
+}
+
+// testCert is a self-signed certificate for localhost and *.localhost and
+// a pool trusting it.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "*.localhost"},
+		DNSNames: []string{"*.localhost", "localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	parsed, _ := x509.ParseCertificate(der)
+	pool.AddCert(parsed)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// tlsClient sends every request to the relay's HTTPS front, trusting pool.
+func tlsClient(h *rt.Harness, pool *x509.CertPool) *http.Client {
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, h.HTTPAddr)
+		}}}
 }

@@ -101,6 +101,10 @@ pomdev.yaml (see pomdev help config).`,
 	fl.Duration("keepalive-interval", 15*time.Second, "how often clients are pinged (3 misses drop them)")
 	fl.Int("max-tunnels-per-key", 8, "tunnels one key may hold at once")
 	fl.Duration("route-name-ttl", 90*24*time.Hour, "how long a route name stays reserved for its key after its last use")
+	fl.String("http-auth", "", "public requests: owner (OAuth, approved by the tunnel's owner) or none (default: owner, none on loopback)")
+	fl.Bool("allow-open-http", false, "allow --http-auth none on a non-loopback address")
+	fl.Bool("allow-app-auth", false, "let tunnels ask (POMDEV_HTTP_AUTH=app) that their app authorize requests itself")
+	fl.Duration("grant-ttl", 30*24*time.Hour, "how long an owner's approval of an app is remembered")
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
 		{"public-url-scheme", "relay.public_url_scheme"}, {"public-port", "relay.public_port"},
@@ -108,7 +112,9 @@ pomdev.yaml (see pomdev help config).`,
 		{"allow-open-auth", "relay.allow_open_auth"}, {"default-target", "relay.default_target"},
 		{"tls-cert", "relay.tls_cert"}, {"tls-key", "relay.tls_key"}, {"session-ttl", "relay.session_ttl"},
 		{"keepalive-interval", "relay.keepalive_interval"}, {"max-tunnels-per-key", "relay.max_tunnels_per_key"},
-		{"route-name-ttl", "relay.route_name_ttl"},
+		{"route-name-ttl", "relay.route_name_ttl"}, {"http-auth", "relay.http_auth"},
+		{"allow-open-http", "relay.allow_open_http"}, {"allow-app-auth", "relay.allow_app_auth"},
+		{"grant-ttl", "relay.grant_ttl"},
 	} {
 		bind(b[0], b[1])
 	}
@@ -156,6 +162,9 @@ func Run(opts *Options) error {
 	if rc.Auth == relay.AuthOpen && !rc.AllowOpenAuth && (!isLoopback(rc.SSHAddr) || !isLoopback(rc.HTTPAddr)) {
 		return exitcode.Usagef("--auth open on a non-loopback address lets anyone tunnel through this relay; use --auth keys or --auth signin, or pass --allow-open-auth if that is what you want")
 	}
+	if rc.HTTPAuth == relay.HTTPAuthNone && !rc.AllowOpenHTTP && !isLoopback(rc.HTTPAddr) {
+		return exitcode.Usagef("--http-auth none on a non-loopback address lets anyone who learns a tunnel's URL call its tools; keep the default (owner) or pass --allow-open-http if that is what you want")
+	}
 	stateDir := rc.StateDir
 	if stateDir == "" {
 		return exitcode.Usagef("no state directory; pass --state-dir")
@@ -186,6 +195,7 @@ func Run(opts *Options) error {
 		PublicPort: rc.PublicPort, StateDir: stateDir, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
+		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
 	})
 	if err != nil {
 		sshLn.Close()
@@ -217,6 +227,11 @@ func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info re
 	fmt.Fprintf(w, "  Host key   %s%s\n", info.HostKeyFingerprint, keyNote)
 	fmt.Fprintf(w, "  Front      %s\n", cs.Cyan(r.BaseURL()))
 	fmt.Fprintf(w, "  Auth       %s\n", rc.Auth)
+	if r.Access() != nil {
+		fmt.Fprintf(w, "  HTTP auth  owner (OAuth; tunnel owners approve apps: a on the status screen, or ssh … %s approve CODE)\n", relay.AccessCommand)
+	} else {
+		fmt.Fprintf(w, "  HTTP auth  none (anyone with a tunnel's URL reaches it)\n")
+	}
 	fmt.Fprintf(w, "  State      %s\n", stateDir)
 	if info.AdminToken != "" {
 		if info.AdminTokenCreated {

@@ -117,3 +117,16 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("control socket left behind: %v", err)
 	}
 }
+
+func TestRunRefusesOpenHTTPOnPublicAddress(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	rc := config.Defaults().Relay
+	rc.Auth, rc.AuthorizedKeys = "keys", "/dev/null"
+	rc.HTTPAddr = "0.0.0.0:8088"
+	rc.HTTPAuth = "none"
+	rc.StateDir = t.TempDir()
+	err := Run(&Options{IO: ios, Relay: rc, Ctx: context.Background(), Listen: net.Listen})
+	if exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "--allow-open-http") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,360 @@
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// maxPendingPerRoute bounds the requests waiting on one route's owner.
+const maxPendingPerRoute = 16
+
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, oidcDoc bool) {
+	iss := s.cfg.Issuer
+	meta := oauthex.AuthServerMeta{
+		Issuer:                                    iss,
+		AuthorizationEndpoint:                     iss + PathAuthorize,
+		TokenEndpoint:                             iss + PathToken,
+		JWKSURI:                                   iss + PathJWKS,
+		RegistrationEndpoint:                      iss + PathRegister,
+		ScopesSupported:                           []string{Scope, "offline_access"},
+		ResponseTypesSupported:                    []string{"code"},
+		ResponseModesSupported:                    []string{"query"},
+		GrantTypesSupported:                       []string{"authorization_code", "refresh_token"},
+		TokenEndpointAuthMethodsSupported:         []string{"none", "client_secret_basic", "client_secret_post"},
+		RevocationEndpoint:                        iss + PathRevoke,
+		RevocationEndpointAuthMethodsSupported:    []string{"none", "client_secret_basic", "client_secret_post"},
+		IntrospectionEndpoint:                     iss + PathIntrospect,
+		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		CodeChallengeMethodsSupported:             []string{"S256"},
+		ClientIDMetadataDocumentSupported:         true,
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if !oidcDoc {
+		_ = json.NewEncoder(w).Encode(meta)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(struct {
+		oauthex.AuthServerMeta
+		Subjects []string `json:"subject_types_supported"`
+		IDAlgs   []string `json:"id_token_signing_alg_values_supported"`
+	}{meta, []string{"public"}, []string{"ES256"}})
+}
+
+// serveAuthorize checks what op leaves to the server — the client's exact
+// redirect URI, the RFC 8707 resource naming a live route, PKCE S256 — and
+// hands the request to op, whose storage parks it for the owner.
+func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "Bad authorization request", err.Error())
+		return
+	}
+	f := r.Form
+	c, err := s.client(r.Context(), f.Get("client_id"))
+	if err != nil {
+		s.errorPage(w, http.StatusBadRequest, "Unknown application", err.Error())
+		return
+	}
+	if !slices.Contains(c.redirects, f.Get("redirect_uri")) {
+		s.errorPage(w, http.StatusBadRequest, "Unregistered redirect", "The application asked to return to an address it did not register; nothing was authorized.")
+		return
+	}
+	req, err := op.ParseAuthorizeRequest(r, s.provider.Decoder())
+	if err != nil {
+		op.AuthRequestError(w, r, nil, err, s.provider)
+		return
+	}
+	fail := func(e *oidc.Error) { op.AuthRequestError(w, r, req, e, s.provider) }
+	resources := f["resource"]
+	if len(resources) != 1 {
+		fail(oidc.ErrInvalidTarget().WithDescription("exactly one resource (RFC 8707) must name the tunnel's MCP URL"))
+		return
+	}
+	route, ok := s.cfg.Resolver.RouteOf(resources[0])
+	if !ok {
+		fail(oidc.ErrInvalidTarget().WithDescription("the resource is not a tunnel of this relay"))
+		return
+	}
+	owner := s.cfg.Resolver.Owner(route)
+	if owner == "" {
+		fail(oidc.ErrInvalidTarget().WithDescription("no tunnel holds this address"))
+		return
+	}
+	if req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+		fail(oidc.ErrInvalidRequest().WithDescription("PKCE with code_challenge_method S256 is required"))
+		return
+	}
+	if req.ResponseType != oidc.ResponseTypeCode {
+		fail((&oidc.Error{ErrorType: "unsupported_response_type"}).WithDescription("only the authorization code flow is supported"))
+		return
+	}
+	if n, err := s.st.countPending(r.Context(), route, s.cfg.Now()); err != nil || n >= maxPendingPerRoute {
+		fail((&oidc.Error{ErrorType: "temporarily_unavailable"}).WithDescription("too many requests are waiting for this tunnel's owner"))
+		return
+	}
+	if strings.TrimSpace(f.Get("scope")) == "" {
+		f.Set("scope", Scope)
+	}
+	name := c.name
+	if name == "" {
+		name = c.id
+	}
+	info := &reqInfo{route: route, owner: owner, resource: s.cfg.Resolver.Resource(route), clientName: name}
+	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
+}
+
+// serveToken passes the RFC 8707 resource of a token request to storage,
+// which checks it against the grant.
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	info := &reqInfo{}
+	if res := r.PostForm["resource"]; len(res) > 0 {
+		route, ok := s.cfg.Resolver.RouteOf(res[0])
+		if len(res) > 1 || !ok {
+			oauthError(w, http.StatusBadRequest, "invalid_target", "the resource is not a tunnel of this relay")
+			return
+		}
+		info.route = route
+	}
+	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
+}
+
+// Approval codes: 8 symbols of Crockford's base32 (40 bits), shown as
+// XXXX-XXXX.
+const codeAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+func newApprovalCode() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = codeAlphabet[b[i]&31]
+	}
+	return string(b[:4]) + "-" + string(b[4:])
+}
+
+// NormalizeCode turns what a person typed into the stored form.
+func NormalizeCode(s string) string {
+	s = strings.ToUpper(strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return r
+	}, s))
+	// Crockford: O reads as 0, I and L as 1.
+	s = strings.NewReplacer("O", "0", "I", "1", "L", "1").Replace(s)
+	if len(s) != 8 {
+		return s
+	}
+	return s[:4] + "-" + s[4:]
+}
+
+func requestOf(a authRow) Request {
+	host := a.Data.RedirectURI
+	if u, err := url.Parse(a.Data.RedirectURI); err == nil {
+		host = u.Scheme + "://" + u.Host
+	}
+	return Request{Code: a.Approval, Route: a.Route, Owner: a.Owner, ClientID: a.ClientID, ClientName: a.Data.ClientName,
+		RedirectHost: host, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
+}
+
+// Errors of Decide.
+var (
+	ErrUnknownCode = errors.New("no pending access request has this code (it may have expired: codes last 10 minutes)")
+	ErrTooMany     = errors.New("too many wrong codes; wait a few minutes")
+)
+
+type failureCount struct {
+	n     int
+	reset time.Time
+}
+
+// Wrong codes allowed per decider in failureWindow.
+const (
+	maxFailures   = 10
+	failureWindow = 10 * time.Minute
+)
+
+// Decide approves or denies the pending request with code. owner limits it
+// to that key's routes ("" for the relay's admin); by names the decider in
+// the audit trail.
+func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by string) (Request, error) {
+	now := s.cfg.Now()
+	key := "owner:" + owner
+	s.mu.Lock()
+	f := s.failures[key]
+	if f != nil && now.After(f.reset) {
+		delete(s.failures, key)
+		f = nil
+	}
+	if f != nil && f.n >= maxFailures {
+		s.mu.Unlock()
+		return Request{}, ErrTooMany
+	}
+	s.mu.Unlock()
+	row, err := s.st.authByApproval(ctx, NormalizeCode(code))
+	if err == nil && (row.State != statePending || !row.Expires.After(now) || (owner != "" && row.Owner != owner)) {
+		err = errNotFound
+	}
+	if err == nil {
+		state := stateDenied
+		if allow {
+			state = stateApproved
+		}
+		var ok bool
+		if ok, err = s.st.decide(ctx, row.ID, state, by, now); err == nil && ok {
+			row.State, row.DecidedBy = state, by
+			s.log.Info("authorization request decided", "route", row.Route, "client", row.ClientID, "state", state, "by", by)
+			req := requestOf(row)
+			s.cfg.Resolver.Notify(req)
+			return req, nil
+		}
+		if err == nil {
+			err = errNotFound
+		}
+	}
+	if !errors.Is(err, errNotFound) {
+		return Request{}, err
+	}
+	s.mu.Lock()
+	if len(s.failures) >= maxLimiters {
+		clear(s.failures)
+	}
+	if f = s.failures[key]; f == nil {
+		f = &failureCount{reset: now.Add(failureWindow)}
+		s.failures[key] = f
+	}
+	f.n++
+	s.mu.Unlock()
+	return Request{}, ErrUnknownCode
+}
+
+// Pending lists the requests waiting for owner ("" for all).
+func (s *Server) Pending(ctx context.Context, owner string) ([]Request, error) {
+	rows, err := s.st.pendingAuths(ctx, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	var out []Request
+	for _, a := range rows {
+		if owner == "" || a.Owner == owner {
+			out = append(out, requestOf(a))
+		}
+	}
+	return out, nil
+}
+
+// Grants lists the remembered approvals of owner ("" for all).
+func (s *Server) Grants(ctx context.Context, owner string) ([]Grant, error) {
+	return s.st.grants(ctx, owner, s.cfg.Now())
+}
+
+// RevokeGrant forgets an approval and revokes every token issued under it;
+// owner limits it to that key's grants ("" for the admin).
+func (s *Server) RevokeGrant(ctx context.Context, id, owner string) error {
+	g, err := s.st.grantByID(ctx, id)
+	if err != nil || (owner != "" && g.Owner != owner) {
+		return fmt.Errorf("no grant %q", id)
+	}
+	if err := s.st.revokeGrant(ctx, id); err != nil {
+		return err
+	}
+	s.forgetVerdicts()
+	s.log.Info("grant revoked", "grant", id, "client", g.ClientID)
+	return nil
+}
+
+// serveApprove is the page the browser waits on: it shows who asks and
+// the code, refreshes itself until the owner decides, then goes on to op's
+// callback (approved) or back to the app with access_denied.
+func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	id := r.URL.Query().Get("id")
+	row, err := s.st.auth(r.Context(), id)
+	if err != nil || id == "" {
+		s.errorPage(w, http.StatusNotFound, "Unknown request", "This authorization request is unknown or has ended. Start again from the application.")
+		return
+	}
+	now := s.cfg.Now()
+	switch {
+	case row.State == stateApproved:
+		http.Redirect(w, r, s.cfg.Issuer+PathAuthorize+"/callback?id="+url.QueryEscape(id), http.StatusSeeOther)
+		return
+	case row.State == stateDenied || !row.Expires.After(now):
+		why := "The tunnel's owner denied this request."
+		if row.State != stateDenied {
+			why = "Nobody approved this request within 10 minutes."
+		}
+		e := oidc.ErrAccessDenied().WithDescription("%s", why)
+		e.State = row.Data.State
+		back, err := op.AuthResponseURL(row.Data.RedirectURI, oidc.ResponseType(row.Data.ResponseType), oidc.ResponseMode(row.Data.ResponseMode), e, s.provider.Encoder())
+		if err != nil {
+			back = ""
+		}
+		_ = s.st.deleteAuth(r.Context(), id)
+		s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: why + " The application has been told.", Back: back})
+		return
+	}
+	s.render(w, http.StatusOK, pageData{
+		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: row.Data.ClientName,
+		ClientID: row.ClientID, Redirect: requestOf(row).RedirectHost, Route: row.Route, Resource: row.Data.Resource,
+		Expires: row.Expires.Sub(now).Round(time.Second).String(),
+	})
+}
+
+type pageData struct {
+	Title, Message                                    string
+	Pending                                           bool
+	Code, Client, ClientID, Redirect, Route, Resource string
+	Expires                                           string
+	Back                                              string
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+{{if .Pending}}<meta http-equiv="refresh" content="2">{{end}}{{if .Back}}<meta http-equiv="refresh" content="3;url={{.Back}}">{{end}}
+<title>{{.Title}} · pomdev relay</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;color:#222}
+code,.code{font-family:ui-monospace,monospace}.code{font-size:2em;letter-spacing:.1em;padding:.2em .5em;border:2px solid #444;border-radius:6px;display:inline-block}
+dt{font-weight:600;margin-top:.5em}dd{margin:0}@media(prefers-color-scheme:dark){body{background:#111;color:#eee}.code{border-color:#ccc}}</style></head>
+<body><h1>{{.Title}}</h1>
+{{if .Pending}}
+<p><strong>{{.Client}}</strong> asks to use the tools of the tunnel <code>{{.Route}}</code>.</p>
+<dl><dt>Application</dt><dd>{{.Client}} <small>(<code>{{.ClientID}}</code>)</small></dd>
+<dt>Returns to</dt><dd><code>{{.Redirect}}</code></dd>
+<dt>Resource</dt><dd><code>{{.Resource}}</code></dd></dl>
+<p>Code</p><p class="code">{{.Code}}</p>
+<p>The tunnel's owner approves this request from their terminal: <kbd>a</kbd> in <code>pomdev up</code>'s
+dashboard or on the <code>ssh</code> status screen, or <code>pomdev access approve {{.Code}}</code>. Check that the code
+there is the one above. This page moves on by itself; the request expires in {{.Expires}}.</p>
+{{else}}<p>{{.Message}}</p>{{if .Back}}<p><a href="{{.Back}}">Back to the application</a></p>{{end}}{{end}}
+</body></html>
+`))
+
+func (s *Server) render(w http.ResponseWriter, status int, d pageData) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = pageTmpl.Execute(w, d)
+}
+
+func (s *Server) errorPage(w http.ResponseWriter, status int, title, msg string) {
+	s.render(w, status, pageData{Title: title, Message: msg})
+}

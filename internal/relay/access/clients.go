@@ -1,0 +1,418 @@
+package access
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/time/rate"
+)
+
+// client is an OAuth client as op sees it: registered dynamically (an
+// opaque ID) or identified by the HTTPS URL of its metadata document.
+type client struct {
+	id        string
+	name      string
+	redirects []string
+	method    oidc.AuthMethod
+	loginURL  string
+}
+
+var _ op.Client = (*client)(nil)
+
+func (c *client) GetID() string                    { return c.id }
+func (c *client) RedirectURIs() []string           { return c.redirects }
+func (c *client) PostLogoutRedirectURIs() []string { return nil }
+
+// ApplicationType is native so that custom-scheme redirects (desktop
+// hosts) pass op's checks; serveAuthorize has already required an exact
+// match, so op's loopback port leniency never applies.
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeNative }
+func (c *client) AuthMethod() oidc.AuthMethod         { return c.method }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+}
+func (c *client) LoginURL(id string) string            { return c.loginURL + "?id=" + url.QueryEscape(id) }
+func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
+func (c *client) IDTokenLifetime() time.Duration       { return time.Hour }
+func (c *client) DevMode() bool                        { return false }
+func (c *client) IsScopeAllowed(scope string) bool     { return scope == Scope }
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+// isDynamic tells a registered client's ID from a metadata document URL.
+func isDynamic(id string) bool {
+	return !strings.HasPrefix(id, "https://") && !strings.HasPrefix(id, "http://")
+}
+
+func (s *Server) client(ctx context.Context, id string) (*client, error) {
+	login := s.cfg.Issuer + PathApprove
+	if !isDynamic(id) {
+		c, err := s.fetch.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		cc := *c
+		cc.loginURL = login
+		return &cc, nil
+	}
+	row, err := s.st.client(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("unknown client %q", id)
+	}
+	return &client{id: row.ID, name: row.Name, redirects: row.RedirectURIs, method: oidc.AuthMethod(row.AuthMethod), loginURL: login}, nil
+}
+
+// checkRedirect accepts https URLs, http URLs on loopback (native apps,
+// RFC 8252 §7.3) and private-use schemes (§7.1), never script or data
+// schemes; no fragments.
+func checkRedirect(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(raw, " \t\r\n") {
+		return fmt.Errorf("redirect URI %q is not an absolute URI without a fragment", raw)
+	}
+	switch s := strings.ToLower(u.Scheme); s {
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("redirect URI %q has no host", raw)
+		}
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("redirect URI %q: plain http is allowed only on loopback", raw)
+		}
+	case "javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss":
+		return fmt.Errorf("redirect URI %q: scheme %s is not allowed", raw, s)
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
+
+// registrar bounds dynamic client registration per source address.
+type registrar struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	perIP map[string]*rate.Limiter
+}
+
+// Registrations: 10 a minute per address, bursts of 5.
+const (
+	registerRate  = rate.Limit(10.0 / 60)
+	registerBurst = 5
+	maxLimiters   = 10_000
+)
+
+func newRegistrar(now func() time.Time) *registrar {
+	return &registrar{now: now, perIP: map[string]*rate.Limiter{}}
+}
+
+func (g *registrar) allow(ip string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.perIP[ip]
+	if l == nil {
+		if len(g.perIP) >= maxLimiters {
+			clear(g.perIP) // a flood of addresses resets everyone's budget, never grows memory
+		}
+		l = rate.NewLimiter(registerRate, registerBurst)
+		g.perIP[ip] = l
+	}
+	return l.AllowN(g.now(), 1)
+}
+
+func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "registration is a POST of JSON client metadata")
+		return
+	}
+	if !s.dcr.allow(sourceIP(r)) {
+		w.Header().Set("Retry-After", "60")
+		oauthError(w, http.StatusTooManyRequests, "invalid_request", "too many registrations from this address; retry in a minute")
+		return
+	}
+	var meta oauthex.ClientRegistrationMetadata
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&meta); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_client_metadata", "the body is not client metadata JSON: "+err.Error())
+		return
+	}
+	if err := validateMetadata(&meta); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_redirect_uri", err.Error())
+		return
+	}
+	ctx := r.Context()
+	if n, err := s.st.countClients(ctx); err != nil || n >= s.cfg.MaxClients {
+		_ = s.st.sweep(ctx, s.cfg.Now())
+		if n, err = s.st.countClients(ctx); err != nil || n >= s.cfg.MaxClients {
+			w.Header().Set("Retry-After", "3600")
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "this relay holds as many client registrations as it allows")
+			return
+		}
+	}
+	now := s.cfg.Now()
+	row := clientRow{ID: random(16), Name: meta.ClientName, RedirectURIs: meta.RedirectURIs, AuthMethod: meta.TokenEndpointAuthMethod, Created: now}
+	resp := oauthex.ClientRegistrationResponse{ClientRegistrationMetadata: meta, ClientID: row.ID, ClientIDIssuedAt: now}
+	if row.AuthMethod != string(oidc.AuthMethodNone) {
+		resp.ClientSecret = random(32)
+		row.SecretHash = hashSecret(resp.ClientSecret)
+	}
+	if err := s.st.addClient(ctx, row); err != nil {
+		oauthError(w, http.StatusInternalServerError, "server_error", "cannot store the registration")
+		return
+	}
+	s.log.Info("client registered", "client", row.ID, "name", row.Name, "source", sourceIP(r))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(&resp)
+}
+
+// validateMetadata checks and completes client metadata (registration and
+// metadata documents alike).
+func validateMetadata(m *oauthex.ClientRegistrationMetadata) error {
+	if len(m.RedirectURIs) == 0 || len(m.RedirectURIs) > 10 {
+		return errors.New("redirect_uris must list 1 to 10 URIs")
+	}
+	for _, u := range m.RedirectURIs {
+		if len(u) > 2000 {
+			return errors.New("a redirect URI is longer than 2000 characters")
+		}
+		if err := checkRedirect(u); err != nil {
+			return err
+		}
+	}
+	switch m.TokenEndpointAuthMethod {
+	case "":
+		m.TokenEndpointAuthMethod = string(oidc.AuthMethodBasic) // RFC 7591 §2
+	case string(oidc.AuthMethodNone), string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost):
+	default:
+		return fmt.Errorf("token_endpoint_auth_method %q is not supported (none, client_secret_basic, client_secret_post)", m.TokenEndpointAuthMethod)
+	}
+	for _, g := range m.GrantTypes {
+		if g != "authorization_code" && g != "refresh_token" {
+			return fmt.Errorf("grant type %q is not supported", g)
+		}
+	}
+	for _, t := range m.ResponseTypes {
+		if t != "code" {
+			return fmt.Errorf("response type %q is not supported", t)
+		}
+	}
+	if len(m.ClientName) > 200 {
+		m.ClientName = m.ClientName[:200]
+	}
+	return nil
+}
+
+// cimd fetches and caches client ID metadata documents.
+type cimd struct {
+	hc  *http.Client
+	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cimdEntry
+}
+
+type cimdEntry struct {
+	c       *client
+	err     error
+	expires time.Time
+}
+
+const (
+	cimdMaxBytes = 64 << 10
+	cimdTTL      = 5 * time.Minute
+	cimdErrTTL   = 30 * time.Second
+	cimdMaxCache = 1000
+)
+
+func newCIMD(allowPrivate bool, roots *x509.CertPool, now func() time.Time) *cimd {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if !allowPrivate {
+		d.Control = publicOnly
+	}
+	tr := &http.Transport{
+		DialContext:           d.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Second,
+		MaxIdleConns:          16,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	return &cimd{
+		hc: &http.Client{
+			Transport:     tr,
+			Timeout:       10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		now:   now,
+		cache: map[string]cimdEntry{},
+	}
+}
+
+// publicOnly refuses connections to loopback, private, link-local,
+// multicast and unspecified addresses (checked on the resolved address, so
+// DNS cannot point a document at the relay's own network).
+func publicOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() ||
+		netip.MustParsePrefix("100.64.0.0/10").Contains(ip) || netip.MustParsePrefix("64:ff9b::/96").Contains(ip) {
+		return fmt.Errorf("client metadata document at %s: address not public", ip)
+	}
+	return nil
+}
+
+// checkCIMDURL applies the client ID metadata document rules to a
+// client_id: https, a path, no fragment, no credentials, no dot segments.
+func checkCIMDURL(id string) error {
+	u, err := url.Parse(id)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" ||
+		u.Path == "" || u.Path == "/" || strings.Contains(u.Path, "/./") || strings.Contains(u.Path, "/../") ||
+		strings.HasSuffix(u.Path, "/.") || strings.HasSuffix(u.Path, "/..") || len(id) > 2000 {
+		return fmt.Errorf("client_id %q is neither a registered client nor an https metadata document URL with a path", id)
+	}
+	return nil
+}
+
+func (m *cimd) get(ctx context.Context, id string) (*client, error) {
+	if err := checkCIMDURL(id); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	e, ok := m.cache[id]
+	m.mu.Unlock()
+	if ok && e.expires.After(now) {
+		return e.c, e.err
+	}
+	c, err := m.load(ctx, id)
+	e = cimdEntry{c: c, err: err, expires: now.Add(cimdTTL)}
+	if err != nil {
+		e.expires = now.Add(cimdErrTTL)
+	}
+	m.mu.Lock()
+	if len(m.cache) >= cimdMaxCache {
+		for k, v := range m.cache {
+			if !v.expires.After(now) {
+				delete(m.cache, k)
+			}
+		}
+		if len(m.cache) >= cimdMaxCache {
+			clear(m.cache)
+		}
+	}
+	m.cache[id] = e
+	m.mu.Unlock()
+	return c, err
+}
+
+func (m *cimd) load(ctx context.Context, id string) (*client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := m.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("client metadata document %s: %s", id, resp.Status)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return nil, fmt.Errorf("client metadata document %s: content type %q is not JSON", id, mt)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, cimdMaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
+	}
+	if len(body) > cimdMaxBytes {
+		return nil, fmt.Errorf("client metadata document %s is larger than %d bytes", id, cimdMaxBytes)
+	}
+	var doc struct {
+		oauthex.ClientRegistrationMetadata
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
+	}
+	if doc.ClientID != id {
+		return nil, fmt.Errorf("client metadata document %s names client_id %q", id, doc.ClientID)
+	}
+	if doc.ClientSecret != "" {
+		return nil, fmt.Errorf("client metadata document %s carries a client_secret", id)
+	}
+	if doc.TokenEndpointAuthMethod == "" {
+		doc.TokenEndpointAuthMethod = string(oidc.AuthMethodNone)
+	}
+	if doc.TokenEndpointAuthMethod != string(oidc.AuthMethodNone) {
+		return nil, fmt.Errorf("client metadata document %s: token_endpoint_auth_method %q is not supported (none)", id, doc.TokenEndpointAuthMethod)
+	}
+	if err := validateMetadata(&doc.ClientRegistrationMetadata); err != nil {
+		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
+	}
+	name := doc.ClientName
+	if name == "" {
+		name = id
+	}
+	return &client{id: id, name: name, redirects: slices.Clone(doc.RedirectURIs), method: oidc.AuthMethodNone}, nil
+}
+
+// sourceIP is the request's remote address without its port.
+func sourceIP(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
+}
+
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}

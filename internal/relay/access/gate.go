@@ -1,0 +1,234 @@
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+// IdentityHeader carries the relay's signed assertion of who a request
+// comes from; it replaces the Authorization header on the way to the app.
+const IdentityHeader = "X-Pomdev-Identity"
+
+// verdict is a verified access token, cached until it expires or anything
+// is revoked.
+type verdict struct {
+	route, owner, client, grant string
+	scopes                      []string
+	expires                     time.Time
+	identity                    string
+}
+
+// maxVerdicts bounds the cache; past it, expired entries go, then all.
+const maxVerdicts = 8192
+
+func (s *Server) forgetVerdicts() {
+	s.mu.Lock()
+	clear(s.verdicts)
+	s.mu.Unlock()
+}
+
+func (s *Server) dropExpiredVerdicts() {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.verdicts {
+		if !v.expires.After(now) {
+			delete(s.verdicts, k)
+		}
+	}
+}
+
+// PRMPath reports whether path is a protected-resource metadata document.
+func PRMPath(path string) bool {
+	return path == PathPRM || strings.HasPrefix(path, PathPRM+"/")
+}
+
+// ServePRM serves RFC 9728 metadata for route.
+func (s *Server) ServePRM(w http.ResponseWriter, r *http.Request, route string) {
+	auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+		Resource:               s.cfg.Resolver.Resource(route),
+		AuthorizationServers:   []string{s.cfg.Issuer},
+		ScopesSupported:        []string{Scope},
+		BearerMethodsSupported: []string{"header"},
+		ResourceName:           "pomdev tunnel " + route,
+	}).ServeHTTP(w, r)
+}
+
+// Gate lets a request on route through to next only with a valid access
+// token for it: no token, or one that is invalid, expired, revoked, for
+// another route or from the route's previous owner, gets 401 with the
+// challenge that leads a client to this relay's authorization server.
+// next sees the request without Authorization and with the identity
+// assertion.
+func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next func(*http.Request)) {
+	prm := strings.TrimSuffix(s.cfg.Resolver.Resource(route), "/mcp")
+	opts := &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL: prm + PathPRM + "/mcp",
+		Scopes:              []string{Scope},
+	}
+	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+		v, err := s.verify(ctx, token, route)
+		if err != nil {
+			return nil, err
+		}
+		return &auth.TokenInfo{Scopes: v.scopes, Expiration: v.expires, UserID: v.owner, Extra: map[string]any{"verdict": v}}, nil
+	}
+	cw := &challengeWriter{ResponseWriter: w, hadToken: r.Header.Get("Authorization") != ""}
+	auth.RequireBearerToken(verify, opts)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		v := auth.TokenInfoFromContext(r.Context()).Extra["verdict"].(*verdict)
+		r.Header.Del("Authorization")
+		r.Header.Set(IdentityHeader, v.identity)
+		next(r)
+	})).ServeHTTP(cw, r)
+}
+
+// challengeWriter adds the RFC 6750 error code to the go-sdk's challenge
+// when a token was presented.
+type challengeWriter struct {
+	http.ResponseWriter
+	hadToken bool
+}
+
+func (c *challengeWriter) WriteHeader(code int) {
+	h := c.Header()
+	if v := h.Get("WWW-Authenticate"); strings.HasPrefix(v, "Bearer ") {
+		switch {
+		case code == http.StatusUnauthorized && c.hadToken:
+			h.Set("WWW-Authenticate", `Bearer error="invalid_token", `+v[len("Bearer "):])
+		case code == http.StatusForbidden:
+			h.Set("WWW-Authenticate", `Bearer error="insufficient_scope", `+v[len("Bearer "):])
+		}
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", auth.ErrInvalidToken, fmt.Sprintf(format, args...))
+}
+
+func (s *Server) verify(ctx context.Context, token, route string) (*verdict, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	v := s.verdicts[token]
+	s.mu.Unlock()
+	if v == nil {
+		var err error
+		if v, err = s.load(ctx, token, now); err != nil {
+			return nil, err
+		}
+	}
+	if !v.expires.After(now) {
+		return nil, invalid("token expired")
+	}
+	if v.route != route {
+		return nil, invalid("token is for another tunnel")
+	}
+	if s.cfg.Resolver.Owner(route) != v.owner {
+		return nil, invalid("the tunnel's address belongs to another key now")
+	}
+	return v, nil
+}
+
+// load verifies a token not in the cache: op's sealing (AES-GCM), then the
+// store.
+func (s *Server) load(ctx context.Context, token string, now time.Time) (*verdict, error) {
+	if len(token) > 1024 {
+		return nil, invalid("token too long")
+	}
+	plain, err := s.provider.Crypto().Decrypt(token)
+	if err != nil {
+		return nil, invalid("token not issued by this relay")
+	}
+	id, _, ok := strings.Cut(plain, ":")
+	if !ok {
+		return nil, invalid("token not issued by this relay")
+	}
+	t, err := s.st.token(ctx, id)
+	if err != nil || t.Kind != kindAccess {
+		return nil, invalid("unknown token")
+	}
+	if t.Revoked {
+		return nil, invalid("token revoked")
+	}
+	if !t.Expires.After(now) {
+		return nil, invalid("token expired")
+	}
+	v := &verdict{route: t.Route, owner: t.Owner, client: t.ClientID, grant: t.Grant, scopes: t.Scopes, expires: t.Expires}
+	if v.identity, err = s.identity(v, now); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.verdicts) >= maxVerdicts {
+		for k, old := range s.verdicts {
+			if !old.expires.After(now) {
+				delete(s.verdicts, k)
+			}
+		}
+		if len(s.verdicts) >= maxVerdicts {
+			clear(s.verdicts)
+		}
+	}
+	s.verdicts[token] = v
+	s.mu.Unlock()
+	return v, nil
+}
+
+// Identity is the claims of the assertion an app receives.
+type Identity struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+	Owner    string `json:"owner"` // the route owner's key fingerprint, who approved
+	Grant    string `json:"grant"`
+	Route    string `json:"route"`
+}
+
+// identity signs the assertion for v, valid as long as its token.
+func (s *Server) identity(v *verdict, now time.Time) (string, error) {
+	sig, err := s.keys.signer()
+	if err != nil {
+		return "", err
+	}
+	c := Identity{
+		Claims: jwt.Claims{
+			Issuer:   s.cfg.Issuer,
+			Subject:  v.client + " for " + v.owner,
+			Audience: jwt.Audience{s.cfg.Resolver.Resource(v.route)},
+			IssuedAt: jwt.NewNumericDate(now),
+			Expiry:   jwt.NewNumericDate(v.expires),
+		},
+		ClientID: v.client, Owner: v.owner, Grant: v.grant, Route: v.route,
+	}
+	return jwt.Signed(sig).Claims(c).Serialize()
+}
+
+// VerifyIdentity checks an assertion against this relay's key (tests and
+// apps in Go; others use the JWKS).
+func (s *Server) VerifyIdentity(raw, audience string) (*Identity, error) {
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return nil, err
+	}
+	var c Identity
+	if err := tok.Claims(&s.keys.signing.PublicKey, &c); err != nil {
+		return nil, err
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: s.cfg.Issuer, AnyAudience: jwt.Audience{audience}, Time: s.cfg.Now()}, time.Minute); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// MarshalRequest is a Request as a JSON line.
+func MarshalRequest(r Request) []byte {
+	b, _ := json.Marshal(r)
+	return b
+}

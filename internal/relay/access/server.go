@@ -1,0 +1,259 @@
+// Package access is the relay's authorization of public HTTP requests: an
+// MCP OAuth 2.1 authorization server on the relay's own domain whose grants
+// the owner of a tunnel approves from their terminal, and the resource
+// server check on every route.
+//
+// The OAuth protocol (authorize and token endpoints, PKCE verification,
+// client authentication, revocation, introspection, JWKS) is
+// github.com/zitadel/oidc's op package; what is written here is the MCP
+// glue: per-route resources (RFC 8707, RFC 9728), client ID metadata
+// documents and dynamic registration, the owner's approval, and the
+// storage behind op (SQLite, secrets hashed).
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+)
+
+// Scope is the one scope a relay grant carries.
+const Scope = "mcp"
+
+// Paths on the relay's domain.
+const (
+	PathAuthorize  = "/oauth/authorize"
+	PathToken      = "/oauth/token"
+	PathRegister   = "/oauth/register"
+	PathRevoke     = "/oauth/revoke"
+	PathIntrospect = "/oauth/introspect"
+	PathApprove    = "/oauth/approve"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathASMeta     = "/.well-known/oauth-authorization-server"
+	PathOIDCMeta   = "/.well-known/openid-configuration"
+	// PathPRM is the protected-resource metadata on a route's host (RFC
+	// 9728), also served with the resource's path (/mcp) appended.
+	PathPRM = "/.well-known/oauth-protected-resource"
+)
+
+// Resolver is what the relay tells the authorization server about routes.
+type Resolver interface {
+	// RouteOf maps a resource URL (a route's URL, with or without /mcp)
+	// to the route's name.
+	RouteOf(resource string) (route string, ok bool)
+	// Resource is the canonical resource of a route: its URL + /mcp.
+	Resource(route string) string
+	// Owner is the fingerprint of the key a route name belongs to, "" when
+	// it belongs to none.
+	Owner(route string) string
+	// Notify tells the owner's connections that a request is pending or
+	// was decided.
+	Notify(Request)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Issuer is the relay's public URL, exactly as clients reach it.
+	Issuer   string
+	StateDir string
+	Resolver Resolver
+
+	GrantTTL   time.Duration // remembered approval per (owner, client) (30 days)
+	AccessTTL  time.Duration // access tokens (1 h)
+	RequestTTL time.Duration // a request waiting for approval (10 min)
+
+	// AllowPrivateFetch lets client metadata documents come from
+	// loopback and private addresses: only for a relay on loopback.
+	AllowPrivateFetch bool
+	// FetchRoots, when set, are the CAs trusted for metadata documents
+	// (tests); nil means the system's.
+	FetchRoots *x509.CertPool
+	// MaxClients bounds dynamically registered clients (10,000).
+	MaxClients int
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Request is an authorization request as its owner sees it.
+type Request struct {
+	Code         string    `json:"code"` // XXXX-XXXX, shown on the page and in the terminal
+	Route        string    `json:"route"`
+	Owner        string    `json:"owner"`
+	ClientID     string    `json:"client_id"`
+	ClientName   string    `json:"client_name"`
+	RedirectHost string    `json:"redirect_host"`
+	State        string    `json:"state"` // pending, approved, denied
+	DecidedBy    string    `json:"decided_by,omitempty"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires"`
+}
+
+// Server is the authorization and resource server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	st       *store
+	provider *op.Provider
+	keys     *keys
+	fetch    *cimd
+	dcr      *registrar
+
+	mu       sync.Mutex
+	verdicts map[string]*verdict // by access token
+	failures map[string]*failureCount
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New opens the state and prepares the endpoints.
+func New(cfg Config) (*Server, error) {
+	if cfg.Issuer == "" || cfg.StateDir == "" || cfg.Resolver == nil {
+		return nil, errors.New("access: issuer, state directory and resolver are required")
+	}
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("access: issuer %q is not an http(s) URL", cfg.Issuer)
+	}
+	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.GrantTTL, 30*24*time.Hour)
+	def(&cfg.AccessTTL, time.Hour)
+	def(&cfg.RequestTTL, 10*time.Minute)
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	k, err := loadKeys(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, st: st, keys: k,
+		fetch:    newCIMD(cfg.AllowPrivateFetch, cfg.FetchRoots, cfg.Now),
+		dcr:      newRegistrar(cfg.Now),
+		verdicts: map[string]*verdict{},
+		failures: map[string]*failureCount{},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	opts := []op.Option{
+		op.WithCustomAuthEndpoint(op.NewEndpoint(strings.TrimPrefix(PathAuthorize, "/"))),
+		op.WithCustomTokenEndpoint(op.NewEndpoint(strings.TrimPrefix(PathToken, "/"))),
+		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(strings.TrimPrefix(PathIntrospect, "/"))),
+		op.WithCustomRevocationEndpoint(op.NewEndpoint(strings.TrimPrefix(PathRevoke, "/"))),
+		op.WithCustomKeysEndpoint(op.NewEndpoint(strings.TrimPrefix(PathJWKS, "/"))),
+		op.WithCustomUserinfoEndpoint(op.NewEndpoint("oauth/userinfo")),
+		op.WithCustomEndSessionEndpoint(op.NewEndpoint("oauth/end_session")),
+		op.WithLogger(cfg.Logger),
+	}
+	if u.Scheme == "http" {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	s.provider, err = op.NewProvider(&op.Config{
+		CryptoKey:             k.tokenKey,
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
+		SupportedScopes:       []string{Scope, "offline_access"},
+		SupportedUILocales:    []language.Tag{language.English},
+	}, &opStorage{s: s}, op.StaticIssuer(cfg.Issuer), opts...)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("access: %w", err)
+	}
+	go s.sweeper()
+	return s, nil
+}
+
+// Close stops the sweeper and closes the database.
+func (s *Server) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	return s.st.close()
+}
+
+func (s *Server) sweeper() {
+	defer close(s.done)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if err := s.st.sweep(context.Background(), s.cfg.Now()); err != nil {
+			s.log.Warn("cannot sweep expired access state", "err", err)
+		}
+		s.dropExpiredVerdicts()
+	}
+}
+
+// Handles reports whether path on the relay's domain belongs to the
+// authorization server.
+func Handles(path string) bool {
+	return strings.HasPrefix(path, "/oauth/") || path == PathJWKS || path == PathASMeta ||
+		path == PathOIDCMeta || strings.HasPrefix(path, PathASMeta+"/") || strings.HasPrefix(path, PathOIDCMeta+"/")
+}
+
+// ServeHTTP serves the authorization server's endpoints on the relay's
+// domain.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	switch {
+	case r.URL.Path == PathASMeta || strings.HasPrefix(r.URL.Path, PathASMeta+"/"):
+		s.serveMetadata(w, r, false)
+	case r.URL.Path == PathOIDCMeta || strings.HasPrefix(r.URL.Path, PathOIDCMeta+"/"):
+		s.serveMetadata(w, r, true)
+	case r.URL.Path == PathRegister:
+		s.serveRegister(w, r)
+	case r.URL.Path == PathApprove:
+		s.serveApprove(w, r)
+	case r.URL.Path == PathAuthorize:
+		s.serveAuthorize(w, r)
+	case r.URL.Path == PathToken:
+		s.serveToken(w, r)
+	case r.URL.Path == PathAuthorize+"/callback", r.URL.Path == PathRevoke, r.URL.Path == PathIntrospect, r.URL.Path == PathJWKS:
+		s.provider.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// random is n random bytes as unpadded base64url.
+func random(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return encodeB64(b)
+}

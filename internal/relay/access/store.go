@@ -1,0 +1,431 @@
+package access
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the CGO-free SQLite driver, registered as "sqlite"
+)
+
+// DBFile is the relay's database in its state directory.
+const DBFile = "relay.db"
+
+// store is the access state in SQLite: OAuth clients, authorization
+// requests waiting for (or given) the owner's approval, grants, and
+// tokens. Secrets (client secrets, token identifiers, refresh tokens) are
+// kept only as SHA-256 hashes.
+type store struct {
+	db *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS clients (
+	id TEXT PRIMARY KEY,
+	secret_hash TEXT NOT NULL DEFAULT '',
+	name TEXT NOT NULL,
+	redirect_uris TEXT NOT NULL,
+	auth_method TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS auth_requests (
+	id TEXT PRIMARY KEY,
+	approval TEXT NOT NULL UNIQUE,
+	code_hash TEXT UNIQUE,
+	route TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	client_id TEXT NOT NULL,
+	state TEXT NOT NULL,
+	decided_by TEXT NOT NULL DEFAULT '',
+	data TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grants (
+	id TEXT PRIMARY KEY,
+	owner TEXT NOT NULL,
+	client_id TEXT NOT NULL,
+	client_name TEXT NOT NULL,
+	approved_by TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	expires INTEGER NOT NULL,
+	UNIQUE (owner, client_id)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+	hash TEXT PRIMARY KEY,
+	kind TEXT NOT NULL,
+	grant_id TEXT NOT NULL,
+	family TEXT NOT NULL,
+	route TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	client_id TEXT NOT NULL,
+	scopes TEXT NOT NULL,
+	auth_time INTEGER NOT NULL,
+	expires INTEGER NOT NULL,
+	used INTEGER NOT NULL DEFAULT 0,
+	revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tokens_family ON tokens (family);
+CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);
+`
+
+func openStore(dir string) (*store, error) {
+	path := filepath.Join(dir, DBFile)
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// One writer at a time is what SQLite allows; one connection also
+	// keeps every statement on the same view of the database.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w (move it away to start afresh; grants will be asked for again)", path, err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+func hashSecret(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+var errNotFound = errors.New("not found")
+
+// client is a registered OAuth client (dynamic registration). Clients
+// identified by a metadata document URL are not stored: their document is.
+type clientRow struct {
+	ID           string
+	SecretHash   string
+	Name         string
+	RedirectURIs []string
+	AuthMethod   string
+	Created      time.Time
+	Used         bool
+}
+
+func (s *store) addClient(ctx context.Context, c clientRow) error {
+	uris, _ := json.Marshal(c.RedirectURIs)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix())
+	return err
+}
+
+func (s *store) client(ctx context.Context, id string) (clientRow, error) {
+	var c clientRow
+	var uris string
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, name, redirect_uris, auth_method, created, used FROM clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &c.Name, &uris, &c.AuthMethod, &created, &c.Used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, errNotFound
+	}
+	if err != nil {
+		return c, err
+	}
+	c.Created = time.Unix(created, 0)
+	err = json.Unmarshal([]byte(uris), &c.RedirectURIs)
+	return c, err
+}
+
+func (s *store) markClientUsed(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE clients SET used = 1 WHERE id = ?`, id)
+	return err
+}
+
+func (s *store) countClients(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM clients`).Scan(&n)
+	return n, err
+}
+
+// authRequest states.
+const (
+	statePending  = "pending"
+	stateApproved = "approved"
+	stateDenied   = "denied"
+)
+
+type authRow struct {
+	ID        string
+	Approval  string // the short code the owner approves
+	Route     string
+	Owner     string
+	ClientID  string
+	State     string
+	DecidedBy string
+	Data      authData
+	Created   time.Time
+	Expires   time.Time
+}
+
+// authData is what the authorization request asked for.
+type authData struct {
+	RedirectURI   string   `json:"redirect_uri"`
+	State         string   `json:"state,omitempty"`
+	Nonce         string   `json:"nonce,omitempty"`
+	Scopes        []string `json:"scopes"`
+	ResponseType  string   `json:"response_type"`
+	ResponseMode  string   `json:"response_mode,omitempty"`
+	Challenge     string   `json:"code_challenge"`
+	ChallengeMeth string   `json:"code_challenge_method"`
+	Resource      string   `json:"resource"`
+	ClientName    string   `json:"client_name"`
+}
+
+func (s *store) addAuth(ctx context.Context, a authRow) error {
+	data, _ := json.Marshal(a.Data)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (id, approval, route, owner, client_id, state, decided_by, data, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Approval, a.Route, a.Owner, a.ClientID, a.State, a.DecidedBy, string(data), a.Created.Unix(), a.Expires.Unix())
+	return err
+}
+
+const authCols = `id, approval, route, owner, client_id, state, decided_by, data, created, expires`
+
+func scanAuth(row interface{ Scan(...any) error }) (authRow, error) {
+	var a authRow
+	var data string
+	var created, expires int64
+	err := row.Scan(&a.ID, &a.Approval, &a.Route, &a.Owner, &a.ClientID, &a.State, &a.DecidedBy, &data, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, errNotFound
+	}
+	if err != nil {
+		return a, err
+	}
+	a.Created, a.Expires = time.Unix(created, 0), time.Unix(expires, 0)
+	return a, json.Unmarshal([]byte(data), &a.Data)
+}
+
+func (s *store) auth(ctx context.Context, id string) (authRow, error) {
+	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE id = ?`, id))
+}
+
+func (s *store) authByApproval(ctx context.Context, code string) (authRow, error) {
+	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE approval = ?`, code))
+}
+
+func (s *store) authByCode(ctx context.Context, code string) (authRow, error) {
+	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE code_hash = ?`, hashSecret(code)))
+}
+
+func (s *store) pendingAuths(ctx context.Context, now time.Time) ([]authRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE state = ? AND expires > ? ORDER BY created`, statePending, now.Unix())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []authRow
+	for rows.Next() {
+		a, err := scanAuth(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// decide moves a pending request to approved or denied; it reports false
+// when the request was no longer pending.
+func (s *store) decide(ctx context.Context, id, state, by string, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET state = ?, decided_by = ? WHERE id = ? AND state = ? AND expires > ?`,
+		state, by, id, statePending, now.Unix())
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = ?, expires = ? WHERE id = ?`, hashSecret(code), expires.Unix(), id)
+	return err
+}
+
+func (s *store) deleteAuth(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, id)
+	return err
+}
+
+func (s *store) countPending(ctx context.Context, route string, now time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM auth_requests WHERE route = ? AND state = ? AND expires > ?`, route, statePending, now.Unix()).Scan(&n)
+	return n, err
+}
+
+// Grant is an owner's approval of a client, remembered until it expires or
+// is revoked.
+type Grant struct {
+	ID         string    `json:"id"`
+	Owner      string    `json:"owner"`
+	ClientID   string    `json:"client_id"`
+	ClientName string    `json:"client_name"`
+	ApprovedBy string    `json:"approved_by"`
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+}
+
+// putGrant records (or renews) the grant of owner to client.
+func (s *store) putGrant(ctx context.Context, g Grant) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `INSERT INTO grants (id, owner, client_id, client_name, approved_by, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner, client_id) DO UPDATE SET client_name = excluded.client_name, approved_by = excluded.approved_by, expires = excluded.expires
+		RETURNING id`,
+		g.ID, g.Owner, g.ClientID, g.ClientName, g.ApprovedBy, g.Created.Unix(), g.Expires.Unix()).Scan(&id)
+	return id, err
+}
+
+func scanGrant(row interface{ Scan(...any) error }) (Grant, error) {
+	var g Grant
+	var created, expires int64
+	err := row.Scan(&g.ID, &g.Owner, &g.ClientID, &g.ClientName, &g.ApprovedBy, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, errNotFound
+	}
+	g.Created, g.Expires = time.Unix(created, 0), time.Unix(expires, 0)
+	return g, err
+}
+
+const grantCols = `id, owner, client_id, client_name, approved_by, created, expires`
+
+// liveGrant is the unexpired grant of owner to client.
+func (s *store) liveGrant(ctx context.Context, owner, clientID string, now time.Time) (Grant, error) {
+	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = ? AND client_id = ? AND expires > ?`, owner, clientID, now.Unix()))
+}
+
+func (s *store) grantByID(ctx context.Context, id string) (Grant, error) {
+	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+}
+
+// grants lists the unexpired grants, of one owner or ("") all.
+func (s *store) grants(ctx context.Context, owner string, now time.Time) ([]Grant, error) {
+	q := `SELECT ` + grantCols + ` FROM grants WHERE expires > ?`
+	args := []any{now.Unix()}
+	if owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, owner)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// revokeGrant deletes a grant and every token issued under it.
+func (s *store) revokeGrant(ctx context.Context, id string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotFound
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE grant_id = ?`, id); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Token kinds.
+const (
+	kindAccess  = "access"
+	kindRefresh = "refresh"
+)
+
+type tokenRow struct {
+	Kind     string
+	Grant    string
+	Family   string // refresh tokens and the access tokens issued with them share it
+	Route    string
+	Owner    string
+	ClientID string
+	Scopes   []string
+	AuthTime time.Time
+	Expires  time.Time
+	Used     bool
+	Revoked  bool
+}
+
+func (s *store) addToken(ctx context.Context, tx *sql.Tx, secret string, t tokenRow) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		hashSecret(secret), t.Kind, t.Grant, t.Family, t.Route, t.Owner, t.ClientID, strings.Join(t.Scopes, " "), t.AuthTime.Unix(), t.Expires.Unix())
+	return err
+}
+
+func (s *store) token(ctx context.Context, secret string) (tokenRow, error) {
+	var t tokenRow
+	var scopes string
+	var authTime, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, used, revoked FROM tokens WHERE hash = ?`, hashSecret(secret)).
+		Scan(&t.Kind, &t.Grant, &t.Family, &t.Route, &t.Owner, &t.ClientID, &scopes, &authTime, &expires, &t.Used, &t.Revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, errNotFound
+	}
+	t.Scopes = strings.Fields(scopes)
+	t.AuthTime, t.Expires = time.Unix(authTime, 0), time.Unix(expires, 0)
+	return t, err
+}
+
+// useRefresh marks a refresh token used, within tx; false means it already
+// was (a reuse) or is revoked.
+func (s *store) useRefresh(ctx context.Context, tx *sql.Tx, secret string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE tokens SET used = 1 WHERE hash = ? AND kind = ? AND used = 0 AND revoked = 0`, hashSecret(secret), kindRefresh)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *store) revokeFamily(ctx context.Context, family string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE family = ?`, family)
+	return err
+}
+
+func (s *store) revokeToken(ctx context.Context, secret string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE hash = ?`, hashSecret(secret))
+	return err
+}
+
+// sweep deletes what has expired: requests, tokens, grants, and clients
+// registered more than a day ago that never got a grant.
+func (s *store) sweep(ctx context.Context, now time.Time) error {
+	for _, q := range []string{
+		`DELETE FROM auth_requests WHERE expires <= ?`,
+		`DELETE FROM tokens WHERE expires <= ?`,
+		`DELETE FROM grants WHERE expires <= ?`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q, now.Unix()); err != nil {
+			return err
+		}
+	}
+	_, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE used = 0 AND created <= ?`, now.Add(-24*time.Hour).Unix())
+	return err
+}

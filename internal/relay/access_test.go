@@ -1,0 +1,543 @@
+package relay_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/access"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+)
+
+// mcpOrigin is an official Go SDK MCP server behind the tunnel that
+// records the headers of the requests it gets.
+type mcpOrigin struct {
+	*httptest.Server
+	mu      sync.Mutex
+	headers []http.Header
+}
+
+func newMCPOrigin(t *testing.T) *mcpOrigin {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "origin", Version: "1"}, nil)
+	type args struct {
+		Text string `json:"text"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes"}, func(_ context.Context, _ *mcp.CallToolRequest, a args) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echo: " + a.Text}}}, nil, nil
+	})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	o := &mcpOrigin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.headers = append(o.headers, r.Header.Clone())
+		o.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *mcpOrigin) seen() []http.Header {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]http.Header(nil), o.headers...)
+}
+
+// gatedTunnel is a relay with --http-auth owner and a stock ssh -R 0
+// tunnel to an MCP origin.
+type gatedTunnel struct {
+	h      *rt.Harness
+	key    string
+	origin *mcpOrigin
+	url    string // the route's URL
+	ssh    *rt.SSH
+	pool   *x509.CertPool
+}
+
+func startGated(t *testing.T, mod func(*relay.Config)) *gatedTunnel {
+	t.Helper()
+	rt.RequireOpenSSH(t)
+	cert, pool := testCert(t)
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.HTTPAuth = relay.HTTPAuthOwner
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		if mod != nil {
+			mod(c)
+		}
+	})
+	if h.R.Access() == nil {
+		t.Fatal("relay has no authorization server with HTTPAuth owner")
+	}
+	key, _ := rt.WriteKey(t)
+	o := newMCPOrigin(t)
+	p := h.RunSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+strings.TrimPrefix(o.URL, "http://"), "-R", "0")
+	p.WaitLine(t, "Remote: ")
+	return &gatedTunnel{h: h, key: key, origin: o, url: h.WaitURL(), ssh: p, pool: pool}
+}
+
+// client is an HTTPS client of the relay's front.
+func (g *gatedTunnel) client() *http.Client { return tlsClient(g.h, g.pool) }
+
+func (g *gatedTunnel) get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := g.client().Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// noRedirect is the harness client that hands redirects back.
+func (g *gatedTunnel) noRedirect() *http.Client {
+	c := g.client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+var backRE = regexp.MustCompile(`<a href="([^"]+)">Back to the application`)
+
+var codeRE = regexp.MustCompile(`class="code">([0-9A-Z]{4}-[0-9A-Z]{4})<`)
+
+// browse plays the browser from the authorize URL: it follows redirects
+// to the approval page, hands its code to approve, waits on the page until
+// it moves on and returns where the relay finally sends the browser back.
+func (g *gatedTunnel) browse(t *testing.T, authURL string, approve func(code string)) *url.URL {
+	t.Helper()
+	c := g.noRedirect()
+	next := authURL
+	approved := false
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(next)
+		if err != nil {
+			t.Fatalf("GET %s: %v", next, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode/100 == 3:
+			loc, err := resp.Location()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(loc.String(), g.h.R.BaseURL()) {
+				return loc
+			}
+			next = loc.String()
+		case resp.StatusCode == http.StatusOK && strings.Contains(string(body), "Waiting for the tunnel"):
+			if !approved {
+				m := codeRE.FindStringSubmatch(string(body))
+				if m == nil {
+					t.Fatalf("approval page without a code:\n%s", body)
+				}
+				approve(m[1])
+				approved = true
+			}
+			time.Sleep(20 * time.Millisecond) // the page's own refresh, faster
+		case resp.StatusCode == http.StatusForbidden:
+			// Denied or expired: the page sends the browser back.
+			m := backRE.FindStringSubmatch(string(body))
+			if m == nil {
+				t.Fatalf("refusal page without a way back:\n%s", body)
+			}
+			loc, err := url.Parse(html.UnescapeString(m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return loc
+		default:
+			t.Fatalf("GET %s: %d\n%s", next, resp.StatusCode, body)
+		}
+	}
+	t.Fatal("the approval page never moved on")
+	return nil
+}
+
+// sshApprove approves with the stock ssh client and the tunnel's own key.
+func (g *gatedTunnel) sshApprove(t *testing.T, verb, code string) string {
+	t.Helper()
+	bin := rt.RequireOpenSSH(t)
+	out, err := exec.Command(bin, "-F", "/dev/null", "-i", g.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+		"-p", g.h.SSHPort(), "127.0.0.1", relay.AccessCommand, verb, code).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh %s %s %s: %v\n%s", relay.AccessCommand, verb, code, err, out)
+	}
+	return string(out)
+}
+
+func (g *gatedTunnel) fetcher(t *testing.T, approve func(string)) auth.AuthorizationCodeFetcher {
+	return func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		back := g.browse(t, args.URL, approve)
+		q := back.Query()
+		if e := q.Get("error"); e != "" {
+			return nil, fmt.Errorf("authorization error %s: %s", e, q.Get("error_description"))
+		}
+		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+	}
+}
+
+// TestOAuthGoSDKClient: the official Go SDK's client-side OAuth handler
+// discovers the relay from the 401, registers dynamically, opens the
+// authorize page; the tunnel's owner approves with `ssh relay
+// pomdev-access approve CODE`; the client lists and calls tools. The app
+// never sees the relay's token, only a signed identity.
+func TestOAuthGoSDKClient(t *testing.T) {
+	g := startGated(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var decided string
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "Go SDK test host", RedirectURIs: []string{"http://127.0.0.1:9/callback"},
+			TokenEndpointAuthMethod: "none", GrantTypes: []string{"authorization_code", "refresh_token"},
+		}},
+		RedirectURL:              "http://127.0.0.1:9/callback",
+		AuthorizationCodeFetcher: g.fetcher(t, func(code string) { decided = g.sshApprove(t, "approve", code) }),
+		RequestRefreshToken:      true,
+		Client:                   g.client(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "host", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.url + "/mcp", HTTPClient: g.client(), OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatalf("connect through the gated tunnel: %v", err)
+	}
+	defer cs.Close()
+	if !strings.Contains(decided, "approved") {
+		t.Errorf("ssh pomdev-access approve said %q", decided)
+	}
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "echo" {
+		t.Fatalf("tools/list: %v %v", tools, err)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+	if err != nil || res.Content[0].(*mcp.TextContent).Text != "echo: hi" {
+		t.Fatalf("tools/call: %v %v", res, err)
+	}
+	seen := g.origin.seen()
+	if len(seen) == 0 {
+		t.Fatal("the app saw no request")
+	}
+	for _, h := range seen {
+		if h.Get("Authorization") != "" {
+			t.Fatalf("the app received the relay's token: %q", h.Get("Authorization"))
+		}
+		id, err := g.h.R.Access().VerifyIdentity(h.Get(access.IdentityHeader), g.url+"/mcp")
+		if err != nil {
+			t.Fatalf("identity assertion: %v", err)
+		}
+		if id.Route == "" || !strings.HasPrefix(id.Owner, "SHA256:") || id.ClientID == "" {
+			t.Fatalf("identity %+v", id)
+		}
+	}
+	grants, err := g.h.R.Access().Grants(ctx, "")
+	if err != nil || len(grants) != 1 || grants[0].ClientName != "Go SDK test host" {
+		t.Fatalf("grants: %+v %v", grants, err)
+	}
+}
+
+// pkce is a verifier and its S256 challenge.
+func pkce() (verifier, challenge string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	verifier = base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// register makes a public client by dynamic registration.
+func (g *gatedTunnel) register(t *testing.T, redirect string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"client_name":"raw client","redirect_uris":[%q],"token_endpoint_auth_method":"none"}`, redirect)
+	resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register: %d %v", resp.StatusCode, err)
+	}
+	return r.ClientID
+}
+
+const redirect = "http://127.0.0.1:9/cb"
+
+func (g *gatedTunnel) authorizeURL(clientID, challenge, method, resource string) string {
+	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "state": {"st"},
+		"code_challenge": {challenge}, "code_challenge_method": {method}, "resource": {resource}, "scope": {"mcp"}}
+	return g.h.R.BaseURL() + access.PathAuthorize + "?" + q.Encode()
+}
+
+type tokens struct {
+	Access  string `json:"access_token"`
+	Refresh string `json:"refresh_token"`
+	Error   string `json:"error"`
+}
+
+func (g *gatedTunnel) token(t *testing.T, form url.Values) (int, tokens) {
+	t.Helper()
+	resp, err := g.client().PostForm(g.h.R.BaseURL()+access.PathToken, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tk tokens
+	_ = json.NewDecoder(resp.Body).Decode(&tk)
+	return resp.StatusCode, tk
+}
+
+// grant runs the whole flow by hand and returns the tokens.
+func (g *gatedTunnel) grant(t *testing.T) (clientID string, tk tokens) {
+	t.Helper()
+	clientID = g.register(t, redirect)
+	verifier, challenge := pkce()
+	back := g.browse(t, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), func(code string) { g.sshApprove(t, "approve", code) })
+	code := back.Query().Get("code")
+	if code == "" || back.Query().Get("state") != "st" {
+		t.Fatalf("redirect back %s", back)
+	}
+	status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect},
+		"client_id": {clientID}, "code_verifier": {verifier}, "resource": {g.url + "/mcp"}})
+	if status != http.StatusOK || tk.Access == "" || tk.Refresh == "" {
+		t.Fatalf("token: %d %+v", status, tk)
+	}
+	return clientID, tk
+}
+
+func (g *gatedTunnel) post(t *testing.T, u, bearer string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := g.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestOAuthGate: what reaches a gated route and what does not.
+func TestOAuthGate(t *testing.T) {
+	g := startGated(t, nil)
+	mcpURL := g.url + "/mcp"
+
+	t.Run("no token", func(t *testing.T) {
+		resp := g.post(t, mcpURL, "")
+		ch := resp.Header.Get("WWW-Authenticate")
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(ch, `resource_metadata="`+g.url+`/.well-known/oauth-protected-resource/mcp"`) ||
+			strings.Contains(ch, "invalid_token") {
+			t.Fatalf("%d %q", resp.StatusCode, ch)
+		}
+		if len(g.origin.seen()) != 0 {
+			t.Fatal("a request without a token reached the app")
+		}
+	})
+	t.Run("metadata", func(t *testing.T) {
+		for _, p := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+			status, body := g.get(t, g.url+p)
+			var prm oauthex.ProtectedResourceMetadata
+			if status != 200 || json.Unmarshal([]byte(body), &prm) != nil || prm.Resource != mcpURL ||
+				len(prm.AuthorizationServers) != 1 || prm.AuthorizationServers[0] != g.h.R.BaseURL() {
+				t.Fatalf("%s: %d %s", p, status, body)
+			}
+		}
+		status, body := g.get(t, g.h.R.BaseURL()+access.PathASMeta)
+		var asm oauthex.AuthServerMeta
+		if status != 200 || json.Unmarshal([]byte(body), &asm) != nil || asm.Issuer != g.h.R.BaseURL() ||
+			!asm.ClientIDMetadataDocumentSupported || strings.Join(asm.CodeChallengeMethodsSupported, ",") != "S256" {
+			t.Fatalf("AS metadata: %d %s", status, body)
+		}
+	})
+	t.Run("garbage token", func(t *testing.T) {
+		resp := g.post(t, mcpURL, "not-a-token")
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+
+	clientID, tk := g.grant(t)
+	t.Run("valid token", func(t *testing.T) {
+		if resp := g.post(t, mcpURL, tk.Access); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	})
+	t.Run("tampered token", func(t *testing.T) {
+		b := []byte(tk.Access)
+		b[len(b)/2] ^= 1
+		if resp := g.post(t, mcpURL, string(b)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	})
+	t.Run("token of another route", func(t *testing.T) {
+		key2, _ := rt.WriteKey(t)
+		o2 := newMCPOrigin(t)
+		p := g.h.RunSSH(key2, "-T", "-o", "SetEnv=POMDEV_TARGET="+strings.TrimPrefix(o2.URL, "http://"), "-R", "0")
+		other := strings.TrimPrefix(p.WaitLine(t, "Remote: "), "Remote: ")
+		if other == g.url {
+			t.Fatal("second key got the same route")
+		}
+		if resp := g.post(t, other+"/mcp", tk.Access); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("token of route A accepted on route B: %d", resp.StatusCode)
+		}
+		if len(o2.seen()) != 0 {
+			t.Fatal("route B's app saw the request")
+		}
+	})
+	t.Run("refresh rotates; reuse revokes the family", func(t *testing.T) {
+		refresh := func(rt string) (int, tokens) {
+			return g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}})
+		}
+		status, tk2 := refresh(tk.Refresh)
+		if status != 200 || tk2.Refresh == "" || tk2.Refresh == tk.Refresh {
+			t.Fatalf("refresh: %d %+v", status, tk2)
+		}
+		if resp := g.post(t, mcpURL, tk2.Access); resp.StatusCode != 200 {
+			t.Fatalf("refreshed access token: %d", resp.StatusCode)
+		}
+		if status, _ := refresh(tk.Refresh); status != http.StatusBadRequest {
+			t.Fatalf("reused refresh token: %d", status)
+		}
+		if status, _ := refresh(tk2.Refresh); status != http.StatusBadRequest {
+			t.Fatalf("the family's newest refresh token still works after a reuse: %d", status)
+		}
+		if resp := g.post(t, mcpURL, tk2.Access); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the family's access token still works after a reuse: %d", resp.StatusCode)
+		}
+	})
+}
+
+// TestOAuthAuthorizeRefusals: requests the authorization server refuses
+// before anyone is asked.
+func TestOAuthAuthorizeRefusals(t *testing.T) {
+	g := startGated(t, nil)
+	clientID := g.register(t, redirect)
+	_, challenge := pkce()
+	c := g.noRedirect()
+	get := func(u string) (int, *url.URL, string) {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		loc, _ := resp.Location()
+		return resp.StatusCode, loc, string(b)
+	}
+	t.Run("plain PKCE", func(t *testing.T) {
+		status, loc, body := get(g.authorizeURL(clientID, challenge, "plain", g.url+"/mcp"))
+		if status/100 != 3 || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("%d %v %s", status, loc, body)
+		}
+	})
+	t.Run("no PKCE", func(t *testing.T) {
+		status, loc, _ := get(g.authorizeURL(clientID, "", "", g.url+"/mcp"))
+		if status/100 != 3 || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("%d %v", status, loc)
+		}
+	})
+	t.Run("unregistered redirect", func(t *testing.T) {
+		u := strings.Replace(g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), url.QueryEscape(redirect), url.QueryEscape("https://evil.example/cb"), 1)
+		status, loc, _ := get(u)
+		if status != http.StatusBadRequest || loc != nil {
+			t.Fatalf("%d %v", status, loc)
+		}
+	})
+	t.Run("resource of no route", func(t *testing.T) {
+		status, loc, _ := get(g.authorizeURL(clientID, challenge, "S256", "https://elsewhere.example/mcp"))
+		if status/100 != 3 || loc.Query().Get("error") != "invalid_target" {
+			t.Fatalf("%d %v", status, loc)
+		}
+	})
+	t.Run("wrong verifier", func(t *testing.T) {
+		_, challenge := pkce()
+		back := g.browse(t, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), func(code string) { g.sshApprove(t, "approve", code) })
+		wrong, _ := pkce()
+		status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
+			"client_id": {clientID}, "code_verifier": {wrong}})
+		if status != http.StatusBadRequest || tk.Access != "" {
+			t.Fatalf("wrong PKCE verifier: %d %+v", status, tk)
+		}
+	})
+	t.Run("denied", func(t *testing.T) {
+		other := g.register(t, redirect)
+		back := g.browse(t, g.authorizeURL(other, challenge, "S256", g.url+"/mcp"), func(code string) { g.sshApprove(t, "deny", code) })
+		if back.Query().Get("error") != "access_denied" || back.Query().Get("state") != "st" {
+			t.Fatalf("denied: %s", back)
+		}
+	})
+}
+
+// TestOAuthApprovalGuessing: wrong codes are limited per key.
+func TestOAuthApprovalGuessing(t *testing.T) {
+	g := startGated(t, nil)
+	a := g.h.R.Access()
+	var last error
+	for i := range 12 {
+		_, last = a.Decide(context.Background(), fmt.Sprintf("AAAA-%04d", i), true, "SHA256:guesser", "test")
+	}
+	if !errors.Is(last, access.ErrTooMany) {
+		t.Fatalf("after 12 wrong codes: %v", last)
+	}
+}
+
+// TestOAuthRegistrationFlood: dynamic registration is rate-limited per
+// address.
+func TestOAuthRegistrationFlood(t *testing.T) {
+	g := startGated(t, nil)
+	limited := false
+	for range 20 {
+		resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json",
+			strings.NewReader(`{"redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("register: %d", resp.StatusCode)
+		}
+	}
+	if !limited {
+		t.Fatal("20 registrations from one address in a row were all accepted")
+	}
+}

@@ -1,0 +1,239 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/termsafe"
+)
+
+// HTTP authorization modes of the public front.
+const (
+	HTTPAuthOwner = "owner" // OAuth, grants approved by the tunnel's owner
+	HTTPAuthNone  = "none"  // requests go through unauthenticated
+)
+
+// EnvHTTPAuth is the env request with which a tunnel asks that its app
+// receive requests as sent (POMDEV_HTTP_AUTH=app: the app does its own
+// OAuth); the relay accepts it only with Config.AllowAppAuth.
+const EnvHTTPAuth = "POMDEV_HTTP_AUTH"
+
+// AccessCommand is the exec command with which a tunnel's owner decides
+// access requests from any SSH client with the same key:
+//
+//	ssh -p 2222 relay pomdev-access approve KQ4M-7TXD
+const AccessCommand = "pomdev-access"
+
+// resolver is the relay as the authorization server sees it.
+type resolver struct{ r *Relay }
+
+func (v resolver) RouteOf(resource string) (string, bool) {
+	u, err := url.Parse(resource)
+	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", false
+	}
+	switch strings.TrimSuffix(u.Path, "/") {
+	case "", "/mcp":
+	default:
+		return "", false
+	}
+	name, apex, ok := routeFromHost(u.Host, v.r.cfg.Domain)
+	if !ok || apex || v.r.urlFor(name) != u.Scheme+"://"+strings.ToLower(u.Host) {
+		return "", false
+	}
+	return name, true
+}
+
+func (v resolver) Resource(route string) string { return v.r.urlFor(route) + "/mcp" }
+
+func (v resolver) Owner(route string) string {
+	r := v.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.routes[route]; rt != nil {
+		return rt.c.fp
+	}
+	return r.book.owner(route, r.cfg.Now())
+}
+
+func (v resolver) Notify(req access.Request) {
+	for _, c := range v.r.liveConns() {
+		if c.fp == req.Owner {
+			c.notify(note{access: &req})
+		}
+	}
+}
+
+// gated reports whether requests on rt need a token.
+func (r *Relay) gated(rt *route) bool {
+	return r.access != nil && !rt.c.appAuth.Load()
+}
+
+func (r *Relay) newAccess() (*access.Server, error) {
+	return access.New(access.Config{
+		Issuer:            r.BaseURL(),
+		StateDir:          r.cfg.StateDir,
+		Resolver:          resolver{r},
+		GrantTTL:          r.cfg.GrantTTL,
+		AccessTTL:         r.cfg.AccessTTL,
+		AllowPrivateFetch: r.loopbackFront(),
+		FetchRoots:        r.cfg.FetchRoots,
+		Logger:            r.log.With("part", "access"),
+		Now:               r.cfg.Now,
+	})
+}
+
+// loopbackFront reports whether the HTTP front listens on loopback only.
+func (r *Relay) loopbackFront() bool {
+	a, ok := r.cfg.HTTPListener.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
+
+// Access is the relay's authorization server (nil with --http-auth none).
+func (r *Relay) Access() *access.Server { return r.access }
+
+// runAccess runs `pomdev-access …` for the connection's key: approve or
+// deny a request for one of its routes, list them, list or revoke grants.
+func (c *conn) runAccess(out io.Writer, args []string) uint32 {
+	a := c.r.access
+	if a == nil {
+		fmt.Fprintln(out, "This relay does not authorize HTTP requests (--http-auth none): there is nothing to approve.")
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	usage := "usage: " + AccessCommand + " approve CODE | deny CODE | list | grants | revoke GRANT"
+	if len(args) == 0 {
+		fmt.Fprintln(out, usage)
+		return 2
+	}
+	switch args[0] {
+	case "approve", "allow", "deny":
+		if len(args) != 2 {
+			fmt.Fprintln(out, usage)
+			return 2
+		}
+		req, err := a.Decide(ctx, args[1], args[0] != "deny", c.fp, "key "+c.fp)
+		if err != nil {
+			fmt.Fprintln(out, err)
+			return 1
+		}
+		fmt.Fprintf(out, "%s %s for %s\n", termsafe.String(req.ClientName), req.State, req.Route)
+	case "list":
+		reqs, err := a.Pending(ctx, c.fp)
+		if err != nil {
+			fmt.Fprintln(out, err)
+			return 1
+		}
+		for _, q := range reqs {
+			fmt.Fprintln(out, accessLine(q))
+		}
+	case "grants":
+		gs, err := a.Grants(ctx, c.fp)
+		if err != nil {
+			fmt.Fprintln(out, err)
+			return 1
+		}
+		for _, g := range gs {
+			fmt.Fprintf(out, "%s  %s  until %s\n", g.ID, termsafe.String(g.ClientName), g.Expires.UTC().Format(time.DateOnly))
+		}
+	case "revoke":
+		if len(args) != 2 {
+			fmt.Fprintln(out, usage)
+			return 2
+		}
+		if err := a.RevokeGrant(ctx, args[1], c.fp); err != nil {
+			fmt.Fprintln(out, err)
+			return 1
+		}
+		fmt.Fprintln(out, "revoked", args[1])
+	default:
+		fmt.Fprintln(out, usage)
+		return 2
+	}
+	return 0
+}
+
+// accessLine is an access request as a plain line.
+func accessLine(q access.Request) string {
+	switch q.State {
+	case "pending":
+		return fmt.Sprintf("Access: %s (%s) asks for %s · code %s · approve: ssh <relay> %s approve %s",
+			termsafe.String(q.ClientName), termsafe.String(q.RedirectHost), q.Route, q.Code, AccessCommand, q.Code)
+	default:
+		return fmt.Sprintf("Access: %s %s for %s", termsafe.String(q.ClientName), q.State, q.Route)
+	}
+}
+
+// Control socket API for access (pomdev relay access / grants).
+type AccessDecision struct {
+	Code string `json:"code"`
+	Deny bool   `json:"deny,omitempty"`
+}
+
+// ControlAnswer is the control socket's answer for access calls.
+type ControlAnswer struct {
+	Error    string           `json:"error,omitempty"`
+	Request  *access.Request  `json:"request,omitempty"`
+	Requests []access.Request `json:"requests,omitempty"`
+	Grants   []access.Grant   `json:"grants,omitempty"`
+}
+
+func (r *Relay) accessControl(mux *http.ServeMux) {
+	answer := func(w http.ResponseWriter, status int, a ControlAnswer) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(a)
+	}
+	mux.HandleFunc("POST /access", func(w http.ResponseWriter, req *http.Request) {
+		var d AccessDecision
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&d); err != nil {
+			answer(w, http.StatusBadRequest, ControlAnswer{Error: "bad request: " + err.Error()})
+			return
+		}
+		q, err := r.access.Decide(req.Context(), d.Code, !d.Deny, "", "relay admin")
+		if err != nil {
+			answer(w, http.StatusNotFound, ControlAnswer{Error: err.Error()})
+			return
+		}
+		answer(w, http.StatusOK, ControlAnswer{Request: &q})
+	})
+	mux.HandleFunc("GET /access", func(w http.ResponseWriter, req *http.Request) {
+		qs, err := r.access.Pending(req.Context(), "")
+		if err != nil {
+			answer(w, http.StatusInternalServerError, ControlAnswer{Error: err.Error()})
+			return
+		}
+		answer(w, http.StatusOK, ControlAnswer{Requests: qs})
+	})
+	mux.HandleFunc("GET /grants", func(w http.ResponseWriter, req *http.Request) {
+		gs, err := r.access.Grants(req.Context(), "")
+		if err != nil {
+			answer(w, http.StatusInternalServerError, ControlAnswer{Error: err.Error()})
+			return
+		}
+		answer(w, http.StatusOK, ControlAnswer{Grants: gs})
+	})
+	mux.HandleFunc("POST /grants/revoke", func(w http.ResponseWriter, req *http.Request) {
+		var d struct {
+			ID string `json:"id"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&d); err != nil {
+			answer(w, http.StatusBadRequest, ControlAnswer{Error: "bad request: " + err.Error()})
+			return
+		}
+		if err := r.access.RevokeGrant(req.Context(), d.ID, ""); err != nil {
+			answer(w, http.StatusNotFound, ControlAnswer{Error: err.Error()})
+			return
+		}
+		answer(w, http.StatusOK, ControlAnswer{})
+	})
+}
