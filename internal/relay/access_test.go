@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -77,6 +78,12 @@ type gatedTunnel struct {
 }
 
 func startGated(t *testing.T, mod func(*relay.Config)) *gatedTunnel {
+	return newGated(t, mod, false)
+}
+
+// newGated starts the relay and the origin, and the tunnel unless
+// noTunnel.
+func newGated(t *testing.T, mod func(*relay.Config), noTunnel bool) *gatedTunnel {
 	t.Helper()
 	rt.RequireOpenSSH(t)
 	cert, pool := testCert(t)
@@ -91,11 +98,17 @@ func startGated(t *testing.T, mod func(*relay.Config)) *gatedTunnel {
 		t.Fatal("relay has no authorization server with HTTPAuth owner")
 	}
 	key, _ := rt.WriteKey(t)
-	o := newMCPOrigin(t)
-	p := h.RunSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+strings.TrimPrefix(o.URL, "http://"), "-R", "0")
-	p.WaitLine(t, "Remote: ")
-	return &gatedTunnel{h: h, key: key, origin: o, url: h.WaitURL(), ssh: p, pool: pool}
+	g := &gatedTunnel{h: h, key: key, origin: newMCPOrigin(t), pool: pool}
+	if !noTunnel {
+		g.ssh = h.RunSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+g.target(), "-R", "0")
+		g.ssh.WaitLine(t, "Remote: ")
+		g.url = h.WaitURL()
+	}
+	return g
 }
+
+// target is the origin's host:port.
+func (g *gatedTunnel) target() string { return strings.TrimPrefix(g.origin.URL, "http://") }
 
 // client is an HTTPS client of the relay's front.
 func (g *gatedTunnel) client() *http.Client { return tlsClient(g.h, g.pool) }
@@ -539,5 +552,59 @@ func TestOAuthRegistrationFlood(t *testing.T) {
 	}
 	if !limited {
 		t.Fatal("20 registrations from one address in a row were all accepted")
+	}
+}
+
+// TestOAuthStatusScreenApprove: a stock `ssh -R 0` user with a PTY (tmux)
+// sees the access request on the status screen, with the code the browser
+// shows, and approves it with a; the same request reaches pomdev-events.
+func TestOAuthStatusScreenApprove(t *testing.T) {
+	tmux := requireTmux(t)
+	sshBin := rt.RequireOpenSSH(t)
+	g := newGated(t, nil, true)
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
+	tm := func(args ...string) string {
+		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	cmdline := strings.Join([]string{sshBin, "-F", "/dev/null", "-i", g.key, "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+		"-o", "SetEnv=POMDEV_TARGET=" + g.target(), "-p", g.h.SSHPort(), "-R", "0", "127.0.0.1"}, " ")
+	tm("new-session", "-d", "-s", "owner", "-x", "140", "-y", "40", cmdline+"; sleep 30")
+	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
+	capture := func() string { return tm("capture-pane", "-p", "-t", "owner") }
+	g.url = g.h.WaitURL()
+	events := g.h.RunSSH(g.key, "-T", "--", relay.EventsCommand)
+
+	clientID := g.register(t, redirect)
+	verifier, challenge := pkce()
+	var screen string
+	back := g.browse(t, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), func(code string) {
+		rt.WaitFor(t, func() bool { screen = capture(); return strings.Contains(screen, "code "+code) }, "the request on the status screen")
+		// The events stream has it too (sent when it starts, if later).
+		rt.WaitFor(t, func() bool { return strings.Contains(events.Output(), `"code":"`+code+`"`) }, "the request on pomdev-events")
+		for _, want := range []string{"Access Requests", "raw client", "http://127.0.0.1:9", "a: allow"} {
+			if !strings.Contains(screen, want) {
+				t.Errorf("screen lacks %q:\n%s", want, screen)
+			}
+		}
+		tm("send-keys", "-t", "owner", "a")
+	})
+	if back.Query().Get("code") == "" {
+		t.Fatalf("back without a code: %s", back)
+	}
+	rt.WaitFor(t, func() bool { screen = capture(); return strings.Contains(screen, "approved") && !strings.Contains(screen, "Access Requests") },
+		"the decision on the status screen")
+	status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
+		"client_id": {clientID}, "code_verifier": {verifier}})
+	if status != 200 || g.post(t, g.url+"/mcp", tk.Access).StatusCode != 200 {
+		t.Fatalf("token %d %+v", status, tk)
+	}
+	var ev relay.Event
+	if err := json.Unmarshal([]byte(events.WaitContains(t, `"type":"access"`)), &ev); err != nil || ev.Route == "" {
+		t.Fatalf("access event %+v %v", ev, err)
 	}
 }

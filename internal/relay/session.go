@@ -227,6 +227,14 @@ func (c *conn) closeIdle() {
 func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <-chan windowChange, ended <-chan struct{}) uint32 {
 	w := c.watch()
 	defer c.unwatch(w)
+	if a := c.r.access; a != nil {
+		// A session that starts late still learns what waits for this key.
+		if qs, err := a.Pending(context.Background(), c.fp); err == nil {
+			for i := range qs {
+				w.send(note{access: &qs[i]})
+			}
+		}
+	}
 	switch mode {
 	case "screen":
 		defer c.releaseScreen()
@@ -434,9 +442,6 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 			defer cancel()
 			_, err := a.Decide(ctx, code, allow, c.fp, "key "+c.fp+" (status screen)")
 			return err
-		}
-		if qs, err := a.Pending(context.Background(), c.fp); err == nil {
-			m.pending = qs
 		}
 	}
 	env := []string{"TERM=" + termName(pty.Term)}

@@ -428,3 +428,10 @@ func ClosedAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// Output is what the client has printed so far.
+func (p *SSH) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
