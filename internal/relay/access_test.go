@@ -596,7 +596,10 @@ func TestOAuthStatusScreenApprove(t *testing.T) {
 	if back.Query().Get("code") == "" {
 		t.Fatalf("back without a code: %s", back)
 	}
-	rt.WaitFor(t, func() bool { screen = capture(); return strings.Contains(screen, "approved") && !strings.Contains(screen, "Access Requests") },
+	rt.WaitFor(t, func() bool {
+		screen = capture()
+		return strings.Contains(screen, "approved") && !strings.Contains(screen, "Access Requests")
+	},
 		"the decision on the status screen")
 	status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
 		"client_id": {clientID}, "code_verifier": {verifier}})
