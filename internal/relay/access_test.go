@@ -611,3 +611,118 @@ func TestOAuthStatusScreenApprove(t *testing.T) {
 		t.Fatalf("access event %+v %v", ev, err)
 	}
 }
+
+// TestOAuthClientMetadataDocument: a client identified by the HTTPS URL of
+// its metadata document (the Go SDK's CIMD registration), fetched by the
+// relay; a second authorization of the same client is remembered, also
+// across a relay restart.
+func TestOAuthClientMetadataDocument(t *testing.T) {
+	var docURL string
+	doc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":%q,"client_name":"CIMD host","redirect_uris":["http://127.0.0.1:9/callback"],"grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`, docURL)
+	}))
+	defer doc.Close()
+	docURL = doc.URL + "/client.json"
+	roots := x509.NewCertPool()
+	roots.AddCert(doc.Certificate())
+	mod := func(c *relay.Config) { c.FetchRoots = roots }
+	g := startGated(t, mod)
+
+	asks := 0
+	connect := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+			ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: docURL},
+			RedirectURL:                    "http://127.0.0.1:9/callback",
+			AuthorizationCodeFetcher:       g.fetcher(t, func(code string) { asks++; g.sshApprove(t, "approve", code) }),
+			Client:                         g.client(),
+		})
+		if err != nil {
+			return err
+		}
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "host", Version: "1"}, nil).Connect(ctx,
+			&mcp.StreamableClientTransport{Endpoint: g.url + "/mcp", HTTPClient: g.client(), OAuthHandler: handler}, nil)
+		if err != nil {
+			return err
+		}
+		defer cs.Close()
+		_, err = cs.ListTools(ctx, nil)
+		return err
+	}
+	if err := connect(); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(); err != nil {
+		t.Fatal(err)
+	}
+	if asks != 1 {
+		t.Fatalf("the owner was asked %d times for one client", asks)
+	}
+	grants, _ := g.h.R.Access().Grants(context.Background(), "")
+	if len(grants) != 1 || grants[0].ClientID != docURL || grants[0].ClientName != "CIMD host" {
+		t.Fatalf("grants %+v", grants)
+	}
+
+	// The relay restarts; the tunnel reconnects; the grant holds.
+	g.ssh.Kill()
+	g.h.Restart(func(c *relay.Config) {
+		c.HTTPAuth = relay.HTTPAuthOwner
+		c.TLS = g.h.Config.TLS
+		mod(c)
+	})
+	g.ssh = g.h.RunSSH(g.key, "-T", "-o", "SetEnv=POMDEV_TARGET="+g.target(), "-R", "0")
+	if u := strings.TrimPrefix(g.ssh.WaitLine(t, "Remote: "), "Remote: "); u != g.url {
+		t.Fatalf("route moved: %s then %s", g.url, u)
+	}
+	if err := connect(); err != nil {
+		t.Fatal(err)
+	}
+	if asks != 1 {
+		t.Fatalf("the owner was asked again after a restart (%d)", asks)
+	}
+
+	// Revoked, the next authorization asks again.
+	if err := g.h.R.Access().RevokeGrant(context.Background(), grants[0].ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(); err != nil {
+		t.Fatal(err)
+	}
+	if asks != 2 {
+		t.Fatalf("asks after revocation = %d, want 2", asks)
+	}
+}
+
+// TestOAuthRevocation: RFC 7009 revocation of an access token ends it at
+// once; of a refresh token, its family.
+func TestOAuthRevocation(t *testing.T) {
+	g := startGated(t, nil)
+	clientID, tk := g.grant(t)
+	revoke := func(tok string) {
+		resp, err := g.client().PostForm(g.h.R.BaseURL()+access.PathRevoke, url.Values{"token": {tok}, "client_id": {clientID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("revoke: %d", resp.StatusCode)
+		}
+	}
+	if g.post(t, g.url+"/mcp", tk.Access).StatusCode != 200 {
+		t.Fatal("fresh token refused")
+	}
+	revoke(tk.Access)
+	if c := g.post(t, g.url+"/mcp", tk.Access).StatusCode; c != http.StatusUnauthorized {
+		t.Fatalf("revoked access token: %d", c)
+	}
+	status, tk2 := g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {clientID}})
+	if status != 200 {
+		t.Fatalf("refresh after revoking the access token: %d", status)
+	}
+	revoke(tk2.Refresh)
+	if c := g.post(t, g.url+"/mcp", tk2.Access).StatusCode; c != http.StatusUnauthorized {
+		t.Fatalf("access token of a revoked family: %d", c)
+	}
+}

@@ -33,7 +33,7 @@ func (a *authReq) GetNonce() string       { return a.row.Data.Nonce }
 func (a *authReq) GetRedirectURI() string { return a.row.Data.RedirectURI }
 func (a *authReq) GetScopes() []string    { return a.row.Data.Scopes }
 func (a *authReq) GetState() string       { return a.row.Data.State }
-func (a *authReq) GetSubject() string     { return a.row.Owner }
+func (a *authReq) GetSubject() string     { return subjectOf(a.row.Owner) }
 func (a *authReq) Done() bool             { return a.row.State == stateApproved }
 func (a *authReq) GetResponseType() oidc.ResponseType {
 	return oidc.ResponseType(a.row.Data.ResponseType)
@@ -44,6 +44,11 @@ func (a *authReq) GetResponseMode() oidc.ResponseMode {
 func (a *authReq) GetCodeChallenge() *oidc.CodeChallenge {
 	return &oidc.CodeChallenge{Challenge: a.row.Data.Challenge, Method: oidc.CodeChallengeMethod(a.row.Data.ChallengeMeth)}
 }
+
+// subjectOf is the OAuth subject of a grant: its owner's key fingerprint
+// with its colon replaced, since op seals access tokens as
+// "id:subject" and splits them at the colon.
+func subjectOf(owner string) string { return strings.ReplaceAll(owner, ":", "_") }
 
 // refreshReq is a refresh token's grant as op sees it.
 type refreshReq struct {
@@ -58,7 +63,7 @@ func (r *refreshReq) GetAudience() []string       { return []string{r.res} }
 func (r *refreshReq) GetAuthTime() time.Time      { return r.row.AuthTime }
 func (r *refreshReq) GetClientID() string         { return r.row.ClientID }
 func (r *refreshReq) GetScopes() []string         { return r.scopes }
-func (r *refreshReq) GetSubject() string          { return r.row.Owner }
+func (r *refreshReq) GetSubject() string          { return subjectOf(r.row.Owner) }
 func (r *refreshReq) SetCurrentScopes(s []string) { r.scopes = s }
 
 // ctxKey carries what the authorize and token handlers learnt from the
@@ -281,7 +286,7 @@ func (o *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 	if err != nil || t.Kind != kindRefresh || t.ClientID != clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return t.Owner, refreshPrefix + token, nil
+	return subjectOf(t.Owner), refreshPrefix + token, nil
 }
 
 func (o *opStorage) RevokeToken(ctx context.Context, token, _, clientID string) *oidc.Error {
