@@ -130,3 +130,45 @@ func TestRunRefusesOpenHTTPOnPublicAddress(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// pomdev relay access / grants reach a running relay over its control
+// socket; with nothing pending they say so, and a wrong code is an error.
+func TestAccessCommands(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	rc := config.Defaults().Relay
+	rc.SSHAddr, rc.HTTPAddr, rc.StateDir, rc.HTTPAuth = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "owner"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan *relay.Relay, 1)
+	go func() {
+		done <- Run(&Options{IO: ios, Relay: rc, Ctx: ctx, Listen: net.Listen, Ready: func(r *relay.Relay) { ready <- r }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v", err)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	run := func(args ...string) (string, error) {
+		f, s := factorytest.New(t, "", nil)
+		err := factorytest.Execute(f, NewCmdRelay(f, nil), append(args, "--state-dir", rc.StateDir)...)
+		return s.Out.String(), err
+	}
+	if out, err := run("access", "list"); err != nil || !strings.Contains(out, "No access request") {
+		t.Fatalf("access list: %q %v", out, err)
+	}
+	if out, err := run("grants", "list"); err != nil || !strings.Contains(out, "No grant") {
+		t.Fatalf("grants list: %q %v", out, err)
+	}
+	if _, err := run("access", "approve", "ABCD-EFGH"); err == nil || !strings.Contains(err.Error(), "no pending access request") {
+		t.Fatalf("approve of an unknown code: %v", err)
+	}
+	if _, err := run("grants", "revoke", "nope"); err == nil || !strings.Contains(err.Error(), "no grant") {
+		t.Fatalf("revoke of an unknown grant: %v", err)
+	}
+}
