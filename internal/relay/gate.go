@@ -110,7 +110,7 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	usage := "usage: " + AccessCommand + " approve CODE | deny CODE | list | grants | revoke GRANT"
+	usage := "usage: " + AccessCommand + " approve CODE | deny CODE | list | grants | revoke GRANT | token"
 	if len(args) == 0 {
 		fmt.Fprintln(out, usage)
 		return 2
@@ -145,6 +145,24 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 		for _, g := range gs {
 			fmt.Fprintf(out, "%s  %s  until %s\n", g.ID, termsafe.String(g.ClientName), g.Expires.UTC().Format(time.DateOnly))
 		}
+	case "token":
+		// A token per route of this connection, for the owner's own checks
+		// through the tunnel (pomdev up).
+		c.mu.Lock()
+		names := make([]string, 0, len(c.routes))
+		for name := range c.routes {
+			names = append(names, name)
+		}
+		c.mu.Unlock()
+		for _, name := range names {
+			tok, exp, err := a.MintOwner(ctx, name, c.fp)
+			if err != nil {
+				fmt.Fprintln(out, err)
+				return 1
+			}
+			line, _ := json.Marshal(OwnerToken{Route: name, URL: c.r.urlFor(name), Token: tok, Expires: exp})
+			fmt.Fprintf(out, "%s\n", line)
+		}
 	case "revoke":
 		if len(args) != 2 {
 			fmt.Fprintln(out, usage)
@@ -171,6 +189,14 @@ func accessLine(q access.Request) string {
 	default:
 		return fmt.Sprintf("Access: %s %s for %s", termsafe.String(q.ClientName), q.State, q.Route)
 	}
+}
+
+// OwnerToken is a line of `pomdev-access token`.
+type OwnerToken struct {
+	Route   string    `json:"route"`
+	URL     string    `json:"url"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
 }
 
 // Control socket API for access (pomdev relay access / grants).

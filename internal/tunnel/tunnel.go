@@ -10,6 +10,7 @@ package tunnel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/loopback"
@@ -75,8 +76,9 @@ type Client struct {
 	cfg Config
 	log *slog.Logger
 
-	mu  sync.Mutex
-	url string
+	mu   sync.Mutex
+	url  string
+	conn *ssh.Client // the live connection to a pomdev relay, nil otherwise
 
 	// Connections through the tunnel: open now, and accepted in all.
 	open, total atomic.Int64
@@ -258,6 +260,16 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	defer client.Close()
+	if strings.Contains(string(sc.ServerVersion()), "pomdev-relay") {
+		c.mu.Lock()
+		c.conn = client
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.conn = nil
+			c.mu.Unlock()
+		}()
+	}
 	c.emit(event.Tunnel{Kind: event.TunnelConnected, Message: "connected to " + c.cfg.Addr + " (" + string(sc.ServerVersion()) + ")"})
 
 	// pomdev relay takes the dynamic target from an env request on a
@@ -336,6 +348,74 @@ func (c *Client) keepalive(ctx context.Context, client *ssh.Client, errc chan<- 
 		}
 	}
 }
+
+// ErrNotPomdevRelay is returned by Access when the relay is not a pomdev
+// relay (pom.run authorizes requests itself).
+var ErrNotPomdevRelay = errors.New("the tunnel is not connected to a pomdev relay")
+
+// Access runs the relay's access command (pomdev-access ARGS…) on the
+// live connection, as this key: approve or deny a request for one of its
+// routes, mint a token for its own checks. It returns what the relay
+// printed.
+func (c *Client) Access(ctx context.Context, args ...string) (string, error) {
+	c.mu.Lock()
+	client := c.conn
+	c.mu.Unlock()
+	if client == nil {
+		return "", ErrNotPomdevRelay
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer sess.Close()
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	var out limitedBuffer
+	sess.Stdout, sess.Stderr = &out, &out
+	err = sess.Run("pomdev-access " + strings.Join(args, " "))
+	text := strings.TrimSpace(out.String())
+	if err != nil {
+		if text != "" {
+			return "", errors.New(text)
+		}
+		return "", err
+	}
+	return text, nil
+}
+
+// OwnerToken is a token the relay mints for the tunnel's owner, so that
+// pomdev's own check through the tunnel passes the relay's OAuth gate.
+func (c *Client) OwnerToken(ctx context.Context) (token string, expires time.Time, err error) {
+	out, err := c.Access(ctx, "token")
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	url := c.URL()
+	for line := range strings.Lines(out) {
+		var t struct {
+			URL     string    `json:"url"`
+			Token   string    `json:"token"`
+			Expires time.Time `json:"expires"`
+		}
+		if json.Unmarshal([]byte(line), &t) == nil && t.URL == url {
+			return t.Token, t.Expires, nil
+		}
+	}
+	return "", time.Time{}, fmt.Errorf("the relay minted no token for %s", url)
+}
+
+// limitedBuffer keeps the first 64 KiB written to it.
+type limitedBuffer struct{ b strings.Builder }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 64<<10 - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return l.b.String() }
 
 func (c *Client) setURL(u string) {
 	c.mu.Lock()

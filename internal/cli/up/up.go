@@ -49,6 +49,8 @@ type Options struct {
 	Config    *config.Loaded
 	ConfigDir string
 	NoTunnel  bool
+	// HTTPAuth is the embedded relay's --http-auth (none or owner).
+	HTTPAuth string
 	JSON      bool
 	// Inline runs the processes as their inline settings say
 	// (self-contained widgets).
@@ -106,6 +108,12 @@ PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or wit
 			opts.JSON = cfg.Log.Format == "json"
 			opts.TUI = !noTUI && !opts.JSON && f.IOStreams.IsStdoutTTY() && f.IOStreams.IsStdinTTY()
 			opts.OpenBrowser = f.Browser()
+			if opts.HTTPAuth != relay.HTTPAuthNone && opts.HTTPAuth != relay.HTTPAuthOwner {
+				return exitcode.Usagef("--http-auth %q: want none or owner", opts.HTTPAuth)
+			}
+			if cmd.Flags().Changed("http-auth") && cfg.Tunnel.Relay != "local" {
+				return exitcode.Usagef("--http-auth applies to --relay local; a remote relay decides how it authorizes requests")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -117,6 +125,7 @@ PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or wit
 	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
 	fl.BoolVar(&opts.WriteConfig, "write-config", false, "save the processes assumed from package.json as pomdev.yaml and exit")
 	fl.BoolVar(&opts.Inline, "inline", false, "serve self-contained widgets: run each process with its inline settings (inline build, INLINE=1)")
+	fl.StringVar(&opts.HTTPAuth, "http-auth", "none", "with --relay local: none, or owner to try the OAuth flow a public relay runs (the app's URL is then http://NAME.localhost:PORT)")
 	fl.BoolVar(&noTUI, "no-tui", false, "plain lines instead of the dashboard (the default without a terminal)")
 	factory.BindFlag(fl, "relay", "tunnel.relay")
 	return cmd
@@ -555,7 +564,7 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 			relayLog = opts.Log.With("component", "local-relay")
 		}
 		r, _, err := relay.New(relay.Config{SSHListener: sl, HTTPListener: hl, StateDir: filepath.Join(opts.ConfigDir, "local-relay"),
-			SingleRoute: true, Logger: relayLog})
+			SingleRoute: true, Logger: relayLog, HTTPAuth: opts.HTTPAuth})
 		if err != nil {
 			return nil, err
 		}
@@ -563,8 +572,12 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 		go func() { defer wg.Done(); _ = r.Serve(ctx) }()
 		addr = sl.Addr().String()
 		remoteURL = "http://" + hl.Addr().String()
+		if opts.HTTPAuth == relay.HTTPAuthOwner {
+			// OAuth resources are the route's own URL, as on a public relay.
+			remoteURL = ""
+		}
 		known = filepath.Join(opts.ConfigDir, "local-relay", "known_hosts") // its key is per state dir
-		out.line("relay", "local relay on %s (SSH %s)", remoteURL, addr)
+		out.line("relay", "local relay on %s (SSH %s)", "http://"+hl.Addr().String(), addr)
 	}
 	var urlOnce sync.Once
 	tc, err := tunnel.New(tunnel.Config{
@@ -658,7 +671,20 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 	if tc != nil && tc.URL() != "" {
 		trep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: tc.URL() + "/mcp", Timeout: 15 * time.Second})
 		var ae *mcpcheck.AuthError
+		gated := false
+		if errors.As(err, &ae) {
+			// A pomdev relay's OAuth gate: pass it as the owner, with a
+			// token the relay mints over the SSH connection, so that the
+			// check goes through everything a host goes through.
+			if tok, _, terr := tc.OwnerToken(ctx); terr == nil {
+				gated = true
+				trep, err = mcpcheck.Run(ctx, mcpcheck.Options{URL: tc.URL() + "/mcp", Timeout: 15 * time.Second,
+					Headers: map[string]string{"Authorization": "Bearer " + tok}})
+			}
+		}
 		switch {
+		case err == nil && gated:
+			out.line("check", "check: through the tunnel OK (%s/mcp, as its owner through the relay's OAuth gate)", tc.URL())
 		case err == nil:
 			out.line("check", "check: through the tunnel OK (%s/mcp)", tc.URL())
 			for _, f := range trep.Findings {

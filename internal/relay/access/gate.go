@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // IdentityHeader carries the relay's signed assertion of who a request
@@ -231,4 +232,34 @@ func (s *Server) VerifyIdentity(raw, audience string) (*Identity, error) {
 func MarshalRequest(r Request) []byte {
 	b, _ := json.Marshal(r)
 	return b
+}
+
+// OwnerClient is the client of tokens minted for a route's owner (pomdev
+// checking its own tunnel).
+const OwnerClient = "pomdev (owner)"
+
+// MintOwner issues an access token for route to its owner, with no
+// approval: the owner proves the key over SSH. It is not tied to any
+// grant and lives AccessTTL.
+func (s *Server) MintOwner(ctx context.Context, route, owner string) (string, time.Time, error) {
+	if owner == "" || s.cfg.Resolver.Owner(route) != owner {
+		return "", time.Time{}, fmt.Errorf("route %s does not belong to this key", route)
+	}
+	now := s.cfg.Now()
+	id := random(32)
+	t := tokenRow{Kind: kindAccess, Grant: "owner", Family: random(12), Route: route, Owner: owner, ClientID: OwnerClient,
+		Scopes: []string{Scope}, AuthTime: now, Expires: now.Add(s.cfg.AccessTTL)}
+	tx, err := s.st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	defer tx.Rollback()
+	if err := s.st.addToken(ctx, tx, id, t); err != nil {
+		return "", time.Time{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return "", time.Time{}, err
+	}
+	tok, err := op.CreateBearerToken(id, subjectOf(owner), s.provider.Crypto())
+	return tok, t.Expires, err
 }
