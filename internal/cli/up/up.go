@@ -51,7 +51,7 @@ type Options struct {
 	NoTunnel  bool
 	// HTTPAuth is the embedded relay's --http-auth (none or owner).
 	HTTPAuth string
-	JSON      bool
+	JSON     bool
 	// Inline runs the processes as their inline settings say
 	// (self-contained widgets).
 	Inline bool
