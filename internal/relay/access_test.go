@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -274,6 +275,35 @@ func TestOAuthGoSDKClient(t *testing.T) {
 	grants, err := g.h.R.Access().Grants(ctx, "")
 	if err != nil || len(grants) != 1 || grants[0].ClientName != "Go SDK test host" {
 		t.Fatalf("grants: %+v %v", grants, err)
+	}
+
+	// The audit trail has the whole story.
+	if err := g.h.R.Access().FlushAudit(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	var toolCall *access.Entry
+	for line := range strings.Lines(string(data)) {
+		var e access.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		kinds[e.Kind+"/"+e.Decision] = true
+		if e.Kind == "request" && e.Method == "tools/call" {
+			toolCall = &e
+		}
+	}
+	for _, want := range []string{"refused/deny", "authorize/pending", "decision/approved", "token/issued", "request/allow"} {
+		if !kinds[want] {
+			t.Errorf("audit trail lacks %s:\n%s", want, data)
+		}
+	}
+	if toolCall == nil || toolCall.Tool != "echo" || toolCall.Status != 200 || toolCall.Client != grants[0].ClientID || toolCall.Grant != grants[0].ID {
+		t.Errorf("tools/call audit entry %+v", toolCall)
 	}
 }
 

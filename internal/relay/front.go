@@ -58,14 +58,15 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.access.ServePRM(w, req, name)
 			return
 		}
-		r.access.Gate(w, req, name, func(req *http.Request) { r.serveRoute(w, req, name, rt) })
+		r.access.Gate(w, req, name, func(req *http.Request, c access.Caller) { r.serveRoute(w, req, name, rt, &c) })
 		return
 	}
-	r.serveRoute(w, req, name, rt)
+	r.serveRoute(w, req, name, rt, nil)
 }
 
-// serveRoute forwards an admitted request to the tunnel holding rt.
-func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string, rt *route) {
+// serveRoute forwards an admitted request to the tunnel holding rt;
+// caller is who the gate let through (nil on an ungated route).
+func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string, rt *route, caller *access.Caller) {
 	src := hostOf(req.RemoteAddr)
 	if !rt.enter(src, r.cfg.MaxStreamsPerSource) {
 		w.Header().Set("Retry-After", "1")
@@ -92,6 +93,9 @@ func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string
 	ev := mcpwire.Observe(w, req, forwarder{r: r, rt: rt, origin: req.RemoteAddr})
 	rt.c.active.Add(-1)
 	ev.Route = name
+	if caller != nil {
+		r.access.AuditRequest(*caller, ev.RPCMethod, ev.Tool, ev.Status, src)
+	}
 	rt.c.notify(note{req: &ev})
 }
 

@@ -118,7 +118,7 @@ pomdev.yaml (see pomdev help config).`,
 	} {
 		bind(b[0], b[1])
 	}
-	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f))
+	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f))
 	return cmd
 }
 

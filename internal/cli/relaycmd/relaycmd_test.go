@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,39 @@ func TestAccessCommands(t *testing.T) {
 	}
 	if _, err := run("grants", "revoke", "nope"); err == nil || !strings.Contains(err.Error(), "no grant") {
 		t.Fatalf("revoke of an unknown grant: %v", err)
+	}
+}
+
+// pomdev relay audit prints the trail, one route's with --route, escaped
+// for the terminal; --json as stored.
+func TestAuditRun(t *testing.T) {
+	dir := t.TempDir()
+	trail := `{"time":"2026-12-01T10:00:00Z","kind":"request","route":"a","client":"c1","method":"tools/call","tool":"echo","decision":"allow","status":200}
+{"time":"2026-12-01T10:00:01Z","kind":"refused","route":"b","decision":"deny","status":401,"reason":"evil\u001b[2Jname"}
+not json
+`
+	if err := os.WriteFile(filepath.Join(dir, "audit.jsonl"), []byte(trail), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(o AuditOptions) string {
+		ios, _, out, _ := iostreams.Test()
+		o.IO, o.StateDir = ios, dir
+		if err := AuditRun(&o); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	all := run(AuditOptions{})
+	if !strings.Contains(all, "request a allow client=c1 tools/call echo 200") || !strings.Contains(all, "refused b deny 401") {
+		t.Fatalf("audit:\n%s", all)
+	}
+	if strings.ContainsRune(all, 0x1b) {
+		t.Fatalf("a control character reached the terminal: %q", all)
+	}
+	if one := run(AuditOptions{Route: "b"}); strings.Contains(one, "tools/call") || !strings.Contains(one, "refused b") {
+		t.Fatalf("--route b:\n%s", one)
+	}
+	if js := run(AuditOptions{JSON: true, Route: "a"}); strings.Count(js, "\n") != 1 || !strings.HasPrefix(js, `{"time"`) {
+		t.Fatalf("--json:\n%s", js)
 	}
 }

@@ -220,6 +220,7 @@ func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by 
 		if ok, err = s.st.decide(ctx, row.ID, state, by, now); err == nil && ok {
 			row.State, row.DecidedBy = state, by
 			s.log.Info("authorization request decided", "route", row.Route, "client", row.ClientID, "state", state, "by", by)
+			s.audit.add(Entry{Kind: "decision", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: state, By: by, Reason: "code " + row.Approval})
 			req := requestOf(row)
 			s.cfg.Resolver.Notify(req)
 			return req, nil
@@ -276,6 +277,7 @@ func (s *Server) RevokeGrant(ctx context.Context, id, owner string) error {
 	}
 	s.forgetVerdicts()
 	s.log.Info("grant revoked", "grant", id, "client", g.ClientID)
+	s.audit.add(Entry{Kind: "decision", Client: g.ClientID, Grant: id, Owner: g.Owner, Decision: "grant revoked"})
 	return nil
 }
 

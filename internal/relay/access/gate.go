@@ -70,26 +70,34 @@ func (s *Server) ServePRM(w http.ResponseWriter, r *http.Request, route string) 
 // challenge that leads a client to this relay's authorization server.
 // next sees the request without Authorization and with the identity
 // assertion.
-func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next func(*http.Request)) {
+func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next func(*http.Request, Caller)) {
 	prm := strings.TrimSuffix(s.cfg.Resolver.Resource(route), "/mcp")
 	opts := &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL: prm + PathPRM + "/mcp",
 		Scopes:              []string{Scope},
 	}
+	cw := &challengeWriter{ResponseWriter: w, hadToken: r.Header.Get("Authorization") != ""}
 	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		v, err := s.verify(ctx, token, route)
 		if err != nil {
+			cw.why = err.Error()
 			return nil, err
 		}
 		return &auth.TokenInfo{Scopes: v.scopes, Expiration: v.expires, UserID: v.owner, Extra: map[string]any{"verdict": v}}, nil
 	}
-	cw := &challengeWriter{ResponseWriter: w, hadToken: r.Header.Get("Authorization") != ""}
 	auth.RequireBearerToken(verify, opts)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		v := auth.TokenInfoFromContext(r.Context()).Extra["verdict"].(*verdict)
 		r.Header.Del("Authorization")
 		r.Header.Set(IdentityHeader, v.identity)
-		next(r)
+		next(r, Caller{Route: v.route, Client: v.client, Grant: v.grant, Owner: v.owner})
 	})).ServeHTTP(cw, r)
+	if cw.code == http.StatusUnauthorized || cw.code == http.StatusForbidden {
+		why := cw.why
+		if why == "" {
+			why = "no bearer token"
+		}
+		s.audit.add(Entry{Kind: "refused", Route: route, Decision: "deny", Status: cw.code, Reason: why, Source: sourceIP(r)})
+	}
 }
 
 // challengeWriter adds the RFC 6750 error code to the go-sdk's challenge
@@ -97,9 +105,12 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next
 type challengeWriter struct {
 	http.ResponseWriter
 	hadToken bool
+	code     int
+	why      string
 }
 
 func (c *challengeWriter) WriteHeader(code int) {
+	c.code = code
 	h := c.Header()
 	if v := h.Get("WWW-Authenticate"); strings.HasPrefix(v, "Bearer ") {
 		switch {

@@ -121,6 +121,7 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		return nil, err
 	}
 	s.log.Info("authorization request", "route", row.Route, "client", row.ClientID, "state", row.State, "code", row.Approval)
+	s.audit.add(Entry{Kind: "authorize", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: row.State, By: row.DecidedBy, Reason: "code " + row.Approval})
 	if row.State == statePending {
 		s.cfg.Resolver.Notify(requestOf(row))
 	}
@@ -243,6 +244,11 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 	if err := tx.Commit(); err != nil {
 		return "", "", time.Time{}, err
 	}
+	how := "issued"
+	if current != "" {
+		how = "refreshed"
+	}
+	s.audit.add(Entry{Kind: "token", Route: t.Route, Client: t.ClientID, Grant: t.Grant, Owner: t.Owner, Decision: how})
 	return access, rt, at.Expires, nil
 }
 
@@ -250,6 +256,7 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 // its tokens leaked.
 func (s *Server) reuse(ctx context.Context, t tokenRow) {
 	s.log.Warn("a refresh token was used twice; revoking every token of its family", "route", t.Route, "client", t.ClientID)
+	s.audit.add(Entry{Kind: "token", Route: t.Route, Client: t.ClientID, Grant: t.Grant, Owner: t.Owner, Decision: "reuse", Reason: "refresh token used twice; family revoked"})
 	if err := s.st.revokeFamily(ctx, t.Family); err != nil {
 		s.log.Warn("cannot revoke a token family", "err", err)
 	}
@@ -308,6 +315,7 @@ func (o *opStorage) RevokeToken(ctx context.Context, token, _, clientID string) 
 		return oidc.ErrServerError().WithParent(err)
 	}
 	s.forgetVerdicts()
+	s.audit.add(Entry{Kind: "token", Route: t.Route, Client: t.ClientID, Grant: t.Grant, Owner: t.Owner, Decision: "revoked"})
 	return nil
 }
 

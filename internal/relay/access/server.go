@@ -109,6 +109,7 @@ type Server struct {
 	keys     *keys
 	fetch    *cimd
 	dcr      *registrar
+	audit    *audit
 
 	mu       sync.Mutex
 	verdicts map[string]*verdict // by access token
@@ -153,8 +154,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	au, err := openAudit(cfg.StateDir, cfg.Now)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, st: st, keys: k,
+		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au,
 		fetch:    newCIMD(cfg.AllowPrivateFetch, cfg.FetchRoots, cfg.Now),
 		dcr:      newRegistrar(cfg.Now),
 		verdicts: map[string]*verdict{},
@@ -185,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 	}, &opStorage{s: s}, op.StaticIssuer(cfg.Issuer), opts...)
 	if err != nil {
 		st.close()
+		au.close()
 		return nil, fmt.Errorf("access: %w", err)
 	}
 	go s.sweeper()
@@ -200,18 +207,28 @@ func (s *Server) Close() error {
 	}
 	close(s.stop)
 	<-s.done
-	return s.st.close()
+	aerr := s.audit.close()
+	if err := s.st.close(); err != nil {
+		return err
+	}
+	return aerr
 }
 
 func (s *Server) sweeper() {
 	defer close(s.done)
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
+		}
+		if err := s.audit.flush(); err != nil && n%60 == 0 {
+			s.log.Warn("cannot write the audit trail", "err", err)
+		}
+		if n%60 != 0 {
+			continue
 		}
 		if err := s.st.sweep(context.Background(), s.cfg.Now()); err != nil {
 			s.log.Warn("cannot sweep expired access state", "err", err)

@@ -1,0 +1,140 @@
+package access
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// AuditFile is the audit trail in the state directory: one JSON object
+// per line, appended; at auditMaxBytes it moves to AuditFile + ".1".
+const AuditFile = "audit.jsonl"
+
+const auditMaxBytes = 64 << 20
+
+// Entry is one line of the audit trail.
+type Entry struct {
+	Time time.Time `json:"time"`
+	// Kind: authorize (a request arrived), decision (approved, denied,
+	// remembered), token (issued, refreshed, reuse, revoked), request (a
+	// request through a gated route), refused (a request the gate stopped).
+	Kind     string `json:"kind"`
+	Route    string `json:"route,omitempty"`
+	Client   string `json:"client,omitempty"`
+	Grant    string `json:"grant,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Method   string `json:"method,omitempty"` // JSON-RPC method
+	Tool     string `json:"tool,omitempty"`
+	Decision string `json:"decision,omitempty"` // allow, deny, approved, denied, remembered, …
+	Status   int    `json:"status,omitempty"`
+	By       string `json:"by,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Source   string `json:"source,omitempty"` // the client's address
+}
+
+// audit appends entries through a buffer flushed each second and on
+// close: a request costs a memory copy, not a write.
+type audit struct {
+	path string
+	now  func() time.Time
+
+	mu   sync.Mutex
+	f    *os.File
+	w    *bufio.Writer
+	size int64
+	err  error // the last write error, reported once
+}
+
+func openAudit(dir string, now func() time.Time) (*audit, error) {
+	a := &audit{path: filepath.Join(dir, AuditFile), now: now}
+	if err := a.open(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *audit) open() error {
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	a.f, a.w, a.size = f, bufio.NewWriterSize(f, 64<<10), st.Size()
+	return nil
+}
+
+func (a *audit) add(e Entry) {
+	if e.Time.IsZero() {
+		e.Time = a.now()
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return
+	}
+	if a.size+int64(len(line))+1 > auditMaxBytes {
+		a.rotate()
+	}
+	n, _ := a.w.Write(append(line, '\n'))
+	a.size += int64(n)
+}
+
+// rotate moves the full trail aside; the caller holds mu.
+func (a *audit) rotate() {
+	_ = a.w.Flush()
+	_ = a.f.Close()
+	_ = os.Rename(a.path, a.path+".1")
+	if err := a.open(); err != nil {
+		a.f, a.err = nil, err
+	}
+}
+
+func (a *audit) flush() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return a.err
+	}
+	return a.w.Flush()
+}
+
+func (a *audit) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil
+	}
+	err := a.w.Flush()
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	a.f = nil
+	return err
+}
+
+// Caller is who a request through the gate comes from.
+type Caller struct {
+	Route, Client, Grant, Owner string
+}
+
+// AuditRequest records a request that went through the gate.
+func (s *Server) AuditRequest(c Caller, method, tool string, status int, source string) {
+	s.audit.add(Entry{Kind: "request", Route: c.Route, Client: c.Client, Grant: c.Grant, Owner: c.Owner,
+		Method: method, Tool: tool, Decision: "allow", Status: status, Source: source})
+}
+
+// FlushAudit writes out the buffered audit trail (it is also flushed
+// each second and on Close).
+func (s *Server) FlushAudit() error { return s.audit.flush() }
