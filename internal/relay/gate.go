@@ -146,14 +146,20 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 			fmt.Fprintf(out, "%s  %s  until %s\n", g.ID, termsafe.String(g.ClientName), g.Expires.UTC().Format(time.DateOnly))
 		}
 	case "token":
-		// A token per route of this connection, for the owner's own checks
-		// through the tunnel (pomdev up).
-		c.mu.Lock()
-		names := make([]string, 0, len(c.routes))
-		for name := range c.routes {
-			names = append(names, name)
+		// A token per live route of this key (on any of its connections),
+		// for the owner's own checks through the tunnel (pomdev up, curl).
+		c.r.mu.Lock()
+		var names []string
+		for name, rt := range c.r.routes {
+			if rt.c.fp == c.fp {
+				names = append(names, name)
+			}
 		}
-		c.mu.Unlock()
+		c.r.mu.Unlock()
+		if len(names) == 0 {
+			fmt.Fprintln(out, "this key holds no tunnel on this relay")
+			return 1
+		}
 		for _, name := range names {
 			tok, exp, err := a.MintOwner(ctx, name, c.fp)
 			if err != nil {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# OAuth gate cost (docs/PERFORMANCE.md): two pomdev relays side by side in
+# one run, one with --http-auth none and one with --http-auth owner, each
+# with a stock OpenSSH tunnel (ssh -T -R 0) to the same tiny origin; wrk
+# -t2 -c32 through each, round by round, the gated one with a valid token
+# (minted for the owner with ssh RELAY pomdev-access token). Target: gated
+# throughput >= 0.9x open. Needs wrk and ssh.
+# Usage: [ROUNDS=3] scripts/bench/oauth.sh [duration]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR=${1:-10s}
+ROUNDS=${ROUNDS:-3}
+. scripts/bench/lib.sh
+build_all
+SSHOPTS=(-F /dev/null -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+
+OP=$(free_port)
+"$work/origin" -addr "127.0.0.1:$OP" > "$work/origin.log" & pids+=($!)
+declare -A HP HOST
+for mode in none owner; do
+  SP=$(free_port); HP[$mode]=$(free_port)
+  "$work/pomdev" relay --state-dir "$work/state-$mode" --ssh-addr "127.0.0.1:$SP" --http-addr "127.0.0.1:${HP[$mode]}" \
+    --http-auth "$mode" --default-target "127.0.0.1:$OP" --log-level warn > "$work/relay-$mode.out" 2> "$work/relay-$mode.err" & pids+=($!)
+  wait_for "grep -q Connect '$work/relay-$mode.out'"
+  ssh "${SSHOPTS[@]}" -p "$SP" -T -R 0 127.0.0.1 < /dev/null > "$work/ssh-$mode.out" 2>&1 & pids+=($!)
+  wait_for "grep -q Remote: '$work/ssh-$mode.out'"
+  URL=$(grep Remote: "$work/ssh-$mode.out" | head -1 | awk '{print $2}' | tr -d '\r')
+  HOST[$mode]=${URL#http://}
+  if [ "$mode" = owner ]; then
+    TOKEN=$(ssh "${SSHOPTS[@]}" -p "$SP" 127.0.0.1 pomdev-access token | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["token"])')
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: ${HOST[$mode]}" "http://127.0.0.1:${HP[$mode]}/")
+    [ "$code" = 401 ] || { echo "gated relay answered $code without a token" >&2; exit 1; }
+  fi
+done
+
+for r in $(seq "$ROUNDS"); do
+  echo "== round $r: --http-auth none"
+  wrk -t2 -c32 -d "$DUR" --latency -H "Host: ${HOST[none]}" "http://127.0.0.1:${HP[none]}/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+  echo "== round $r: --http-auth owner, valid token"
+  wrk -t2 -c32 -d "$DUR" --latency -H "Host: ${HOST[owner]}" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${HP[owner]}/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+done
