@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -112,7 +113,12 @@ func newGated(t *testing.T, mod func(*relay.Config), noTunnel bool) *gatedTunnel
 func (g *gatedTunnel) target() string { return strings.TrimPrefix(g.origin.URL, "http://") }
 
 // client is an HTTPS client of the relay's front.
-func (g *gatedTunnel) client() *http.Client { return tlsClient(g.h, g.pool) }
+func (g *gatedTunnel) client() *http.Client {
+	if g.pool == nil {
+		return g.h.Client()
+	}
+	return tlsClient(g.h, g.pool)
+}
 
 func (g *gatedTunnel) get(t *testing.T, u string) (int, string) {
 	t.Helper()
@@ -755,4 +761,60 @@ func TestOAuthRevocation(t *testing.T) {
 	if c := g.post(t, g.url+"/mcp", tk2.Access).StatusCode; c != http.StatusUnauthorized {
 		t.Fatalf("access token of a revoked family: %d", c)
 	}
+}
+
+// TestOAuthTypeScriptSDK: the official TypeScript SDK's client
+// (StreamableHTTPClientTransport with an OAuthClientProvider) through a
+// gated tunnel: discovery from the 401, dynamic registration, PKCE, the
+// owner's approval, token exchange, tools listed and called.
+func TestOAuthTypeScriptSDK(t *testing.T) {
+	sdk := os.Getenv("POMDEV_TEST_TS_SDK")
+	node, err := exec.LookPath("node")
+	if sdk == "" || err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("POMDEV_TEST_TS_SDK (the @modelcontextprotocol/sdk directory) and node are required in CI")
+		}
+		t.Skip("POMDEV_TEST_TS_SDK not set")
+	}
+	g := newGated(t, func(c *relay.Config) { c.TLS = nil }, false)
+	g.pool = nil
+	cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		t.Logf("node: %s", line)
+		switch {
+		case strings.HasPrefix(line, "AUTHORIZE "):
+			back := g.browse(t, strings.TrimPrefix(line, "AUTHORIZE "), func(code string) { g.sshApprove(t, "approve", code) })
+			fmt.Fprintln(stdin, back.String())
+		case strings.HasPrefix(line, "RESULT "):
+			var r struct {
+				Tools   []string `json:"tools"`
+				Text    string   `json:"text"`
+				Refresh bool     `json:"refresh"`
+			}
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &r); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(r.Tools, ",") != "echo" || r.Text != "echo: from ts" || !r.Refresh {
+				t.Fatalf("TS client result %+v", r)
+			}
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("node: %v\n%s", err, stderr.String())
+			}
+			return
+		}
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+	t.Fatalf("the TS client ended without a result:\n%s", stderr.String())
 }
