@@ -818,3 +818,56 @@ func TestOAuthTypeScriptSDK(t *testing.T) {
 	_ = cmd.Wait()
 	t.Fatalf("the TS client ended without a result:\n%s", stderr.String())
 }
+
+// TestOAuthAuthorizePageChromium: the authorize page in headless Chromium
+// waits (refreshing itself) until the owner approves, then sends the
+// browser back to the app with a code.
+func TestOAuthAuthorizePageChromium(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is required in CI")
+		}
+		t.Skip("chromium not installed")
+	}
+	g := newGated(t, func(c *relay.Config) { c.TLS = nil }, false)
+	g.pool = nil
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "<!doctype html><p id=back>code=%s state=%s</p>", html.EscapeString(r.URL.Query().Get("code")), html.EscapeString(r.URL.Query().Get("state")))
+	}))
+	defer app.Close()
+	cb := app.URL + "/cb"
+	clientID := g.register(t, cb)
+	_, challenge := pkce()
+	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {cb}, "state": {"chromium"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {g.url + "/mcp"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// Virtual time runs the page's 2 s refreshes fast; the budget covers
+	// many of them while the test approves.
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=600000",
+		"--dump-dom", g.h.R.BaseURL()+access.PathAuthorize+"?"+q.Encode())
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := g.h.R.Access()
+	var code string
+	rt.WaitFor(t, func() bool {
+		qs, _ := a.Pending(ctx, "")
+		if len(qs) == 1 {
+			code = qs[0].Code
+		}
+		return code != ""
+	}, "the browser's request")
+	if _, err := a.Decide(ctx, code, true, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if !regexp.MustCompile(`id="back">code=\S+ state=chromium<`).MatchString(out.String()) {
+		t.Fatalf("chromium did not come back to the app with a code:\n%s", out.String())
+	}
+}
