@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,9 +34,16 @@ import (
 //	screen SOCK SESSION REGEX [VAR]  wait for a tmux pane to show REGEX (VAR = first group);
 //	                            no line may be wider than the pane
 //	procgone TEXT               wait (15 s) until no process's command line contains TEXT
+//	oauthstart VIA URL VAR      as an app would: register with the relay URL's authorization
+//	                            server, open its authorize page; VAR = the code it shows. The
+//	                            browser's page keeps waiting in the background (oauthwait)
+//	oauthwait VAR               wait (30 s) for that page to move on; VAR = approved or denied
 //
 // loops holds the request loops of httploop, per script.
 var loops sync.Map // *testscript.TestScript -> *requestLoop
+
+// waits holds oauthstart's waiting page, per script.
+var waits sync.Map // *testscript.TestScript -> chan string
 
 type requestLoop struct {
 	stop     chan struct{}
@@ -238,6 +247,89 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		srv := httptest.NewServer(http.FileServer(http.Dir(ts.MkAbs(args[0]))))
 		ts.Defer(srv.Close)
 		ts.Setenv(args[1], srv.URL)
+	},
+	"oauthstart": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 3 {
+			ts.Fatalf("usage: oauthstart VIA URL VAR")
+		}
+		via, route := args[0], args[1]
+		client := &http.Client{Timeout: 15 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, via)
+			}}}
+		// The relay's URL is the route's without its first label.
+		u, _ := url.Parse(route)
+		host := u.Host[strings.IndexByte(u.Host, '.')+1:]
+		relay := u.Scheme + "://" + host
+		resp, err := client.Post(relay+"/oauth/register", "application/json",
+			strings.NewReader(`{"client_name":"script app","redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}`))
+		if err != nil {
+			ts.Fatalf("register: %v", err)
+		}
+		var reg struct {
+			ClientID string `json:"client_id"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&reg)
+		resp.Body.Close()
+		q := url.Values{"response_type": {"code"}, "client_id": {reg.ClientID}, "redirect_uri": {"http://127.0.0.1:9/cb"},
+			"state": {"s"}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWZ9MC7Rd7VVE"}, "code_challenge_method": {"S256"},
+			"resource": {route + "/mcp"}}
+		next := relay + "/oauth/authorize?" + q.Encode()
+		for range 5 {
+			resp, err := client.Get(next)
+			if err != nil {
+				ts.Fatalf("GET %s: %v", next, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 {
+				next = loc
+				continue
+			}
+			m := regexp.MustCompile(`class="code">([0-9A-Z]{4}-[0-9A-Z]{4})<`).FindSubmatch(body)
+			if m == nil {
+				ts.Fatalf("no code on %s (%d):\n%s", next, resp.StatusCode, body)
+			}
+			ts.Setenv(args[2], string(m[1]))
+			page, done := next, make(chan string, 1)
+			waits.Store(ts, done)
+			go func() {
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					resp, err := client.Get(page)
+					if err != nil {
+						continue
+					}
+					resp.Body.Close()
+					loc := resp.Header.Get("Location")
+					switch {
+					case resp.StatusCode == http.StatusSeeOther:
+						done <- "approved"
+						return
+					case resp.StatusCode == http.StatusForbidden:
+						done <- "denied"
+						return
+					case loc != "":
+						done <- "moved to " + loc
+						return
+					}
+				}
+				done <- "still waiting"
+			}()
+			return
+		}
+		ts.Fatalf("too many redirects from %s", next)
+	},
+	"oauthwait": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: oauthwait VAR")
+		}
+		v, ok := waits.Load(ts)
+		if !ok {
+			ts.Fatalf("oauthwait without oauthstart")
+		}
+		ts.Setenv(args[0], <-v.(chan string))
 	},
 	"httpget": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {

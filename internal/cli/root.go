@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pomdev/pomdev/internal/cli/accesscmd"
 	"github.com/pomdev/pomdev/internal/cli/completion"
 	"github.com/pomdev/pomdev/internal/cli/configcmd"
 	"github.com/pomdev/pomdev/internal/cli/factory"
@@ -165,6 +166,7 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 	}
 	cmd.AddGroup(&cobra.Group{ID: "more", Title: "More commands:"})
 	for _, c := range []*cobra.Command{
+		accesscmd.NewCmdAccess(f),
 		configcmd.NewCmdConfig(f),
 		knownhosts.NewCmdKnownHosts(f),
 		completion.NewCmdCompletion(f, nil),

@@ -79,7 +79,20 @@ const (
 	TunnelHolding      = "holding" // a request waits for the target to accept
 	TunnelLog          = "log"
 	TunnelDisconnected = "disconnected"
+	TunnelAccess       = "access" // an app asks the owner for access (a pomdev relay's OAuth)
 )
+
+// Access is an OAuth access request for one of the tunnel's routes, or
+// its decision, as a pomdev relay reports it.
+type Access struct {
+	Code         string    `json:"code"`
+	Route        string    `json:"route"`
+	ClientName   string    `json:"client_name"`
+	RedirectHost string    `json:"redirect_host"`
+	State        string    `json:"state"` // pending, approved, denied
+	DecidedBy    string    `json:"decided_by,omitempty"`
+	Expires      time.Time `json:"expires"`
+}
 
 // Tunnel is something the tunnel client did.
 type Tunnel struct {
@@ -88,6 +101,7 @@ type Tunnel struct {
 	URL     string    `json:"url,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Request *Request  `json:"request,omitempty"`
+	Access  *Access   `json:"access,omitempty"`
 	Attempt int       `json:"attempt,omitempty"`
 	Err     string    `json:"error,omitempty"`
 }

@@ -6,6 +6,7 @@ package tui
 
 import (
 	"fmt"
+	"github.com/pomdev/pomdev/internal/termsafe"
 	"strings"
 	"time"
 
@@ -44,6 +45,21 @@ type Actions struct {
 	// Connections reports the tunnel's open and total connections, read
 	// on every tick; nil without a tunnel.
 	Connections func() (open, total int64)
+	// Decide allows or denies an access request (a, d); nil without a
+	// pomdev relay's OAuth.
+	Decide func(code string, allow bool) (string, error)
+}
+
+// Access is an app's access request to the tunnel (or its decision),
+// from a pomdev relay.
+type Access struct {
+	Code, Route, Client, Redirect, State string
+}
+
+// decidedMsg is the outcome of a or d.
+type decidedMsg struct {
+	code, out string
+	err       error
 }
 
 type tickMsg struct{}
@@ -62,6 +78,7 @@ type Model struct {
 	help          bool
 	open, total   int64
 	scroll        int // log lines scrolled back from the newest; 0 follows
+	access        []Access
 }
 
 // New returns the dashboard for app with the given actions.
@@ -138,8 +155,31 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.scroll = max(0, m.scroll-10)
 		case "end", "G":
 			m.scroll = 0
+		case "a", "d":
+			if len(m.access) == 0 || m.actions.Decide == nil {
+				return m, nil
+			}
+			code, allow, decide := m.access[0].Code, msg.String() == "a", m.actions.Decide
+			return m, func() tea.Msg {
+				out, err := decide(code, allow)
+				return decidedMsg{code: code, out: out, err: err}
+			}
 		case "?":
 			m.help = !m.help
+		case "esc":
+			m.help = false
+		}
+	case decidedMsg:
+		text := msg.out
+		if msg.err != nil {
+			text = "access " + msg.code + ": " + msg.err.Error()
+		}
+		m.logs = push(m.logs, Line{Kind: "access", Text: termsafe.String(text)})
+		m.dropAccess(msg.code)
+	case Access:
+		m.dropAccess(msg.Code)
+		if msg.State == "pending" && len(m.access) < 16 {
+			m.access = append(m.access, msg)
 		}
 	case Line:
 		// Lines often follow a process change: refresh the table now.
@@ -170,6 +210,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	}
 	return m, nil
+}
+
+func (m *Model) dropAccess(code string) {
+	for i, a := range m.access {
+		if a.Code == code {
+			m.access = append(m.access[:i], m.access[i+1:]...)
+			return
+		}
+	}
 }
 
 func nextFilter(cur string, procs []Proc) string {
@@ -211,7 +260,8 @@ func (m *Model) View() tea.View {
 		title("Help")
 		for _, l := range []string{"q, Ctrl-C  stop everything and quit", "r  restart the server", "i  run the check again",
 			"c  copy the public URL (OSC 52)", "o  open the public URL in a browser", "l  filter logs by process",
-			"↑↓ PgUp PgDn  scroll the logs; End follows them again", "?  close this help"} {
+			"a, d  allow or deny the first access request (check its code against the app's page)",
+			"↑↓ PgUp PgDn  scroll the logs; End follows them again", "?, Esc  close this help"} {
 			add("  " + l)
 		}
 	}
@@ -233,6 +283,17 @@ func (m *Model) View() tea.View {
 	title("Port Forward Status")
 	add("  Status  " + m.tunnel)
 	add("  Remote  " + url)
+	if len(m.access) > 0 {
+		title("Access")
+		for i, a := range m.access {
+			mark := " "
+			if i == 0 {
+				mark = "›"
+			}
+			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(a.Client), termsafe.String(a.Redirect), a.Route, green.Render(a.Code)))
+		}
+		add(faint.Render("  a allow · d deny (the first; check its code against the app's page)"))
+	}
 	title("Active Connections")
 	if m.actions.Connections == nil {
 		add(faint.Render("  no tunnel"))

@@ -73,9 +73,10 @@ func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client, s *ssh.S
 		sent := false
 		for sc.Scan() {
 			var ev struct {
-				Type    string `json:"type"`
-				URL     string `json:"url"`
-				Message string `json:"message"`
+				Type    string        `json:"type"`
+				URL     string        `json:"url"`
+				Message string        `json:"message"`
+				Access  *event.Access `json:"access"`
 			}
 			if json.Unmarshal(sc.Bytes(), &ev) != nil {
 				continue
@@ -86,6 +87,8 @@ func (c *Client) urlFromEvents(ctx context.Context, client *ssh.Client, s *ssh.S
 				found <- ev.URL
 			case ev.Type == "log":
 				c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "relay: " + ev.Message})
+			case ev.Type == "access" && ev.Access != nil:
+				c.emit(event.Tunnel{Kind: event.TunnelAccess, Access: ev.Access})
 			}
 		}
 		if !sent {

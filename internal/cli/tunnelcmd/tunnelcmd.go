@@ -20,6 +20,7 @@ import (
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/ownerctl"
 	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"github.com/spf13/cobra"
@@ -224,6 +225,15 @@ func Run(opts *Options) error {
 	if err != nil {
 		return err
 	}
+	// `pomdev access approve CODE` from another terminal.
+	if stop, err := ownerctl.Listen(opts.ConfigDir, func(ctx context.Context, verb, code string) (string, error) {
+		if code == "" {
+			return c.Access(ctx, verb)
+		}
+		return c.Access(ctx, verb, code)
+	}); err == nil {
+		defer stop()
+	}
 	err = c.Run(opts.Ctx)
 	if err != nil {
 		return err
@@ -295,6 +305,14 @@ func (p *printer) event(e event.Tunnel) {
 		fmt.Fprintln(p.w, p.cs.Yellow(msg))
 	case event.TunnelDisconnected:
 		fmt.Fprintf(p.w, "%s (%s); %s\n", p.cs.Yellow("disconnected"), errText, msg)
+	case event.TunnelAccess:
+		a := e.Access
+		if a.State == "pending" {
+			fmt.Fprintf(p.w, "%s %s (%s) asks for %s · code %s · approve: pomdev access approve %s\n", p.cs.Bold("Access:"),
+				termsafe.String(a.ClientName), termsafe.String(a.RedirectHost), a.Route, p.cs.Bold(a.Code), a.Code)
+		} else {
+			fmt.Fprintf(p.w, "Access: %s %s for %s\n", termsafe.String(a.ClientName), a.State, a.Route)
+		}
 	case event.TunnelConnected:
 		if p.url != "" {
 			fmt.Fprintln(p.w, p.cs.Green("reconnected"))

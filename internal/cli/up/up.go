@@ -31,6 +31,7 @@ import (
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/pomdev/pomdev/internal/ownerctl"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/supervise"
 	"github.com/pomdev/pomdev/internal/termsafe"
@@ -172,6 +173,23 @@ func (p *printer) flushPending() {
 		fmt.Fprintln(p.w, l.Text)
 	}
 	p.pending = nil
+}
+
+// access shows an access request (or its decision) from the relay: a
+// line, and on the dashboard the Access pane.
+func (p *printer) access(a event.Access) {
+	if a.State == "pending" {
+		p.line("access", "access: %s (%s) asks for %s · code %s · approve: a in the dashboard, or pomdev access approve %s",
+			a.ClientName, a.RedirectHost, a.Route, a.Code, a.Code)
+	} else {
+		p.line("access", "access: %s %s for %s (%s)", a.ClientName, a.State, a.Route, a.DecidedBy)
+	}
+	p.mu.Lock()
+	prog := p.tui
+	p.mu.Unlock()
+	if prog != nil {
+		prog.Send(tui.Access{Code: a.Code, Route: a.Route, Client: a.ClientName, Redirect: a.RedirectHost, State: a.State})
+	}
 }
 
 func (p *printer) line(kind, format string, args ...any) {
@@ -440,7 +458,20 @@ func Run(opts *Options) error {
 		if tc != nil {
 			connections = tc.Connections
 		}
+		var decide func(string, bool) (string, error)
+		if tc != nil {
+			decide = func(code string, allow bool) (string, error) {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				verb := "approve"
+				if !allow {
+					verb = "deny"
+				}
+				return tc.Access(ctx, verb, code)
+			}
+		}
 		out.tui.Send(tui.Actions{
+			Decide:      decide,
 			Connections: connections,
 			Quit:        cancel,
 			Interrupt:   func() { interrupted.Store(true); cancel() },
@@ -615,11 +646,25 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 				out.line("disconnected", "tunnel disconnected (%s); %s", e.Err, e.Message)
 			case event.TunnelRefused, event.TunnelLog, event.TunnelHolding:
 				out.line("tunnel", "%s", e.Message)
+			case event.TunnelAccess:
+				out.access(*e.Access)
 			}
 		},
 	})
 	if err != nil {
 		return nil, err
+	}
+	// `pomdev access approve CODE` from another terminal reaches the
+	// relay through this tunnel's SSH connection.
+	if stop, err := ownerctl.Listen(opts.ConfigDir, func(ctx context.Context, verb, code string) (string, error) {
+		if code == "" {
+			return tc.Access(ctx, verb)
+		}
+		return tc.Access(ctx, verb, code)
+	}); err == nil {
+		context.AfterFunc(ctx, stop)
+	} else {
+		out.line("tunnel", "pomdev access will not reach this tunnel: %v", err)
 	}
 	wg.Add(1)
 	go func() {
