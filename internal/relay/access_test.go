@@ -871,3 +871,27 @@ func TestOAuthAuthorizePageChromium(t *testing.T) {
 		t.Fatalf("chromium did not come back to the app with a code:\n%s", out.String())
 	}
 }
+
+// Only the relay asserts identities: a client's own X-Pomdev-Identity
+// never reaches the app, on an open relay too.
+func TestIdentityHeaderNotForgeable(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) { c.HTTPAuth = relay.HTTPAuthNone })
+	key, _ := rt.WriteKey(t)
+	o := newMCPOrigin(t)
+	p := h.RunSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+strings.TrimPrefix(o.URL, "http://"), "-R", "0")
+	u := strings.TrimPrefix(p.WaitLine(t, "Remote: "), "Remote: ")
+	req, _ := http.NewRequest(http.MethodGet, u+"/", nil)
+	req.Header.Set(access.IdentityHeader, "forged")
+	resp, err := h.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	seen := o.seen()
+	if len(seen) != 1 {
+		t.Fatalf("the app saw %d requests", len(seen))
+	}
+	if v := seen[0].Get(access.IdentityHeader); v != "" {
+		t.Fatalf("a forged identity reached the app: %q", v)
+	}
+}
