@@ -28,6 +28,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/pomdev/pomdev/internal/mcpcheck"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/relay/access"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
@@ -893,5 +894,39 @@ func TestIdentityHeaderNotForgeable(t *testing.T) {
 	}
 	if v := seen[0].Get(access.IdentityHeader); v != "" {
 		t.Fatalf("a forged identity reached the app: %q", v)
+	}
+}
+
+// TestOAuthInspectLogin: pomdev inspect's check is refused by a gated
+// tunnel with the challenge that leads to the relay; --login (dynamic
+// registration, PKCE, a loopback redirect) gets a token once the owner
+// approves, and the check then lists the tools.
+func TestOAuthInspectLogin(t *testing.T) {
+	g := newGated(t, func(c *relay.Config) { c.TLS = nil }, false)
+	g.pool = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 15 * time.Second})
+	var ae *mcpcheck.AuthError
+	if !errors.As(err, &ae) || len(ae.AuthorizationServers) != 1 || ae.AuthorizationServers[0] != g.h.R.BaseURL() {
+		t.Fatalf("check without a token: %v (%+v)", err, ae)
+	}
+	var out strings.Builder
+	login := &mcpcheck.Login{Dir: t.TempDir(), Out: &out, OpenBrowser: func(u string) error {
+		back := g.browse(t, u, func(code string) { g.sshApprove(t, "approve", code) })
+		resp, err := http.Get(back.String()) // the browser lands on inspect's loopback callback
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}}
+	tok, err := login.Run(ctx, g.url+"/mcp", ae)
+	if err != nil {
+		t.Fatalf("inspect --login: %v\n%s", err, out.String())
+	}
+	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 15 * time.Second, Headers: map[string]string{"Authorization": "Bearer " + tok}})
+	if err != nil || len(rep.Tools) != 1 || rep.Tools[0].Name != "echo" {
+		t.Fatalf("check with the token: %v %+v", err, rep)
 	}
 }
