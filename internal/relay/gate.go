@@ -81,6 +81,7 @@ func (r *Relay) newAccess() (*access.Server, error) {
 	return access.New(access.Config{
 		Issuer:            r.BaseURL(),
 		StateDir:          r.cfg.StateDir,
+		DB:                r.db,
 		Resolver:          resolver{r},
 		GrantTTL:          r.cfg.GrantTTL,
 		AccessTTL:         r.cfg.AccessTTL,

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -234,6 +235,7 @@ type Relay struct {
 	keys      *authorizedKeys
 	signin    *signin
 	access    *access.Server // nil with HTTPAuth none
+	db        *sql.DB        // relay.db: route names, sign-in sessions, OAuth state
 	http      *http.Server
 	control   *http.Server
 	controlLn net.Listener
@@ -284,37 +286,19 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, err
 	}
 	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
-	if r.book, err = openRouteBook(cfg.StateDir, cfg.RouteNameTTL, cfg.MaxRouteNames, cfg.Now()); err != nil {
+	if r.db, err = access.OpenDB(cfg.StateDir); err != nil {
+		return nil, Info{}, fmt.Errorf("relay: %w", err)
+	}
+	if r.book, err = openRouteBook(r.db, cfg.StateDir, cfg.RouteNameTTL, cfg.MaxRouteNames, cfg.Now()); err != nil {
+		r.db.Close()
 		return nil, Info{}, fmt.Errorf("relay: route names in %s: %w", cfg.StateDir, err)
 	}
-	if cfg.Auth == AuthKeys {
-		r.keys = &authorizedKeys{path: cfg.AuthorizedKeys, log: cfg.Logger}
-		if err := r.keys.reload(); err != nil {
-			return nil, Info{}, err
+	if err := r.prepareAuth(&info); err != nil {
+		if r.access != nil {
+			r.access.Close()
 		}
-	}
-	if cfg.Auth == AuthSignin {
-		r.signin, err = newSignin(cfg.StateDir, cfg.SessionTTL, cfg.CodeTTL, cfg.Now)
-		if err != nil {
-			return nil, Info{}, err
-		}
-		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
-	}
-	if cfg.HTTPAuth == HTTPAuthOwner {
-		if r.access, err = r.newAccess(); err != nil {
-			return nil, Info{}, err
-		}
-	}
-	if r.signin != nil || r.access != nil {
-		// Listening here, not in Serve, makes `relay approve` and `relay
-		// access` work as soon as New returns.
-		if r.controlLn, err = listenControl(cfg.StateDir); err != nil {
-			if r.access != nil {
-				r.access.Close()
-			}
-			return nil, Info{}, err
-		}
-		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+		r.db.Close()
+		return nil, Info{}, err
 	}
 	r.sshConfig = r.newSSHConfig()
 	r.http = &http.Server{
@@ -326,6 +310,38 @@ func New(cfg Config) (*Relay, Info, error) {
 		TLSConfig:         cfg.TLS,
 	}
 	return r, info, nil
+}
+
+// prepareAuth sets up SSH and HTTP authentication and the control socket.
+func (r *Relay) prepareAuth(info *Info) error {
+	cfg := r.cfg
+	var err error
+	if cfg.Auth == AuthKeys {
+		r.keys = &authorizedKeys{path: cfg.AuthorizedKeys, log: cfg.Logger}
+		if err := r.keys.reload(); err != nil {
+			return err
+		}
+	}
+	if cfg.Auth == AuthSignin {
+		if r.signin, err = newSignin(r.db, cfg.StateDir, cfg.SessionTTL, cfg.CodeTTL, cfg.Now); err != nil {
+			return err
+		}
+		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
+	}
+	if cfg.HTTPAuth == HTTPAuthOwner {
+		if r.access, err = r.newAccess(); err != nil {
+			return err
+		}
+	}
+	if r.signin != nil || r.access != nil {
+		// Listening here, not in Serve, makes `relay approve` and `relay
+		// access` work as soon as New returns.
+		if r.controlLn, err = listenControl(cfg.StateDir); err != nil {
+			return err
+		}
+		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return nil
 }
 
 // BaseURL is the relay's own public address (sign-in links live here).
@@ -404,6 +420,9 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		if aerr := r.access.Close(); cerr == nil {
 			cerr = aerr
 		}
+	}
+	if derr := r.db.Close(); cerr == nil {
+		cerr = derr
 	}
 	if err == nil {
 		err = cerr
@@ -521,24 +540,20 @@ func (r *Relay) Routes() map[string]string {
 	return out
 }
 
-// saveRoute appends a route name's use to the journal, compacting it when
-// it has grown past twice its live size (so each use costs one small
-// append, amortised).
+// saveRoute writes a route name's use to the database; when names were
+// dropped from memory (past MaxRouteNames) their rows go too, so the table
+// stays as bounded as the map.
 func (r *Relay) saveRoute(k knownRoute) {
-	compact, err := r.book.save(k)
-	if err != nil {
+	if err := r.book.save(k); err != nil {
 		r.log.Warn("cannot save route names", "err", err)
-		return
 	}
-	if !compact {
-		return
-	}
-	r.book.fileMu.Lock()
-	defer r.book.fileMu.Unlock()
 	r.mu.Lock()
-	snapshot := r.book.snapshot()
-	r.mu.Unlock()
-	if err := r.book.compact(snapshot); err != nil {
-		r.log.Warn("cannot compact route names", "err", err)
+	defer r.mu.Unlock()
+	if !r.book.pruneDue {
+		return
+	}
+	r.book.pruneDue = false
+	if err := r.book.prune(); err != nil {
+		r.log.Warn("cannot prune route names", "err", err)
 	}
 }

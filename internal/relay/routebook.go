@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 )
 
-// routeBookFile is the journal of route names: one JSON line per name given
-// or used, the last line of a name (latest "used") winning on load.
+// routeBookFile is the journal of route names of earlier versions (one
+// JSON line per name given or used, the last line of a name winning),
+// imported into the database once and then renamed *.migrated.
 const routeBookFile = "routes.jsonl"
 
 // knownRoute is who a route name belongs to and when it was last used.
@@ -28,64 +29,106 @@ type knownRoute struct {
 // routeBook remembers which key each route name belongs to, so that a name
 // is never given to another key while its owner might come back. Names not
 // used for ttl are forgotten; at most max are kept (the least recently used
-// offline names go first).
-//
-// Lock order: fileMu, then the relay's mu. The names map is guarded by the
-// relay's mu (callers hold it); the journal file by fileMu, which nobody
-// takes while holding the relay's mu.
+// offline names go first). The names live in memory (guarded by the
+// relay's mu; callers hold it) and in the relay's database (table routes,
+// one row per name, written after the relay's mu is released).
 type routeBook struct {
-	path string
-	ttl  time.Duration
-	max  int
+	db  *sql.DB
+	ttl time.Duration
+	max int
 
-	names map[string]knownRoute // guarded by Relay.mu
-
-	fileMu    sync.Mutex
-	lines     int // lines in the journal
-	compacted int // lines after the last compaction
+	names    map[string]knownRoute // guarded by Relay.mu
+	pruneDue bool                  // names were dropped from memory; guarded by Relay.mu
 }
 
-func openRouteBook(dir string, ttl time.Duration, max int, now time.Time) (*routeBook, error) {
-	b := &routeBook{path: filepath.Join(dir, routeBookFile), ttl: ttl, max: max, names: map[string]knownRoute{}}
-	data, err := os.ReadFile(b.path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+const routesSchema = `CREATE TABLE IF NOT EXISTS routes (name TEXT PRIMARY KEY, fp TEXT NOT NULL, used INTEGER NOT NULL)`
+
+func openRouteBook(db *sql.DB, dir string, ttl time.Duration, max int, now time.Time) (*routeBook, error) {
+	b := &routeBook{db: db, ttl: ttl, max: max, names: map[string]knownRoute{}}
+	if _, err := db.Exec(routesSchema); err != nil {
 		return nil, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for n := 1; sc.Scan(); n++ {
+	rows, err := db.Query(`SELECT name, fp, used FROM routes`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
 		var k knownRoute
-		if err := json.Unmarshal(sc.Bytes(), &k); err != nil || k.Name == "" || k.FP == "" {
-			// A line cut short by a crash; the names before it stand.
-			continue
-		}
-		b.lines++
-		if old, ok := b.names[k.Name]; !ok || !k.Used.Before(old.Used) {
-			b.names[k.Name] = k
-		}
-	}
-	// The earlier format: one JSON object of name -> fingerprint.
-	legacy := filepath.Join(dir, legacyRoutesFile)
-	var old map[string]string
-	if err := readJSON(legacy, &old); err != nil {
-		return nil, err
-	}
-	for name, fp := range old {
-		if _, ok := b.names[name]; !ok {
-			b.names[name] = knownRoute{Name: name, FP: fp, Used: now}
-		}
-	}
-	b.compacted = len(b.names)
-	b.expire(now, nil)
-	if old != nil || b.lines > 2*len(b.names)+1024 {
-		if err := b.compact(b.snapshot()); err != nil {
+		var used int64
+		if err := rows.Scan(&k.Name, &k.FP, &used); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		if old != nil {
-			_ = os.Remove(legacy)
+		k.Used = time.Unix(used, 0).UTC()
+		b.names[k.Name] = k
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.migrate(dir, now); err != nil {
+		return nil, err
+	}
+	before := len(b.names)
+	b.expire(now, nil)
+	if len(b.names) != before {
+		if err := b.prune(); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// migrate imports the files of earlier versions: routes.jsonl (the
+// journal) and routes.json (one object of name -> fingerprint), then
+// renames them *.migrated.
+func (b *routeBook) migrate(dir string, now time.Time) error {
+	journal := filepath.Join(dir, routeBookFile)
+	legacy := filepath.Join(dir, legacyRoutesFile)
+	found := map[string]knownRoute{}
+	data, err := os.ReadFile(journal)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	for sc.Scan() {
+		var k knownRoute
+		if err := json.Unmarshal(sc.Bytes(), &k); err != nil || k.Name == "" || k.FP == "" {
+			continue // a line cut short by a crash; the names before it stand
+		}
+		if old, ok := found[k.Name]; !ok || !k.Used.Before(old.Used) {
+			found[k.Name] = k
+		}
+	}
+	var old map[string]string
+	if err := readJSON(legacy, &old); err != nil {
+		return err
+	}
+	for name, fp := range old {
+		if _, ok := found[name]; !ok {
+			found[name] = knownRoute{Name: name, FP: fp, Used: now}
+		}
+	}
+	if data == nil && old == nil {
+		return nil
+	}
+	var ks []knownRoute
+	for _, k := range found {
+		if cur, ok := b.names[k.Name]; !ok || cur.Used.Before(k.Used) {
+			b.names[k.Name] = k
+			ks = append(ks, k)
+		}
+	}
+	if err := b.save(ks...); err != nil {
+		return fmt.Errorf("route names: %w", err)
+	}
+	for _, f := range []string{journal, legacy} {
+		if _, err := os.Stat(f); err == nil {
+			_ = os.Rename(f, f+".migrated")
+		}
+	}
+	return nil
 }
 
 // owner is the key a name belongs to ("" when free). The caller holds the
@@ -106,6 +149,7 @@ func (b *routeBook) use(name, fp string, now time.Time, live func(string) bool) 
 	b.names[name] = k
 	if !existed && len(b.names) > b.max {
 		b.expire(now, live)
+		b.pruneDue = true
 	}
 	return k
 }
@@ -134,50 +178,51 @@ func (b *routeBook) expire(now time.Time, live func(string) bool) {
 	}
 }
 
-// snapshot copies the names; the caller holds the relay's mu.
-func (b *routeBook) snapshot() []knownRoute {
-	out := make([]knownRoute, 0, len(b.names))
-	for _, k := range b.names {
-		out = append(out, k)
+// save records names' uses; the caller does not hold the relay's mu.
+func (b *routeBook) save(ks ...knownRoute) error {
+	if len(ks) == 0 {
+		return nil
 	}
-	slices.SortFunc(out, func(a, b knownRoute) int { return a.Used.Compare(b.Used) })
-	return out
-}
-
-// save appends k to the journal; the caller does not hold the relay's mu.
-// It reports whether the journal has grown enough to be compacted.
-func (b *routeBook) save(k knownRoute) (compact bool, err error) {
-	line, err := json.Marshal(k)
+	tx, err := b.db.Begin()
 	if err != nil {
-		return false, err
+		return err
 	}
-	b.fileMu.Lock()
-	defer b.fileMu.Unlock()
-	f, err := os.OpenFile(b.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return false, err
-	}
-	_, err = f.Write(append(line, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	b.lines++
-	return b.lines > 2*b.compacted+1024, err
-}
-
-// compact rewrites the journal with one line per name in names. The
-// caller holds fileMu, or is the only user (openRouteBook).
-func (b *routeBook) compact(names []knownRoute) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for _, k := range names {
-		if err := enc.Encode(k); err != nil {
+	defer tx.Rollback()
+	for _, k := range ks {
+		if _, err := tx.Exec(`INSERT INTO routes (name, fp, used) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET fp = excluded.fp, used = excluded.used`,
+			k.Name, k.FP, k.Used.Unix()); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(b.path, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("route names: %w", err)
+	return tx.Commit()
+}
+
+// prune deletes the rows of names no longer in memory (expired or past
+// max); the caller holds the relay's mu or is the only user.
+func (b *routeBook) prune() error {
+	rows, err := b.db.Query(`SELECT name FROM routes`)
+	if err != nil {
+		return err
 	}
-	b.lines, b.compacted = len(names), len(names)
-	return nil
+	var gone []string
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) == nil {
+			if _, ok := b.names[name]; !ok {
+				gone = append(gone, name)
+			}
+		}
+	}
+	rows.Close()
+	tx, err := b.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, name := range gone {
+		if _, err := tx.Exec(`DELETE FROM routes WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ type pending struct {
 // for the session TTL (persisted, so reconnects and relay restarts skip
 // the browser).
 type signin struct {
+	db           *sql.DB // table sessions
 	dir          string
 	token        string
 	tokenCreated bool
@@ -57,17 +59,55 @@ type endedSignin struct {
 	reason string
 }
 
-func newSignin(dir string, sessionTTL, codeTTL time.Duration, now func() time.Time) (*signin, error) {
-	s := &signin{dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
+func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now func() time.Time) (*signin, error) {
+	s := &signin{db: db, dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
 		pending: map[string]*pending{}, sessions: map[string]time.Time{}, ended: map[string]endedSignin{}}
 	var err error
 	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
-	if err := readJSON(filepath.Join(dir, sessionsFile), &s.sessions); err != nil {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS sessions (fp TEXT PRIMARY KEY, expires INTEGER NOT NULL)`); err != nil {
 		return nil, err
 	}
+	rows, err := db.Query(`SELECT fp, expires FROM sessions WHERE expires > ?`, now().Unix())
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var fp string
+		var exp int64
+		if rows.Scan(&fp, &exp) == nil {
+			s.sessions[fp] = time.Unix(exp, 0)
+		}
+	}
+	rows.Close()
+	// sessions.json of earlier versions: imported once, then renamed.
+	legacy := filepath.Join(dir, sessionsFile)
+	old := map[string]time.Time{}
+	if err := readJSON(legacy, &old); err != nil {
+		return nil, err
+	}
+	for fp, exp := range old {
+		if exp.After(now()) && exp.After(s.sessions[fp]) {
+			s.sessions[fp] = exp
+			if err := s.saveSession(fp, exp); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if _, err := os.Stat(legacy); err == nil {
+		_ = os.Rename(legacy, legacy+".migrated")
+	}
 	return s, nil
+}
+
+// saveSession records a key's sign-in and forgets expired ones.
+func (s *signin) saveSession(fp string, exp time.Time) error {
+	if _, err := s.db.Exec(`INSERT INTO sessions (fp, expires) VALUES (?, ?) ON CONFLICT (fp) DO UPDATE SET expires = excluded.expires`, fp, exp.Unix()); err != nil {
+		return err
+	}
+	_, err := s.db.Exec(`DELETE FROM sessions WHERE expires <= ?`, s.now().Unix())
+	return err
 }
 
 func (s *signin) signedIn(fp string) bool {
@@ -135,18 +175,15 @@ func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteract
 		return fail("Sign-in expired", "The sign-in code "+code+" expired; connect again for a new link.")
 	}
 	s.mu.Lock()
-	s.sessions[fp] = s.now().Add(s.sessionTTL)
+	exp := s.now().Add(s.sessionTTL)
+	s.sessions[fp] = exp
 	for k, exp := range s.sessions {
 		if !s.now().Before(exp) {
 			delete(s.sessions, k)
 		}
 	}
-	snapshot := make(map[string]time.Time, len(s.sessions))
-	for k, v := range s.sessions {
-		snapshot[k] = v
-	}
 	s.mu.Unlock()
-	if err := writeJSON(filepath.Join(s.dir, sessionsFile), snapshot); err != nil {
+	if err := s.saveSession(fp, exp); err != nil {
 		r.log.Warn("cannot save sign-in sessions", "err", err)
 	}
 	r.log.Info("signed in", "fingerprint", fp, "code", code)

@@ -20,8 +20,8 @@ import (
 const (
 	hostKeyFile      = "ssh_host_ed25519_key"
 	adminTokenFile   = "admin_token"
-	sessionsFile     = "sessions.json"
-	legacyRoutesFile = "routes.json" // before routes.jsonl
+	sessionsFile     = "sessions.json" // before relay.db; migrated
+	legacyRoutesFile = "routes.json"   // before routes.jsonl; migrated
 	socketFile       = "relay.sock"
 )
 
@@ -96,14 +96,6 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("%s: %w (delete it to start afresh)", path, err)
 	}
 	return nil
-}
-
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(path, append(data, '\n'), 0o600)
 }
 
 // writeFileAtomic writes through a temporary file and a rename, so a crash

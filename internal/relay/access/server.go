@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,8 @@ type Config struct {
 	Issuer   string
 	StateDir string
 	Resolver Resolver
+	// DB is the relay's database (OpenDB); nil opens one in StateDir.
+	DB *sql.DB
 
 	GrantTTL   time.Duration // remembered approval per (owner, client) (30 days)
 	AccessTTL  time.Duration // access tokens (1 h)
@@ -150,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg.StateDir)
+	st, err := openStore(cfg.StateDir, cfg.DB)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -23,7 +24,8 @@ const DBFile = "relay.db"
 // tokens. Secrets (client secrets, token identifiers, refresh tokens) are
 // kept only as SHA-256 hashes.
 type store struct {
-	db *sql.DB
+	db  *sql.DB
+	own bool // opened here, closed by close
 }
 
 const schema = `
@@ -77,7 +79,10 @@ CREATE INDEX IF NOT EXISTS tokens_family ON tokens (family);
 CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);
 `
 
-func openStore(dir string) (*store, error) {
+// OpenDB opens (creating it) the relay's SQLite database in dir: one
+// writer at a time, WAL, a 5 s busy timeout. The relay keeps its routes and
+// sign-in sessions there too.
+func OpenDB(dir string) (*sql.DB, error) {
 	path := filepath.Join(dir, DBFile)
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
@@ -87,14 +92,38 @@ func openStore(dir string) (*store, error) {
 	// One writer at a time is what SQLite allows; one connection also
 	// keeps every statement on the same view of the database.
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
+	if err := db.Ping(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("%s: %w (move it away to start afresh; grants will be asked for again)", path, err)
+		return nil, fmt.Errorf("%s: %w (move it away to start afresh)", path, err)
 	}
-	return &store{db: db}, nil
+	_ = os.Chmod(path, 0o600)
+	return db, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+// openStore uses db (nil: it opens its own, and closes it with close).
+func openStore(dir string, db *sql.DB) (*store, error) {
+	own := db == nil
+	if own {
+		var err error
+		if db, err = OpenDB(dir); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := db.Exec(schema); err != nil {
+		if own {
+			db.Close()
+		}
+		return nil, fmt.Errorf("%s: %w (move it away to start afresh; grants will be asked for again)", filepath.Join(dir, DBFile), err)
+	}
+	return &store{db: db, own: own}, nil
+}
+
+func (s *store) close() error {
+	if !s.own {
+		return nil
+	}
+	return s.db.Close()
+}
 
 func hashSecret(s string) string {
 	h := sha256.Sum256([]byte(s))
