@@ -212,7 +212,7 @@ func (s *Server) identity(v *verdict, now time.Time) (string, error) {
 	c := Identity{
 		Claims: jwt.Claims{
 			Issuer:   s.cfg.Issuer,
-			Subject:  v.client + " for " + v.owner,
+			Subject:  v.client,
 			Audience: jwt.Audience{s.cfg.Resolver.Resource(v.route)},
 			IssuedAt: jwt.NewNumericDate(now),
 			Expiry:   jwt.NewNumericDate(v.expires),
@@ -257,7 +257,7 @@ func (s *Server) MintOwner(ctx context.Context, route, owner string) (string, ti
 		return "", time.Time{}, fmt.Errorf("route %s does not belong to this key", route)
 	}
 	now := s.cfg.Now()
-	id := random(32)
+	id := random(18)
 	t := tokenRow{Kind: kindAccess, Grant: "owner", Family: random(12), Route: route, Owner: owner, ClientID: OwnerClient,
 		Scopes: []string{Scope}, AuthTime: now, Expires: now.Add(s.cfg.AccessTTL)}
 	tx, err := s.st.db.BeginTx(ctx, nil)

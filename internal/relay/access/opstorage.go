@@ -226,7 +226,7 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 			return "", "", time.Time{}, op.ErrInvalidRefreshToken
 		}
 	}
-	access := random(32)
+	access := random(18)
 	at := t
 	at.Kind, at.Expires = kindAccess, now.Add(s.cfg.AccessTTL)
 	if err := s.st.addToken(ctx, tx, access, at); err != nil {
