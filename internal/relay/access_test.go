@@ -930,3 +930,48 @@ func TestOAuthInspectLogin(t *testing.T) {
 		t.Fatalf("check with the token: %v %+v", err, rep)
 	}
 }
+
+// TestOAuthAdminOnAuthorizePage: the relay's admin decides a request on
+// its authorize page with the admin token (offered over TLS or on
+// loopback); a wrong token decides nothing.
+func TestOAuthAdminOnAuthorizePage(t *testing.T) {
+	g := startGated(t, nil)
+	if g.h.Info.AdminToken == "" {
+		t.Fatal("no admin token with --http-auth owner")
+	}
+	clientID := g.register(t, redirect)
+	_, challenge := pkce()
+	c := g.noRedirect()
+	resp, err := c.Get(g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	page, _ := resp.Location()
+	id := page.Query().Get("id")
+	status, body := g.get(t, page.String())
+	if status != 200 || !strings.Contains(body, "Relay admin") {
+		t.Fatalf("authorize page %d without the admin form:\n%s", status, body)
+	}
+	post := func(token string) int {
+		resp, err := c.PostForm(g.h.R.BaseURL()+access.PathApprove, url.Values{"id": {id}, "token": {token}, "decision": {"allow"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("wrong"); code != http.StatusForbidden {
+		t.Fatalf("wrong admin token: %d", code)
+	}
+	if qs, _ := g.h.R.Access().Pending(context.Background(), ""); len(qs) != 1 {
+		t.Fatalf("a wrong token decided the request: %+v", qs)
+	}
+	if code := post(g.h.Info.AdminToken); code != http.StatusSeeOther {
+		t.Fatalf("admin token: %d", code)
+	}
+	back := g.browse(t, page.String(), func(string) { t.Fatal("still waiting after the admin allowed it") })
+	if back.Query().Get("code") == "" {
+		t.Fatalf("back without a code: %s", back)
+	}
+}

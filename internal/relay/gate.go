@@ -82,6 +82,8 @@ func (r *Relay) newAccess() (*access.Server, error) {
 		Issuer:            r.BaseURL(),
 		StateDir:          r.cfg.StateDir,
 		DB:                r.db,
+		AdminToken:        r.adminToken,
+		TokenSafe:         r.tokenSafe,
 		Resolver:          resolver{r},
 		GrantTTL:          r.cfg.GrantTTL,
 		AccessTTL:         r.cfg.AccessTTL,

@@ -228,17 +228,18 @@ func splitTarget(s string) (string, int, error) {
 
 // Relay is a running relay.
 type Relay struct {
-	cfg       Config
-	log       *slog.Logger
-	hostKey   ssh.Signer
-	sshConfig *ssh.ServerConfig
-	keys      *authorizedKeys
-	signin    *signin
-	access    *access.Server // nil with HTTPAuth none
-	db        *sql.DB        // relay.db: route names, sign-in sessions, OAuth state
-	http      *http.Server
-	control   *http.Server
-	controlLn net.Listener
+	cfg        Config
+	log        *slog.Logger
+	hostKey    ssh.Signer
+	sshConfig  *ssh.ServerConfig
+	keys       *authorizedKeys
+	signin     *signin
+	access     *access.Server // nil with HTTPAuth none
+	adminToken string         // decides sign-ins and access requests on the relay's pages
+	db         *sql.DB        // relay.db: route names, sign-in sessions, OAuth state
+	http       *http.Server
+	control    *http.Server
+	controlLn  net.Listener
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
@@ -329,6 +330,14 @@ func (r *Relay) prepareAuth(info *Info) error {
 		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
 	}
 	if cfg.HTTPAuth == HTTPAuthOwner {
+		if r.signin != nil {
+			r.adminToken = r.signin.token
+		} else {
+			if r.adminToken, info.AdminTokenCreated, err = loadOrCreateToken(cfg.StateDir); err != nil {
+				return fmt.Errorf("admin token: %w", err)
+			}
+			info.AdminToken = r.adminToken
+		}
 		if r.access, err = r.newAccess(); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -196,17 +197,9 @@ const (
 func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by string) (Request, error) {
 	now := s.cfg.Now()
 	key := "owner:" + owner
-	s.mu.Lock()
-	f := s.failures[key]
-	if f != nil && now.After(f.reset) {
-		delete(s.failures, key)
-		f = nil
-	}
-	if f != nil && f.n >= maxFailures {
-		s.mu.Unlock()
+	if s.tooManyFailures(key) {
 		return Request{}, ErrTooMany
 	}
-	s.mu.Unlock()
 	row, err := s.st.authByApproval(ctx, NormalizeCode(code))
 	if err == nil && (row.State != statePending || !row.Expires.After(now) || (owner != "" && row.Owner != owner)) {
 		err = errNotFound
@@ -232,17 +225,36 @@ func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by 
 	if !errors.Is(err, errNotFound) {
 		return Request{}, err
 	}
+	s.fail(key)
+	return Request{}, ErrUnknownCode
+}
+
+// tooManyFailures reports whether key has used up its wrong attempts.
+func (s *Server) tooManyFailures(key string) bool {
+	now := s.cfg.Now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failures[key]
+	if f != nil && now.After(f.reset) {
+		delete(s.failures, key)
+		return false
+	}
+	return f != nil && f.n >= maxFailures
+}
+
+// fail counts a wrong attempt of key.
+func (s *Server) fail(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.failures) >= maxLimiters {
 		clear(s.failures)
 	}
-	if f = s.failures[key]; f == nil {
-		f = &failureCount{reset: now.Add(failureWindow)}
+	f := s.failures[key]
+	if f == nil {
+		f = &failureCount{reset: s.cfg.Now().Add(failureWindow)}
 		s.failures[key] = f
 	}
 	f.n++
-	s.mu.Unlock()
-	return Request{}, ErrUnknownCode
 }
 
 // Pending lists the requests waiting for owner ("" for all).
@@ -288,6 +300,10 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	if r.Method == http.MethodPost {
+		s.adminDecide(w, r)
+		return
+	}
 	id := r.URL.Query().Get("id")
 	row, err := s.st.auth(r.Context(), id)
 	if err != nil || id == "" {
@@ -318,7 +334,42 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: row.Data.ClientName,
 		ClientID: row.ClientID, Redirect: requestOf(row).RedirectHost, Route: row.Route, Resource: row.Data.Resource,
 		Expires: row.Expires.Sub(now).Round(time.Second).String(),
+		Admin:   s.cfg.AdminToken != "" && s.cfg.TokenSafe != nil && s.cfg.TokenSafe(r), ID: id,
 	})
+}
+
+// adminDecide is the authorize page's form for the relay's admin: the
+// admin token decides the request the page is about.
+func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.AdminToken == "" || s.cfg.TokenSafe == nil || !s.cfg.TokenSafe(r) {
+		s.errorPage(w, http.StatusForbidden, "Not here", "The admin token is accepted only over TLS or on loopback; use pomdev relay access approve CODE.")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "Bad request", err.Error())
+		return
+	}
+	key := "admin-page:" + sourceIP(r)
+	if s.tooManyFailures(key) {
+		s.errorPage(w, http.StatusTooManyRequests, "Too many attempts", ErrTooMany.Error())
+		return
+	}
+	id := r.PostForm.Get("id")
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(s.cfg.AdminToken)) != 1 {
+		s.fail(key)
+		s.errorPage(w, http.StatusForbidden, "Wrong admin token", "Nothing was decided.")
+		return
+	}
+	row, err := s.st.auth(r.Context(), id)
+	if err != nil {
+		s.errorPage(w, http.StatusNotFound, "Unknown request", "This authorization request is unknown or has ended.")
+		return
+	}
+	if _, err := s.Decide(r.Context(), row.Approval, r.PostForm.Get("decision") == "allow", "", "relay admin (authorize page)"); err != nil {
+		s.errorPage(w, http.StatusConflict, "Not decided", err.Error())
+		return
+	}
+	http.Redirect(w, r, s.cfg.Issuer+PathApprove+"?id="+url.QueryEscape(id), http.StatusSeeOther)
 }
 
 type pageData struct {
@@ -327,6 +378,8 @@ type pageData struct {
 	Code, Client, ClientID, Redirect, Route, Resource string
 	Expires                                           string
 	Back                                              string
+	Admin                                             bool // the admin form is offered
+	ID                                                string
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
@@ -346,6 +399,9 @@ dt{font-weight:600;margin-top:.5em}dd{margin:0}@media(prefers-color-scheme:dark)
 <p>The tunnel's owner approves this request from their terminal: <kbd>a</kbd> in <code>pomdev up</code>'s
 dashboard or on the <code>ssh</code> status screen, or <code>pomdev access approve {{.Code}}</code>. Check that the code
 there is the one above. This page moves on by itself; the request expires in {{.Expires}}.</p>
+{{if .Admin}}<details><summary>Relay admin</summary><form method="post" action="approve">
+<input type="hidden" name="id" value="{{.ID}}"><label>Admin token <input type="password" name="token" autocomplete="off"></label>
+<button name="decision" value="allow">Allow</button> <button name="decision" value="deny">Deny</button></form></details>{{end}}
 {{else}}<p>{{.Message}}</p>{{if .Back}}<p><a href="{{.Back}}">Back to the application</a></p>{{end}}{{end}}
 </body></html>
 `))

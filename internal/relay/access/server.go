@@ -71,6 +71,11 @@ type Config struct {
 	Resolver Resolver
 	// DB is the relay's database (OpenDB); nil opens one in StateDir.
 	DB *sql.DB
+	// AdminToken, when set, lets the relay's admin decide a request on its
+	// authorize page, where TokenSafe says the token may be sent (TLS, an
+	// https front behind a proxy, or loopback).
+	AdminToken string
+	TokenSafe  func(*http.Request) bool
 
 	GrantTTL   time.Duration // remembered approval per (owner, client) (30 days)
 	AccessTTL  time.Duration // access tokens (1 h)
