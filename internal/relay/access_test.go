@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -973,5 +975,105 @@ func TestOAuthAdminOnAuthorizePage(t *testing.T) {
 	back := g.browse(t, page.String(), func(string) { t.Fatal("still waiting after the admin allowed it") })
 	if back.Query().Get("code") == "" {
 		t.Fatalf("back without a code: %s", back)
+	}
+}
+
+// TestOAuthConfidentialClient: a client registered with a secret
+// (client_secret_post here) must present it at the token endpoint; with
+// it, RFC 7662 introspection describes the access token; the JWKS verifies
+// the identity assertion the app receives.
+func TestOAuthConfidentialClient(t *testing.T) {
+	g := startGated(t, nil)
+	resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json",
+		strings.NewReader(`{"client_name":"server app","redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"client_secret_post"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if reg.ClientSecret == "" {
+		t.Fatalf("no secret for a confidential client: %+v", reg)
+	}
+	verifier, challenge := pkce()
+	exchange := func(secret string) (int, tokens) {
+		back := g.browse(t, g.authorizeURL(reg.ClientID, challenge, "S256", g.url+"/mcp"), func(code string) { g.sshApprove(t, "approve", code) })
+		return g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
+			"client_id": {reg.ClientID}, "client_secret": {secret}, "code_verifier": {verifier}})
+	}
+	if status, tk := exchange("wrong"); status/100 != 4 || tk.Access != "" {
+		t.Fatalf("wrong client secret: %d %+v", status, tk)
+	}
+	status, tk := exchange(reg.ClientSecret)
+	if status != 200 || tk.Access == "" {
+		t.Fatalf("token with the secret: %d %+v", status, tk)
+	}
+	ireq, _ := http.NewRequest(http.MethodPost, g.h.R.BaseURL()+access.PathIntrospect, strings.NewReader(url.Values{"token": {tk.Access}}.Encode()))
+	ireq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	ireq.SetBasicAuth(url.QueryEscape(reg.ClientID), url.QueryEscape(reg.ClientSecret))
+	resp, err = g.client().Do(ireq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Active   bool   `json:"active"`
+		ClientID string `json:"client_id"`
+		Aud      any    `json:"aud"`
+		Scope    string `json:"scope"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&in)
+	resp.Body.Close()
+	if !in.Active || in.ClientID != reg.ClientID || !strings.Contains(fmt.Sprint(in.Aud), g.url+"/mcp") || !strings.Contains(in.Scope, "mcp") {
+		t.Fatalf("introspection %+v", in)
+	}
+
+	// The app checks the assertion with the relay's JWKS.
+	if g.post(t, g.url+"/mcp", tk.Access).StatusCode != 200 {
+		t.Fatal("token refused")
+	}
+	seen := g.origin.seen()
+	raw := seen[len(seen)-1].Get(access.IdentityHeader)
+	_, body := g.get(t, g.h.R.BaseURL()+access.PathJWKS)
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("JWKS %s: %v", body, err)
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims access.Identity
+	if err := tok.Claims(set.Keys[0].Key, &claims); err != nil {
+		t.Fatalf("identity not signed by the JWKS key: %v", err)
+	}
+	if claims.ClientID != reg.ClientID || claims.Subject != reg.ClientID || claims.Issuer != g.h.R.BaseURL() {
+		t.Fatalf("identity claims %+v", claims)
+	}
+}
+
+// TestOAuthAppAuthPassThrough: POMDEV_HTTP_AUTH=app is refused unless the
+// relay allows it; allowed, the app gets requests as sent (its own OAuth).
+func TestOAuthAppAuthPassThrough(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprint("allowed=", allow), func(t *testing.T) {
+			g := newGated(t, func(c *relay.Config) { c.AllowAppAuth = allow }, true)
+			// ssh keeps the first SetEnv option: both variables in one.
+			p := g.h.RunSSH(g.key, "-T", "-o", "SetEnv=POMDEV_TARGET="+g.target()+" "+relay.EnvHTTPAuth+"=app", "-R", "0")
+			u := strings.TrimPrefix(p.WaitLine(t, "Remote: "), "Remote: ")
+			resp := g.post(t, u+"/mcp", "app-token")
+			seen := g.origin.seen()
+			if !allow {
+				if resp.StatusCode != http.StatusUnauthorized || len(seen) != 0 {
+					t.Fatalf("pass-through without --allow-app-auth: %d, %d requests reached the app", resp.StatusCode, len(seen))
+				}
+				return
+			}
+			if resp.StatusCode != 200 || len(seen) != 1 || seen[0].Get("Authorization") != "Bearer app-token" || seen[0].Get(access.IdentityHeader) != "" {
+				t.Fatalf("pass-through: %d %v", resp.StatusCode, seen)
+			}
+		})
 	}
 }

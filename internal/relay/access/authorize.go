@@ -38,7 +38,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, oidcDoc b
 		RevocationEndpoint:                        iss + PathRevoke,
 		RevocationEndpointAuthMethodsSupported:    []string{"none", "client_secret_basic", "client_secret_post"},
 		IntrospectionEndpoint:                     iss + PathIntrospect,
-		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic"}, // op takes only Basic there
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		ClientIDMetadataDocumentSupported:         true,
 	}
