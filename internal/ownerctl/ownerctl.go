@@ -80,9 +80,9 @@ func Listen(configDir string, decide Decide) (stop func(), err error) {
 // ErrNoneRunning means no pomdev up or pomdev tunnel answers.
 var ErrNoneRunning = errors.New("no running pomdev up or pomdev tunnel answers")
 
-// Send asks every running pomdev up / tunnel of configDir. For approve
-// and deny it stops at the first that succeeds (only the relay that asked
-// knows the code); list gathers them all. Sockets nobody answers on are
+// Send asks every running pomdev up / tunnel of configDir. For approve,
+// deny and revoke it stops at the first that succeeds (only the relay that
+// asked knows the code); list and grants gather them all. Sockets nobody answers on are
 // removed.
 func Send(ctx context.Context, configDir, verb, code string) (string, error) {
 	paths, _ := filepath.Glob(filepath.Join(configDir, Dir, "*.sock"))
@@ -103,7 +103,7 @@ func Send(ctx context.Context, configDir, verb, code string) (string, error) {
 			lastErr = errors.New(a.Error)
 			continue
 		}
-		if verb != "list" {
+		if !gathers(verb) {
 			return a.Output, nil
 		}
 		if a.Output != "" {
@@ -113,11 +113,15 @@ func Send(ctx context.Context, configDir, verb, code string) (string, error) {
 	if !reached {
 		return "", ErrNoneRunning
 	}
-	if verb == "list" {
+	if gathers(verb) {
 		return strings.Join(outs, "\n"), nil
 	}
 	return "", lastErr
 }
+
+// gathers reports whether verb asks every tunnel (list, grants) rather
+// than the one whose relay knows the code.
+func gathers(verb string) bool { return verb == "list" || verb == "grants" }
 
 func send(ctx context.Context, path string, c call) (answer, error) {
 	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

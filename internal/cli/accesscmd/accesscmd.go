@@ -28,7 +28,9 @@ terminal: they reach the running pomdev up or pomdev tunnel over a socket in
 pomdev's config directory, which asks its relay over its SSH connection.`,
 		Example: `  pomdev access list
   pomdev access approve KQ4M-7TXD
-  pomdev access deny KQ4M-7TXD`,
+  pomdev access deny KQ4M-7TXD
+  pomdev access grants
+  pomdev access revoke Zm9vYmFyYmF6`,
 	}
 	run := func(verb string) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
@@ -55,6 +57,9 @@ pomdev's config directory, which asks its relay over its SSH connection.`,
 			if out == "" && verb == "list" {
 				out = "No access request is waiting."
 			}
+			if out == "" && verb == "grants" {
+				out = "No app holds a grant to your tunnels."
+			}
 			fmt.Fprintln(f.IOStreams.Out, termsafe.String(out))
 			return nil
 		}
@@ -64,6 +69,9 @@ pomdev's config directory, which asks its relay over its SSH connection.`,
 		&cobra.Command{Use: "approve CODE", Short: "Let the app in", Args: code, RunE: run("approve")},
 		&cobra.Command{Use: "deny CODE", Short: "Refuse the app", Args: code, RunE: run("deny")},
 		&cobra.Command{Use: "list", Short: "List the requests waiting for you", Args: factory.NoArgs, RunE: run("list")},
+		&cobra.Command{Use: "grants", Short: "List the apps you approved (grants, remembered for the relay's --grant-ttl)", Args: factory.NoArgs, RunE: run("grants")},
+		&cobra.Command{Use: "revoke GRANT", Short: "Revoke a grant: its tokens stop working, the app must ask again",
+			Args: factory.ExactArgs(1, "the grant's ID, from pomdev access grants"), RunE: run("revoke")},
 	)
 	return cmd
 }

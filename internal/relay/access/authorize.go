@@ -212,6 +212,14 @@ func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by 
 		var ok bool
 		if ok, err = s.st.decide(ctx, row.ID, state, by, now); err == nil && ok {
 			row.State, row.DecidedBy = state, by
+			if allow {
+				// Remembered from now on, even if the app never comes
+				// back for its code (a retry then goes straight through).
+				if _, err := s.st.putGrant(ctx, Grant{ID: random(12), Owner: row.Owner, ClientID: row.ClientID, ClientName: row.Data.ClientName,
+					ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
+					s.log.Warn("cannot record a grant", "err", err)
+				}
+			}
 			s.log.Info("authorization request decided", "route", row.Route, "client", row.ClientID, "state", state, "by", by)
 			s.audit.add(Entry{Kind: "decision", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: state, By: by, Reason: "code " + row.Approval})
 			req := requestOf(row)
