@@ -197,6 +197,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case "disconnected":
 			m.tunnel = "reconnecting"
 			m.logs = push(m.logs, msg)
+		case "unreachable":
+			// The header says why there is no URL yet and what to do.
+			m.tunnel, _, _ = strings.Cut(msg.Text, " (offline")
+			m.logs = push(m.logs, msg)
 		default:
 			m.logs = push(m.logs, msg)
 		}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
@@ -669,11 +670,46 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := tc.Run(ctx); err != nil {
-			out.line("error", "tunnel: %v", err)
+		// A relay never reached (pom.run down, no network) is retried with
+		// backoff, its state in the header; a tunnel that was up
+		// reconnects inside Run.
+		backoff := time.Second
+		for {
+			err := tc.Run(ctx)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			if exitcode.Code(err) != exitcode.Unreachable {
+				out.line("error", "tunnel: %v", err)
+				return
+			}
+			out.line("unreachable", "%s unreachable: %s · retrying in %s (offline: pomdev up --relay local; without a tunnel: --no-tunnel)",
+				cfg.Tunnel.Relay, netReason(err), backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
 		}
 	}()
 	return tc, nil
+}
+
+// netReason says in a few words why a relay could not be reached.
+func netReason(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		return "DNS lookup failed (" + dns.Name + ")"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to the network"
+	}
+	return err.Error()
 }
 
 // runCheck lists tools locally and through the tunnel and says what
