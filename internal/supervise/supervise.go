@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,8 +66,11 @@ type Event struct {
 	Line    string // Output
 	Code    int    // Exited: exit code (-1 for a signal)
 	Cause   string // Restarting: why
-	Wait    time.Duration
-	Err     error
+	// Output is, for Exited with a non-zero code, the run's first
+	// error-looking lines (else its last ones), joined by " | ".
+	Output string
+	Wait   time.Duration
+	Err    error
 }
 
 // Process supervises one Spec.
@@ -80,6 +84,8 @@ type Process struct {
 	restarts int
 	ring     []string
 	ringNext int
+	added    int // lines ever added
+	runStart int // added when the current run started
 }
 
 const ringSize = 200
@@ -134,6 +140,7 @@ func (p *Process) Lines() []string {
 
 func (p *Process) addLine(l string) {
 	p.mu.Lock()
+	p.added++
 	if len(p.ring) < ringSize {
 		p.ring = append(p.ring, l)
 		p.ringNext = 0
@@ -183,7 +190,11 @@ func (p *Process) Run(ctx context.Context) error {
 		case exit := <-waitc:
 			cancelReady()
 			code := exitCode(exit)
-			p.emit(Event{Process: p.spec.Name, Kind: Exited, PID: cmd.Process.Pid, Code: code, Err: exit})
+			ev := Event{Process: p.spec.Name, Kind: Exited, PID: cmd.Process.Pid, Code: code, Err: exit}
+			if code != 0 {
+				ev.Output = strings.Join(ErrorLines(p.runLines(), 3), " | ")
+			}
+			p.emit(ev)
 			if p.spec.Restart == Never || (p.spec.Restart == OnFailure && code == 0) {
 				p.setPID(0)
 				// Wait for a requested restart or the end.
@@ -205,7 +216,7 @@ func (p *Process) Run(ctx context.Context) error {
 			}
 			if crashes > 3 {
 				p.emit(Event{Process: p.spec.Name, Kind: CrashLoop, Wait: backoff,
-					Cause: fmt.Sprintf("exited with %d again; last output: %s", code, strings.Join(lastN(p.Lines(), 5), " | "))})
+					Cause: fmt.Sprintf("exited with %d again; output: %s", code, strings.Join(ErrorLines(p.runLines(), 3), " | "))})
 			}
 			cause = fmt.Sprintf("exited with code %d", code)
 			p.emit(Event{Process: p.spec.Name, Kind: Restarting, Cause: cause, Wait: backoff})
@@ -225,6 +236,43 @@ func (p *Process) Run(ctx context.Context) error {
 			p.emit(Event{Process: p.spec.Name, Kind: Restarting, Cause: cause})
 		}
 	}
+}
+
+// runLines are the lines of the current (or last) run that the ring
+// still holds.
+func (p *Process) runLines() []string {
+	lines := p.Lines()
+	p.mu.Lock()
+	n := p.added - p.runStart
+	p.mu.Unlock()
+	return lastN(lines, n)
+}
+
+// errorLine matches lines that say what went wrong, in the words of Node,
+// esbuild/tsx, Go, Python and shells; stack frames do not.
+var errorLine = regexp.MustCompile(`(?i)(error\b|\bERR!|exception|panic:|fatal|cannot find|not found|failed|EADDRINUSE|✘)`)
+
+// stackFrame matches a stack trace's frames (Node's "at …", Go's
+// "\tfile.go:12", Python's "  File …").
+var stackFrame = regexp.MustCompile(`^\s+(at |File "|[\w./-]+\.go:\d+)`)
+
+// ErrorLines picks up to n lines that say what went wrong: the first
+// error-looking ones (a crash's cause comes before its stack), else the
+// last ones.
+func ErrorLines(lines []string, n int) []string {
+	var out []string
+	for _, l := range lines {
+		if len(out) == n {
+			break
+		}
+		if errorLine.MatchString(l) && !stackFrame.MatchString(l) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	return lastN(lines, n)
 }
 
 func lastN(l []string, n int) []string {
@@ -264,6 +312,9 @@ func (p *Process) start() (*exec.Cmd, chan error, error) {
 		return nil, nil, err
 	}
 	p.setPID(cmd.Process.Pid)
+	p.mu.Lock()
+	p.runStart = p.added
+	p.mu.Unlock()
 	p.emit(Event{Process: p.spec.Name, Kind: Started, PID: cmd.Process.Pid})
 	go func() {
 		sc := bufio.NewScanner(pr)

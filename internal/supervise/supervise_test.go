@@ -190,3 +190,25 @@ func TestRequestedRestartsAreNotCrashes(t *testing.T) {
 		t.Fatalf("one crash after five requested restarts reported as a crash loop: %q", e.Cause)
 	}
 }
+
+// The cause of a crash comes before its stack: a tsx build error, a Node
+// exception, a Go panic are picked out of their output; without any, the
+// last lines.
+func TestErrorLines(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"> dev", "/app/server/src/tools.ts:63:53: ERROR: Expected identifier but found \")\"", "    at failureErrorWithLog (/app/node_modules/esbuild/lib/main.js:1463:15)", "    at readableAddChunk (node:internal/streams:1)"},
+			"/app/server/src/tools.ts:63:53: ERROR: Expected identifier but found \")\""},
+		{[]string{"listening", "TypeError: Cannot read properties of undefined (reading 'x')", "    at handler (/app/server.js:10:5)"},
+			"TypeError: Cannot read properties of undefined (reading 'x')"},
+		{[]string{"panic: runtime error: index out of range", "", "goroutine 1 [running]:", "\tmain.go:12 +0x1d"},
+			"panic: runtime error: index out of range"},
+		{[]string{"a", "b", "c", "d"}, "b | c | d"},
+	} {
+		if got := strings.Join(ErrorLines(tc.lines, 3), " | "); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("ErrorLines(%q) = %q, want it to start %q", tc.lines, got, tc.want)
+		}
+	}
+}

@@ -359,7 +359,15 @@ func Run(opts *Options) error {
 			case supervise.NotReady:
 				out.line("not-ready", "%s is not ready: %v", name, e.Err)
 			case supervise.Exited:
-				out.line("exited", "%s exited (code %d)", name, e.Code)
+				if e.Output != "" {
+					out.line("exited", "%s exited (code %d): %s", name, e.Code, e.Output)
+				} else {
+					out.line("exited", "%s exited (code %d)", name, e.Code)
+				}
+				if servesTarget {
+					// The last check's verdict no longer holds.
+					out.line("check", "check: %s down since %s; the last check is stale", name, time.Now().Format("15:04:05"))
+				}
 			case supervise.Restarting:
 				if e.Wait > 0 {
 					out.line("restarting", "%s %s; restarting in %s", name, e.Cause, e.Wait)
