@@ -27,12 +27,16 @@ import (
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
+	"github.com/pomdev/pomdev/internal/supervise"
 	"github.com/spf13/cobra"
 )
 
 // Main runs pomdev with args (without the program name) and returns the
 // process exit code.
 func Main(ctx context.Context, args []string, ios *iostreams.IOStreams) int {
+	// A copy of pomdev started to lead a supervised process's group runs
+	// as that and exits (internal/supervise, shim_linux.go).
+	supervise.ShimMain()
 	// A closed terminal (SIGHUP), a reader gone from a pipe (SIGPIPE on
 	// stdout) and SIGQUIT stop pomdev as SIGTERM does: cleanly, with its
 	// child processes, instead of killing it and leaving them running.

@@ -7,8 +7,11 @@ import (
 	"syscall"
 )
 
-// setProcAttr starts the child in its own process group and has the
-// kernel send it SIGKILL when pomdev dies, whatever the cause.
+// setProcAttr starts the child (the shim) in its own process group and
+// has the kernel send it SIGTERM when pomdev dies, whatever the cause; the
+// shim then ends the whole group (shim_linux.go).
 func setProcAttr(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
+
+func command(c string) *exec.Cmd { return shimCommand(c) }

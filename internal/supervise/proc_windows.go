@@ -12,3 +12,8 @@ func setProcAttr(cmd *exec.Cmd) {}
 func terminateGroup(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
 
 func killGroup(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
+
+func command(c string) *exec.Cmd { return shellCommand(c) }
+
+// ShimMain does nothing on Windows.
+func ShimMain() {}

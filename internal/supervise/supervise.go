@@ -301,9 +301,9 @@ func (p *Process) setPID(pid int) {
 
 // start launches the command in its own process group.
 func (p *Process) start() (*exec.Cmd, chan error, error) {
-	cmd := shellCommand(p.spec.Command)
+	cmd := command(p.spec.Command)
 	cmd.Dir = p.spec.Dir
-	cmd.Env = append(os.Environ(), p.spec.Env...)
+	cmd.Env = append(append(os.Environ(), p.spec.Env...), cmd.Env...)
 	setProcAttr(cmd)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw

@@ -182,6 +182,19 @@ func TestRequestedRestartsAreNotCrashes(t *testing.T) {
 	p, rec, _, _ := run(t, Spec{Name: "edited", Command: cmd, BackoffMin: 20 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
 	for i := 1; i <= 5; i++ {
 		rec.wait(t, Started, i)
+		// The command has run (a start can be restarted before its
+		// command begins, which would not count).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(marker)
+			if strings.Count(string(b), "\n") >= i {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d never began", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		p.Restart("file changed")
 	}
 	rec.wait(t, Exited, 1)
