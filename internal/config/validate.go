@@ -3,10 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/bmatcuk/doublestar/v4"
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -129,8 +129,8 @@ func validate(l *Loaded) error {
 			procErr(i, "ready_timeout", "must be positive", "for example: 60s")
 		}
 		for _, g := range append(slices.Clone(p.Watch), p.Ignore...) {
-			if _, err := filepath.Match(g, ""); err != nil {
-				procErr(i, "watch", fmt.Sprintf("glob %q is malformed", g), "globs use *, ** and ?; brackets must be closed")
+			if !doublestar.ValidatePattern(g) {
+				procErr(i, "watch", fmt.Sprintf("glob %q is malformed", g), "globs use *, **, ?, [abc] and {ts,tsx}; brackets and braces must be closed")
 			}
 		}
 		for key, env := range map[string]map[string]string{"env": p.Env, "inline.env": p.Inline.Env} {

@@ -8,11 +8,10 @@ package watch
 import (
 	"context"
 	"errors"
+	"github.com/bmatcuk/doublestar/v4"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -185,31 +184,15 @@ func (w *Watcher) stopTimers() {
 	}
 }
 
-// Match reports whether the slash path name matches pattern, where "**"
-// stands for any number of path segments (zero included) and other
-// segments follow path.Match.
+// Match reports whether the slash path name matches pattern, with
+// doublestar's syntax: "**" for any number of path segments (zero
+// included), "*", "?", classes "[...]" and alternatives "{ts,tsx}". It is
+// the one matcher of watch globs, for validation (ValidGlob) as for
+// matching.
 func Match(pattern, name string) bool {
-	return matchSegs(strings.Split(pattern, "/"), strings.Split(name, "/"))
+	ok, err := doublestar.Match(pattern, name)
+	return err == nil && ok
 }
 
-func matchSegs(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			rest := pat[1:]
-			for i := 0; i <= len(name); i++ {
-				if matchSegs(rest, name[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(name) == 0 {
-			return false
-		}
-		if ok, err := path.Match(pat[0], name[0]); err != nil || !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
-	}
-	return len(name) == 0
-}
+// ValidGlob reports whether pattern is a well-formed glob.
+func ValidGlob(pattern string) bool { return doublestar.ValidatePattern(pattern) }

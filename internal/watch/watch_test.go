@@ -128,3 +128,31 @@ func TestDebouncePerPath(t *testing.T) {
 		t.Fatalf("a second change for the debounced path, or another: %q", c.Path)
 	}
 }
+
+// Braces and ** work as they read, and a glob that validation accepts is
+// one that can match (one matcher for both).
+func TestMatchBracesAndDoubleStar(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"server/src/**/*.{ts,tsx}", "server/src/tools.ts", true},
+		{"server/src/**/*.{ts,tsx}", "server/src/a/b/view.tsx", true},
+		{"server/src/**/*.{ts,tsx}", "server/src/a/b/view.js", false},
+		{"**/*.go", "main.go", true},
+		{"web/[ab]*.css", "web/app.css", true},
+		{"web/[ab]*.css", "web/cat.css", false},
+	} {
+		if got := Match(tc.pattern, tc.name); got != tc.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tc.pattern, tc.name, got, tc.want)
+		}
+		if !ValidGlob(tc.pattern) {
+			t.Errorf("%q rejected", tc.pattern)
+		}
+	}
+	for _, bad := range []string{"src/{ts", "src/[ab"} {
+		if ValidGlob(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
