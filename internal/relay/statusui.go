@@ -185,7 +185,11 @@ func (m *statusModel) View() tea.View {
 	if m.open != nil {
 		open = m.open()
 	}
-	add(fmt.Sprintf("  %d open, %d requests served", open, m.served))
+	served := fmt.Sprintf("%d requests served", m.served)
+	if m.served == 1 {
+		served = "1 request served"
+	}
+	add(fmt.Sprintf("  %d open, %s", open, served))
 	add("")
 	section("Client Requests")
 	logRows := min(len(m.logs), 5)

@@ -137,11 +137,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case "o":
 			if m.url != "" && m.actions.OpenURL != nil {
 				m.actions.OpenURL(m.url)
+				m.logs = push(m.logs, Line{Kind: "key", Text: "opening " + m.url + " in the browser"})
+			} else if m.url == "" {
+				m.logs = push(m.logs, Line{Kind: "key", Text: "no URL to open yet"})
 			}
 		case "c":
 			if m.url != "" {
+				m.logs = push(m.logs, Line{Kind: "key", Text: "copied " + m.url + " (OSC 52: the terminal must allow clipboard access)"})
 				return m, tea.SetClipboard(m.url)
 			}
+			m.logs = push(m.logs, Line{Kind: "key", Text: "no URL to copy yet"})
 		case "l":
 			m.filter = nextFilter(m.filter, m.procs)
 			m.scroll = 0

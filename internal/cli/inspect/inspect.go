@@ -274,7 +274,13 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 		}
 	}
 	errs, warns := count(rep.Findings)
-	summary := fmt.Sprintf("%d tools, %d resources, %d errors, %d warnings", len(rep.Tools), len(rep.Resources), errs, warns)
+	count := func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return fmt.Sprintf("%d %ss", n, noun)
+	}
+	summary := count(len(rep.Tools), "tool") + ", " + count(len(rep.Resources), "resource") + ", " + count(errs, "error") + ", " + count(warns, "warning")
 	if errs > 0 {
 		summary = cs.Red(summary)
 	} else {

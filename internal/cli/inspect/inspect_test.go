@@ -93,7 +93,7 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 		want     []string
 	}{
 		// "quiet" has no description: a warning, fine unless --strict.
-		{"good text", good, false, false, 0, []string{"MCP server fixture 1", "TOOLS (2)", "echo", "ui://echo (ok)", "MCP004 quiet", "2 tools, 1 resources, 0 errors, 1 warnings"}},
+		{"good text", good, false, false, 0, []string{"MCP server fixture 1", "TOOLS (2)", "echo", "ui://echo (ok)", "MCP004 quiet", "2 tools, 1 resource, 0 errors, 1 warning"}},
 		{"strict", good, false, true, exitcode.Failure, []string{"MCP004"}},
 		{"bad", bad, false, false, exitcode.Failure, []string{"APP005 ui://echo", "legacy", "ui://echo (invalid)"}},
 		{"json", bad, true, false, exitcode.Failure, []string{`"findings": [`, `"rule": "APP005"`, `"mimeType": "text/html+skybridge"`}},

@@ -243,6 +243,11 @@ func Run(opts *Options) error {
 			return exitcode.New(exitcode.Usage, err, "")
 		}
 		if len(procs) == 0 {
+			_, errYAML := os.Stat(filepath.Join(cfg.Dir, "pomdev.yaml"))
+			_, errPkg := os.Stat(filepath.Join(cfg.Dir, "package.json"))
+			if errYAML != nil && errPkg != nil {
+				return exitcode.Usagef("nothing to run in %s: no pomdev.yaml and no package.json (create an app with pomdev init, or describe your processes in a pomdev.yaml: pomdev help config)", cfg.Dir)
+			}
 			return exitcode.Usagef("no processes to run: pomdev.yaml has none and package.json has no dev:server/dev:widgets or dev script (see pomdev help config; pomdev init writes one)")
 		}
 		if opts.WriteConfig {
@@ -638,7 +643,11 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 					out.line("url", "%s", e.URL)
 				}
 				out.line("ready", "Remote URL: %s", e.URL)
-				out.line("ready", "MCP endpoint: %s/mcp (paste it into ChatGPT or Claude)", e.URL)
+				if ra.Local {
+					out.line("ready", "MCP endpoint: %s/mcp (this machine only: ChatGPT and Claude cannot reach it; without --relay, pom.run gives a public URL)", e.URL)
+				} else {
+					out.line("ready", "MCP endpoint: %s/mcp (paste it into ChatGPT or Claude)", e.URL)
+				}
 				// The check runs when the server is ready; if it already
 				// was, check through the new tunnel now.
 				urlOnce.Do(func() {
@@ -650,7 +659,12 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 					}
 				})
 			case event.TunnelRequest:
-				out.line("request", "%s", e.Request.Line())
+				line := e.Request.Line()
+				if e.Request.RPCMethod == "server/discover" && e.Request.Status == 400 {
+					// pomdev's check asks for the newest protocol first.
+					line += " (protocol probe: the server speaks an earlier MCP version; not an error)"
+				}
+				out.line("request", "%s", line)
 			case event.TunnelDisconnected:
 				out.line("disconnected", "tunnel disconnected (%s); %s", e.Err, e.Message)
 			case event.TunnelRefused, event.TunnelLog, event.TunnelHolding:
@@ -704,6 +718,14 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 	return tc, nil
 }
 
+// plural is "1 tool", "2 tools".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // netReason says in a few words why a relay could not be reached.
 func netReason(err error) string {
 	var dns *net.DNSError
@@ -749,7 +771,7 @@ func runCheck(ctx context.Context, out *printer, local string, tc *tunnel.Client
 	case len(errs) > 1:
 		lint = fmt.Sprintf("%d lint errors, first %s %s: %s (pomdev inspect %s)", len(errs), errs[0].Rule, errs[0].Subject, errs[0].Message, local)
 	}
-	out.line("check", "check (%s): local OK, %d tools: %s; %s", cause, len(names), strings.Join(names, ", "), lint)
+	out.line("check", "check (%s): local OK, %s: %s; %s", cause, plural(len(names), "tool"), strings.Join(names, ", "), lint)
 	if last != nil {
 		added, removed, changed := diffTools(last, now)
 		if len(added)+len(removed)+len(changed) > 0 {

@@ -14,11 +14,22 @@ import (
 	"github.com/pomdev/pomdev/internal/exitcode"
 )
 
+// An empty directory says there is nothing there; a pomdev.yaml or
+// package.json without processes says that.
 func TestNoProcesses(t *testing.T) {
 	f, _ := factorytest.New(t, "", nil)
 	err := factorytest.Execute(f, NewCmdUp(f, nil))
-	if exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "no processes") {
-		t.Fatalf("got %v", err)
+	if exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "no pomdev.yaml and no package.json") || !strings.Contains(err.Error(), "pomdev init") {
+		t.Fatalf("empty directory: %v", err)
+	}
+	f, _ = factorytest.New(t, "", nil)
+	dir := f.ConfigOptions.WorkDir
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"x","scripts":{"build":"tsc"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = factorytest.Execute(f, NewCmdUp(f, nil))
+	if exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "no processes to run") {
+		t.Fatalf("package.json without dev scripts: %v", err)
 	}
 }
 

@@ -1,0 +1,54 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+func key(s string) tea.KeyPressMsg {
+	if s == "esc" {
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	}
+	return tea.KeyPressMsg{Code: rune(s[0]), Text: s}
+}
+
+func viewText(m *Model) string { return ansi.Strip(m.View().Content) }
+
+// o and c say what they did; ? opens the help and Esc closes it; an access
+// request shows in its pane until decided.
+func TestKeysGiveFeedback(t *testing.T) {
+	opened := ""
+	m := New("app", "local", Actions{OpenURL: func(u string) { opened = u }})
+	m.Update(key("c"))
+	if !strings.Contains(viewText(m), "no URL to copy yet") {
+		t.Fatalf("c without a URL:\n%s", viewText(m))
+	}
+	m.Update(Line{Kind: "url", Text: "http://a.localhost:1"})
+	m.Update(key("o"))
+	if opened != "http://a.localhost:1" || !strings.Contains(viewText(m), "opening http://a.localhost:1 in the browser") {
+		t.Fatalf("o: opened %q\n%s", opened, viewText(m))
+	}
+	m.Update(key("c"))
+	if !strings.Contains(viewText(m), "copied http://a.localhost:1") {
+		t.Fatalf("c:\n%s", viewText(m))
+	}
+	m.Update(key("?"))
+	if !strings.Contains(viewText(m), "close this help") {
+		t.Fatal("? did not open the help")
+	}
+	m.Update(key("esc"))
+	if strings.Contains(viewText(m), "close this help") {
+		t.Fatal("Esc did not close the help")
+	}
+	m.Update(Access{Code: "AAAA-BBBB", Route: "r", Client: "App", Redirect: "https://app.example", State: "pending"})
+	if !strings.Contains(viewText(m), "App (https://app.example) asks for r · code AAAA-BBBB") {
+		t.Fatalf("access pane:\n%s", viewText(m))
+	}
+	m.Update(Access{Code: "AAAA-BBBB", State: "approved"})
+	if strings.Contains(viewText(m), "AAAA-BBBB") {
+		t.Fatalf("decided request still shown:\n%s", viewText(m))
+	}
+}
