@@ -231,7 +231,8 @@ func splitTarget(s string) (string, int, error) {
 // Lock order: Relay.mu, then conn.mu, then route.mu (addRoute holds mu
 // while it counts a connection's routes); Relay.startMu is taken alone.
 // No lock is held while calling the access server, writing to a channel
-// or the database, or sending to a watcher (sends never block), and the
+// or the database (but for pruning route names past MaxRouteNames, rare,
+// under mu), or sending to a watcher (sends never block), and the
 // access server holds none of its own while it calls back into the relay
 // (Resolver).
 type Relay struct {
