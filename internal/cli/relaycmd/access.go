@@ -35,20 +35,9 @@ func controlCmd(f *factory.Factory, use, short, long, example string, args cobra
 	cmd := &cobra.Command{
 		Use: use, Short: short, Long: long, Example: example, Args: args,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.Config()
-			if err != nil {
-				return err
-			}
 			opts.IO, opts.Args = f.IOStreams, args
-			if !cmd.Flags().Changed("state-dir") {
-				opts.StateDir = cfg.Relay.StateDir
-			}
-			if opts.StateDir == "" {
-				dir, err := f.ConfigDir()
-				if err != nil {
-					return err
-				}
-				opts.StateDir = filepath.Join(dir, "relay")
+			if err := resolveStateDir(f, cmd, &opts.StateDir); err != nil {
+				return err
 			}
 			return run(opts)
 		},
@@ -139,16 +128,41 @@ under it at once; the app has to ask the owner again.`,
 	return cmd
 }
 
-// control calls the relay's control socket.
-func control(o *ControlOptions, method, path string, body, out any) error {
-	sock := relay.SocketPath(o.StateDir)
-	client := &http.Client{
+// resolveStateDir fills dir, unless --state-dir was given, from
+// relay.state_dir or the default <config dir>/relay.
+func resolveStateDir(f *factory.Factory, cmd *cobra.Command, dir *string) error {
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	if !cmd.Flags().Changed("state-dir") {
+		*dir = cfg.Relay.StateDir
+	}
+	if *dir == "" {
+		base, err := f.ConfigDir()
+		if err != nil {
+			return err
+		}
+		*dir = filepath.Join(base, "relay")
+	}
+	return nil
+}
+
+// socketClient is an HTTP client of the Unix socket sock.
+func socketClient(sock string) *http.Client {
+	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}},
 	}
+}
+
+// control calls the relay's control socket.
+func control(o *ControlOptions, method, path string, body, out any) error {
+	sock := relay.SocketPath(o.StateDir)
+	client := socketClient(sock)
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)

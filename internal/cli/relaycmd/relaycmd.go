@@ -264,20 +264,9 @@ that directory (same user).`,
 		Example: `  pomdev relay approve KQ4M-7TXD --state-dir /var/lib/pomdev-relay`,
 		Args:    factory.ExactArgs(1, "the sign-in code, for example KQ4M-7TXD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.Config()
-			if err != nil {
-				return err
-			}
 			opts.IO, opts.Code = f.IOStreams, args[0]
-			if !cmd.Flags().Changed("state-dir") {
-				opts.StateDir = cfg.Relay.StateDir
-			}
-			if opts.StateDir == "" {
-				dir, err := f.ConfigDir()
-				if err != nil {
-					return err
-				}
-				opts.StateDir = filepath.Join(dir, "relay")
+			if err := resolveStateDir(f, cmd, &opts.StateDir); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -293,13 +282,7 @@ that directory (same user).`,
 // ApproveRun asks the relay to approve or deny the code.
 func ApproveRun(opts *ApproveOptions) error {
 	sock := relay.SocketPath(opts.StateDir)
-	client := &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}
+	client := socketClient(sock)
 	body, _ := json.Marshal(relay.ApproveRequest{Code: opts.Code, Deny: opts.Deny})
 	resp, err := client.Post("http://relay/approve", "application/json", strings.NewReader(string(body)))
 	if err != nil {

@@ -1,6 +1,7 @@
 package relaycmd
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -91,22 +92,10 @@ func TestRunPortInUse(t *testing.T) {
 
 // Run serves until the context ends, printing the banner first.
 func TestRunServesAndStops(t *testing.T) {
-	ios, _, out, _ := iostreams.Test()
 	rc := config.Defaults().Relay
 	rc.SSHAddr, rc.HTTPAddr, rc.StateDir, rc.Auth = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "signin"
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan *relay.Relay, 1)
-	go func() {
-		done <- Run(&Options{IO: ios, Relay: rc, Ctx: ctx, Listen: net.Listen, Ready: func(r *relay.Relay) { ready <- r }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run returned early: %v", err)
-	}
-	cancel()
-	if err := <-done; err != nil {
+	out, stop := runRelay(t, rc)
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Host key   SHA256:", "(new)", "Auth       signin", "Admin      ", "Connect    ssh -R 0 -p "} {
@@ -135,23 +124,11 @@ func TestRunRefusesOpenHTTPOnPublicAddress(t *testing.T) {
 // pomdev relay access / grants reach a running relay over its control
 // socket; with nothing pending they say so, and a wrong code is an error.
 func TestAccessCommands(t *testing.T) {
-	ios, _, _, _ := iostreams.Test()
 	rc := config.Defaults().Relay
 	rc.SSHAddr, rc.HTTPAddr, rc.StateDir, rc.HTTPAuth = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "owner"
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan *relay.Relay, 1)
-	go func() {
-		done <- Run(&Options{IO: ios, Relay: rc, Ctx: ctx, Listen: net.Listen, Ready: func(r *relay.Relay) { ready <- r }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run returned early: %v", err)
-	}
+	_, stop := runRelay(t, rc)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -206,4 +183,24 @@ not json
 	if js := run(AuditOptions{JSON: true, Route: "a"}); strings.Count(js, "\n") != 1 || !strings.HasPrefix(js, `{"time"`) {
 		t.Fatalf("--json:\n%s", js)
 	}
+}
+
+// runRelay runs the relay command's Run until stop, which returns Run's
+// error; out is its output.
+func runRelay(t *testing.T, rc config.Relay) (out *bytes.Buffer, stop func() error) {
+	t.Helper()
+	ios, _, out, _ := iostreams.Test()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan *relay.Relay, 1)
+	go func() {
+		done <- Run(&Options{IO: ios, Relay: rc, Ctx: ctx, Listen: net.Listen, Ready: func(r *relay.Relay) { ready <- r }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run returned early: %v", err)
+	}
+	return out, func() error { cancel(); return <-done }
 }

@@ -331,19 +331,26 @@ func (m *cimd) get(ctx context.Context, id string) (*client, error) {
 		e.expires = now.Add(cimdErrTTL)
 	}
 	m.mu.Lock()
-	if len(m.cache) >= cimdMaxCache {
-		for k, v := range m.cache {
-			if !v.expires.After(now) {
-				delete(m.cache, k)
-			}
-		}
-		if len(m.cache) >= cimdMaxCache {
-			clear(m.cache)
-		}
-	}
-	m.cache[id] = e
+	putBounded(m.cache, id, e, cimdMaxCache, now, func(e cimdEntry) time.Time { return e.expires })
 	m.mu.Unlock()
 	return c, err
+}
+
+// putBounded stores v in a map a peer can grow: at max entries, the
+// expired ones go, and if that is not enough, all of them (a flood never
+// grows memory; callers recompute what they lose).
+func putBounded[V any](m map[string]V, k string, v V, max int, now time.Time, expires func(V) time.Time) {
+	if len(m) >= max {
+		for key, old := range m {
+			if !expires(old).After(now) {
+				delete(m, key)
+			}
+		}
+		if len(m) >= max {
+			clear(m)
+		}
+	}
+	m[k] = v
 }
 
 func (m *cimd) load(ctx context.Context, id string) (*client, error) {

@@ -179,17 +179,7 @@ func (s *Server) load(ctx context.Context, token string, now time.Time) (*verdic
 		return nil, err
 	}
 	s.mu.Lock()
-	if len(s.verdicts) >= maxVerdicts {
-		for k, old := range s.verdicts {
-			if !old.expires.After(now) {
-				delete(s.verdicts, k)
-			}
-		}
-		if len(s.verdicts) >= maxVerdicts {
-			clear(s.verdicts)
-		}
-	}
-	s.verdicts[token] = v
+	putBounded(s.verdicts, token, v, maxVerdicts, now, func(v *verdict) time.Time { return v.expires })
 	s.mu.Unlock()
 	return v, nil
 }
