@@ -1,0 +1,90 @@
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
+)
+
+// FuzzClientMetadata: registration bodies from the network are checked
+// without panics, runaway time or memory; what is accepted has only
+// allowed redirect URIs and a supported auth method.
+func FuzzClientMetadata(f *testing.F) {
+	f.Add(`{"client_name":"A","redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`)
+	f.Add(`{"redirect_uris":["http://127.0.0.1:9/cb","cursor://cb"],"grant_types":["authorization_code"]}`)
+	f.Add(`{"redirect_uris":["javascript:alert(1)"]}`)
+	f.Add(`{"redirect_uris":[]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
+			var m oauthex.ClientRegistrationMetadata
+			if json.Unmarshal([]byte(body), &m) != nil {
+				return
+			}
+			if validateMetadata(&m) != nil {
+				return
+			}
+			for _, u := range m.RedirectURIs {
+				lower := strings.ToLower(u)
+				if strings.HasPrefix(lower, "javascript:") || strings.HasPrefix(lower, "data:") || strings.Contains(u, "#") {
+					t.Fatalf("accepted redirect %q", u)
+				}
+			}
+			switch m.TokenEndpointAuthMethod {
+			case "none", "client_secret_basic", "client_secret_post":
+			default:
+				t.Fatalf("accepted auth method %q", m.TokenEndpointAuthMethod)
+			}
+		})
+	})
+}
+
+// FuzzAuthorize: any query on the authorize endpoint answers an error
+// page or a redirect to a registered URI, never a panic, and parks a
+// request only with S256 PKCE and a resource of a route.
+func FuzzAuthorize(f *testing.F) {
+	s := newTestServer(f)
+	// Metadata documents named by fuzzed client IDs are never fetched.
+	s.fetch.hc.Transport = &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no network in the fuzzer")
+	}}
+	f.Add("response_type=code&client_id=x&redirect_uri=https%3A%2F%2Fa%2Fcb&code_challenge=abc&code_challenge_method=S256&resource=https%3A%2F%2Fr.relay.example%2Fmcp")
+	f.Add("client_id=https%3A%2F%2F127.0.0.1%2Fc&redirect_uri=x")
+	f.Add("%zz&&==;")
+	f.Fuzz(func(t *testing.T, query string) {
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
+			req := httptest.NewRequest(http.MethodGet, "https://relay.example/oauth/authorize", nil)
+			req.URL.RawQuery = query
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req)
+			if loc := w.Header().Get("Location"); loc != "" {
+				u, err := url.Parse(loc)
+				if err != nil || (!strings.HasPrefix(loc, "https://relay.example/") && u.Query().Get("error") == "") {
+					t.Fatalf("redirect %q for %q", loc, query)
+				}
+			}
+			if qs, _ := s.Pending(context.Background(), ""); len(qs) > 0 {
+				t.Fatalf("a request was parked from %q", query)
+			}
+		})
+	})
+}
+
+// FuzzNormalizeCode: what a person types becomes a code or stays wrong,
+// without panics.
+func FuzzNormalizeCode(f *testing.F) {
+	f.Add("kq4m-7txd")
+	f.Add(" KQ4M 7TXD ")
+	f.Add("ÖÖÖÖ-ÖÖÖÖ")
+	f.Fuzz(func(t *testing.T, s string) {
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() { _ = NormalizeCode(s) })
+	})
+}
