@@ -2,12 +2,13 @@ package access
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // AuditFile is the audit trail in the state directory: one JSON object
@@ -75,10 +76,7 @@ func (a *audit) add(e Entry) {
 	if e.Time.IsZero() {
 		e.Time = a.now()
 	}
-	line, err := json.Marshal(e)
-	if err != nil {
-		return
-	}
+	line := e.appendJSON(make([]byte, 0, 256))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.f == nil {
@@ -122,6 +120,64 @@ func (a *audit) close() error {
 	}
 	a.f = nil
 	return err
+}
+
+// appendJSON encodes e as encoding/json would (the same keys, omitempty),
+// without reflection: one line per gated request stays cheap.
+func (e *Entry) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","kind":`...)
+	b = appendJSONString(b, e.Kind)
+	for _, f := range [...]struct{ k, v string }{
+		{"route", e.Route}, {"client", e.Client}, {"grant", e.Grant}, {"owner", e.Owner}, {"method", e.Method},
+		{"tool", e.Tool}, {"decision", e.Decision},
+	} {
+		if f.v != "" {
+			b = append(append(append(b, ',', '"'), f.k...), '"', ':')
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if e.Status != 0 {
+		b = strconv.AppendInt(append(b, `,"status":`...), int64(e.Status), 10)
+	}
+	for _, f := range [...]struct{ k, v string }{{"by", e.By}, {"reason", e.Reason}, {"source", e.Source}} {
+		if f.v != "" {
+			b = append(append(append(b, ',', '"'), f.k...), '"', ':')
+			b = appendJSONString(b, f.v)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 // Caller is who a request through the gate comes from.

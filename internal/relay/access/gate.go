@@ -77,16 +77,16 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next
 		Scopes:              []string{Scope},
 	}
 	cw := &challengeWriter{ResponseWriter: w, hadToken: r.Header.Get("Authorization") != ""}
+	var v *verdict // what verify found, for the handler below
 	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
-		v, err := s.verify(ctx, token, route)
-		if err != nil {
+		var err error
+		if v, err = s.verify(ctx, token, route); err != nil {
 			cw.why = err.Error()
 			return nil, err
 		}
-		return &auth.TokenInfo{Scopes: v.scopes, Expiration: v.expires, UserID: v.owner, Extra: map[string]any{"verdict": v}}, nil
+		return &auth.TokenInfo{Scopes: v.scopes, Expiration: v.expires, UserID: v.owner}, nil
 	}
 	auth.RequireBearerToken(verify, opts)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		v := auth.TokenInfoFromContext(r.Context()).Extra["verdict"].(*verdict)
 		r.Header.Del("Authorization")
 		r.Header.Set(IdentityHeader, v.identity)
 		next(r, Caller{Route: v.route, Client: v.client, Grant: v.grant, Owner: v.owner})
