@@ -56,9 +56,18 @@ first being "Remote: <url>"; "ssh -T ... pomdev-events" streams JSON lines.
 Authentication (--auth): open accepts any key (loopback only unless
 --allow-open-auth); keys checks an authorized_keys file (reloaded on change);
 signin sends unknown keys a sign-in link, approved in the browser with the admin
-token or with "pomdev relay approve CODE". Every flag is also a relay.* key in
-pomdev.yaml (see pomdev help config).`,
+token or with "pomdev relay approve CODE".
+
+Public requests (--http-auth): owner, the default off loopback, makes the front an
+OAuth authorization server: an app (ChatGPT, Claude, an MCP client) reaches a
+tunnel only once the tunnel's owner approves it (a on the ssh status screen,
+"ssh RELAY pomdev-access approve CODE", or pomdev access approve CODE); the
+admin decides with "pomdev relay access", lists and revokes with "pomdev relay
+grants" and reads the trail with "pomdev relay audit". none lets every request
+through (refused off loopback without --allow-open-http). Every flag is also a
+relay.* key in pomdev.yaml (see pomdev help config).`,
 		Example: `  pomdev relay
+  pomdev relay --http-auth owner                  # try the OAuth flow on loopback
   pomdev relay --auth signin --domain tunnels.example.com --http-addr :443 \
     --ssh-addr :22 --tls-cert wildcard.pem --tls-key wildcard.key
   pomdev relay --public-url-scheme https --public-port 443   # behind a TLS proxy`,
