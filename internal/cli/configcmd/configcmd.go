@@ -81,6 +81,11 @@ Keys:
     keepalive_interval client pings; 3 misses drop it      (default 15s)
     max_tunnels_per_key                                    (default 8)
     route_name_ttl     a route name stays with its key     (default 2160h)
+    http_auth          owner (OAuth, the owner approves) | none
+                                             (default owner; none on loopback)
+    allow_open_http    allow http_auth none on a non-loopback address
+    allow_app_auth     let tunnels ask POMDEV_HTTP_AUTH=app (their own OAuth)
+    grant_ttl          an owner's approval of an app lasts  (default 720h)
 
 Example pomdev.yaml:
 
