@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/backoff"
 	"io"
 	"net"
 	"net/http"
@@ -163,7 +164,7 @@ func (p *Process) Restart(cause string) {
 // Run keeps the process running until ctx ends, then stops it (group
 // SIGTERM, grace, SIGKILL) and returns.
 func (p *Process) Run(ctx context.Context) error {
-	backoff := p.spec.BackoffMin
+	delays := &backoff.Backoff{Min: p.spec.BackoffMin, Max: p.spec.BackoffMax}
 	crashes := 0 // quick exits in a row; requested restarts do not count
 	for {
 		started := time.Now()
@@ -184,7 +185,7 @@ func (p *Process) Run(ctx context.Context) error {
 		case cause = <-p.restart:
 			cancelReady()
 			p.stop(cmd, waitc)
-			backoff = p.spec.BackoffMin
+			delays.Reset()
 			crashes = 0
 			announce = true
 		case exit := <-waitc:
@@ -207,7 +208,7 @@ func (p *Process) Run(ctx context.Context) error {
 				break
 			}
 			if time.Since(started) > time.Minute {
-				backoff = p.spec.BackoffMin
+				delays.Reset()
 			}
 			if time.Since(started) < 10*time.Second {
 				crashes++
@@ -215,19 +216,19 @@ func (p *Process) Run(ctx context.Context) error {
 				crashes = 0
 			}
 			if crashes > 3 {
-				p.emit(Event{Process: p.spec.Name, Kind: CrashLoop, Wait: backoff,
+				p.emit(Event{Process: p.spec.Name, Kind: CrashLoop, Wait: delays.Peek(),
 					Cause: fmt.Sprintf("exited with %d again; output: %s", code, strings.Join(ErrorLines(p.runLines(), 3), " | "))})
 			}
 			cause = fmt.Sprintf("exited with code %d", code)
-			p.emit(Event{Process: p.spec.Name, Kind: Restarting, Cause: cause, Wait: backoff})
+			wait := delays.Next()
+			p.emit(Event{Process: p.spec.Name, Kind: Restarting, Cause: cause, Wait: wait})
 			select {
 			case <-ctx.Done():
 				return nil
 			case cause = <-p.restart:
 				announce = true
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(backoff*2, p.spec.BackoffMax)
 		}
 		p.mu.Lock()
 		p.restarts++

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"github.com/pomdev/pomdev/internal/loopback"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/backoff"
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/safeurl"
@@ -158,7 +158,7 @@ func (f *fatalError) Unwrap() error { return f.err }
 // disconnect reconnects with exponential backoff and jitter (1 s to 30 s).
 // A changed host key or a refused authentication ends it with an error.
 func (c *Client) Run(ctx context.Context) error {
-	backoff := time.Second
+	delays := &backoff.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: true}
 	everConnected := false
 	for attempt := 1; ; attempt++ {
 		c.emit(event.Tunnel{Kind: event.TunnelConnecting, Attempt: attempt, Message: "connecting to " + c.cfg.Addr})
@@ -178,16 +178,15 @@ func (c *Client) Run(ctx context.Context) error {
 			return exitcode.New(exitcode.Unreachable, err, "check the relay address (--relay) and that the relay is running")
 		}
 		if time.Since(started) > time.Minute {
-			backoff = time.Second // it was up for a while: start over
+			delays.Reset() // it was up for a while: start over
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := delays.Next()
 		c.emit(event.Tunnel{Kind: event.TunnelDisconnected, Err: errString(err), Message: "reconnecting in " + wait.Round(100*time.Millisecond).String()})
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/pomdev/pomdev/internal/backoff"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/event"
@@ -695,7 +696,7 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 		// A relay never reached (pom.run down, no network) is retried with
 		// backoff, its state in the header; a tunnel that was up
 		// reconnects inside Run.
-		backoff := time.Second
+		delays := &backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 		for {
 			err := tc.Run(ctx)
 			if err == nil || ctx.Err() != nil {
@@ -705,14 +706,14 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 				out.line("error", "tunnel: %v", err)
 				return
 			}
+			wait := delays.Next()
 			out.line("unreachable", "%s unreachable: %s · retrying in %s (offline: pomdev up --relay local; without a tunnel: --no-tunnel)",
-				cfg.Tunnel.Relay, netReason(err), backoff)
+				cfg.Tunnel.Relay, netReason(err), wait)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(2*backoff, 30*time.Second)
 		}
 	}()
 	return tc, nil
