@@ -58,7 +58,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.access.ServePRM(w, req, name)
 			return
 		}
-		r.access.Gate(w, req, name, func(req *http.Request, c access.Caller) { r.serveRoute(w, req, name, rt, &c) })
+		r.access.Gate(w, req, name, rt.c.fp, func(req *http.Request, c access.Caller) { r.serveRoute(w, req, name, rt, &c) })
 		return
 	}
 	r.serveRoute(w, req, name, rt, nil)

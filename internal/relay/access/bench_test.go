@@ -52,7 +52,7 @@ func BenchmarkGate(b *testing.B) {
 	b.Run("token", func(b *testing.B) {
 		for b.Loop() {
 			req.Header.Set("Authorization", "Bearer "+tok)
-			s.Gate(w, req, "r", next)
+			s.Gate(w, req, "r", "SHA256:owner", next)
 		}
 	})
 	if served == 0 || w.Code != 200 {

@@ -70,17 +70,16 @@ func (s *Server) ServePRM(w http.ResponseWriter, r *http.Request, route string) 
 // challenge that leads a client to this relay's authorization server.
 // next sees the request without Authorization and with the identity
 // assertion.
-func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next func(*http.Request, Caller)) {
-	prm := strings.TrimSuffix(s.cfg.Resolver.Resource(route), "/mcp")
-	opts := &auth.RequireBearerTokenOptions{
-		ResourceMetadataURL: prm + PathPRM + "/mcp",
-		Scopes:              []string{Scope},
-	}
+//
+// owner is the fingerprint of the key holding route now (the caller has
+// the live route at hand); "" asks the Resolver.
+func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route, owner string, next func(*http.Request, Caller)) {
+	opts := s.bearerOptions(route)
 	cw := &challengeWriter{ResponseWriter: w, hadToken: r.Header.Get("Authorization") != ""}
 	var v *verdict // what verify found, for the handler below
 	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		var err error
-		if v, err = s.verify(ctx, token, route); err != nil {
+		if v, err = s.verifyFor(ctx, token, route, owner); err != nil {
 			cw.why = err.Error()
 			return nil, err
 		}
@@ -98,6 +97,23 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route string, next
 		}
 		s.audit.add(Entry{Kind: "refused", Route: route, Decision: "deny", Status: cw.code, Reason: why, Source: sourceIP(r)})
 	}
+}
+
+// bearerOptions are the go-sdk middleware's options for route (its
+// challenge names the route's metadata), made once per route name.
+func (s *Server) bearerOptions(route string) *auth.RequireBearerTokenOptions {
+	if o, ok := s.bearer.Load(route); ok {
+		return o.(*auth.RequireBearerTokenOptions)
+	}
+	prm := strings.TrimSuffix(s.cfg.Resolver.Resource(route), "/mcp")
+	o := &auth.RequireBearerTokenOptions{ResourceMetadataURL: prm + PathPRM + "/mcp", Scopes: []string{Scope}}
+	if s.bearerN.Add(1) > maxVerdicts {
+		// Route names are many only under a flood: start over.
+		s.bearer.Clear()
+		s.bearerN.Store(1)
+	}
+	s.bearer.Store(route, o)
+	return o
 }
 
 // challengeWriter adds the RFC 6750 error code to the go-sdk's challenge
@@ -128,6 +144,12 @@ func invalid(format string, args ...any) error {
 }
 
 func (s *Server) verify(ctx context.Context, token, route string) (*verdict, error) {
+	return s.verifyFor(ctx, token, route, "")
+}
+
+// verifyFor is verify with the route's current owner known ("" to look it
+// up).
+func (s *Server) verifyFor(ctx context.Context, token, route, owner string) (*verdict, error) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	v := s.verdicts[token]
@@ -144,7 +166,10 @@ func (s *Server) verify(ctx context.Context, token, route string) (*verdict, err
 	if v.route != route {
 		return nil, invalid("token is for another tunnel")
 	}
-	if s.cfg.Resolver.Owner(route) != v.owner {
+	if owner == "" {
+		owner = s.cfg.Resolver.Owner(route)
+	}
+	if owner != v.owner {
 		return nil, invalid("the tunnel's address belongs to another key now")
 	}
 	return v, nil

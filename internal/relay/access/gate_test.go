@@ -43,7 +43,7 @@ func TestGateExpiredToken(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, "https://r.relay.example/mcp", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		w := httptest.NewRecorder()
-		s.Gate(w, req, "r", func(r *http.Request, c Caller) {
+		s.Gate(w, req, "r", "SHA256:owner", func(r *http.Request, c Caller) {
 			if r.Header.Get("Authorization") != "" || r.Header.Get(IdentityHeader) == "" || c.Owner != "SHA256:owner" {
 				t.Errorf("forwarded headers %v, caller %+v", r.Header, c)
 			}

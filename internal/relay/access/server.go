@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -118,6 +119,9 @@ type Server struct {
 	fetch    *cimd
 	dcr      *registrar
 	audit    *audit
+
+	bearer  sync.Map     // route -> *auth.RequireBearerTokenOptions
+	bearerN atomic.Int64 // entries stored in bearer since it was last cleared
 
 	mu       sync.Mutex
 	verdicts map[string]*verdict // by access token
