@@ -64,6 +64,8 @@ type Options struct {
 	TUI bool
 	// OpenBrowser opens sign-in links and the URL (o); nil without a browser.
 	OpenBrowser func(string) error
+	// NewWatcher starts the file watcher (watch.New; tests make it fail).
+	NewWatcher func(root string, o watch.Options) (*watch.Watcher, error)
 }
 
 // NewCmdUp returns the up command.
@@ -405,7 +407,11 @@ func Run(opts *Options) error {
 		watched = watched || (len(p.Watch) > 0 && !p.SelfWatching)
 	}
 	if watched {
-		w, err := watch.New(cfg.Dir, watch.Options{Ignore: ignores})
+		newWatcher := opts.NewWatcher
+		if newWatcher == nil {
+			newWatcher = watch.New
+		}
+		w, err := newWatcher(cfg.Dir, watch.Options{Ignore: ignores})
 		if err != nil {
 			return fmt.Errorf("watching %s: %w", cfg.Dir, err)
 		}

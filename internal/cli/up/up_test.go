@@ -2,13 +2,18 @@ package up
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/watch"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pomdev/pomdev/internal/cli/factory/factorytest"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -157,6 +162,59 @@ func TestMissingNodeModules(t *testing.T) {
 	} {
 		if missingModules(out) != want {
 			t.Errorf("%q: %v", out, !want)
+		}
+	}
+}
+
+// A watcher that cannot start (inotify limits) ends up at once with the
+// error, and the process already started is stopped: nothing hangs,
+// nothing is left.
+func TestWatcherFailureStopsEverything(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	f, _ := factorytest.New(t, "processes:\n  - {name: worker, command: 'echo $$ > "+pidFile+"; exec sleep 7779', watch: ['*.txt']}\n", nil)
+	started := make(chan struct{})
+	cmd := NewCmdUp(f, func(o *Options) error {
+		o.Ctx = context.Background()
+		o.NewWatcher = func(string, watch.Options) (*watch.Watcher, error) {
+			// Fail only once the process runs, as inotify does after start.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Error("the process never started")
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			close(started)
+			return nil, errors.New("too many open files (inotify instances)")
+		}
+		return Run(o)
+	})
+	done := make(chan error, 1)
+	go func() { done <- factorytest.Execute(f, cmd, "--no-tunnel") }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("up hung after the watcher failed")
+	}
+	<-started
+	if err == nil || !strings.Contains(err.Error(), "inotify") {
+		t.Fatalf("got %v", err)
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == 0 {
+		t.Fatal("no pid recorded")
+	}
+	// Run returned: its cleanup has stopped the process (and its group).
+	if err := syscall.Kill(pid, 0); err == nil {
+		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z ") {
+			t.Fatalf("pid %d still running after up returned", pid)
 		}
 	}
 }
