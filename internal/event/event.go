@@ -82,15 +82,19 @@ const (
 	TunnelAccess       = "access" // an app asks the owner for access (a pomdev relay's OAuth)
 )
 
-// Access is an OAuth access request for one of the tunnel's routes, or
-// its decision, as a pomdev relay reports it.
+// Access is an OAuth access request for a tunnel's route, or its
+// decision: what a pomdev relay stores, shows its owner and sends on
+// pomdev-events, and what the tunnel client reads back.
 type Access struct {
-	Code         string    `json:"code"`
+	Code         string    `json:"code"` // XXXX-XXXX, shown on the page and in the terminal
 	Route        string    `json:"route"`
+	Owner        string    `json:"owner"`
+	ClientID     string    `json:"client_id"`
 	ClientName   string    `json:"client_name"`
 	RedirectHost string    `json:"redirect_host"`
 	State        string    `json:"state"` // pending, approved, denied
 	DecidedBy    string    `json:"decided_by,omitempty"`
+	Created      time.Time `json:"created"`
 	Expires      time.Time `json:"expires"`
 }
 

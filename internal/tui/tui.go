@@ -6,6 +6,7 @@ package tui
 
 import (
 	"fmt"
+	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/termsafe"
 	"strings"
 	"time"
@@ -50,12 +51,6 @@ type Actions struct {
 	Decide func(code string, allow bool) (string, error)
 }
 
-// Access is an app's access request to the tunnel (or its decision),
-// from a pomdev relay.
-type Access struct {
-	Code, Route, Client, Redirect, State string
-}
-
 // decidedMsg is the outcome of a or d.
 type decidedMsg struct {
 	code, out string
@@ -78,7 +73,7 @@ type Model struct {
 	help          bool
 	open, total   int64
 	scroll        int // log lines scrolled back from the newest; 0 follows
-	access        []Access
+	access        []event.Access
 }
 
 // New returns the dashboard for app with the given actions.
@@ -181,7 +176,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.logs = push(m.logs, Line{Kind: "access", Text: termsafe.String(text)})
 		m.dropAccess(msg.code)
-	case Access:
+	case event.Access:
 		m.dropAccess(msg.Code)
 		if msg.State == "pending" && len(m.access) < 16 {
 			m.access = append(m.access, msg)
@@ -299,7 +294,7 @@ func (m *Model) View() tea.View {
 			if i == 0 {
 				mark = "›"
 			}
-			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(a.Client), termsafe.String(a.Redirect), a.Route, green.Render(a.Code)))
+			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(a.ClientName), termsafe.String(a.RedirectHost), a.Route, green.Render(a.Code)))
 		}
 		add(faint.Render("  a allow · d deny (the first; check its code against the app's page)"))
 	}

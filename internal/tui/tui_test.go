@@ -6,6 +6,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/pomdev/pomdev/internal/event"
 )
 
 func key(s string) tea.KeyPressMsg {
@@ -43,11 +44,11 @@ func TestKeysGiveFeedback(t *testing.T) {
 	if strings.Contains(viewText(m), "close this help") {
 		t.Fatal("Esc did not close the help")
 	}
-	m.Update(Access{Code: "AAAA-BBBB", Route: "r", Client: "App", Redirect: "https://app.example", State: "pending"})
+	m.Update(event.Access{Code: "AAAA-BBBB", Route: "r", ClientName: "App", RedirectHost: "https://app.example", State: "pending"})
 	if !strings.Contains(viewText(m), "App (https://app.example) asks for r · code AAAA-BBBB") {
 		t.Fatalf("access pane:\n%s", viewText(m))
 	}
-	m.Update(Access{Code: "AAAA-BBBB", State: "approved"})
+	m.Update(event.Access{Code: "AAAA-BBBB", State: "approved"})
 	if strings.Contains(viewText(m), "AAAA-BBBB") {
 		t.Fatalf("decided request still shown:\n%s", viewText(m))
 	}

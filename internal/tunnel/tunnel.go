@@ -76,9 +76,10 @@ type Client struct {
 	cfg Config
 	log *slog.Logger
 
-	mu   sync.Mutex
-	url  string
-	conn *ssh.Client // the live connection to a pomdev relay, nil otherwise
+	mu    sync.Mutex
+	url   string
+	conn  *ssh.Client // the live connection to a pomdev relay, nil otherwise
+	owner ownerToken  // OwnerToken's cache
 
 	// Connections through the tunnel: open now, and accepted in all.
 	open, total atomic.Int64
@@ -385,12 +386,20 @@ func (c *Client) Access(ctx context.Context, args ...string) (string, error) {
 
 // OwnerToken is a token the relay mints for the tunnel's owner, so that
 // pomdev's own check through the tunnel passes the relay's OAuth gate.
+// A token is reused until a minute before it expires, so checks do not
+// mint one each.
 func (c *Client) OwnerToken(ctx context.Context) (token string, expires time.Time, err error) {
+	url := c.URL()
+	c.mu.Lock()
+	cached := c.owner
+	c.mu.Unlock()
+	if cached.url == url && time.Until(cached.expires) > time.Minute {
+		return cached.token, cached.expires, nil
+	}
 	out, err := c.Access(ctx, "token")
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	url := c.URL()
 	for line := range strings.Lines(out) {
 		var t struct {
 			URL     string    `json:"url"`
@@ -398,10 +407,19 @@ func (c *Client) OwnerToken(ctx context.Context) (token string, expires time.Tim
 			Expires time.Time `json:"expires"`
 		}
 		if json.Unmarshal([]byte(line), &t) == nil && t.URL == url {
+			c.mu.Lock()
+			c.owner = ownerToken{url: url, token: t.Token, expires: t.Expires}
+			c.mu.Unlock()
 			return t.Token, t.Expires, nil
 		}
 	}
 	return "", time.Time{}, fmt.Errorf("the relay minted no token for %s", url)
+}
+
+// ownerToken is the last token OwnerToken got, for url.
+type ownerToken struct {
+	url, token string
+	expires    time.Time
 }
 
 // limitedBuffer keeps the first 64 KiB written to it.

@@ -192,7 +192,7 @@ func (p *printer) access(a event.Access) {
 	prog := p.tui
 	p.mu.Unlock()
 	if prog != nil {
-		prog.Send(tui.Access{Code: a.Code, Route: a.Route, Client: a.ClientName, Redirect: a.RedirectHost, State: a.State})
+		prog.Send(a)
 	}
 }
 

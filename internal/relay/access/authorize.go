@@ -113,7 +113,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = c.id
 	}
-	info := &reqInfo{route: route, owner: owner, resource: s.cfg.Resolver.Resource(route), clientName: name}
+	info := &reqInfo{route: route, owner: owner, resource: s.cfg.Resolver.Resource(route), clientName: name, client: c}
 	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
 }
 

@@ -75,6 +75,7 @@ type reqInfo struct {
 	owner      string
 	resource   string
 	clientName string
+	client     *client // looked up by serveAuthorize, so op need not fetch it again
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -332,6 +333,9 @@ func (o *opStorage) KeySet(context.Context) ([]op.Key, error) {
 }
 
 func (o *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	if info := infoFrom(ctx); info != nil && info.client != nil && info.client.id == id {
+		return info.client, nil
+	}
 	return o.s.client(ctx, id)
 }
 

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/event"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 )
@@ -96,18 +97,7 @@ type Config struct {
 }
 
 // Request is an authorization request as its owner sees it.
-type Request struct {
-	Code         string    `json:"code"` // XXXX-XXXX, shown on the page and in the terminal
-	Route        string    `json:"route"`
-	Owner        string    `json:"owner"`
-	ClientID     string    `json:"client_id"`
-	ClientName   string    `json:"client_name"`
-	RedirectHost string    `json:"redirect_host"`
-	State        string    `json:"state"` // pending, approved, denied
-	DecidedBy    string    `json:"decided_by,omitempty"`
-	Created      time.Time `json:"created"`
-	Expires      time.Time `json:"expires"`
-}
+type Request = event.Access
 
 // Server is the authorization and resource server.
 type Server struct {
