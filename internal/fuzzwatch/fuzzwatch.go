@@ -5,6 +5,7 @@
 package fuzzwatch
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"testing"
@@ -33,7 +34,7 @@ func Run(t testing.TB, l Limits, fn func()) {
 	if l.Bytes == 0 {
 		l.Bytes = 64 << 20
 	}
-	g0 := runtime.NumGoroutine()
+	g0 := goroutineIDs()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	watchdog := time.AfterFunc(l.Time, func() {
@@ -46,12 +47,46 @@ func Run(t testing.TB, l Limits, fn func()) {
 	if n := after.TotalAlloc - before.TotalAlloc; n > l.Bytes {
 		t.Fatalf("the input allocated %d bytes (limit %d)", n, l.Bytes)
 	}
+	// New goroutines are counted by ID, not by total: a goroutine of the
+	// caller's that ends meanwhile must not hide one the input started.
 	deadline := time.Now().Add(time.Second)
-	for runtime.NumGoroutine() > g0+l.Goroutines {
+	for {
+		n := 0
+		for id := range goroutineIDs() {
+			if !g0[id] {
+				n++
+			}
+		}
+		if n <= l.Goroutines {
+			return
+		}
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-g0, g0, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d goroutines left behind (%d before):\n%s", n, len(g0), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// goroutineIDs is the set of live goroutines, read from their stacks'
+// "goroutine N [" headers.
+func goroutineIDs() map[string]bool {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	ids := map[string]bool{}
+	for _, line := range bytes.Split(buf, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("goroutine ")); ok {
+			if id, _, ok := bytes.Cut(rest, []byte(" ")); ok {
+				ids[string(id)] = true
+			}
+		}
+	}
+	return ids
 }
