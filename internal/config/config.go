@@ -162,6 +162,9 @@ type Relay struct {
 	AllowAppAuth bool `yaml:"allow_app_auth"`
 	// GrantTTL is how long an owner's approval of a client is remembered.
 	GrantTTL time.Duration `yaml:"grant_ttl"`
+	// Policy is the policy file: who may open tunnels, which route names
+	// they may hold, which MCP tools may be called (reloaded on change).
+	Policy string `yaml:"policy"`
 }
 
 // Allowed values of enumerated keys.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/pomdev/pomdev/internal/socks5"
 	"golang.org/x/crypto/ssh"
 )
@@ -26,17 +27,20 @@ type conn struct {
 	opts *keyOptions // from authorized_keys (keys mode); nil restricts nothing
 	log  *slog.Logger
 
-	active   atomic.Int64 // requests in flight through this connection
-	sessions atomic.Int32 // open session channels
-	screen   atomic.Bool  // a session draws the status screen
-	appAuth  atomic.Bool  // POMDEV_HTTP_AUTH=app: requests reach the app as sent
+	active   atomic.Int64                 // requests in flight through this connection
+	sessions atomic.Int32                 // open session channels
+	screen   atomic.Bool                  // a session draws the status screen
+	appAuth  atomic.Bool                  // POMDEV_HTTP_AUTH=app: requests reach the app as sent
+	tools    atomic.Pointer[policy.Tools] // the tunnel's own tool rules (POMDEV_TOOLS_*)
 
-	mu       sync.Mutex
-	pinging  bool   // a keepalive is waiting for its answer
-	missed   int    // keepalive intervals without an answer
-	target   string // POMDEV_TARGET from an env request, "" for the default
-	routes   map[string]*route
-	watchers map[*watcher]struct{}
+	mu      sync.Mutex
+	pinging bool   // a keepalive is waiting for its answer
+	missed  int    // keepalive intervals without an answer
+	target  string // POMDEV_TARGET from an env request, "" for the default
+	// toolsAllow and toolsDeny are the POMDEV_TOOLS_* values as sent.
+	toolsAllow, toolsDeny string
+	routes                map[string]*route
+	watchers              map[*watcher]struct{}
 }
 
 // maxSessions is how many session channels one connection may have open.
@@ -395,6 +399,10 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	if held >= r.cfg.MaxTunnelsPerKey {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("this key already holds %d tunnels (the limit)", held)
+	}
+	if err := r.mayHold(c, rt.name); err != nil {
+		r.mu.Unlock()
+		return nil, err
 	}
 	rt.url = r.urlFor(rt.name)
 	rt.created = time.Now()

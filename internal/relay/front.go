@@ -15,6 +15,7 @@ import (
 
 	"github.com/pomdev/pomdev/internal/mcpwire"
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 )
 
 // ServeHTTP is the HTTP(S) front: it routes by Host to the tunnel holding
@@ -90,11 +91,27 @@ func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string
 		req = req.WithContext(ctx)
 	}
 	// The origin address reaches the forwarded-tcpip channel's payload.
-	ev := mcpwire.Observe(w, req, forwarder{r: r, rt: rt, origin: req.RemoteAddr})
+	var h http.Handler = forwarder{r: r, rt: rt, origin: req.RemoteAddr}
+	var d policy.Decision
+	if ts := r.toolsFor(rt); !ts.Empty() {
+		h = enforcing(ts, &d, h)
+	}
+	ev := mcpwire.Observe(w, req, h)
 	rt.c.active.Add(-1)
 	ev.Route = name
+	if d.Rule != "" {
+		r.log.Info("request refused by the tool policy", "route", name, "tool", d.Denied, "rule", d.Rule, "remote", req.RemoteAddr)
+		ev.Err = "policy: " + d.Rule
+	}
 	if caller != nil {
-		r.access.AuditRequest(*caller, ev.RPCMethod, ev.Tool, ev.Status, src)
+		decision, reason := "allow", ""
+		switch {
+		case d.Rule != "":
+			decision, reason = "deny", d.Rule
+		case d.Hidden > 0:
+			reason = fmt.Sprintf("policy hid %d tools", d.Hidden)
+		}
+		r.access.AuditRequest(*caller, ev.RPCMethod, ev.Tool, ev.Status, src, decision, reason)
 	}
 	rt.c.notify(note{req: &ev})
 }

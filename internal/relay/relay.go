@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -114,6 +115,11 @@ type Config struct {
 	// FetchRoots are the CAs trusted for client metadata documents (nil:
 	// the system's; tests set their own).
 	FetchRoots *x509.CertPool
+
+	// PolicyFile is the policy file (policy.yaml): who may open tunnels,
+	// which names they may hold, which tools may be called. It is reloaded
+	// when it changes; "" is no policy.
+	PolicyFile string
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -248,6 +254,7 @@ type Relay struct {
 	http       *http.Server
 	control    *http.Server
 	controlLn  net.Listener
+	policy     *policy.Watcher // nil without a policy file
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
@@ -305,6 +312,17 @@ func New(cfg Config) (*Relay, Info, error) {
 	if err := r.prepareAuth(&info); err != nil {
 		if r.access != nil {
 			r.access.Close()
+		}
+		r.db.Close()
+		return nil, Info{}, err
+	}
+	if err := r.loadPolicy(); err != nil {
+		if r.access != nil {
+			r.access.Close()
+		}
+		if r.controlLn != nil {
+			r.controlLn.Close()
+			_ = os.Remove(SocketPath(cfg.StateDir))
 		}
 		r.db.Close()
 		return nil, Info{}, err
@@ -433,6 +451,9 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	}
 	cerr := r.close()
 	r.wg.Wait()
+	if r.policy != nil {
+		r.policy.Close()
+	}
 	if r.access != nil {
 		if aerr := r.access.Close(); cerr == nil {
 			cerr = aerr

@@ -145,6 +145,14 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				// Channels kept open for the old target must not be reused.
 				c.closeIdle()
 			}
+			if e.Name == EnvToolsAllow || e.Name == EnvToolsDeny {
+				if err := c.setTunnelTools(e.Name, e.Value); err != nil {
+					c.log.Info("bad tool policy from the tunnel", "env", e.Name, "err", err)
+					go c.notify(note{log: e.Name + " refused: " + err.Error()})
+					_ = req.Reply(false, nil)
+					continue
+				}
+			}
 			if e.Name == EnvHTTPAuth {
 				switch {
 				case e.Value == "app" && c.r.access != nil && !c.r.cfg.AllowAppAuth:

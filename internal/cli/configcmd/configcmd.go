@@ -86,6 +86,7 @@ Keys:
     allow_open_http    allow http_auth none on a non-loopback address
     allow_app_auth     let tunnels ask POMDEV_HTTP_AUTH=app (their own OAuth)
     grant_ttl          an owner's approval of an app lasts  (default 720h)
+    policy             policy file: who may tunnel, route names, tool allow/deny
 
 Example pomdev.yaml:
 

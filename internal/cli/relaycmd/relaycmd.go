@@ -64,8 +64,25 @@ tunnel only once the tunnel's owner approves it (a on the ssh status screen,
 "ssh RELAY pomdev-access approve CODE", or pomdev access approve CODE); the
 admin decides with "pomdev relay access", lists and revokes with "pomdev relay
 grants" and reads the trail with "pomdev relay audit". none lets every request
-through (refused off loopback without --allow-open-http). Every flag is also a
-relay.* key in pomdev.yaml (see pomdev help config).`,
+through (refused off loopback without --allow-open-http).
+
+Policy (--policy FILE, YAML, reloaded when it changes; a file that does not
+validate is reported with file:line and the last good policy stays):
+
+  tunnels:
+    allow: ["key:SHA256:7m3…"]          # who may open tunnels
+  routes:                               # the first rule whose name matches
+    - name: "demo-*"
+      holders: ["key:SHA256:7m3…"]      # who may hold these route names
+      tools: {deny: ["delete_*"]}       # names, or prefixes ending in *
+  tools:                                # every route
+    allow: ["get_*", "search"]
+
+A denied tools/call never reaches the app (the caller gets a JSON-RPC error
+naming the rule) and tools/list answers leave denied tools out. A tunnel adds
+its own rules with -o SetEnv="POMDEV_TOOLS_DENY=delete_*" (or pomdev up
+--deny-tools). Every flag is also a relay.* key in pomdev.yaml (see pomdev help
+config).`,
 		Example: `  pomdev relay
   pomdev relay --http-auth owner                  # try the OAuth flow on loopback
   pomdev relay --auth signin --domain tunnels.example.com --http-addr :443 \
@@ -114,6 +131,7 @@ relay.* key in pomdev.yaml (see pomdev help config).`,
 	fl.Bool("allow-open-http", false, "allow --http-auth none on a non-loopback address")
 	fl.Bool("allow-app-auth", false, "let tunnels ask (POMDEV_HTTP_AUTH=app) that their app authorize requests itself")
 	fl.Duration("grant-ttl", 30*24*time.Hour, "how long an owner's approval of an app is remembered")
+	fl.String("policy", "", "policy file (YAML): who may open tunnels, which route names they may hold, which MCP tools may be called; reloaded on change")
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
 		{"public-url-scheme", "relay.public_url_scheme"}, {"public-port", "relay.public_port"},
@@ -123,7 +141,7 @@ relay.* key in pomdev.yaml (see pomdev help config).`,
 		{"keepalive-interval", "relay.keepalive_interval"}, {"max-tunnels-per-key", "relay.max_tunnels_per_key"},
 		{"route-name-ttl", "relay.route_name_ttl"}, {"http-auth", "relay.http_auth"},
 		{"allow-open-http", "relay.allow_open_http"}, {"allow-app-auth", "relay.allow_app_auth"},
-		{"grant-ttl", "relay.grant_ttl"},
+		{"grant-ttl", "relay.grant_ttl"}, {"policy", "relay.policy"},
 	} {
 		bind(b[0], b[1])
 	}
@@ -205,6 +223,7 @@ func Run(opts *Options) error {
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
+		PolicyFile: rc.Policy,
 	})
 	if err != nil {
 		sshLn.Close()
@@ -240,6 +259,9 @@ func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info re
 		fmt.Fprintf(w, "  HTTP auth  owner (OAuth; tunnel owners approve apps: a on the status screen, or ssh … %s approve CODE)\n", relay.AccessCommand)
 	} else {
 		fmt.Fprintf(w, "  HTTP auth  none (anyone with a tunnel's URL reaches it)\n")
+	}
+	if p, _ := r.Policy(); p != nil {
+		fmt.Fprintf(w, "  Policy     %s (%d route rules; reloaded on change)\n", p.File, len(p.Routes))
 	}
 	fmt.Fprintf(w, "  State      %s\n", stateDir)
 	if info.AdminToken != "" {

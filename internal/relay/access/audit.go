@@ -185,10 +185,11 @@ type Caller struct {
 	Route, Client, Grant, Owner string
 }
 
-// AuditRequest records a request that went through the gate.
-func (s *Server) AuditRequest(c Caller, method, tool string, status int, source string) {
+// AuditRequest records a request that went through the gate, with the
+// tool policy's decision (allow or deny) and its reason.
+func (s *Server) AuditRequest(c Caller, method, tool string, status int, source, decision, reason string) {
 	s.audit.add(Entry{Kind: "request", Route: c.Route, Client: c.Client, Grant: c.Grant, Owner: c.Owner,
-		Method: method, Tool: tool, Decision: "allow", Status: status, Source: source})
+		Method: method, Tool: tool, Decision: decision, Status: status, Source: source, Reason: reason})
 }
 
 // FlushAudit writes out the buffered audit trail (it is also flushed

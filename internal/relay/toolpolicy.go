@@ -1,0 +1,123 @@
+package relay
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/pomdev/pomdev/internal/relay/policy"
+)
+
+// Env requests with which a tunnel sets a tool policy for itself
+// (comma-separated names or prefixes ending in *), enforced by the relay
+// on top of the relay's own:
+//
+//	ssh -R 0 -o SetEnv=POMDEV_TOOLS_DENY=delete_*,drop_table relay
+const (
+	EnvToolsAllow = "POMDEV_TOOLS_ALLOW"
+	EnvToolsDeny  = "POMDEV_TOOLS_DENY"
+)
+
+// loadPolicy reads the policy file, if any, and watches it.
+func (r *Relay) loadPolicy() error {
+	if r.cfg.PolicyFile == "" {
+		return nil
+	}
+	w, err := policy.Watch(r.cfg.PolicyFile, r.log.With("part", "policy"), r.policyChanged)
+	if err != nil {
+		return err
+	}
+	if where := w.Policy().NeedsIdentity(); where != "" {
+		w.Close()
+		return fmt.Errorf("%s: email, domain and sub principals name people, and this relay signs no one in with an OpenID Connect provider; name SSH keys (key:SHA256:…) instead", where)
+	}
+	r.policy = w
+	return nil
+}
+
+// Policy is the policy in force (nil without a policy file) and, when the
+// file on disk was refused, why.
+func (r *Relay) Policy() (*policy.Policy, error) {
+	if r.policy == nil {
+		return nil, nil
+	}
+	return r.policy.Policy(), r.policy.Err()
+}
+
+func (r *Relay) currentPolicy() *policy.Policy {
+	if r.policy == nil {
+		return nil
+	}
+	return r.policy.Policy()
+}
+
+// policyChanged closes the live routes the new policy no longer lets
+// their key hold.
+func (r *Relay) policyChanged(p *policy.Policy) {
+	if where := p.NeedsIdentity(); where != "" {
+		r.log.Warn("policy names people, but this relay has no OpenID Connect provider: those rules match no one", "at", where)
+	}
+	r.mu.Lock()
+	var drop []*route
+	for name, rt := range r.routes {
+		if ok, _ := p.MayHold(policy.Identity{Key: rt.c.fp}, name); !ok {
+			drop = append(drop, rt)
+		}
+	}
+	r.mu.Unlock()
+	for _, rt := range drop {
+		_, where := p.MayHold(policy.Identity{Key: rt.c.fp}, rt.name)
+		r.log.Info("tunnel closed: the reloaded policy does not let its key hold the route", "route", rt.name, "rule", where)
+		rt.c.notify(note{log: "tunnel " + rt.name + " closed by the relay's policy (" + where + ")"})
+		rt.c.mu.Lock()
+		delete(rt.c.routes, rt.name)
+		rt.c.mu.Unlock()
+		r.releaseRoute(rt)
+	}
+}
+
+// mayHold checks the policy for a route c is about to hold.
+func (r *Relay) mayHold(c *conn, name string) error {
+	p := r.currentPolicy()
+	if p == nil {
+		return nil
+	}
+	if ok, where := p.MayHold(policy.Identity{Key: c.fp}, name); !ok {
+		return fmt.Errorf("the relay's policy does not let this key hold %q (%s)", name, where)
+	}
+	return nil
+}
+
+// toolsFor is the tool rules in force on rt.
+func (r *Relay) toolsFor(rt *route) policy.ToolSet {
+	ts := r.currentPolicy().ToolsFor(rt.name)
+	if own := rt.c.tools.Load(); own != nil && !own.Empty() {
+		ts = append(ts, *own)
+	}
+	return ts
+}
+
+// setTunnelTools takes one of the POMDEV_TOOLS_* env requests.
+func (c *conn) setTunnelTools(name, value string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	allow, deny := c.toolsAllow, c.toolsDeny
+	if name == EnvToolsAllow {
+		allow = value
+	} else {
+		deny = value
+	}
+	t, err := policy.ParseTunnelTools(allow, deny)
+	if err != nil {
+		return err
+	}
+	c.toolsAllow, c.toolsDeny = allow, deny
+	c.tools.Store(&t)
+	return nil
+}
+
+// enforcing is next under the tool rules ts, recording what was decided.
+func enforcing(ts policy.ToolSet, d *policy.Decision, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		*d = policy.Enforce(w, req, ts, next)
+	})
+}
