@@ -355,7 +355,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	// A name stays with the key that had it until it goes unused for
 	// RouteNameTTL: no other key is given it, dynamic or static.
 	if rt.static {
-		if owner := r.book.owner(rt.name, now); owner != "" && owner != c.fp {
+		if owner := r.reservedFor(rt.name, now); owner != "" && owner != c.fp {
 			r.mu.Unlock()
 			return nil, fmt.Errorf("route %q belongs to another key", rt.name)
 		}
@@ -364,7 +364,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 		rt.name = ""
 		for i := range maxNameTries {
 			name := dynamicName(c.fp, i)
-			if owner := r.book.owner(name, now); owner == "" || owner == c.fp {
+			if owner := r.reservedFor(name, now); owner == "" || owner == c.fp {
 				rt.name = name
 				break
 			}

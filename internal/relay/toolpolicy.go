@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/policy"
 )
@@ -85,6 +86,19 @@ func (r *Relay) mayHold(c *conn, name string) error {
 		return fmt.Errorf("the relay's policy does not let this key hold %q (%s)", name, where)
 	}
 	return nil
+}
+
+// reservedFor is the key a route name is kept for, unless the policy no
+// longer lets that key hold it (the policy gave the name to someone
+// else); the caller holds mu.
+func (r *Relay) reservedFor(name string, now time.Time) string {
+	owner := r.book.owner(name, now)
+	if p := r.currentPolicy(); owner != "" && p != nil {
+		if ok, _ := p.MayHold(policy.Identity{Key: owner}, name); !ok {
+			return ""
+		}
+	}
+	return owner
 }
 
 // toolsFor is the tool rules in force on rt.

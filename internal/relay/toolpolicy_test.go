@@ -19,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/relay"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+	"golang.org/x/crypto/ssh"
 )
 
 // toolOrigin is an official Go SDK server with five tools, listed two per
@@ -319,4 +320,56 @@ func TestToolPolicyReload(t *testing.T) {
 	if got := listNames(t, cs); !slices.Equal(got, []string{"get_time", "search"}) {
 		t.Fatalf("after a bad reload the last good policy must stay: %v", got)
 	}
+}
+
+// TestPolicyHolders: who may open tunnels and which names they may hold,
+// with stock OpenSSH; a reload that takes a name from its key closes the
+// tunnel and says why.
+func TestPolicyHolders(t *testing.T) {
+	rt.RequireOpenSSH(t)
+	keyA, signerA := rt.WriteKey(t)
+	keyB, signerB := rt.WriteKey(t)
+	keyC, _ := rt.WriteKey(t)
+	fpA, fpB := ssh.FingerprintSHA256(signerA.PublicKey()), ssh.FingerprintSHA256(signerB.PublicKey())
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file+".tmp", []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".tmp", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holders := func(fp string) string {
+		return fmt.Sprintf("tunnels:\n  allow: [%q, %q]\nroutes:\n  - name: shop\n    holders: [%q]\n", "key:"+fpA, "key:"+fpB, "key:"+fp)
+	}
+	write(holders(fpA))
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.HTTPAuth = relay.HTTPAuthNone
+		c.PolicyFile = file
+	})
+	origin := rt.NewOrigin(t, "shop")
+
+	// C may not tunnel at all; B may tunnel, but not as shop.
+	c := h.RunSSH(keyC, "-T", "-R", "0")
+	<-c.Done
+	if !strings.Contains(c.Stderr(), "forwarding failed") {
+		t.Fatalf("a key the policy does not list opened a tunnel: %s", c.Stderr())
+	}
+	b := h.RunSSH(keyB, "-T", "-R", "shop:80:"+origin.HostPort())
+	<-b.Done
+	if !strings.Contains(b.Stderr(), "forwarding failed") {
+		t.Fatalf("B held shop: %s", b.Stderr())
+	}
+	a := h.RunSSH(keyA, "-T", "-R", "shop:80:"+origin.HostPort())
+	a.WaitLine(t, "Remote: ")
+	h.WaitRoute(1)
+
+	write(holders(fpB))
+	a.WaitContains(t, "closed by the relay's policy")
+	h.WaitRoute(0)
+	b = h.RunSSH(keyB, "-T", "-R", "shop:80:"+origin.HostPort())
+	b.WaitLine(t, "Remote: ")
+	h.WaitRoute(1)
 }
