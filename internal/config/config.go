@@ -102,6 +102,15 @@ type Tunnel struct {
 	Target string `yaml:"target"`
 	// RemoteURL overrides the public URL read from the relay.
 	RemoteURL string `yaml:"remote_url"`
+	// Tools are the tool rules a pomdev relay enforces on this tunnel.
+	Tools ToolRules `yaml:"tools"`
+}
+
+// ToolRules name MCP tools (or prefixes ending in *): a tool must not be
+// denied and, when Allow is set, must be allowed.
+type ToolRules struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
 }
 
 // Inspect configures `pomdev inspect`.

@@ -181,6 +181,8 @@ func TestErrors(t *testing.T) {
 		{"bad env value", "", env{"POMDEV_INSPECT_TIMEOUT": "soon"}, []string{"env POMDEV_INSPECT_TIMEOUT: inspect.timeout", "not a duration"}},
 		{"bad relay from env", "", env{"POMDEV_TUNNEL_RELAY": "a:b:c"}, []string{"env POMDEV_TUNNEL_RELAY: tunnel.relay"}},
 		{"bad url", "inspect:\n  url: ftp://x\n", nil, []string{"inspect.url", "not an http(s) URL"}},
+		{"bad tool glob", "tunnel:\n  tools:\n    deny: [delete_*, \"a*b\"]\n", nil, []string{"pomdev.yaml:3: tunnel.tools.deny[1]: \"a*b\": * may only end a name", "a prefix ending in *"}},
+		{"unknown tools key", "tunnel:\n  tools:\n    block: [x]\n", nil, []string{"pomdev.yaml:3: tunnel.tools.block: unknown key", "allow, deny"}},
 		{"several at once", "log:\n  level: loud\n  format: xml\n", nil, []string{"log.level", "log.format"}},
 	}
 	for _, tt := range tests {

@@ -301,6 +301,15 @@ func merge(out *Loaded, layers []layer, opts Options) error {
 				}
 			}
 		}
+		if _, ok := lookup(l.raw, "tunnel.tools"); ok {
+			out.Config.Tunnel.Tools = l.cfg.Tunnel.Tools
+			out.sources["tunnel.tools"] = Source{Kind: l.kind, Where: l.path}
+			for k, n := range l.lines {
+				if strings.HasPrefix(k, "tunnel.tools") {
+					out.lines[k] = n
+				}
+			}
+		}
 		if _, ok := lookup(l.raw, "inspect.headers"); ok {
 			out.Config.Inspect.Headers = l.cfg.Inspect.Headers
 			out.sources["inspect.headers"] = Source{Kind: l.kind, Where: l.path}

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/bmatcuk/doublestar/v4"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/loopback"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 )
 
 // Error is a configuration problem. It names where the value came from (a
@@ -81,6 +82,26 @@ func validate(l *Loaded) error {
 	}
 	c := &l.Config
 	oneOf("log.level", c.Log.Level, LogLevels)
+	for _, rules := range []struct {
+		key   string
+		globs []string
+	}{{"tunnel.tools.allow", c.Tunnel.Tools.Allow}, {"tunnel.tools.deny", c.Tunnel.Tools.Deny}} {
+		for i, g := range rules.globs {
+			err := policy.CheckToolGlob(g)
+			if err == nil && strings.Contains(g, ",") {
+				err = errors.New("one name per list item")
+			}
+			if err != nil {
+				key := fmt.Sprintf("%s[%d]", rules.key, i)
+				e := at(l.Source("tunnel.tools"), key)
+				if e.Line == 0 {
+					e.Line = l.line(rules.key)
+				}
+				e.Msg, e.Hint = fmt.Sprintf("%q: %v", g, err), "a tool name, or a prefix ending in * (delete_*)"
+				errs = append(errs, e)
+			}
+		}
+	}
 	oneOf("log.format", c.Log.Format, LogFormats)
 
 	// A process error names the key with its index; its source is the file

@@ -60,6 +60,10 @@ type Config struct {
 	// Questions answers keyboard-interactive prompts that have questions;
 	// nil refuses them with an error that says a terminal is needed.
 	Questions func(name, instruction string, questions []string, echos []bool) ([]string, error)
+	// ToolsAllow and ToolsDeny are tool names (or prefixes ending in *)
+	// the relay lets through or refuses on this tunnel, on top of its own
+	// policy. They need a pomdev relay: against any other, Run fails.
+	ToolsAllow, ToolsDeny []string
 	// OnEvent receives every event; it must not block for long.
 	OnEvent func(event.Tunnel)
 	Logger  *slog.Logger
@@ -276,10 +280,25 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	// session; it must arrive before the forward so that no request goes to
 	// the relay's default target (which the tunnel would refuse).
 	var events *ssh.Session
-	if strings.Contains(string(sc.ServerVersion()), "pomdev-relay") && c.cfg.Static == "" {
-		if events, err = client.NewSession(); err == nil {
+	pomdevRelay := strings.Contains(string(sc.ServerVersion()), "pomdev-relay")
+	tools := len(c.cfg.ToolsAllow)+len(c.cfg.ToolsDeny) > 0
+	if tools && !pomdevRelay {
+		// The rules are the developer's protection: a relay that cannot
+		// enforce them must not expose the tools anyway.
+		return true, &fatalError{fmt.Errorf("tool rules (--allow-tools, --deny-tools, tunnel.tools) need a pomdev relay to enforce them, and %s is not one (%s); drop the rules or use --relay local or a pomdev relay", c.cfg.Addr, sc.ServerVersion())}
+	}
+	if pomdevRelay && (c.cfg.Static == "" || tools) {
+		if events, err = client.NewSession(); err != nil && tools {
+			return true, &fatalError{fmt.Errorf("relay %s: cannot send the tool rules: %w", c.cfg.Addr, err)}
+		}
+		if err == nil && c.cfg.Static == "" {
 			if err := events.Setenv("POMDEV_TARGET", c.cfg.Targets[0]); err != nil {
 				c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "the relay did not accept the target " + c.cfg.Targets[0] + ": " + err.Error()})
+			}
+		}
+		if tools {
+			if err := c.sendTools(events); err != nil {
+				return true, &fatalError{err}
 			}
 		}
 	}
@@ -439,4 +458,31 @@ func (c *Client) setURL(u string) {
 	c.url = u
 	c.mu.Unlock()
 	c.emit(event.Tunnel{Kind: event.TunnelReady, URL: u})
+}
+
+// Env requests that carry the tunnel's tool rules to pomdev relay.
+const (
+	envToolsAllow = "POMDEV_TOOLS_ALLOW"
+	envToolsDeny  = "POMDEV_TOOLS_DENY"
+)
+
+// sendTools sends the tool rules on s; the relay refuses rules it cannot
+// read, and then nothing is exposed.
+func (c *Client) sendTools(s *ssh.Session) error {
+	var said []string
+	for _, e := range []struct {
+		name  string
+		globs []string
+	}{{envToolsAllow, c.cfg.ToolsAllow}, {envToolsDeny, c.cfg.ToolsDeny}} {
+		if len(e.globs) == 0 {
+			continue
+		}
+		v := strings.Join(e.globs, ",")
+		if err := s.Setenv(e.name, v); err != nil {
+			return fmt.Errorf("relay %s refused the tool rules %s=%s (a relay older than this pomdev, or a rule it cannot read; see its message above)", c.cfg.Addr, e.name, v)
+		}
+		said = append(said, strings.ToLower(strings.TrimPrefix(e.name, "POMDEV_TOOLS_"))+" "+v)
+	}
+	c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "tool rules enforced by the relay on this tunnel: " + strings.Join(said, "; ")})
+	return nil
 }

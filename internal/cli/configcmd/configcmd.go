@@ -27,7 +27,7 @@ const Reference = `pomdev reads its configuration from, highest precedence first
                                    on macOS, %AppData% on Windows)
   5. built-in defaults
 
-Lists and maps (processes, env, inspect.headers) come whole from the highest file
+Lists and maps (processes, env, inspect.headers, tunnel.tools) come whole from the highest file
 that sets them; every other key can also be set through the environment: the key
 in upper case with dots as underscores, prefixed POMDEV_ (tunnel.remote_url is
 POMDEV_TUNNEL_REMOTE_URL). Relative paths in the project file are relative to it.
@@ -59,6 +59,9 @@ Keys:
   tunnel.identity    private key file                  (default: pomdev's own key)
   tunnel.target      local host:port to expose                     (default localhost:8080)
   tunnel.remote_url  public URL, when the relay's cannot be read
+  tunnel.tools       {allow: [...], deny: [...]}: MCP tool names or prefixes
+                     ending in * a pomdev relay refuses and hides on this
+                     tunnel (--allow-tools, --deny-tools); pom.run cannot
 
   inspect.url        MCP endpoint to check         (default: the app's local server)
   inspect.headers    map of headers sent with every request (values of

@@ -22,6 +22,7 @@ import (
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -228,6 +229,10 @@ func Run(opts *Options) error {
 	if err != nil {
 		sshLn.Close()
 		httpLn.Close()
+		var perr *policy.Error
+		if errors.As(err, &perr) {
+			return exitcode.New(exitcode.Usage, err, "fix the policy file (pomdev relay --help shows its shape)")
+		}
 		return err
 	}
 	printBanner(opts.IO.Out, opts.IO.ColorScheme(), r, info, rc, stateDir, sshLn.Addr().String())

@@ -31,13 +31,15 @@ import (
 
 // Options are the inputs of Run.
 type Options struct {
-	IO        *iostreams.IOStreams
-	Log       *slog.Logger
-	Ctx       context.Context
-	Relay     string
-	Target    string
-	Port      int
-	Identity  string
+	IO       *iostreams.IOStreams
+	Log      *slog.Logger
+	Ctx      context.Context
+	Relay    string
+	Target   string
+	Port     int
+	Identity string
+	// Tools are the tunnel's own tool rules (tunnel.tools, --allow-tools, --deny-tools).
+	Tools     config.ToolRules
 	NoBrowser bool
 	RemoteURL string
 	Bind      string
@@ -81,6 +83,10 @@ route NAME instead (raw bytes, port 443 on the relay; NAME:80 for port 80).`,
 			opts.Relay, opts.Identity = cfg.Tunnel.Relay, cfg.Tunnel.Identity
 			opts.Target, opts.RemoteURL = cfg.Tunnel.Target, cfg.Tunnel.RemoteURL
 			opts.JSON = cfg.Log.Format == "json"
+			opts.Tools = cfg.Tunnel.Tools
+			if err := factory.ToolFlags(cmd, &opts.Tools); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("port") {
 				if opts.Port < 1 || opts.Port > 65535 {
 					return exitcode.Usagef("--port %d is out of range (1-65535)", opts.Port)
@@ -109,6 +115,7 @@ route NAME instead (raw bytes, port 443 on the relay; NAME:80 for port 80).`,
 	fl.BoolVar(&opts.NoBrowser, "no-browser", false, "do not open sign-in links in a browser")
 	fl.String("remote-url", "", "public URL to print, when the relay's cannot be read")
 	fl.StringVar(&opts.Bind, "bind", "", "static route NAME[:PORT] (PORT 443 by default) instead of a dynamic forward")
+	factory.AddToolFlags(fl)
 	factory.BindFlag(fl, "relay", "tunnel.relay")
 	factory.BindFlag(fl, "target", "tunnel.target")
 	factory.BindFlag(fl, "identity", "tunnel.identity")
@@ -206,6 +213,8 @@ func Run(opts *Options) error {
 		Static:     static,
 		StaticPort: staticPort,
 		RemoteURL:  opts.RemoteURL,
+		ToolsAllow: opts.Tools.Allow,
+		ToolsDeny:  opts.Tools.Deny,
 		SignIn: func(name, link string) {
 			if canOpen {
 				if err := opts.OpenBrowser(link); err != nil {

@@ -82,6 +82,10 @@ check /mcp locally and through the tunnel after every start. Ctrl-C stops
 everything (exit 130); so do closing the terminal, SIGTERM and a reader leaving
 a pipe, and q on the dashboard quits on purpose (exit 0).
 
+--deny-tools and --allow-tools (or tunnel.tools in pomdev.yaml) make the relay
+refuse calls of those tools and hide them from tools/list, on top of its own
+policy; they need a pomdev relay (--relay local or your own), not pom.run.
+
 --relay local runs a relay inside pomdev on loopback: no account, no internet;
 its URL (http://127.0.0.1:<port>) works from curl, Node and Go.
 
@@ -119,6 +123,9 @@ PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or wit
 			if cmd.Flags().Changed("http-auth") && cfg.Tunnel.Relay != "local" {
 				return exitcode.Usagef("--http-auth applies to --relay local; a remote relay decides how it authorizes requests")
 			}
+			if err := factory.ToolFlags(cmd, &cfg.Config.Tunnel.Tools); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -126,6 +133,7 @@ PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or wit
 		},
 	}
 	fl := cmd.Flags()
+	factory.AddToolFlags(fl)
 	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or local (embedded)")
 	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
 	fl.BoolVar(&opts.WriteConfig, "write-config", false, "save the processes assumed from package.json as pomdev.yaml and exit")
@@ -635,6 +643,7 @@ func startTunnel(ctx context.Context, opts *Options, out *printer, wg *sync.Wait
 	tc, err := tunnel.New(tunnel.Config{
 		Addr: addr, User: ra.User, Signers: []ssh.Signer{signer}, KnownHosts: known,
 		Targets: []string{cfg.Tunnel.Target}, RemoteURL: remoteURL, Logger: opts.Log,
+		ToolsAllow: cfg.Tunnel.Tools.Allow, ToolsDeny: cfg.Tunnel.Tools.Deny,
 		SignIn: func(name, link string) {
 			// The link is printed by the sign-in event either way.
 			if opts.OpenBrowser != nil {

@@ -23,6 +23,9 @@ func (g Glob) Match(name string) bool {
 // maxGlob bounds a glob's length (tool names are at most 128 characters).
 const maxGlob = 128
 
+// CheckToolGlob reports what is wrong with a tool name or prefix*.
+func CheckToolGlob(s string) error { return toolGlob(s) }
+
 // toolGlob checks a tool-name glob: printable, no spaces, at most one *
 // and only at the end.
 func toolGlob(s string) error {
