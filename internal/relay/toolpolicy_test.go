@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/access"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/crypto/ssh"
 )
@@ -372,4 +373,59 @@ func TestPolicyHolders(t *testing.T) {
 	b = h.RunSSH(keyB, "-T", "-R", "shop:80:"+origin.HostPort())
 	b.WaitLine(t, "Remote: ")
 	h.WaitRoute(1)
+}
+
+// TestToolPolicyAudit: on a gated route the audit trail records the
+// policy's decisions: the denied call with its rule, the tools/list that
+// lost a tool.
+func TestToolPolicyAudit(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte("tools:\n  deny: [echo]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGated(t, func(c *relay.Config) { c.PolicyFile = file })
+	_, tk := g.grant(t)
+	if resp := g.post(t, g.url+"/mcp", tk.Access); resp.StatusCode != 200 {
+		t.Fatalf("tools/list: %d", resp.StatusCode)
+	}
+	seen := len(g.origin.seen())
+	req, _ := http.NewRequest(http.MethodPost, g.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tk.Access)
+	resp, err := g.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `deny \"echo\" at `+file+":2") {
+		t.Fatalf("denied call: %s", b)
+	}
+	if err := g.h.R.Access().FlushAudit(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denied, hidden bool
+	for line := range strings.Lines(string(data)) {
+		var e access.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.Kind == "request" && e.Method == "tools/call":
+			denied = e.Decision == "deny" && e.Tool == "echo" && strings.Contains(e.Reason, `deny "echo" at `+file+":2")
+		case e.Kind == "request" && e.Method == "tools/list":
+			hidden = e.Decision == "allow" && e.Reason == "policy hid 1 tools"
+		}
+	}
+	if !denied || !hidden {
+		t.Fatalf("audit trail (denied %v, hidden %v):\n%s", denied, hidden, data)
+	}
+	if n := len(g.origin.seen()); n != seen {
+		t.Fatalf("the denied call reached the app (%d requests, %d before)", n, seen)
+	}
 }
