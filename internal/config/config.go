@@ -174,6 +174,12 @@ type Relay struct {
 	// Policy is the policy file: who may open tunnels, which route names
 	// they may hold, which MCP tools may be called (reloaded on change).
 	Policy string `yaml:"policy"`
+	// OIDCIssuer, OIDCClientID and OIDCClientSecretFile name an OpenID
+	// Connect provider and the relay's client at it: sign-in links lead
+	// through it and bind keys to people.
+	OIDCIssuer           string `yaml:"oidc_issuer"`
+	OIDCClientID         string `yaml:"oidc_client_id"`
+	OIDCClientSecretFile string `yaml:"oidc_client_secret_file"`
 }
 
 // Allowed values of enumerated keys.

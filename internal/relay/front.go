@@ -15,6 +15,7 @@ import (
 
 	"github.com/pomdev/pomdev/internal/mcpwire"
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 )
 
@@ -229,6 +230,10 @@ func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintf(w, `{"status":"ok","tunnels":%d}`+"\n", n)
 	case r.access != nil && access.Handles(req.URL.Path):
 		r.access.ServeHTTP(w, req)
+	case req.URL.Path == oidcrp.CallbackPath && r.rp != nil:
+		r.rp.ServeCallback(w, req)
+	case req.URL.Path == signinOIDCPath && r.signin != nil:
+		r.serveSigninOIDC(w, req)
 	case strings.HasPrefix(req.URL.Path, "/.pomdev/sign_in") && r.signin != nil:
 		r.signin.servePage(w, req, r.tokenSafe(req))
 	default:

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 	"golang.org/x/crypto/ssh"
 )
@@ -120,6 +121,10 @@ type Config struct {
 	// which names they may hold, which tools may be called. It is reloaded
 	// when it changes; "" is no policy.
 	PolicyFile string
+	// OIDC, when its Issuer is set, signs people in with an OpenID Connect
+	// provider: SSH sign-in links (Auth signin) lead through it and bind the
+	// key to the person (sub, email), whom the policy can name.
+	OIDC oidcrp.Config
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -160,6 +165,9 @@ func (c *Config) setDefaults() error {
 		}
 	default:
 		return fmt.Errorf("relay: auth %q is not one of open, keys, signin", c.Auth)
+	}
+	if c.OIDC.Issuer != "" && c.Auth != AuthSignin {
+		return errors.New("relay: an identity provider (--oidc-issuer) binds keys to people when they sign in: it needs --auth signin")
 	}
 	if c.DefaultTarget == "" {
 		c.DefaultTarget = "localhost:8080"
@@ -255,6 +263,7 @@ type Relay struct {
 	control    *http.Server
 	controlLn  net.Listener
 	policy     *policy.Watcher // nil without a policy file
+	rp         *oidcrp.RP      // nil without an identity provider
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
@@ -316,7 +325,11 @@ func New(cfg Config) (*Relay, Info, error) {
 		r.db.Close()
 		return nil, Info{}, err
 	}
-	if err := r.loadPolicy(); err != nil {
+	err = r.prepareOIDC()
+	if err == nil {
+		err = r.loadPolicy()
+	}
+	if err != nil {
 		if r.access != nil {
 			r.access.Close()
 		}

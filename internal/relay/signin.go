@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -25,11 +26,19 @@ import (
 const SigninName = "Please sign in to continue"
 
 type pending struct {
-	fp      string
-	remote  string // the client's address
-	created time.Time
-	expires time.Time
-	done    chan bool // true approved, false denied
+	fp       string
+	remote   string // the client's address
+	created  time.Time
+	expires  time.Time
+	done     chan bool       // true approved, false denied
+	identity oidcrp.Identity // who approved, when through the identity provider
+}
+
+// session is a key's sign-in: until when, and as whom (empty without an
+// identity provider).
+type session struct {
+	expires    time.Time
+	sub, email string
 }
 
 // signin implements pom.run's sign-in flow: a key that is not signed in
@@ -44,10 +53,11 @@ type signin struct {
 	sessionTTL   time.Duration
 	codeTTL      time.Duration
 	now          func() time.Time
+	rp           *oidcrp.RP // nil without an identity provider
 
 	mu       sync.Mutex
 	pending  map[string]*pending
-	sessions map[string]time.Time // fingerprint -> expiry
+	sessions map[string]session // by fingerprint
 	// ended remembers keys whose sign-in was just denied or expired, so
 	// the client's automatic retries end at once instead of starting a new
 	// wait: the user reconnects for a new link.
@@ -61,7 +71,7 @@ type endedSignin struct {
 
 func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now func() time.Time) (*signin, error) {
 	s := &signin{db: db, dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
-		pending: map[string]*pending{}, sessions: map[string]time.Time{}, ended: map[string]endedSignin{}}
+		pending: map[string]*pending{}, sessions: map[string]session{}, ended: map[string]endedSignin{}}
 	var err error
 	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
@@ -69,15 +79,27 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS sessions (fp TEXT PRIMARY KEY, expires INTEGER NOT NULL)`); err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(`SELECT fp, expires FROM sessions WHERE expires > ?`, now().Unix())
+	// Who signed in (identity provider), in databases of earlier versions too.
+	for _, col := range []string{"sub", "email"} {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = ?`, col).Scan(&n); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE sessions ADD COLUMN ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rows, err := db.Query(`SELECT fp, expires, sub, email FROM sessions WHERE expires > ?`, now().Unix())
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
-		var fp string
+		var fp, sub, email string
 		var exp int64
-		if rows.Scan(&fp, &exp) == nil {
-			s.sessions[fp] = time.Unix(exp, 0)
+		if rows.Scan(&fp, &exp, &sub, &email) == nil {
+			s.sessions[fp] = session{expires: time.Unix(exp, 0), sub: sub, email: email}
 		}
 	}
 	rows.Close()
@@ -88,9 +110,9 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 		return nil, err
 	}
 	for fp, exp := range old {
-		if exp.After(now()) && exp.After(s.sessions[fp]) {
-			s.sessions[fp] = exp
-			if err := s.saveSession(fp, exp); err != nil {
+		if exp.After(now()) && exp.After(s.sessions[fp].expires) {
+			s.sessions[fp] = session{expires: exp}
+			if err := s.saveSession(fp, s.sessions[fp]); err != nil {
 				return nil, err
 			}
 		}
@@ -102,8 +124,10 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 }
 
 // saveSession records a key's sign-in and forgets expired ones.
-func (s *signin) saveSession(fp string, exp time.Time) error {
-	if _, err := s.db.Exec(`INSERT INTO sessions (fp, expires) VALUES (?, ?) ON CONFLICT (fp) DO UPDATE SET expires = excluded.expires`, fp, exp.Unix()); err != nil {
+func (s *signin) saveSession(fp string, ss session) error {
+	if _, err := s.db.Exec(`INSERT INTO sessions (fp, expires, sub, email) VALUES (?, ?, ?, ?)
+		ON CONFLICT (fp) DO UPDATE SET expires = excluded.expires, sub = excluded.sub, email = excluded.email`,
+		fp, ss.expires.Unix(), ss.sub, ss.email); err != nil {
 		return err
 	}
 	_, err := s.db.Exec(`DELETE FROM sessions WHERE expires <= ?`, s.now().Unix())
@@ -113,8 +137,17 @@ func (s *signin) saveSession(fp string, exp time.Time) error {
 func (s *signin) signedIn(fp string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.sessions[fp]
-	return ok && s.now().Before(exp)
+	ss, ok := s.sessions[fp]
+	return ok && s.now().Before(ss.expires)
+}
+
+// identity is who signed the key in through the identity provider
+// (empty when an admin approved it, or without a provider).
+func (s *signin) identity(fp string) (sub, email string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[fp]
+	return ss.sub, ss.email
 }
 
 // newCode returns a code such as KQ4M-7TXD (no 0/O/1/I).
@@ -175,28 +208,35 @@ func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteract
 		return fail("Sign-in expired", "The sign-in code "+code+" expired; connect again for a new link.")
 	}
 	s.mu.Lock()
-	exp := s.now().Add(s.sessionTTL)
-	s.sessions[fp] = exp
-	for k, exp := range s.sessions {
-		if !s.now().Before(exp) {
+	ss := session{expires: s.now().Add(s.sessionTTL), sub: p.identity.Sub, email: p.identity.Email}
+	s.sessions[fp] = ss
+	for k, x := range s.sessions {
+		if !s.now().Before(x.expires) {
 			delete(s.sessions, k)
 		}
 	}
 	s.mu.Unlock()
-	if err := s.saveSession(fp, exp); err != nil {
+	if err := s.saveSession(fp, ss); err != nil {
 		r.log.Warn("cannot save sign-in sessions", "err", err)
 	}
-	r.log.Info("signed in", "fingerprint", fp, "code", code)
+	r.log.Info("signed in", "fingerprint", fp, "code", code, "sub", ss.sub, "email", ss.email)
 	return nil
 }
 
 // decide approves or denies a pending code.
 func (s *signin) decide(code string, approve bool) (fingerprint string, err error) {
+	return s.decideAs(code, approve, oidcrp.Identity{})
+}
+
+// decideAs approves or denies a pending code as the person who signed in
+// with the identity provider.
+func (s *signin) decideAs(code string, approve bool, id oidcrp.Identity) (fingerprint string, err error) {
 	code = strings.ToUpper(strings.TrimSpace(code))
 	s.mu.Lock()
 	p, ok := s.pending[code]
 	if ok {
 		delete(s.pending, code)
+		p.identity = id
 	}
 	s.mu.Unlock()
 	if !ok || !s.now().Before(p.expires) {
@@ -264,6 +304,9 @@ func (s *signin) servePage(w http.ResponseWriter, req *http.Request, tokenSafe b
 			now.Sub(p.created).Round(time.Second), p.expires.Sub(now).Round(time.Second))
 	} else if code != "" && msg == "" {
 		details = "<p>No pending sign-in has this code (it may have expired or been used). Connect again for a new link.</p>\n"
+	}
+	if _, ok := s.lookup(code); ok {
+		details += oidcButton(s.rp, code)
 	}
 	form := `<form method="post" action="/.pomdev/sign_in">
 <p>Code: <input name="user_code" value="` + html.EscapeString(code) + `"></p>

@@ -27,9 +27,9 @@ func (r *Relay) loadPolicy() error {
 	if err != nil {
 		return err
 	}
-	if where := w.Policy().NeedsIdentity(); where != "" {
+	if where := w.Policy().NeedsIdentity(); where != "" && r.rp == nil {
 		w.Close()
-		return fmt.Errorf("%s: email, domain and sub principals name people, and this relay signs no one in with an OpenID Connect provider; name SSH keys (key:SHA256:…) instead", where)
+		return fmt.Errorf("%s: email, domain and sub principals name people, and this relay signs no one in with an OpenID Connect provider (--oidc-issuer); name SSH keys (key:SHA256:…) instead", where)
 	}
 	r.policy = w
 	return nil
@@ -54,19 +54,19 @@ func (r *Relay) currentPolicy() *policy.Policy {
 // policyChanged closes the live routes the new policy no longer lets
 // their key hold.
 func (r *Relay) policyChanged(p *policy.Policy) {
-	if where := p.NeedsIdentity(); where != "" {
+	if where := p.NeedsIdentity(); where != "" && r.rp == nil {
 		r.log.Warn("policy names people, but this relay has no OpenID Connect provider: those rules match no one", "at", where)
 	}
 	r.mu.Lock()
 	var drop []*route
 	for name, rt := range r.routes {
-		if ok, _ := p.MayHold(policy.Identity{Key: rt.c.fp}, name); !ok {
+		if ok, _ := p.MayHold(r.identityOf(rt.c.fp), name); !ok {
 			drop = append(drop, rt)
 		}
 	}
 	r.mu.Unlock()
 	for _, rt := range drop {
-		_, where := p.MayHold(policy.Identity{Key: rt.c.fp}, rt.name)
+		_, where := p.MayHold(r.identityOf(rt.c.fp), rt.name)
 		r.log.Info("tunnel closed: the reloaded policy does not let its key hold the route", "route", rt.name, "rule", where)
 		rt.c.notify(note{log: "tunnel " + rt.name + " closed by the relay's policy (" + where + ")"})
 		rt.c.mu.Lock()
@@ -82,7 +82,7 @@ func (r *Relay) mayHold(c *conn, name string) error {
 	if p == nil {
 		return nil
 	}
-	if ok, where := p.MayHold(policy.Identity{Key: c.fp}, name); !ok {
+	if ok, where := p.MayHold(r.identityOf(c.fp), name); !ok {
 		return fmt.Errorf("the relay's policy does not let this key hold %q (%s)", name, where)
 	}
 	return nil
@@ -94,7 +94,7 @@ func (r *Relay) mayHold(c *conn, name string) error {
 func (r *Relay) reservedFor(name string, now time.Time) string {
 	owner := r.book.owner(name, now)
 	if p := r.currentPolicy(); owner != "" && p != nil {
-		if ok, _ := p.MayHold(policy.Identity{Key: owner}, name); !ok {
+		if ok, _ := p.MayHold(r.identityOf(owner), name); !ok {
 			return ""
 		}
 	}

@@ -90,6 +90,8 @@ Keys:
     allow_app_auth     let tunnels ask POMDEV_HTTP_AUTH=app (their own OAuth)
     grant_ttl          an owner's approval of an app lasts  (default 720h)
     policy             policy file: who may tunnel, route names, tool allow/deny
+    oidc_issuer        OpenID Connect provider: sign-in (auth signin) through it
+    oidc_client_id, oidc_client_secret_file   the relay's client at the provider
 
 Example pomdev.yaml:
 

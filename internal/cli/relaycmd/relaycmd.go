@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/spf13/cobra"
 )
@@ -66,6 +68,12 @@ tunnel only once the tunnel's owner approves it (a on the ssh status screen,
 admin decides with "pomdev relay access", lists and revokes with "pomdev relay
 grants" and reads the trail with "pomdev relay audit". none lets every request
 through (refused off loopback without --allow-open-http).
+
+Identity (--oidc-issuer URL --oidc-client-id ID [--oidc-client-secret-file F],
+with --auth signin): the sign-in link offers "Sign in with <provider>"; the key
+is then bound to the person (sub, and email when the provider verified it), whom
+the policy can name (email:, domain:, sub:). Register <front>/.pomdev/oidc/callback
+as the client's redirect URI. The admin token still approves keys by hand.
 
 Policy (--policy FILE, YAML, reloaded when it changes; a file that does not
 validate is reported with file:line and the last good policy stays):
@@ -132,6 +140,9 @@ config).`,
 	fl.Bool("allow-open-http", false, "allow --http-auth none on a non-loopback address")
 	fl.Bool("allow-app-auth", false, "let tunnels ask (POMDEV_HTTP_AUTH=app) that their app authorize requests itself")
 	fl.Duration("grant-ttl", 30*24*time.Hour, "how long an owner's approval of an app is remembered")
+	fl.String("oidc-issuer", "", "OpenID Connect provider (issuer URL): sign-in links (--auth signin) lead through it and bind keys to people")
+	fl.String("oidc-client-id", "", "the relay's client ID at the provider (its redirect URI: <front>/.pomdev/oidc/callback)")
+	fl.String("oidc-client-secret-file", "", "file holding the client secret (empty for a public client)")
 	fl.String("policy", "", "policy file (YAML): who may open tunnels, which route names they may hold, which MCP tools may be called; reloaded on change")
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
@@ -143,6 +154,8 @@ config).`,
 		{"route-name-ttl", "relay.route_name_ttl"}, {"http-auth", "relay.http_auth"},
 		{"allow-open-http", "relay.allow_open_http"}, {"allow-app-auth", "relay.allow_app_auth"},
 		{"grant-ttl", "relay.grant_ttl"}, {"policy", "relay.policy"},
+		{"oidc-issuer", "relay.oidc_issuer"}, {"oidc-client-id", "relay.oidc_client_id"},
+		{"oidc-client-secret-file", "relay.oidc_client_secret_file"},
 	} {
 		bind(b[0], b[1])
 	}
@@ -184,6 +197,31 @@ func portOf(addr string) string {
 	return ":" + p
 }
 
+// oidcConfig reads the identity provider's settings and secret file.
+func oidcConfig(rc config.Relay) (oidcrp.Config, error) {
+	if rc.OIDCIssuer == "" {
+		if rc.OIDCClientID != "" || rc.OIDCClientSecretFile != "" {
+			return oidcrp.Config{}, exitcode.Usagef("--oidc-client-id and --oidc-client-secret-file need --oidc-issuer")
+		}
+		return oidcrp.Config{}, nil
+	}
+	if rc.OIDCClientID == "" {
+		return oidcrp.Config{}, exitcode.Usagef("--oidc-issuer needs --oidc-client-id (the relay's client at the provider)")
+	}
+	if rc.Auth != relay.AuthSignin {
+		return oidcrp.Config{}, exitcode.Usagef("--oidc-issuer binds keys to people when they sign in: use it with --auth signin")
+	}
+	c := oidcrp.Config{Issuer: rc.OIDCIssuer, ClientID: rc.OIDCClientID}
+	if rc.OIDCClientSecretFile != "" {
+		b, err := os.ReadFile(rc.OIDCClientSecretFile)
+		if err != nil {
+			return oidcrp.Config{}, exitcode.New(exitcode.Usage, fmt.Errorf("--oidc-client-secret-file: %w", err), "give the file that holds the client secret")
+		}
+		c.ClientSecret = strings.TrimSpace(string(b))
+	}
+	return c, nil
+}
+
 // Run starts the relay and serves until the context ends.
 func Run(opts *Options) error {
 	rc := opts.Relay
@@ -205,6 +243,10 @@ func Run(opts *Options) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	oidcCfg, err := oidcConfig(rc)
+	if err != nil {
+		return err
+	}
 	sshLn, err := listen(opts.Listen, "SSH", rc.SSHAddr)
 	if err != nil {
 		return err
@@ -224,7 +266,7 @@ func Run(opts *Options) error {
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
-		PolicyFile: rc.Policy,
+		PolicyFile: rc.Policy, OIDC: oidcCfg,
 	})
 	if err != nil {
 		sshLn.Close()
@@ -264,6 +306,9 @@ func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info re
 		fmt.Fprintf(w, "  HTTP auth  owner (OAuth; tunnel owners approve apps: a on the status screen, or ssh … %s approve CODE)\n", relay.AccessCommand)
 	} else {
 		fmt.Fprintf(w, "  HTTP auth  none (anyone with a tunnel's URL reaches it)\n")
+	}
+	if rc.OIDCIssuer != "" {
+		fmt.Fprintf(w, "  Identity   %s (sign-in links lead through it; client %s)\n", rc.OIDCIssuer, rc.OIDCClientID)
 	}
 	if p, _ := r.Policy(); p != nil {
 		fmt.Fprintf(w, "  Policy     %s (%d route rules; reloaded on change)\n", p.File, len(p.Routes))
