@@ -1,7 +1,9 @@
 package tunnel_test
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,8 +13,10 @@ import (
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"github.com/pomdev/pomdev/internal/tunnel"
+	"golang.org/x/crypto/ssh"
 )
 
 // The tunnel's own tool rules reach pomdev relay, dynamic and static, and
@@ -86,5 +90,39 @@ func TestToolRulesNeedPomdevRelay(t *testing.T) {
 	}
 	if _, ok := r.has(event.TunnelReady); ok {
 		t.Fatal("the tunnel came up without its tool rules")
+	}
+}
+
+// pomdev's own client signs in through the relay's OpenID provider: the
+// link it gets leads through the provider, and the key is bound to the
+// person who signed in.
+func TestSigninThroughProvider(t *testing.T) {
+	o := rt.NewOrigin(t, "oidc")
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.Auth = relay.AuthSignin
+		c.DefaultTarget = o.HostPort()
+		base := "http://localhost:" + fmt.Sprint(c.HTTPListener.Addr().(*net.TCPAddr).Port)
+		c.OIDC = oidcrp.Config{Issuer: rt.StartOP(t, base+oidcrp.CallbackPath), ClientID: "web", ClientSecret: "secret"}
+	})
+	_, signer := rt.WriteKey(t)
+	pages := make(chan string, 1)
+	r := start(t, h, signer, filepath.Join(t.TempDir(), "kh"), func(c *tunnel.Config) {
+		c.Targets = []string{o.HostPort()}
+		c.SignIn = func(name, link string) {
+			go func() {
+				_, page := rt.SignInAtOP(t, rt.Browser(t), link, "test-user@localhost")
+				pages <- page
+			}()
+		}
+	})
+	if page := <-pages; !strings.Contains(page, "signed in as test-user@zitadel.ch") {
+		t.Fatalf("the relay's page after the provider:\n%s", page)
+	}
+	url := r.wait(t, event.TunnelReady).URL
+	if code, _ := h.Get(url + "/"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if sub, email := h.R.SignedInAs(ssh.FingerprintSHA256(signer.PublicKey())); sub != "id1" || email != "test-user@zitadel.ch" {
+		t.Fatalf("the key is bound to %q %q", sub, email)
 	}
 }
