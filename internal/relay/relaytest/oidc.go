@@ -109,4 +109,3 @@ func SignInAtOP(t *testing.T, b *http.Client, link, user string) (int, string) {
 	final, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(final)
 }
-
