@@ -59,6 +59,9 @@ type route struct {
 	// streams are the forwarded channels carrying HTTP (forward.go).
 	streams *streams
 
+	requests atomic.Int64 // served through the front
+	last     atomic.Int64 // unix nanoseconds of the last request
+
 	mu sync.Mutex
 	// inFlight counts requests per source address (entries only while
 	// one is in flight).

@@ -77,6 +77,8 @@ func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string
 		return
 	}
 	defer rt.leave(src)
+	rt.requests.Add(1)
+	rt.last.Store(time.Now().UnixNano())
 	ctx := req.Context()
 	if req.Body != nil && req.Body != http.NoBody {
 		// A body too slow cancels the request to the tunnel, so the local

@@ -220,6 +220,7 @@ type ControlAnswer struct {
 	Request  *access.Request  `json:"request,omitempty"`
 	Requests []access.Request `json:"requests,omitempty"`
 	Grants   []access.Grant   `json:"grants,omitempty"`
+	Routes   []RouteInfo      `json:"routes,omitempty"`
 }
 
 func (r *Relay) accessControl(mux *http.ServeMux) {

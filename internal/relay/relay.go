@@ -381,7 +381,7 @@ func (r *Relay) prepareAuth(info *Info) error {
 			return err
 		}
 	}
-	if r.signin != nil || r.access != nil {
+	if r.signin != nil || r.access != nil || cfg.PolicyFile != "" {
 		// Listening here, not in Serve, makes `relay approve` and `relay
 		// access` work as soon as New returns.
 		if r.controlLn, err = listenControl(cfg.StateDir); err != nil {

@@ -362,6 +362,7 @@ func (r *Relay) controlHandler() http.Handler {
 	if r.access != nil {
 		r.accessControl(mux)
 	}
+	r.inventoryControl(mux)
 	mux.HandleFunc("POST /approve", func(w http.ResponseWriter, req *http.Request) {
 		if r.signin == nil {
 			http.Error(w, "this relay has no sign-in (--auth signin)", http.StatusNotFound)

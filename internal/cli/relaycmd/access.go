@@ -173,7 +173,7 @@ func control(o *ControlOptions, method, path string, body, out any) error {
 	resp, err := client.Do(req)
 	if err != nil {
 		return exitcode.New(exitcode.Unreachable, fmt.Errorf("no relay answers on %s: %w", sock, err),
-			"start it (with --http-auth owner, the default off loopback) and the same --state-dir, or pass the state dir it uses")
+			"start it with the same --state-dir, or pass the state dir it uses (a relay has a control socket with --auth signin, --http-auth owner or --policy)")
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound && resp.Header.Get("Content-Type") != "application/json" {

@@ -159,7 +159,7 @@ config).`,
 	} {
 		bind(b[0], b[1])
 	}
-	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f))
+	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f), NewCmdRoutes(f))
 	return cmd
 }
 
