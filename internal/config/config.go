@@ -188,7 +188,7 @@ var (
 	LogFormats     = []string{"text", "json"}
 	RestartPolices = []string{"on-failure", "always", "never"}
 	RelayAuths     = []string{"open", "keys", "signin"}
-	HTTPAuths      = []string{"", "owner", "none"}
+	HTTPAuths      = []string{"", "owner", "oidc", "none"}
 	URLSchemes     = []string{"http", "https"}
 )
 

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/oidcrp"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/pomdev/pomdev/internal/termsafe"
 )
 
 // HTTP authorization modes of the public front.
 const (
 	HTTPAuthOwner = "owner" // OAuth, grants approved by the tunnel's owner
+	HTTPAuthOIDC  = "oidc"  // OAuth, grants for the people the policy allows, signed in at the identity provider
 	HTTPAuthNone  = "none"  // requests go through unauthenticated
 )
 
@@ -78,7 +81,17 @@ func (r *Relay) gated(rt *route) bool {
 }
 
 func (r *Relay) newAccess() (*access.Server, error) {
+	var signIn func(http.ResponseWriter, *http.Request, func(http.ResponseWriter, *http.Request, access.Person, error))
+	if r.cfg.HTTPAuth == HTTPAuthOIDC {
+		signIn = func(w http.ResponseWriter, req *http.Request, done func(http.ResponseWriter, *http.Request, access.Person, error)) {
+			r.rp.Start(w, req, func(w http.ResponseWriter, req *http.Request, id oidcrp.Identity, err error) {
+				done(w, req, access.Person{Sub: id.Sub, Email: id.Email}, err)
+			})
+		}
+	}
 	return access.New(access.Config{
+		SignIn:            signIn,
+		Allow:             r.mayCall,
 		Issuer:            r.BaseURL(),
 		StateDir:          r.cfg.StateDir,
 		DB:                r.db,
@@ -272,4 +285,31 @@ func (r *Relay) accessControl(mux *http.ServeMux) {
 		}
 		answer(w, http.StatusOK, ControlAnswer{})
 	})
+}
+
+// mayCall says whether the person p may be granted access to route: the
+// callers of the policy's rule for it, by default the route owner (the
+// person the owner's key is signed in as).
+func (r *Relay) mayCall(route string, p access.Person) (bool, string) {
+	owner := r.identityOf(resolver{r}.Owner(route))
+	who := policy.Identity{Sub: p.Sub, Email: p.Email}
+	if rule := r.currentPolicy().Rule(route); rule != nil && rule.Callers != nil {
+		for _, c := range rule.Callers {
+			if c.Kind == "owner" && owner.Sub != "" && owner.Sub == p.Sub || c.Kind != "owner" && c.Matches(who) {
+				return true, ""
+			}
+		}
+		return false, "The relay's policy does not list you among this tunnel's callers (" + rule.Where + ")."
+	}
+	switch {
+	case owner.Sub == "":
+		return false, "This tunnel's key was not signed in through the identity provider, so no one can be matched to its owner; the relay's policy can list callers."
+	case owner.Sub != p.Sub:
+		who := owner.Email
+		if who == "" {
+			who = "its owner"
+		}
+		return false, "Only the tunnel's owner (" + who + ") may use it; sign in with that account, or ask the relay's admin to list you as a caller."
+	}
+	return true, ""
 }

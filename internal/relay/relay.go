@@ -216,8 +216,11 @@ func (c *Config) setDefaults() error {
 			c.HTTPAuth = HTTPAuthNone
 		}
 	}
-	if c.HTTPAuth != HTTPAuthOwner && c.HTTPAuth != HTTPAuthNone {
-		return fmt.Errorf("relay: http auth %q is not owner or none", c.HTTPAuth)
+	if c.HTTPAuth != HTTPAuthOwner && c.HTTPAuth != HTTPAuthNone && c.HTTPAuth != HTTPAuthOIDC {
+		return fmt.Errorf("relay: http auth %q is not owner, oidc or none", c.HTTPAuth)
+	}
+	if c.HTTPAuth == HTTPAuthOIDC && c.OIDC.Issuer == "" {
+		return errors.New("relay: http auth oidc signs people in with the identity provider: it needs --oidc-issuer")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -368,7 +371,7 @@ func (r *Relay) prepareAuth(info *Info) error {
 		}
 		info.AdminToken, info.AdminTokenCreated = r.signin.token, r.signin.tokenCreated
 	}
-	if cfg.HTTPAuth == HTTPAuthOwner {
+	if cfg.HTTPAuth == HTTPAuthOwner || cfg.HTTPAuth == HTTPAuthOIDC {
 		if r.signin != nil {
 			r.adminToken = r.signin.token
 		} else {

@@ -72,7 +72,10 @@ through (refused off loopback without --allow-open-http).
 Identity (--oidc-issuer URL --oidc-client-id ID [--oidc-client-secret-file F],
 with --auth signin): the sign-in link offers "Sign in with <provider>"; the key
 is then bound to the person (sub, and email when the provider verified it), whom
-the policy can name (email:, domain:, sub:). Register <front>/.pomdev/oidc/callback
+the policy can name (email:, domain:, sub:). With --http-auth oidc an app's
+authorize page signs its user in at the same provider instead of waiting for the
+owner's approval, and access is granted only to the tunnel's owner (the person
+its key signed in as) or to the route rule's callers in the policy. Register <front>/.pomdev/oidc/callback
 as the client's redirect URI. The admin token still approves keys by hand.
 
 Policy (--policy FILE, YAML, reloaded when it changes; a file that does not
@@ -136,7 +139,7 @@ config).`,
 	fl.Duration("keepalive-interval", 15*time.Second, "how often clients are pinged (3 misses drop them)")
 	fl.Int("max-tunnels-per-key", 8, "tunnels one key may hold at once")
 	fl.Duration("route-name-ttl", 90*24*time.Hour, "how long a route name stays reserved for its key after its last use")
-	fl.String("http-auth", "", "public requests: owner (OAuth, approved by the tunnel's owner) or none (default: owner, none on loopback)")
+	fl.String("http-auth", "", "public requests: owner (OAuth, approved by the tunnel's owner), oidc (OAuth for the people the policy allows, signed in at --oidc-issuer) or none (default: owner, none on loopback)")
 	fl.Bool("allow-open-http", false, "allow --http-auth none on a non-loopback address")
 	fl.Bool("allow-app-auth", false, "let tunnels ask (POMDEV_HTTP_AUTH=app) that their app authorize requests itself")
 	fl.Duration("grant-ttl", 30*24*time.Hour, "how long an owner's approval of an app is remembered")
@@ -302,7 +305,9 @@ func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info re
 	fmt.Fprintf(w, "  Host key   %s%s\n", info.HostKeyFingerprint, keyNote)
 	fmt.Fprintf(w, "  Front      %s\n", cs.Cyan(r.BaseURL()))
 	fmt.Fprintf(w, "  Auth       %s\n", rc.Auth)
-	if r.Access() != nil {
+	if rc.HTTPAuth == relay.HTTPAuthOIDC {
+		fmt.Fprintf(w, "  HTTP auth  oidc (OAuth; apps get access for the people signed in at the identity provider whom the policy allows: by default each tunnel's owner)\n")
+	} else if r.Access() != nil {
 		fmt.Fprintf(w, "  HTTP auth  owner (OAuth; tunnel owners approve apps: a on the status screen, or ssh … %s approve CODE)\n", relay.AccessCommand)
 	} else {
 		fmt.Fprintf(w, "  HTTP auth  none (anyone with a tunnel's URL reaches it)\n")

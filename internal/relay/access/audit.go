@@ -183,13 +183,15 @@ func appendJSONString(b []byte, s string) []byte {
 // Caller is who a request through the gate comes from.
 type Caller struct {
 	Route, Client, Grant, Owner string
+	// Email (or the provider's subject) of the person, with --http-auth oidc.
+	Person string
 }
 
 // AuditRequest records a request that went through the gate, with the
 // tool policy's decision (allow or deny) and its reason.
 func (s *Server) AuditRequest(c Caller, method, tool string, status int, source, decision, reason string) {
 	s.audit.add(Entry{Kind: "request", Route: c.Route, Client: c.Client, Grant: c.Grant, Owner: c.Owner,
-		Method: method, Tool: tool, Decision: decision, Status: status, Source: source, Reason: reason})
+		Method: method, Tool: tool, Decision: decision, Status: status, Source: source, Reason: reason, By: c.Person})
 }
 
 // FlushAudit writes out the buffered audit trail (it is also flushed

@@ -338,12 +338,64 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: why + " The application has been told.", Back: back})
 		return
 	}
+	if s.cfg.SignIn != nil {
+		s.cfg.SignIn(w, r, func(w http.ResponseWriter, r *http.Request, p Person, err error) { s.signedIn(w, r, id, p, err) })
+		return
+	}
 	s.render(w, http.StatusOK, pageData{
 		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: row.Data.ClientName,
 		ClientID: row.ClientID, Redirect: requestOf(row).RedirectHost, Route: row.Route, Resource: row.Data.Resource,
 		Expires: row.Expires.Sub(now).Round(time.Second).String(),
 		Admin:   s.cfg.AdminToken != "" && s.cfg.TokenSafe != nil && s.cfg.TokenSafe(r), ID: id,
 	})
+}
+
+// signedIn decides request id for the person who came back from the
+// identity provider: approved if the relay's Allow lets them call the
+// route, denied (and the app told) if not.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, id string, p Person, err error) {
+	if err != nil {
+		s.errorPage(w, http.StatusForbidden, "Sign-in failed", err.Error()+" Nothing was authorized; start again from the application.")
+		return
+	}
+	ctx := r.Context()
+	row, rerr := s.st.auth(ctx, id)
+	if rerr != nil || row.State != statePending || !row.Expires.After(s.cfg.Now()) {
+		s.errorPage(w, http.StatusNotFound, "Unknown request", "This authorization request is unknown or has ended. Start again from the application.")
+		return
+	}
+	ok, why := s.cfg.Allow(row.Route, p)
+	state, by := stateDenied, "identity provider: "+p.String()
+	if ok {
+		state = stateApproved
+	}
+	d := row.Data
+	d.Sub, d.Email = p.Sub, p.Email
+	now := s.cfg.Now()
+	if done, err := s.st.decideWith(ctx, id, state, by, now, &d); err != nil || !done {
+		s.errorPage(w, http.StatusNotFound, "Unknown request", "This authorization request has ended. Start again from the application.")
+		return
+	}
+	if ok {
+		if _, err := s.st.putGrant(ctx, Grant{ID: random(12), Owner: row.Owner, ClientID: row.ClientID, ClientName: row.Data.ClientName,
+			ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
+			s.log.Warn("cannot record a grant", "err", err)
+		}
+	}
+	s.log.Info("authorization request decided", "route", row.Route, "client", row.ClientID, "state", state, "by", by, "why", why)
+	s.audit.add(Entry{Kind: "decision", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: state, By: by, Reason: why})
+	if ok {
+		http.Redirect(w, r, s.cfg.Issuer+PathAuthorize+"/callback?id="+url.QueryEscape(id), http.StatusSeeOther)
+		return
+	}
+	e := oidc.ErrAccessDenied().WithDescription("%s", why)
+	e.State = row.Data.State
+	back, err := op.AuthResponseURL(row.Data.RedirectURI, oidc.ResponseType(row.Data.ResponseType), oidc.ResponseMode(row.Data.ResponseMode), e, s.provider.Encoder())
+	if err != nil {
+		back = ""
+	}
+	_ = s.st.deleteAuth(ctx, id)
+	s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: "You signed in as " + p.String() + ". " + why + " The application has been told.", Back: back})
 }
 
 // adminDecide is the authorize page's form for the relay's admin: the

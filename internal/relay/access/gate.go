@@ -23,6 +23,7 @@ const IdentityHeader = "X-Pomdev-Identity"
 // is revoked.
 type verdict struct {
 	route, owner, client, grant string
+	sub, email                  string // the person, with an identity provider
 	scopes                      []string
 	expires                     time.Time
 	identity                    string
@@ -88,7 +89,11 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route, owner strin
 	auth.RequireBearerToken(verify, opts)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Authorization")
 		r.Header.Set(IdentityHeader, v.identity)
-		next(r, Caller{Route: v.route, Client: v.client, Grant: v.grant, Owner: v.owner})
+		c := Caller{Route: v.route, Client: v.client, Grant: v.grant, Owner: v.owner}
+		if v.sub != "" {
+			c.Person = Person{Sub: v.sub, Email: v.email}.String()
+		}
+		next(r, c)
 	})).ServeHTTP(cw, r)
 	if cw.code == http.StatusUnauthorized || cw.code == http.StatusForbidden {
 		why := cw.why
@@ -199,7 +204,7 @@ func (s *Server) load(ctx context.Context, token string, now time.Time) (*verdic
 	if !t.Expires.After(now) {
 		return nil, invalid("token expired")
 	}
-	v := &verdict{route: t.Route, owner: t.Owner, client: t.ClientID, grant: t.Grant, scopes: t.Scopes, expires: t.Expires}
+	v := &verdict{route: t.Route, owner: t.Owner, client: t.ClientID, grant: t.Grant, scopes: t.Scopes, expires: t.Expires, sub: t.Sub, email: t.Email}
 	if v.identity, err = s.identity(v, now); err != nil {
 		return nil, err
 	}
@@ -216,6 +221,10 @@ type Identity struct {
 	Owner    string `json:"owner"` // the route owner's key fingerprint, who approved
 	Grant    string `json:"grant"`
 	Route    string `json:"route"`
+	// User and Email are the person who signed in at the relay's identity
+	// provider (--http-auth oidc), their subject there and verified email.
+	User  string `json:"user,omitempty"`
+	Email string `json:"email,omitempty"`
 }
 
 // identity signs the assertion for v, valid as long as its token.
@@ -232,7 +241,7 @@ func (s *Server) identity(v *verdict, now time.Time) (string, error) {
 			IssuedAt: jwt.NewNumericDate(now),
 			Expiry:   jwt.NewNumericDate(v.expires),
 		},
-		ClientID: v.client, Owner: v.owner, Grant: v.grant, Route: v.route,
+		ClientID: v.client, Owner: v.owner, Grant: v.grant, Route: v.route, User: v.sub, Email: v.email,
 	}
 	return jwt.Signed(sig).Claims(c).Serialize()
 }

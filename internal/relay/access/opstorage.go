@@ -106,7 +106,9 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 			Resource: info.resource, ClientName: info.clientName,
 		},
 	}
-	if _, err := s.st.liveGrant(ctx, info.owner, req.ClientID, now); err == nil {
+	if _, err := s.st.liveGrant(ctx, info.owner, req.ClientID, now); err == nil && s.cfg.SignIn == nil {
+		// With an identity provider every request signs its person in: a
+		// client (ChatGPT's, say) is shared by many people.
 		row.State, row.DecidedBy = stateApproved, "remembered"
 	} else if !errors.Is(err, errNotFound) {
 		return nil, err
@@ -200,7 +202,7 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 			_ = s.st.markClientUsed(ctx, r.row.ClientID)
 		}
 		t = tokenRow{Grant: id, Family: random(12), Route: r.row.Route, Owner: r.row.Owner, ClientID: r.row.ClientID,
-			Scopes: r.row.Data.Scopes, AuthTime: r.row.Created}
+			Scopes: r.row.Data.Scopes, AuthTime: r.row.Created, Sub: r.row.Data.Sub, Email: r.row.Data.Email}
 	case *refreshReq:
 		t = r.row
 		t.Scopes = r.scopes

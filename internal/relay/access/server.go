@@ -79,6 +79,12 @@ type Config struct {
 	AdminToken string
 	TokenSafe  func(*http.Request) bool
 
+	// SignIn, when set, replaces the owner's approval: the authorize page
+	// sends the person to the identity provider, and Allow (required with
+	// it) says whether who came back may call the route, and if not why.
+	SignIn func(w http.ResponseWriter, r *http.Request, done func(http.ResponseWriter, *http.Request, Person, error))
+	Allow  func(route string, p Person) (bool, string)
+
 	GrantTTL   time.Duration // remembered approval per (owner, client) (30 days)
 	AccessTTL  time.Duration // access tokens (1 h)
 	RequestTTL time.Duration // a request waiting for approval (10 min)
@@ -94,6 +100,18 @@ type Config struct {
 
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// Person is who signed in at the identity provider.
+type Person struct {
+	Sub, Email string
+}
+
+func (p Person) String() string {
+	if p.Email != "" {
+		return p.Email
+	}
+	return "subject " + p.Sub
 }
 
 // Request is an authorization request as its owner sees it.

@@ -109,13 +109,37 @@ func openStore(dir string, db *sql.DB) (*store, error) {
 			return nil, err
 		}
 	}
-	if _, err := db.Exec(schema); err != nil {
+	err := func() error {
+		if _, err := db.Exec(schema); err != nil {
+			return err
+		}
+		// The person a token was issued to (identity provider), added after
+		// the first version of the table.
+		return addColumns(db, "tokens", "sub", "email")
+	}()
+	if err != nil {
 		if own {
 			db.Close()
 		}
 		return nil, fmt.Errorf("%s: %w (move it away to start afresh; grants will be asked for again)", filepath.Join(dir, DBFile), err)
 	}
 	return &store{db: db, own: own}, nil
+}
+
+// addColumns adds text columns (default ”) that table lacks.
+func addColumns(db *sql.DB, table string, cols ...string) error {
+	for _, col := range cols {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, table, col).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *store) close() error {
@@ -211,6 +235,9 @@ type authData struct {
 	ChallengeMeth string   `json:"code_challenge_method"`
 	Resource      string   `json:"resource"`
 	ClientName    string   `json:"client_name"`
+	// Sub and Email: the person who signed in at the identity provider.
+	Sub   string `json:"sub,omitempty"`
+	Email string `json:"email,omitempty"`
 }
 
 func (s *store) addAuth(ctx context.Context, a authRow) error {
@@ -269,8 +296,18 @@ func (s *store) pendingAuths(ctx context.Context, now time.Time) ([]authRow, err
 // decide moves a pending request to approved or denied; it reports false
 // when the request was no longer pending.
 func (s *store) decide(ctx context.Context, id, state, by string, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET state = ?, decided_by = ? WHERE id = ? AND state = ? AND expires > ?`,
-		state, by, id, statePending, now.Unix())
+	return s.decideWith(ctx, id, state, by, now, nil)
+}
+
+// decideWith decides a pending request, replacing its data when d is set
+// (the person who signed in).
+func (s *store) decideWith(ctx context.Context, id, state, by string, now time.Time, d *authData) (bool, error) {
+	q, args := `UPDATE auth_requests SET state = ?, decided_by = ? WHERE id = ? AND state = ? AND expires > ?`, []any{state, by, id, statePending, now.Unix()}
+	if d != nil {
+		data, _ := json.Marshal(d)
+		q, args = `UPDATE auth_requests SET state = ?, decided_by = ?, data = ? WHERE id = ? AND state = ? AND expires > ?`, []any{state, by, string(data), id, statePending, now.Unix()}
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return false, err
 	}
@@ -400,11 +437,14 @@ type tokenRow struct {
 	Expires  time.Time
 	Used     bool
 	Revoked  bool
+	// Sub and Email are the person the token was issued to, when they
+	// signed in with the identity provider.
+	Sub, Email string
 }
 
 func (s *store) addToken(ctx context.Context, tx *sql.Tx, secret string, t tokenRow) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		hashSecret(secret), t.Kind, t.Grant, t.Family, t.Route, t.Owner, t.ClientID, strings.Join(t.Scopes, " "), t.AuthTime.Unix(), t.Expires.Unix())
+	_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, sub, email) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		hashSecret(secret), t.Kind, t.Grant, t.Family, t.Route, t.Owner, t.ClientID, strings.Join(t.Scopes, " "), t.AuthTime.Unix(), t.Expires.Unix(), t.Sub, t.Email)
 	return err
 }
 
@@ -412,8 +452,8 @@ func (s *store) token(ctx context.Context, secret string) (tokenRow, error) {
 	var t tokenRow
 	var scopes string
 	var authTime, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, used, revoked FROM tokens WHERE hash = ?`, hashSecret(secret)).
-		Scan(&t.Kind, &t.Grant, &t.Family, &t.Route, &t.Owner, &t.ClientID, &scopes, &authTime, &expires, &t.Used, &t.Revoked)
+	err := s.db.QueryRowContext(ctx, `SELECT kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, used, revoked, sub, email FROM tokens WHERE hash = ?`, hashSecret(secret)).
+		Scan(&t.Kind, &t.Grant, &t.Family, &t.Route, &t.Owner, &t.ClientID, &scopes, &authTime, &expires, &t.Used, &t.Revoked, &t.Sub, &t.Email)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errNotFound
 	}

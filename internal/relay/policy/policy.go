@@ -41,6 +41,10 @@ type Policy struct {
 type RouteRule struct {
 	Name    Glob
 	Holders []Principal // nil: anyone who may open tunnels
+	// Callers are the people an MCP client may be granted access for
+	// (--http-auth oidc); nil: the route's owner only. "owner" names the
+	// person the route owner's key is signed in as.
+	Callers []Principal
 	Tools   Tools
 	Where   string
 }
@@ -78,8 +82,8 @@ func (p Principal) Matches(id Identity) bool {
 }
 
 func (p Principal) String() string {
-	if p.Kind == "any" {
-		return "any"
+	if p.Kind == "any" || p.Kind == "owner" {
+		return p.Kind
 	}
 	return p.Kind + ":" + p.Value
 }
@@ -100,6 +104,9 @@ func (p *Policy) NeedsIdentity() string {
 	}
 	for _, r := range p.Routes {
 		if w := check(r.Holders); w != "" {
+			return w
+		}
+		if w := check(r.Callers); w != "" {
 			return w
 		}
 	}
@@ -244,6 +251,12 @@ func Parse(file string, data []byte) (*Policy, error) {
 							rule.Holders = []Principal{}
 						}
 					},
+					"callers": func(n *yaml.Node) {
+						rule.Callers = p.principals(n, path+".callers")
+						if rule.Callers == nil {
+							rule.Callers = []Principal{}
+						}
+					},
 					"tools": func(n *yaml.Node) { rule.Tools = p.tools(n, path+".tools") },
 				})
 				if !named && item.Kind == yaml.MappingNode {
@@ -301,7 +314,7 @@ func (p *parser) mapping(n *yaml.Node, path string, keys map[string]func(*yaml.N
 }
 
 func knownKeys(keys map[string]func(*yaml.Node)) string {
-	order := []string{"name", "holders", "tunnels", "routes", "tools", "allow", "deny"}
+	order := []string{"name", "holders", "callers", "tunnels", "routes", "tools", "allow", "deny"}
 	var out []string
 	for _, k := range order {
 		if _, ok := keys[k]; ok {
@@ -337,8 +350,8 @@ func (p *parser) principals(n *yaml.Node, path string) []Principal {
 	var out []Principal
 	for _, item := range p.list(n, path) {
 		v := strings.TrimSpace(item.Value)
-		if v == "any" {
-			out = append(out, Principal{Kind: "any", Where: p.where(item)})
+		if v == "any" || v == "owner" && strings.HasSuffix(path, ".callers") {
+			out = append(out, Principal{Kind: v, Where: p.where(item)})
 			continue
 		}
 		kind, val, ok := strings.Cut(v, ":")

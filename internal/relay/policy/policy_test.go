@@ -95,7 +95,7 @@ extra: 1
 		`bad.yaml:4: "Demo" in routes[0].name: route names have lowercase letters`,
 		`bad.yaml:5: "del*ete" in routes[0].tools.deny: * may only end a name`,
 		`bad.yaml:6: routes[1] needs a name`,
-		`bad.yaml:8: unknown key "tool" in routes[2] (known: name, holders, tools)`,
+		`bad.yaml:8: unknown key "tool" in routes[2] (known: name, holders, callers, tools)`,
 		`bad.yaml:11: "allow" is given twice in tools`,
 		`bad.yaml:12: unknown key "extra" in the top level (known: tunnels, routes, tools)`,
 	} {

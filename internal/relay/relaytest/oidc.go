@@ -94,6 +94,16 @@ func SignInAtOP(t *testing.T, b *http.Client, link, user string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp = LoginAtOP(t, b, resp, user)
+	defer resp.Body.Close()
+	final, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(final)
+}
+
+// LoginAtOP fills the provider's login form that resp holds (as user,
+// password "verysecure") and returns where the browser ends.
+func LoginAtOP(t *testing.T, b *http.Client, resp *http.Response, user string) *http.Response {
+	t.Helper()
 	form, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	id := hiddenID.FindStringSubmatch(string(form))
@@ -101,11 +111,9 @@ func SignInAtOP(t *testing.T, b *http.Client, link, user string) (int, string) {
 		t.Fatalf("no login form at %s:\n%s", resp.Request.URL, form)
 	}
 	login, _ := resp.Request.URL.Parse("/login/username")
-	resp, err = b.PostForm(login.String(), url.Values{"id": {id[1]}, "username": {user}, "password": {"verysecure"}})
+	resp, err := b.PostForm(login.String(), url.Values{"id": {id[1]}, "username": {user}, "password": {"verysecure"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	final, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(final)
+	return resp
 }
