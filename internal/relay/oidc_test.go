@@ -1,18 +1,26 @@
 package relay_test
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/crypto/ssh"
@@ -101,7 +109,16 @@ func TestOIDCHTTPAuth(t *testing.T) {
 	})
 }
 
-func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, badWhy string) {
+// startOIDCGated is a relay with --auth signin and --http-auth oidc at
+// the example provider, and a stock ssh tunnel whose key signed in there
+// as test-user (id1).
+func startOIDCGated(t *testing.T, policyText string) *gatedTunnel {
+	return startOIDCGatedTLS(t, policyText, false)
+}
+
+// startOIDCGatedTLS is startOIDCGated, its front on HTTPS when useTLS.
+func startOIDCGatedTLS(t *testing.T, policyText string, useTLS bool) *gatedTunnel {
+	t.Helper()
 	var file string
 	if policyText != "" {
 		file = filepath.Join(t.TempDir(), "policy.yaml")
@@ -111,51 +128,75 @@ func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, bad
 	}
 	g := newGated(t, func(c *relay.Config) {
 		c.PolicyFile = file
-		c.TLS = nil
+		scheme := "https"
+		if !useTLS {
+			c.TLS, scheme = nil, "http"
+		}
 		c.Auth = relay.AuthSignin
 		c.HTTPAuth = relay.HTTPAuthOIDC
-		base := "http://localhost:" + fmt.Sprint(c.HTTPListener.Addr().(*net.TCPAddr).Port)
+		base := scheme + "://localhost:" + fmt.Sprint(c.HTTPListener.Addr().(*net.TCPAddr).Port)
 		c.OIDC = oidcrp.Config{Issuer: rt.StartOP(t, base+oidcrp.CallbackPath), ClientID: "web", ClientSecret: "secret"}
 	}, true)
-	g.pool = nil
+	if !useTLS {
+		g.pool = nil
+	}
 	s := g.h.RunSSH(g.key, "-o", "LogLevel=INFO", "-T", "-o", "SetEnv=POMDEV_TARGET="+g.target(), "-R", "0")
 	var link string
 	rt.WaitFor(t, func() bool {
-		link = regexp.MustCompile(`http://\S+user_code=[A-Z0-9-]+`).FindString(s.Stderr())
+		link = regexp.MustCompile(`https?://\S+user_code=[A-Z0-9-]+`).FindString(s.Stderr())
 		return link != ""
 	}, "the sign-in link")
-	if status, page := rt.SignInAtOP(t, rt.Browser(t), link, "test-user@localhost"); status != 200 {
+	if status, page := rt.SignInAtOP(t, g.browser(t), link, "test-user@localhost"); status != 200 {
 		t.Fatalf("the owner's sign-in: %d\n%s", status, page)
 	}
 	s.WaitLine(t, "Remote: ")
 	g.url, g.ssh = g.h.WaitURL(), s
+	return g
+}
 
-	// authorize runs the app's authorization in a fresh browser as user
-	// and returns where the browser was sent back to (the app's redirect).
+// browseOIDC opens an app's authorize URL in a fresh browser, signs in at
+// the provider as user, and returns where the browser was sent back to
+// (the app's redirect; nil if it was not) and the last page.
+func (g *gatedTunnel) browseOIDC(t *testing.T, authURL, redirectPrefix, user string) (*url.URL, string) {
+	t.Helper()
+	b := g.browser(t)
+	var back *url.URL
+	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), redirectPrefix) {
+			back = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := b.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = rt.LoginAtOP(t, b, resp, user)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return back, string(page)
+}
+
+// browser is a person's browser that trusts the relay's certificate.
+func (g *gatedTunnel) browser(t *testing.T) *http.Client {
+	if g.pool == nil {
+		return rt.Browser(t)
+	}
+	return rt.BrowserTrusting(t, g.pool)
+}
+
+func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, badWhy string) {
+	g := startOIDCGated(t, policyText)
+
+	// authorize runs the app's authorization as user: where the browser
+	// was sent back to, and the access token (or the last page).
 	authorize := func(user string) (*url.URL, string) {
 		clientID := g.register(t, redirect)
 		verifier, challenge := pkce()
-		b := rt.Browser(t)
-		var back *url.URL
-		b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(req.URL.String(), redirect) {
-				back = req.URL
-				return http.ErrUseLastResponse
-			}
-			return nil
-		}
-		resp, err := b.Get(g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp = rt.LoginAtOP(t, b, resp, user)
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if back == nil {
-			return nil, string(page)
-		}
-		if back.Query().Get("code") == "" {
-			return back, string(page)
+		back, page := g.browseOIDC(t, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), redirect, user)
+		if back == nil || back.Query().Get("code") == "" {
+			return back, page
 		}
 		status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
 			"client_id": {clientID}, "code_verifier": {verifier}, "resource": {g.url + "/mcp"}})
@@ -184,5 +225,101 @@ func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, bad
 	id, err := g.h.R.Access().VerifyIdentity(seen[len(seen)-1].Get("X-Pomdev-Identity"), g.url+"/mcp")
 	if err != nil || id.User != okSub || id.Email != okEmail {
 		t.Fatalf("identity assertion %+v %v", id, err)
+	}
+}
+
+// TestOIDCTypeScriptSDK: the official TypeScript SDK's OAuth client
+// (discovery, dynamic registration, PKCE, token, refresh) through
+// --http-auth oidc, its user signing in at the provider as the owner.
+func TestOIDCTypeScriptSDK(t *testing.T) {
+	sdk := os.Getenv("POMDEV_TEST_TS_SDK")
+	node, err := exec.LookPath("node")
+	if sdk == "" || err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("POMDEV_TEST_TS_SDK (the @modelcontextprotocol/sdk directory) and node are required in CI")
+		}
+		t.Skip("POMDEV_TEST_TS_SDK not set")
+	}
+	g := startOIDCGated(t, "")
+	cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		switch {
+		case strings.HasPrefix(line, "AUTHORIZE "):
+			back, page := g.browseOIDC(t, strings.TrimPrefix(line, "AUTHORIZE "), "http://127.0.0.1:9/callback", "test-user@localhost")
+			if back == nil {
+				t.Fatalf("not sent back to the app:\n%s", page)
+			}
+			fmt.Fprintln(stdin, back.String())
+		case strings.HasPrefix(line, "RESULT "):
+			if !strings.Contains(line, `"echo: from ts"`) || !strings.Contains(line, `"refresh":true`) {
+				t.Fatalf("TS client result %s", line)
+			}
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("node: %v\n%s", err, stderr.String())
+			}
+			return
+		}
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+	t.Fatalf("the TS client ended without a result:\n%s", stderr.String())
+}
+
+// TestOIDCGoSDKClient: the official Go SDK's OAuth handler through
+// --http-auth oidc; the audit trail names the person on each request.
+func TestOIDCGoSDKClient(t *testing.T) {
+	g := startOIDCGatedTLS(t, "", true) // the SDK wants HTTPS off loopback
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "Go SDK test host", RedirectURIs: []string{"http://127.0.0.1:9/callback"},
+			TokenEndpointAuthMethod: "none", GrantTypes: []string{"authorization_code", "refresh_token"},
+		}},
+		RedirectURL: "http://127.0.0.1:9/callback",
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			back, page := g.browseOIDC(t, args.URL, "http://127.0.0.1:9/callback", "test-user@localhost")
+			if back == nil {
+				return nil, fmt.Errorf("not sent back: %s", page)
+			}
+			q := back.Query()
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+		RequestRefreshToken: true,
+		Client:              g.client(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "host", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: g.url + "/mcp", HTTPClient: g.client(), OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+	if err != nil || res.Content[0].(*mcp.TextContent).Text != "echo: hi" {
+		t.Fatalf("tools/call: %v %v", res, err)
+	}
+	if err := g.h.R.Access().FlushAudit(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"kind":"request"[^\n]*"tool":"echo"[^\n]*"by":"test-user@zitadel.ch"`).Match(data) {
+		t.Fatalf("the audit trail does not name the person on the call:\n%s", data)
 	}
 }

@@ -1,6 +1,8 @@
 package relaytest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -70,6 +72,13 @@ func StartOP(t *testing.T, redirect string) string {
 func Browser(t *testing.T) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 30 * time.Second}
+}
+
+// BrowserTrusting is a Browser that also trusts the CAs of pool.
+func BrowserTrusting(t *testing.T, pool *x509.CertPool) *http.Client {
+	b := Browser(t)
+	b.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	return b
 }
 
 var hiddenID = regexp.MustCompile(`name="id" value="([^"]+)"`)
