@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/loopback"
 	"github.com/pomdev/pomdev/internal/mcpwire"
 	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
@@ -23,9 +24,12 @@ import (
 // the route. The bare domain serves /healthz and the sign-in page.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name, apex, ok := routeFromHost(req.Host, r.cfg.Domain)
-	if !ok && r.cfg.SingleRoute {
-		// An embedded relay with one tunnel: any other Host (127.0.0.1:port)
-		// reaches it, so its URL needs no DNS for *.localhost.
+	if !ok && r.cfg.SingleRoute && loopbackHost(req.Host) {
+		// An embedded relay with one tunnel: a loopback Host
+		// (127.0.0.1:port) reaches it, so its URL needs no DNS for
+		// *.localhost. Only a loopback one: a page whose name an attacker
+		// rebinds to 127.0.0.1 sends its own Host, and must not reach the
+		// app (which would see the target's Host, rewritten by the tunnel).
 		if only := r.onlyRoute(); only != "" {
 			name, ok = only, true
 		}
@@ -117,6 +121,15 @@ func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string
 		r.access.AuditRequest(*caller, ev.RPCMethod, ev.Tool, ev.Status, src, decision, reason)
 	}
 	rt.c.notify(note{req: &ev})
+}
+
+// loopbackHost reports whether a Host header names this machine by a
+// loopback address or localhost name.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return loopback.IsLoopback(strings.Trim(host, "[]"))
 }
 
 // slowBody reports whether req ended because its body was too slow: the
