@@ -323,3 +323,35 @@ func TestOIDCGoSDKClient(t *testing.T) {
 		t.Fatalf("the audit trail does not name the person on the call:\n%s", data)
 	}
 }
+
+// TestOIDCChromium: headless Chromium signs in at the provider's login
+// page for an app's authorization; the owner is sent back to the app with
+// a code, another user with access_denied and the reason.
+func TestOIDCChromium(t *testing.T) {
+	pp, node := os.Getenv("POMDEV_TEST_PUPPETEER"), os.Getenv("POMDEV_TEST_NODE22")
+	chromium, err := exec.LookPath("chromium")
+	if pp == "" || node == "" || err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("POMDEV_TEST_PUPPETEER, POMDEV_TEST_NODE22 and chromium are required in CI")
+		}
+		t.Skip("POMDEV_TEST_PUPPETEER / POMDEV_TEST_NODE22 / chromium missing")
+	}
+	g := startOIDCGated(t, "")
+	chrome := func(user string) string {
+		t.Helper()
+		clientID := g.register(t, redirect)
+		_, challenge := pkce()
+		out, err := exec.Command(node, "testdata/chromium_oidc.mjs", pp, chromium, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), redirect, user, "verysecure").CombinedOutput()
+		if err != nil {
+			t.Fatalf("chromium: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := chrome("test-user@localhost"); !strings.HasPrefix(out, "BACK "+redirect) || !strings.Contains(out, "code=") {
+		t.Fatalf("the owner in Chromium:\n%s", out)
+	}
+	// The refusal page sends the browser back to the app with the reason.
+	if out := chrome("test-user2"); !strings.HasPrefix(out, "BACK "+redirect+"?error=access_denied") || !strings.Contains(out, "Only+the+tunnel%27s+owner") {
+		t.Fatalf("another user in Chromium:\n%s", out)
+	}
+}
