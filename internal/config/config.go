@@ -180,6 +180,9 @@ type Relay struct {
 	OIDCIssuer           string `yaml:"oidc_issuer"`
 	OIDCClientID         string `yaml:"oidc_client_id"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file"`
+	// OwnerApproval, with http_auth oidc, also asks a tunnel's owner to
+	// approve each app once its person has signed in.
+	OwnerApproval bool `yaml:"owner_approval"`
 }
 
 // Allowed values of enumerated keys.

@@ -86,16 +86,19 @@ const (
 // decision: what a pomdev relay stores, shows its owner and sends on
 // pomdev-events, and what the tunnel client reads back.
 type Access struct {
-	Code         string    `json:"code"` // XXXX-XXXX, shown on the page and in the terminal
-	Route        string    `json:"route"`
-	Owner        string    `json:"owner"`
-	ClientID     string    `json:"client_id"`
-	ClientName   string    `json:"client_name"`
-	RedirectHost string    `json:"redirect_host"`
-	State        string    `json:"state"` // pending, approved, denied
-	DecidedBy    string    `json:"decided_by,omitempty"`
-	Created      time.Time `json:"created"`
-	Expires      time.Time `json:"expires"`
+	Code         string `json:"code"` // XXXX-XXXX, shown on the page and in the terminal
+	Route        string `json:"route"`
+	Owner        string `json:"owner"`
+	ClientID     string `json:"client_id"`
+	ClientName   string `json:"client_name"`
+	RedirectHost string `json:"redirect_host"`
+	// Person is who signed in at the relay's identity provider for the
+	// app (--http-auth oidc with owner approval), "" otherwise.
+	Person    string    `json:"person,omitempty"`
+	State     string    `json:"state"` // pending, approved, denied
+	DecidedBy string    `json:"decided_by,omitempty"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
 }
 
 // Tunnel is something the tunnel client did.
@@ -108,4 +111,13 @@ type Tunnel struct {
 	Access  *Access   `json:"access,omitempty"`
 	Attempt int       `json:"attempt,omitempty"`
 	Err     string    `json:"error,omitempty"`
+}
+
+// App is the asking app as the owner should see it: its name, and the
+// person signed in for it when there is one.
+func (a Access) App() string {
+	if a.Person != "" {
+		return a.ClientName + ", signed in as " + a.Person
+	}
+	return a.ClientName
 }

@@ -91,6 +91,7 @@ func (r *Relay) newAccess() (*access.Server, error) {
 	}
 	return access.New(access.Config{
 		SignIn:            signIn,
+		OwnerApproval:     r.cfg.OwnerApproval,
 		Allow:             r.mayCall,
 		Issuer:            r.BaseURL(),
 		StateDir:          r.cfg.StateDir,
@@ -207,7 +208,7 @@ func accessLine(q access.Request) string {
 	switch q.State {
 	case "pending":
 		return fmt.Sprintf("Access: %s (%s) asks for %s · code %s · approve: ssh <relay> %s approve %s",
-			termsafe.String(q.ClientName), termsafe.String(q.RedirectHost), q.Route, q.Code, AccessCommand, q.Code)
+			termsafe.String(q.App()), termsafe.String(q.RedirectHost), q.Route, q.Code, AccessCommand, q.Code)
 	default:
 		return fmt.Sprintf("Access: %s %s for %s", termsafe.String(q.ClientName), q.State, q.Route)
 	}

@@ -118,6 +118,11 @@ func startOIDCGated(t *testing.T, policyText string) *gatedTunnel {
 
 // startOIDCGatedTLS is startOIDCGated, its front on HTTPS when useTLS.
 func startOIDCGatedTLS(t *testing.T, policyText string, useTLS bool) *gatedTunnel {
+	return startOIDCGatedWith(t, policyText, useTLS, nil)
+}
+
+// startOIDCGatedWith is startOIDCGatedTLS with mod applied to the config.
+func startOIDCGatedWith(t *testing.T, policyText string, useTLS bool, mod func(*relay.Config)) *gatedTunnel {
 	t.Helper()
 	var file string
 	if policyText != "" {
@@ -136,6 +141,9 @@ func startOIDCGatedTLS(t *testing.T, policyText string, useTLS bool) *gatedTunne
 		c.HTTPAuth = relay.HTTPAuthOIDC
 		base := scheme + "://localhost:" + fmt.Sprint(c.HTTPListener.Addr().(*net.TCPAddr).Port)
 		c.OIDC = oidcrp.Config{Issuer: rt.StartOP(t, base+oidcrp.CallbackPath), ClientID: "web", ClientSecret: "secret"}
+		if mod != nil {
+			mod(c)
+		}
 	}, true)
 	if !useTLS {
 		g.pool = nil
@@ -353,5 +361,64 @@ func TestOIDCChromium(t *testing.T) {
 	// The refusal page sends the browser back to the app with the reason.
 	if out := chrome("test-user2"); !strings.HasPrefix(out, "BACK "+redirect+"?error=access_denied") || !strings.Contains(out, "Only+the+tunnel%27s+owner") {
 		t.Fatalf("another user in Chromium:\n%s", out)
+	}
+}
+
+// TestOIDCOwnerApproval: with --owner-approval the owner hears of the
+// request only once its person signed in and was allowed, sees who it is,
+// and approves; then the app gets its code.
+func TestOIDCOwnerApproval(t *testing.T) {
+	g := startOIDCGatedWith(t, "", false, func(c *relay.Config) { c.OwnerApproval = true })
+	clientID := g.register(t, redirect)
+	verifier, challenge := pkce()
+	b := g.browser(t)
+	var back *url.URL
+	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), redirect) {
+			back = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := b.Get(g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(g.ssh.Output(), "Access:") {
+		t.Fatal("the owner heard of the request before anyone signed in")
+	}
+	resp = rt.LoginAtOP(t, b, resp, "test-user@localhost")
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code := regexp.MustCompile(`class="code">([A-Z0-9-]+)<`).FindStringSubmatch(string(page))
+	if back != nil || code == nil || !strings.Contains(string(page), "Signed in as</dt><dd>test-user@zitadel.ch") {
+		t.Fatalf("after the sign-in the page waits for the owner (back %v):\n%s", back, page)
+	}
+	g.ssh.WaitContains(t, "signed in as test-user@zitadel.ch")
+	if out := g.sshApprove(t, "approve", code[1]); !strings.Contains(out, "approved") {
+		t.Fatalf("approve: %s", out)
+	}
+	resp, err = b.Get(resp.Request.URL.String()) // the page refreshes itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if back == nil || back.Query().Get("code") == "" {
+		t.Fatalf("not sent back with a code after the approval: %v", back)
+	}
+	status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
+		"client_id": {clientID}, "code_verifier": {verifier}, "resource": {g.url + "/mcp"}})
+	if status != http.StatusOK || g.post(t, g.url+"/mcp", tk.Access).StatusCode != 200 {
+		t.Fatalf("token %d", status)
+	}
+	seen := g.origin.seen()
+	if id, err := g.h.R.Access().VerifyIdentity(seen[len(seen)-1].Get("X-Pomdev-Identity"), g.url+"/mcp"); err != nil || id.Email != "test-user@zitadel.ch" {
+		t.Fatalf("identity %+v %v", id, err)
+	}
+	// Every request the owner heard of named its person.
+	for line := range strings.Lines(g.ssh.Output()) {
+		if strings.Contains(line, "asks for") && !strings.Contains(line, "signed in as") {
+			t.Fatalf("the owner heard of a request before its sign-in: %s", line)
+		}
 	}
 }

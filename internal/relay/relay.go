@@ -111,8 +111,11 @@ type Config struct {
 	// AllowAppAuth lets a tunnel ask (POMDEV_HTTP_AUTH=app) that its app
 	// get requests as sent, Authorization included, to do its own OAuth.
 	AllowAppAuth bool
-	GrantTTL     time.Duration // remembered approval per (owner key, client) (30 days)
-	AccessTTL    time.Duration // access token lifetime (1 h)
+	// OwnerApproval, with HTTPAuth oidc, also asks the tunnel's owner to
+	// approve each app once its person has signed in and is allowed.
+	OwnerApproval bool
+	GrantTTL      time.Duration // remembered approval per (owner key, client) (30 days)
+	AccessTTL     time.Duration // access token lifetime (1 h)
 	// FetchRoots are the CAs trusted for client metadata documents (nil:
 	// the system's; tests set their own).
 	FetchRoots *x509.CertPool
@@ -218,6 +221,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPAuth != HTTPAuthOwner && c.HTTPAuth != HTTPAuthNone && c.HTTPAuth != HTTPAuthOIDC {
 		return fmt.Errorf("relay: http auth %q is not owner, oidc or none", c.HTTPAuth)
+	}
+	if c.OwnerApproval && c.HTTPAuth != HTTPAuthOIDC {
+		return errors.New("relay: owner approval after the identity provider's sign-in needs http auth oidc (with owner, the owner's approval is the only check)")
 	}
 	if c.HTTPAuth == HTTPAuthOIDC && c.OIDC.Issuer == "" {
 		return errors.New("relay: http auth oidc signs people in with the identity provider: it needs --oidc-issuer")

@@ -174,7 +174,7 @@ func (m *statusModel) View() tea.View {
 			if i == 0 {
 				mark = "›"
 			}
-			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(q.ClientName),
+			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(q.App()),
 				termsafe.String(q.RedirectHost), q.Route, okStyle.Render(q.Code)))
 		}
 		add("  a: allow  d: deny " + dimStyle.Render("(the first request; check its code against the browser's)"))

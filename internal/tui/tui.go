@@ -294,7 +294,7 @@ func (m *Model) View() tea.View {
 			if i == 0 {
 				mark = "›"
 			}
-			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(a.ClientName), termsafe.String(a.RedirectHost), a.Route, green.Render(a.Code)))
+			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(a.App()), termsafe.String(a.RedirectHost), a.Route, green.Render(a.Code)))
 		}
 		add(faint.Render("  a allow · d deny (the first; check its code against the app's page)"))
 	}

@@ -92,6 +92,7 @@ Keys:
     policy             policy file: who may tunnel, route names, tool allow/deny
     oidc_issuer        OpenID Connect provider: sign-in (auth signin) through it
     oidc_client_id, oidc_client_secret_file   the relay's client at the provider
+    owner_approval     with http_auth oidc, the owner also approves each app
 
 Example pomdev.yaml:
 

@@ -75,7 +75,8 @@ is then bound to the person (sub, and email when the provider verified it), whom
 the policy can name (email:, domain:, sub:). With --http-auth oidc an app's
 authorize page signs its user in at the same provider instead of waiting for the
 owner's approval, and access is granted only to the tunnel's owner (the person
-its key signed in as) or to the route rule's callers in the policy. Register <front>/.pomdev/oidc/callback
+its key signed in as) or to the route rule's callers in the policy;
+--owner-approval then also asks the owner (who sees who signed in). Register <front>/.pomdev/oidc/callback
 as the client's redirect URI. The admin token still approves keys by hand.
 
 Policy (--policy FILE, YAML, reloaded when it changes; a file that does not
@@ -146,6 +147,7 @@ config).`,
 	fl.String("oidc-issuer", "", "OpenID Connect provider (issuer URL): sign-in links (--auth signin) lead through it and bind keys to people")
 	fl.String("oidc-client-id", "", "the relay's client ID at the provider (its redirect URI: <front>/.pomdev/oidc/callback)")
 	fl.String("oidc-client-secret-file", "", "file holding the client secret (empty for a public client)")
+	fl.Bool("owner-approval", false, "with --http-auth oidc, also ask the tunnel's owner to approve each app once its user signed in")
 	fl.String("policy", "", "policy file (YAML): who may open tunnels, which route names they may hold, which MCP tools may be called; reloaded on change")
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
@@ -158,7 +160,7 @@ config).`,
 		{"allow-open-http", "relay.allow_open_http"}, {"allow-app-auth", "relay.allow_app_auth"},
 		{"grant-ttl", "relay.grant_ttl"}, {"policy", "relay.policy"},
 		{"oidc-issuer", "relay.oidc_issuer"}, {"oidc-client-id", "relay.oidc_client_id"},
-		{"oidc-client-secret-file", "relay.oidc_client_secret_file"},
+		{"oidc-client-secret-file", "relay.oidc_client_secret_file"}, {"owner-approval", "relay.owner_approval"},
 	} {
 		bind(b[0], b[1])
 	}
@@ -246,6 +248,12 @@ func Run(opts *Options) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	if rc.HTTPAuth == relay.HTTPAuthOIDC && rc.OIDCIssuer == "" {
+		return exitcode.Usagef("--http-auth oidc signs apps' users in with an identity provider: give --oidc-issuer and --oidc-client-id (and --auth signin)")
+	}
+	if rc.OwnerApproval && rc.HTTPAuth != relay.HTTPAuthOIDC {
+		return exitcode.Usagef("--owner-approval adds the owner's approval to --http-auth oidc; with --http-auth owner it is the only check already")
+	}
 	oidcCfg, err := oidcConfig(rc)
 	if err != nil {
 		return err
@@ -269,7 +277,7 @@ func Run(opts *Options) error {
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
-		PolicyFile: rc.Policy, OIDC: oidcCfg,
+		PolicyFile: rc.Policy, OIDC: oidcCfg, OwnerApproval: rc.OwnerApproval,
 	})
 	if err != nil {
 		sshLn.Close()

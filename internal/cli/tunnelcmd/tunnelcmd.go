@@ -318,7 +318,7 @@ func (p *printer) event(e event.Tunnel) {
 		a := e.Access
 		if a.State == "pending" {
 			fmt.Fprintf(p.w, "%s %s (%s) asks for %s · code %s · approve: pomdev access approve %s\n", p.cs.Bold("Access:"),
-				termsafe.String(a.ClientName), termsafe.String(a.RedirectHost), a.Route, p.cs.Bold(a.Code), a.Code)
+				termsafe.String(a.App()), termsafe.String(a.RedirectHost), a.Route, p.cs.Bold(a.Code), a.Code)
 		} else {
 			fmt.Fprintf(p.w, "Access: %s %s for %s\n", termsafe.String(a.ClientName), a.State, a.Route)
 		}

@@ -192,7 +192,7 @@ func (p *printer) flushPending() {
 func (p *printer) access(a event.Access) {
 	if a.State == "pending" {
 		p.line("access", "access: %s (%s) asks for %s · code %s · approve: a in the dashboard, or pomdev access approve %s",
-			a.ClientName, a.RedirectHost, a.Route, a.Code, a.Code)
+			a.App(), a.RedirectHost, a.Route, a.Code, a.Code)
 	} else {
 		p.line("access", "access: %s %s for %s (%s)", a.ClientName, a.State, a.Route, a.DecidedBy)
 	}

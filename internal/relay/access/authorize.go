@@ -170,8 +170,12 @@ func requestOf(a authRow) Request {
 	if u, err := url.Parse(a.Data.RedirectURI); err == nil {
 		host = u.Scheme + "://" + u.Host
 	}
+	var person string
+	if a.Data.Sub != "" {
+		person = Person{Sub: a.Data.Sub, Email: a.Data.Email}.String()
+	}
 	return Request{Code: a.Approval, Route: a.Route, Owner: a.Owner, ClientID: a.ClientID, ClientName: a.Data.ClientName,
-		RedirectHost: host, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
+		RedirectHost: host, Person: person, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
 }
 
 // Errors of Decide.
@@ -338,15 +342,15 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: why + " The application has been told.", Back: back})
 		return
 	}
-	if s.cfg.SignIn != nil {
+	if s.cfg.SignIn != nil && row.Data.Sub == "" {
 		s.cfg.SignIn(w, r, func(w http.ResponseWriter, r *http.Request, p Person, err error) { s.signedIn(w, r, id, p, err) })
 		return
 	}
 	s.render(w, http.StatusOK, pageData{
 		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: row.Data.ClientName,
 		ClientID: row.ClientID, Redirect: requestOf(row).RedirectHost, Route: row.Route, Resource: row.Data.Resource,
-		Expires: row.Expires.Sub(now).Round(time.Second).String(),
-		Admin:   s.cfg.AdminToken != "" && s.cfg.TokenSafe != nil && s.cfg.TokenSafe(r), ID: id,
+		Expires: row.Expires.Sub(now).Round(time.Second).String(), Person: requestOf(row).Person,
+		Admin: s.cfg.AdminToken != "" && s.cfg.TokenSafe != nil && s.cfg.TokenSafe(r), ID: id,
 	})
 }
 
@@ -372,6 +376,18 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, id string, p P
 	d := row.Data
 	d.Sub, d.Email = p.Sub, p.Email
 	now := s.cfg.Now()
+	if ok && s.cfg.OwnerApproval {
+		// Signed in and allowed; the owner decides now, knowing who.
+		if err := s.st.setData(ctx, id, d); err != nil {
+			s.errorPage(w, http.StatusInternalServerError, "Error", err.Error())
+			return
+		}
+		row.Data = d
+		s.audit.add(Entry{Kind: "authorize", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: statePending, By: by, Reason: "signed in; waiting for the owner (code " + row.Approval + ")"})
+		s.cfg.Resolver.Notify(requestOf(row))
+		http.Redirect(w, r, s.cfg.Issuer+PathApprove+"?id="+url.QueryEscape(id), http.StatusSeeOther)
+		return
+	}
 	if done, err := s.st.decideWith(ctx, id, state, by, now, &d); err != nil || !done {
 		s.errorPage(w, http.StatusNotFound, "Unknown request", "This authorization request has ended. Start again from the application.")
 		return
@@ -434,6 +450,7 @@ func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
 
 type pageData struct {
 	Title, Message                                    string
+	Person                                            string // who signed in at the identity provider
 	Pending                                           bool
 	Code, Client, ClientID, Redirect, Route, Resource string
 	Expires                                           string
@@ -454,7 +471,8 @@ dt{font-weight:600;margin-top:.5em}dd{margin:0}@media(prefers-color-scheme:dark)
 <p><strong>{{.Client}}</strong> asks to use the tools of the tunnel <code>{{.Route}}</code>.</p>
 <dl><dt>Application</dt><dd>{{.Client}} <small>(<code>{{.ClientID}}</code>)</small></dd>
 <dt>Returns to</dt><dd><code>{{.Redirect}}</code></dd>
-<dt>Resource</dt><dd><code>{{.Resource}}</code></dd></dl>
+<dt>Resource</dt><dd><code>{{.Resource}}</code></dd>{{if .Person}}
+<dt>Signed in as</dt><dd>{{.Person}}</dd>{{end}}</dl>
 <p>Code</p><p class="code">{{.Code}}</p>
 <p>The tunnel's owner approves this request from their terminal: <kbd>a</kbd> in <code>pomdev up</code>'s
 dashboard or on the <code>ssh</code> status screen, or <code>pomdev access approve {{.Code}}</code>. Check that the code

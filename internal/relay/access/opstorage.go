@@ -125,7 +125,9 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	}
 	s.log.Info("authorization request", "route", row.Route, "client", row.ClientID, "state", row.State, "code", row.Approval)
 	s.audit.add(Entry{Kind: "authorize", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: row.State, By: row.DecidedBy, Reason: "code " + row.Approval})
-	if row.State == statePending {
+	if row.State == statePending && s.cfg.SignIn == nil {
+		// With an identity provider the owner hears of a request only
+		// once its person signed in (and only when the owner decides).
 		s.cfg.Resolver.Notify(requestOf(row))
 	}
 	return &authReq{row: row}, nil

@@ -84,6 +84,9 @@ type Config struct {
 	// it) says whether who came back may call the route, and if not why.
 	SignIn func(w http.ResponseWriter, r *http.Request, done func(http.ResponseWriter, *http.Request, Person, error))
 	Allow  func(route string, p Person) (bool, string)
+	// OwnerApproval, with SignIn, also asks the route's owner to approve
+	// each request once its person has signed in and is allowed.
+	OwnerApproval bool
 
 	GrantTTL   time.Duration // remembered approval per (owner, client) (30 days)
 	AccessTTL  time.Duration // access tokens (1 h)

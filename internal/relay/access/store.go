@@ -315,6 +315,13 @@ func (s *store) decideWith(ctx context.Context, id, state, by string, now time.T
 	return n == 1, nil
 }
 
+// setData replaces a pending request's data.
+func (s *store) setData(ctx context.Context, id string, d authData) error {
+	data, _ := json.Marshal(d)
+	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET data = ? WHERE id = ? AND state = ?`, string(data), id, statePending)
+	return err
+}
+
 func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = ?, expires = ? WHERE id = ?`, hashSecret(code), expires.Unix(), id)
 	return err
