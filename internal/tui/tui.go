@@ -61,7 +61,9 @@ type tickMsg struct{}
 
 // Model is the dashboard.
 type Model struct {
-	App, Relay    string
+	App, Relay string
+	// Tools are the tunnel's own tool rules, shown in the header ("" none).
+	Tools         string
 	url, tunnel   string
 	width, height int
 	actions       Actions
@@ -260,6 +262,9 @@ func (m *Model) View() tea.View {
 	}
 	add(bold.Render("pomdev up") + "  " + m.App + "  " + cyan.Render(url))
 	add(faint.Render(fmt.Sprintf("relay %s · %s · c copy URL · o open · r restart server · i check · ? help · q quit", m.Relay, m.tunnel)))
+	if m.Tools != "" {
+		add(faint.Render("tools (enforced by the relay): " + m.Tools))
+	}
 	if m.help {
 		title("Help")
 		for _, l := range []string{"q, Ctrl-C  stop everything and quit", "r  restart the server", "i  run the check again",

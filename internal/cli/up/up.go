@@ -326,7 +326,9 @@ func Run(opts *Options) error {
 		// The dashboard runs from here on; its keys arrive as actions
 		// once the processes exist.
 		app := filepath.Base(cfg.Dir)
-		prog := tea.NewProgram(tui.New(app, cfg.Tunnel.Relay, tui.Actions{}), tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In),
+		dash := tui.New(app, cfg.Tunnel.Relay, tui.Actions{})
+		dash.Tools = toolsLabel(cfg.Tunnel.Tools)
+		prog := tea.NewProgram(dash, tea.WithOutput(opts.IO.Out), tea.WithInput(opts.IO.In),
 			tea.WithoutSignalHandler(), tea.WithFPS(10)) // the screen changes at most a few times a second
 		out.startTUI(prog, &wg, cancel)
 	}
@@ -888,4 +890,16 @@ func missingModules(output string) bool {
 		}
 	}
 	return false
+}
+
+// toolsLabel is the tunnel's own tool rules for the dashboard.
+func toolsLabel(t config.ToolRules) string {
+	var parts []string
+	if len(t.Allow) > 0 {
+		parts = append(parts, "allow "+strings.Join(t.Allow, ","))
+	}
+	if len(t.Deny) > 0 {
+		parts = append(parts, "deny "+strings.Join(t.Deny, ","))
+	}
+	return strings.Join(parts, "; ")
 }
