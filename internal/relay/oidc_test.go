@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -238,7 +239,8 @@ func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, bad
 
 // TestOIDCTypeScriptSDK: the official TypeScript SDK's OAuth client
 // (discovery, dynamic registration, PKCE, token, refresh) through
-// --http-auth oidc, its user signing in at the provider as the owner.
+// --http-auth oidc: its user signed in at the provider as the owner calls
+// tools; another user of the provider gets no code.
 func TestOIDCTypeScriptSDK(t *testing.T) {
 	sdk := os.Getenv("POMDEV_TEST_TS_SDK")
 	node, err := exec.LookPath("node")
@@ -249,39 +251,48 @@ func TestOIDCTypeScriptSDK(t *testing.T) {
 		t.Skip("POMDEV_TEST_TS_SDK not set")
 	}
 	g := startOIDCGated(t, "")
-	cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		line := lines.Text()
-		switch {
-		case strings.HasPrefix(line, "AUTHORIZE "):
-			back, page := g.browseOIDC(t, strings.TrimPrefix(line, "AUTHORIZE "), "http://127.0.0.1:9/callback", "test-user@localhost")
-			if back == nil {
-				t.Fatalf("not sent back to the app:\n%s", page)
-			}
-			fmt.Fprintln(stdin, back.String())
-		case strings.HasPrefix(line, "RESULT "):
-			if !strings.Contains(line, `"echo: from ts"`) || !strings.Contains(line, `"refresh":true`) {
-				t.Fatalf("TS client result %s", line)
-			}
-			stdin.Close()
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("node: %v\n%s", err, stderr.String())
-			}
-			return
+	run := func(user string) (result, stderr string, err error) {
+		cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
+		defer cmd.Process.Kill()
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			line := lines.Text()
+			switch {
+			case strings.HasPrefix(line, "AUTHORIZE "):
+				back, page := g.browseOIDC(t, strings.TrimPrefix(line, "AUTHORIZE "), "http://127.0.0.1:9/callback", user)
+				if back == nil {
+					// A refusal page: the person follows its link back.
+					m := regexp.MustCompile(`href="(http://127\.0\.0\.1:9/callback[^"]*)"`).FindStringSubmatch(page)
+					if m == nil {
+						t.Fatalf("not sent back to the app:\n%s", page)
+					}
+					fmt.Fprintln(stdin, html.UnescapeString(m[1]))
+					continue
+				}
+				fmt.Fprintln(stdin, back.String())
+			case strings.HasPrefix(line, "RESULT "):
+				result = line
+			}
+		}
+		stdin.Close()
+		err = cmd.Wait()
+		return result, errb.String(), err
 	}
-	stdin.Close()
-	_ = cmd.Wait()
-	t.Fatalf("the TS client ended without a result:\n%s", stderr.String())
+	res, stderr, err := run("test-user@localhost")
+	if err != nil || !strings.Contains(res, `"echo: from ts"`) || !strings.Contains(res, `"refresh":true`) {
+		t.Fatalf("the owner through the TS client: %v %s\n%s", err, res, stderr)
+	}
+	res, stderr, err = run("test-user2")
+	if err == nil || res != "" || !strings.Contains(stderr, "came back without a code") || !strings.Contains(stderr, "error=access_denied") {
+		t.Fatalf("another user through the TS client: %v %s\n%s", err, res, stderr)
+	}
 }
 
 // TestOIDCGoSDKClient: the official Go SDK's OAuth handler through
