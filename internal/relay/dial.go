@@ -1,0 +1,116 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/socks5"
+	"golang.org/x/crypto/ssh"
+)
+
+// errTunnel marks failures to open a channel: the client is gone.
+type errTunnel struct{ err error }
+
+func (e *errTunnel) Error() string { return "tunnel offline: " + e.err.Error() }
+func (e *errTunnel) Unwrap() error { return e.err }
+
+// errTarget marks a SOCKS failure: the client could not reach the target.
+type errTarget struct {
+	target string
+	err    error
+}
+
+func (e *errTarget) Error() string {
+	return "local server not reachable on " + e.target + ": " + e.err.Error()
+}
+func (e *errTarget) Unwrap() error { return e.err }
+
+type forwardedTCPPayload struct {
+	Addr       string
+	Port       uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+// dial opens a forwarded-tcpip channel for rt and, for dynamic routes,
+// runs the SOCKS5 CONNECT to the target inside it.
+func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
+	oh, op := "127.0.0.1", 0
+	if h, p, err := net.SplitHostPort(origin); err == nil {
+		oh = h
+		op, _ = strconv.Atoi(p)
+	}
+	payload := ssh.Marshal(forwardedTCPPayload{Addr: rt.bindAddr, Port: rt.bindPort, OriginAddr: oh, OriginPort: uint32(op)})
+	type result struct {
+		ch  ssh.Channel
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		for attempt := 0; ; attempt++ {
+			ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
+			if err == nil {
+				go ssh.DiscardRequests(reqs)
+			}
+			// A client learns a dynamic forward's port from the reply to
+			// tcpip-forward; a request racing that reply is refused as an
+			// unknown forward. Retry briefly while the route is new.
+			var oce *ssh.OpenChannelError
+			if err != nil && errors.As(err, &oce) && attempt < 20 && time.Since(rt.created) < 2*time.Second {
+				time.Sleep(25 * time.Millisecond)
+				continue
+			}
+			done <- result{ch, err}
+			return
+		}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				_ = r.ch.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	if res.err != nil {
+		return nil, &errTunnel{res.err}
+	}
+	cc := &chanConn{Channel: res.ch, local: rt.c.sc.LocalAddr(), remote: rt.c.sc.RemoteAddr()}
+	if rt.static {
+		return cc, nil
+	}
+	target := rt.c.targetOf()
+	host, port, _ := splitTarget(target)
+	errc := make(chan error, 1)
+	go func() { errc <- socks5.Connect(cc, host, port) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			_ = cc.Close()
+			return nil, &errTarget{target: target, err: err}
+		}
+	case <-ctx.Done():
+		_ = cc.Close()
+		return nil, ctx.Err()
+	}
+	return cc, nil
+}
+
+// chanConn adapts an ssh.Channel to net.Conn for http.Transport. Deadlines
+// are not supported by channels; the transport does not need them.
+type chanConn struct {
+	ssh.Channel
+	local, remote net.Addr
+}
+
+func (c *chanConn) LocalAddr() net.Addr                { return c.local }
+func (c *chanConn) RemoteAddr() net.Addr               { return c.remote }
+func (c *chanConn) SetDeadline(t time.Time) error      { return nil }
+func (c *chanConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *chanConn) SetWriteDeadline(t time.Time) error { return nil }
