@@ -76,8 +76,9 @@ the policy can name (email:, domain:, sub:). With --http-auth oidc an app's
 authorize page signs its user in at the same provider instead of waiting for the
 owner's approval, and access is granted only to the tunnel's owner (the person
 its key signed in as) or to the route rule's callers in the policy;
---owner-approval then also asks the owner (who sees who signed in). Register <front>/.pomdev/oidc/callback
-as the client's redirect URI. The admin token still approves keys by hand.
+--owner-approval then also asks the owner (who sees who signed in). Register
+<front>/.pomdev/oidc/callback as the client's redirect URI. The admin token
+still approves keys by hand.
 
 Policy (--policy FILE, YAML, reloaded when it changes; a file that does not
 validate is reported with file:line and the last good policy stays):
@@ -87,6 +88,7 @@ validate is reported with file:line and the last good policy stays):
   routes:                               # the first rule whose name matches
     - name: "demo-*"
       holders: ["key:SHA256:7m3…"]      # who may hold these route names
+      callers: ["owner", "domain:example.com"]  # --http-auth oidc: who gets access
       tools: {deny: ["delete_*"]}       # names, or prefixes ending in *
   tools:                                # every route
     allow: ["get_*", "search"]
@@ -100,7 +102,9 @@ config).`,
   pomdev relay --http-auth owner                  # try the OAuth flow on loopback
   pomdev relay --auth signin --domain tunnels.example.com --http-addr :443 \
     --ssh-addr :22 --tls-cert wildcard.pem --tls-key wildcard.key
-  pomdev relay --public-url-scheme https --public-port 443   # behind a TLS proxy`,
+  pomdev relay --public-url-scheme https --public-port 443   # behind a TLS proxy
+  pomdev relay --auth signin --http-auth oidc --oidc-issuer https://accounts.example.com \
+    --oidc-client-id pomdev --oidc-client-secret-file secret.txt --policy policy.yaml`,
 		Args: factory.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.Config()
