@@ -771,14 +771,7 @@ func TestOAuthRevocation(t *testing.T) {
 // gated tunnel: discovery from the 401, dynamic registration, PKCE, the
 // owner's approval, token exchange, tools listed and called.
 func TestOAuthTypeScriptSDK(t *testing.T) {
-	sdk := os.Getenv("POMDEV_TEST_TS_SDK")
-	node, err := exec.LookPath("node")
-	if sdk == "" || err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("POMDEV_TEST_TS_SDK (the @modelcontextprotocol/sdk directory) and node are required in CI")
-		}
-		t.Skip("POMDEV_TEST_TS_SDK not set")
-	}
+	node, sdk := requireTSSDK(t)
 	g := newGated(t, func(c *relay.Config) { c.TLS = nil }, false)
 	g.pool = nil
 	cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")

@@ -169,14 +169,7 @@ func startOIDCGatedWith(t *testing.T, policyText string, useTLS bool, mod func(*
 func (g *gatedTunnel) browseOIDC(t *testing.T, authURL, redirectPrefix, user string) (*url.URL, string) {
 	t.Helper()
 	b := g.browser(t)
-	var back *url.URL
-	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirectPrefix) {
-			back = req.URL
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
+	back := stopAt(b, redirectPrefix)
 	resp, err := b.Get(authURL)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +177,21 @@ func (g *gatedTunnel) browseOIDC(t *testing.T, authURL, redirectPrefix, user str
 	resp = rt.LoginAtOP(t, b, resp, user)
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return back, string(page)
+	return *back, string(page)
+}
+
+// stopAt makes b stop before it follows a redirect to a URL starting with
+// prefix (the app's redirect URI), which it records.
+func stopAt(b *http.Client, prefix string) **url.URL {
+	back := new(*url.URL)
+	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), prefix) {
+			*back = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	return back
 }
 
 // browser is a person's browser that trusts the relay's certificate.
@@ -242,14 +249,7 @@ func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, bad
 // --http-auth oidc: its user signed in at the provider as the owner calls
 // tools; another user of the provider gets no code.
 func TestOIDCTypeScriptSDK(t *testing.T) {
-	sdk := os.Getenv("POMDEV_TEST_TS_SDK")
-	node, err := exec.LookPath("node")
-	if sdk == "" || err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("POMDEV_TEST_TS_SDK (the @modelcontextprotocol/sdk directory) and node are required in CI")
-		}
-		t.Skip("POMDEV_TEST_TS_SDK not set")
-	}
+	node, sdk := requireTSSDK(t)
 	g := startOIDCGated(t, "")
 	run := func(user string) (result, stderr string, err error) {
 		cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
@@ -383,14 +383,7 @@ func TestOIDCOwnerApproval(t *testing.T) {
 	clientID := g.register(t, redirect)
 	verifier, challenge := pkce()
 	b := g.browser(t)
-	var back *url.URL
-	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirect) {
-			back = req.URL
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
+	backp := stopAt(b, redirect)
 	resp, err := b.Get(g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -402,8 +395,8 @@ func TestOIDCOwnerApproval(t *testing.T) {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	code := regexp.MustCompile(`class="code">([A-Z0-9-]+)<`).FindStringSubmatch(string(page))
-	if back != nil || code == nil || !strings.Contains(string(page), "Signed in as</dt><dd>test-user@zitadel.ch") {
-		t.Fatalf("after the sign-in the page waits for the owner (back %v):\n%s", back, page)
+	if *backp != nil || code == nil || !strings.Contains(string(page), "Signed in as</dt><dd>test-user@zitadel.ch") {
+		t.Fatalf("after the sign-in the page waits for the owner (back %v):\n%s", *backp, page)
 	}
 	g.ssh.WaitContains(t, "signed in as test-user@zitadel.ch")
 	if out := g.sshApprove(t, "approve", code[1]); !strings.Contains(out, "approved") {
@@ -414,6 +407,7 @@ func TestOIDCOwnerApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	back := *backp
 	if back == nil || back.Query().Get("code") == "" {
 		t.Fatalf("not sent back with a code after the approval: %v", back)
 	}

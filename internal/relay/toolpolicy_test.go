@@ -253,14 +253,7 @@ func TestToolPolicyWire(t *testing.T) {
 // TestToolPolicyTypeScriptSDK: the official TypeScript SDK client
 // (protocol 2025-11-25, sessions, SSE) through a policed route.
 func TestToolPolicyTypeScriptSDK(t *testing.T) {
-	sdk := os.Getenv("POMDEV_TEST_TS_SDK")
-	node, err := exec.LookPath("node")
-	if sdk == "" || err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("POMDEV_TEST_TS_SDK (the @modelcontextprotocol/sdk directory) and node are required in CI")
-		}
-		t.Skip("POMDEV_TEST_TS_SDK not set")
-	}
+	node, sdk := requireTSSDK(t)
 	// The relay allows only what is listed; the tunnel denies search.
 	p := startPolicyTunnel(t, "tools:\n  allow: [\"echo\", \"search\", \"get_*\"]\n", "POMDEV_TOOLS_DENY=search", nil)
 	cmd := exec.Command(node, "testdata/ts_policy_client.mjs", sdk, p.url+"/mcp")
@@ -428,4 +421,20 @@ func TestToolPolicyAudit(t *testing.T) {
 	if n := len(g.origin.seen()); n != seen {
 		t.Fatalf("the denied call reached the app (%d requests, %d before)", n, seen)
 	}
+}
+
+// requireTSSDK is node and the official TypeScript SDK's directory
+// (POMDEV_TEST_TS_SDK, installed by .ci/run); without them the test skips,
+// and fails in CI.
+func requireTSSDK(t *testing.T) (node, sdk string) {
+	t.Helper()
+	sdk = os.Getenv("POMDEV_TEST_TS_SDK")
+	node, err := exec.LookPath("node")
+	if sdk == "" || err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("POMDEV_TEST_TS_SDK (the @modelcontextprotocol/sdk directory) and node are required in CI")
+		}
+		t.Skip("POMDEV_TEST_TS_SDK not set")
+	}
+	return node, sdk
 }

@@ -1,6 +1,6 @@
-// Preloaded (node --import) by TestConformanceThroughPolicy: *.localhost
-// is this machine, as browsers and pomdev resolve it; the system resolver
-// here does not know it.
+// *.localhost is this machine, as browsers and pomdev resolve it; the
+// system resolver here does not know it. Imported by the test clients, and
+// preloaded (node --import) for the conformance suite.
 import dns from "node:dns";
 
 const lookup = dns.lookup;

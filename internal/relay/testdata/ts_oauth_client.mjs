@@ -6,7 +6,7 @@
 // finishes the flow, then lists and calls tools and prints "RESULT <json>".
 //
 // node ts_oauth_client.mjs SDK_DIR MCP_URL
-import dns from "node:dns";
+import "./localhost_dns.mjs"; // *.localhost is this machine
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
@@ -16,15 +16,6 @@ const { Client } = await load("client/index.js");
 const { StreamableHTTPClientTransport } = await load("client/streamableHttp.js");
 const { UnauthorizedError } = await load("client/auth.js");
 
-// *.localhost is this machine (as browsers and pomdev resolve it); the
-// system resolver here does not know it.
-const lookup = dns.lookup;
-dns.lookup = (host, options, callback) => {
-  if (typeof options === "function") [callback, options] = [options, {}];
-  if (!host.endsWith(".localhost")) return lookup(host, options, callback);
-  if (options?.all) return callback(null, [{ address: "127.0.0.1", family: 4 }]);
-  return callback(null, "127.0.0.1", 4);
-};
 
 const redirectUrl = "http://127.0.0.1:9/callback";
 const store = {};

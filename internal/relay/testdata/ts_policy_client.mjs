@@ -5,7 +5,7 @@
 // "RESULT {tools, echo, denied: {tool: error message}}".
 //
 // node ts_policy_client.mjs SDK_DIR MCP_URL
-import dns from "node:dns";
+import "./localhost_dns.mjs"; // *.localhost is this machine
 import { pathToFileURL } from "node:url";
 
 const [sdkDir, mcpURL] = process.argv.slice(2);
@@ -13,15 +13,6 @@ const load = (p) => import(pathToFileURL(`${sdkDir}/dist/esm/${p}`).href);
 const { Client } = await load("client/index.js");
 const { StreamableHTTPClientTransport } = await load("client/streamableHttp.js");
 
-// *.localhost is this machine (as browsers and pomdev resolve it); the
-// system resolver here does not know it.
-const lookup = dns.lookup;
-dns.lookup = (host, options, callback) => {
-  if (typeof options === "function") [callback, options] = [options, {}];
-  if (!host.endsWith(".localhost")) return lookup(host, options, callback);
-  if (options?.all) return callback(null, [{ address: "127.0.0.1", family: 4 }]);
-  return callback(null, "127.0.0.1", 4);
-};
 
 const client = new Client({ name: "ts-policy-host", version: "1" });
 await client.connect(new StreamableHTTPClientTransport(new URL(mcpURL)));
