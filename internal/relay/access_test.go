@@ -774,11 +774,36 @@ func TestOAuthTypeScriptSDK(t *testing.T) {
 	node, sdk := requireTSSDK(t)
 	g := newGated(t, func(c *relay.Config) { c.TLS = nil }, false)
 	g.pool = nil
-	cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
+	line, stderr, err := runTSOAuthClient(t, node, sdk, g.url+"/mcp", func(authURL string) string {
+		return g.browse(t, authURL, func(code string) { g.sshApprove(t, "approve", code) }).String()
+	})
+	if err != nil || line == "" {
+		t.Fatalf("node: %v %s\n%s", err, line, stderr)
+	}
+	var r struct {
+		Tools   []string `json:"tools"`
+		Text    string   `json:"text"`
+		Refresh bool     `json:"refresh"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r.Tools, ",") != "echo" || r.Text != "echo: from ts" || !r.Refresh {
+		t.Fatalf("TS client result %+v", r)
+	}
+}
+
+// runTSOAuthClient runs testdata/ts_oauth_client.mjs against mcpURL;
+// authorize gets each authorize URL the SDK opens and returns the URL the
+// browser came back to. It returns the RESULT line ("" if none), the
+// client's stderr and how it exited.
+func runTSOAuthClient(t *testing.T, node, sdk, mcpURL string, authorize func(string) string) (result, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, mcpURL)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	var errb strings.Builder
+	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -786,33 +811,17 @@ func TestOAuthTypeScriptSDK(t *testing.T) {
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		line := lines.Text()
-		t.Logf("node: %s", line)
 		switch {
 		case strings.HasPrefix(line, "AUTHORIZE "):
-			back := g.browse(t, strings.TrimPrefix(line, "AUTHORIZE "), func(code string) { g.sshApprove(t, "approve", code) })
-			fmt.Fprintln(stdin, back.String())
+			fmt.Fprintln(stdin, authorize(strings.TrimPrefix(line, "AUTHORIZE ")))
 		case strings.HasPrefix(line, "RESULT "):
-			var r struct {
-				Tools   []string `json:"tools"`
-				Text    string   `json:"text"`
-				Refresh bool     `json:"refresh"`
-			}
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &r); err != nil {
-				t.Fatal(err)
-			}
-			if strings.Join(r.Tools, ",") != "echo" || r.Text != "echo: from ts" || !r.Refresh {
-				t.Fatalf("TS client result %+v", r)
-			}
+			result = line
 			stdin.Close()
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("node: %v\n%s", err, stderr.String())
-			}
-			return
 		}
 	}
 	stdin.Close()
-	_ = cmd.Wait()
-	t.Fatalf("the TS client ended without a result:\n%s", stderr.String())
+	err = cmd.Wait()
+	return result, errb.String(), err
 }
 
 // TestOAuthAuthorizePageChromium: the authorize page in headless Chromium

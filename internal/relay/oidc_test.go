@@ -1,7 +1,6 @@
 package relay_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"html"
@@ -251,39 +250,19 @@ func oidcHTTPAuth(t *testing.T, policyText, okUser, okSub, okEmail, badUser, bad
 func TestOIDCTypeScriptSDK(t *testing.T) {
 	node, sdk := requireTSSDK(t)
 	g := startOIDCGated(t, "")
-	run := func(user string) (result, stderr string, err error) {
-		cmd := exec.Command(node, "testdata/ts_oauth_client.mjs", sdk, g.url+"/mcp")
-		stdin, _ := cmd.StdinPipe()
-		stdout, _ := cmd.StdoutPipe()
-		var errb strings.Builder
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-		lines := bufio.NewScanner(stdout)
-		for lines.Scan() {
-			line := lines.Text()
-			switch {
-			case strings.HasPrefix(line, "AUTHORIZE "):
-				back, page := g.browseOIDC(t, strings.TrimPrefix(line, "AUTHORIZE "), "http://127.0.0.1:9/callback", user)
-				if back == nil {
-					// A refusal page: the person follows its link back.
-					m := regexp.MustCompile(`href="(http://127\.0\.0\.1:9/callback[^"]*)"`).FindStringSubmatch(page)
-					if m == nil {
-						t.Fatalf("not sent back to the app:\n%s", page)
-					}
-					fmt.Fprintln(stdin, html.UnescapeString(m[1]))
-					continue
-				}
-				fmt.Fprintln(stdin, back.String())
-			case strings.HasPrefix(line, "RESULT "):
-				result = line
+	run := func(user string) (string, string, error) {
+		return runTSOAuthClient(t, node, sdk, g.url+"/mcp", func(authURL string) string {
+			back, page := g.browseOIDC(t, authURL, "http://127.0.0.1:9/callback", user)
+			if back != nil {
+				return back.String()
 			}
-		}
-		stdin.Close()
-		err = cmd.Wait()
-		return result, errb.String(), err
+			// A refusal page: the person follows its link back.
+			m := regexp.MustCompile(`href="(http://127\.0\.0\.1:9/callback[^"]*)"`).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("not sent back to the app:\n%s", page)
+			}
+			return html.UnescapeString(m[1])
+		})
 	}
 	res, stderr, err := run("test-user@localhost")
 	if err != nil || !strings.Contains(res, `"echo: from ts"`) || !strings.Contains(res, `"refresh":true`) {
