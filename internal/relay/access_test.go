@@ -287,13 +287,7 @@ func TestOAuthGoSDKClient(t *testing.T) {
 	}
 
 	// The audit trail has the whole story.
-	if err := g.h.R.Access().FlushAudit(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := g.auditTrail(t)
 	kinds := map[string]bool{}
 	var toolCall *access.Entry
 	for line := range strings.Lines(string(data)) {

@@ -20,7 +20,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/pomdev/pomdev/internal/relay"
-	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/crypto/ssh"
@@ -310,13 +309,7 @@ func TestOIDCGoSDKClient(t *testing.T) {
 	if err != nil || res.Content[0].(*mcp.TextContent).Text != "echo: hi" {
 		t.Fatalf("tools/call: %v %v", res, err)
 	}
-	if err := g.h.R.Access().FlushAudit(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := g.auditTrail(t)
 	if !regexp.MustCompile(`"kind":"request"[^\n]*"tool":"echo"[^\n]*"by":"test-user@zitadel.ch"`).Match(data) {
 		t.Fatalf("the audit trail does not name the person on the call:\n%s", data)
 	}

@@ -395,13 +395,7 @@ func TestToolPolicyAudit(t *testing.T) {
 	if !strings.Contains(string(b), `deny \"echo\" at `+file+":2") {
 		t.Fatalf("denied call: %s", b)
 	}
-	if err := g.h.R.Access().FlushAudit(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := g.auditTrail(t)
 	var denied, hidden bool
 	for line := range strings.Lines(string(data)) {
 		var e access.Entry
@@ -437,4 +431,17 @@ func requireTSSDK(t *testing.T) (node, sdk string) {
 		t.Skip("POMDEV_TEST_TS_SDK not set")
 	}
 	return node, sdk
+}
+
+// auditTrail flushes and reads the relay's audit trail.
+func (g *gatedTunnel) auditTrail(t *testing.T) []byte {
+	t.Helper()
+	if err := g.h.R.Access().FlushAudit(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

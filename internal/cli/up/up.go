@@ -35,6 +35,7 @@ import (
 	"github.com/pomdev/pomdev/internal/mcpcheck"
 	"github.com/pomdev/pomdev/internal/ownerctl"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/pomdev/pomdev/internal/supervise"
 	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/pomdev/pomdev/internal/tui"
@@ -892,14 +893,12 @@ func missingModules(output string) bool {
 	return false
 }
 
-// toolsLabel is the tunnel's own tool rules for the dashboard.
+// toolsLabel is the tunnel's own tool rules for the dashboard ("" none),
+// written as the relay shows them.
 func toolsLabel(t config.ToolRules) string {
-	var parts []string
-	if len(t.Allow) > 0 {
-		parts = append(parts, "allow "+strings.Join(t.Allow, ","))
+	rules, err := policy.ParseTunnelTools(strings.Join(t.Allow, ","), strings.Join(t.Deny, ","))
+	if err != nil || rules.Empty() {
+		return ""
 	}
-	if len(t.Deny) > 0 {
-		parts = append(parts, "deny "+strings.Join(t.Deny, ","))
-	}
-	return strings.Join(parts, "; ")
+	return rules.String()
 }

@@ -219,10 +219,7 @@ func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by 
 			if allow {
 				// Remembered from now on, even if the app never comes
 				// back for its code (a retry then goes straight through).
-				if _, err := s.st.putGrant(ctx, Grant{ID: random(12), Owner: row.Owner, ClientID: row.ClientID, ClientName: row.Data.ClientName,
-					ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
-					s.log.Warn("cannot record a grant", "err", err)
-				}
+				s.recordGrant(ctx, row, by, now)
 			}
 			s.log.Info("authorization request decided", "route", row.Route, "client", row.ClientID, "state", state, "by", by)
 			s.audit.add(Entry{Kind: "decision", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: state, By: by, Reason: "code " + row.Approval})
@@ -354,6 +351,14 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// recordGrant remembers the owner's approval of row's client.
+func (s *Server) recordGrant(ctx context.Context, row authRow, by string, now time.Time) {
+	if _, err := s.st.putGrant(ctx, Grant{ID: random(12), Owner: row.Owner, ClientID: row.ClientID, ClientName: row.Data.ClientName,
+		ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
+		s.log.Warn("cannot record a grant", "err", err)
+	}
+}
+
 // signedIn decides request id for the person who came back from the
 // identity provider: approved if the relay's Allow lets them call the
 // route, denied (and the app told) if not.
@@ -393,10 +398,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, id string, p P
 		return
 	}
 	if ok {
-		if _, err := s.st.putGrant(ctx, Grant{ID: random(12), Owner: row.Owner, ClientID: row.ClientID, ClientName: row.Data.ClientName,
-			ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
-			s.log.Warn("cannot record a grant", "err", err)
-		}
+		s.recordGrant(ctx, row, by, now)
 	}
 	s.log.Info("authorization request decided", "route", row.Route, "client", row.ClientID, "state", state, "by", by, "why", why)
 	s.audit.add(Entry{Kind: "decision", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: state, By: by, Reason: why})
