@@ -53,7 +53,8 @@ func run(ctx context.Context, f *factory.Factory, args []string) int {
 	root.SetIn(f.IOStreams.In)
 	root.SetOut(f.IOStreams.Out)
 	root.SetErr(f.IOStreams.ErrOut)
-	err := root.ExecuteContext(ctx)
+	// The library packages' typed errors get their codes and hints here.
+	err := factory.Exit(root.ExecuteContext(ctx))
 	if err == nil {
 		return exitcode.OK
 	}

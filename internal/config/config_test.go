@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/spf13/pflag"
 )
 
@@ -200,8 +199,9 @@ func TestErrors(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
-			if code := exitcode.Code(err); code != exitcode.Usage {
-				t.Errorf("exit code %d, want %d", code, exitcode.Usage)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("%T is not a *config.Error", err)
 			}
 		})
 	}

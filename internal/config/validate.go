@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/loopback"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 )
@@ -53,9 +52,6 @@ func (e *Error) Error() string {
 	}
 	return b.String()
 }
-
-// ExitCode makes every configuration error a usage error.
-func (e *Error) ExitCode() int { return exitcode.Usage }
 
 var processName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 

@@ -10,8 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"github.com/pomdev/pomdev/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -20,9 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/loopback"
+
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/build"
-	"github.com/pomdev/pomdev/internal/exitcode"
 )
 
 // AppsExtension is the MCP Apps capability key; UIMIMEType its HTML type.
@@ -127,7 +126,7 @@ type Timing struct {
 
 // Errors
 var (
-	// ErrToolFailed: the called tool returned isError (exit code 5).
+	// ErrToolFailed: the called tool returned isError (in a *ToolError).
 	ErrToolFailed = errors.New("the tool reported an error")
 )
 
@@ -220,7 +219,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer cancel()
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, exitcode.Usagef("%q is not an http(s) URL of an MCP endpoint (for example http://127.0.0.1:8080/mcp)", opts.URL)
+		return nil, &URLError{URL: opts.URL}
 	}
 	// *.localhost (pomdev relay's default domain) dials loopback.
 	var base http.RoundTripper = loopback.Transport()
@@ -369,18 +368,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		var args any = map[string]any{}
 		if len(opts.Args) > 0 {
 			if err := json.Unmarshal(opts.Args, &args); err != nil {
-				return rep, exitcode.Usagef("--args: %v (give a JSON object, for example '{\"text\":\"hi\"}')", err)
+				return rep, &ArgsError{Err: err}
 			}
 		}
 		res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: opts.Call, Arguments: args})
 		if err != nil {
-			return rep, exitcode.New(exitcode.ToolError, fmt.Errorf("tools/call %s: %w", opts.Call, err), "check the tool name and --args against tools/list")
+			return rep, &ToolError{Tool: opts.Call, Err: err}
 		}
 		content, _ := json.Marshal(res.Content)
 		rep.Call = &CallResult{Tool: opts.Call, IsError: res.IsError, Content: content}
 		step("tools/call", start)
 		if res.IsError {
-			return rep, exitcode.New(exitcode.ToolError, fmt.Errorf("tools/call %s: %w", opts.Call, ErrToolFailed), "")
+			return rep, &ToolError{Tool: opts.Call, Err: ErrToolFailed}
 		}
 	}
 	return rep, nil
@@ -402,28 +401,26 @@ func isLocal(host string) bool {
 }
 
 func stepError(step string, ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s: no answer within the timeout: %w", step, err), "raise --timeout, or check that the server answers")
-	}
-	return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s failed: %w", step, err), "")
+	return &StepError{Step: step, Err: err, Timeout: ctx.Err() != nil}
 }
 
-// connectError explains a failed handshake: authorization (exit 3),
-// timeouts, refused connections and servers that do not speak MCP (4).
+// connectError explains a failed handshake: authorization (*AuthError),
+// timeouts, refused connections and servers that do not speak MCP
+// (*ConnectError).
 func connectError(ctx context.Context, opts Options, ht *headerTransport, hc *http.Client, err error) error {
 	if resp := ht.unauthorized(); resp != nil {
 		ae := &AuthError{URL: opts.URL}
 		discover(ctx, hc, opts.URL, resp.Header.Get("WWW-Authenticate"), ae)
-		return exitcode.New(exitcode.AuthRequired, ae, "log in with --login, or pass a token with --token T or --header 'Authorization: Bearer T'")
+		return ae
 	}
 	var ne *net.OpError
 	switch {
 	case ctx.Err() != nil:
-		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s: no MCP answer within the timeout (%v)", opts.URL, err), "raise --timeout, or check that this is the MCP endpoint (usually /mcp)")
+		return &ConnectError{URL: opts.URL, Err: err, Reason: ConnectTimeout}
 	case errors.As(err, &ne):
-		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s: %v", opts.URL, ne), "is the server running? (pomdev up starts it)")
+		return &ConnectError{URL: opts.URL, Err: ne, Reason: ConnectNetwork}
 	default:
-		return exitcode.New(exitcode.Unreachable, fmt.Errorf("%s does not answer as an MCP server: %w", opts.URL, err), "check the URL: MCP servers usually serve Streamable HTTP at /mcp")
+		return &ConnectError{URL: opts.URL, Err: err, Reason: ConnectNotMCP}
 	}
 }
 

@@ -3,6 +3,7 @@ package mcpcheck
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/pomdev/pomdev/internal/exitcode"
 )
 
 const goodHTML = "<!doctype html><html><head><title>echo</title></head><body><div id=root></div></body></html>"
@@ -110,11 +110,17 @@ func TestCall(t *testing.T) {
 		t.Fatalf("%v %+v", err, rep.Call)
 	}
 	_, err = Run(context.Background(), Options{URL: url, Call: "fails"})
-	if exitcode.Code(err) != exitcode.ToolError {
-		t.Fatalf("failing tool: %v (code %d)", err, exitcode.Code(err))
+	var te *ToolError
+	if !errors.As(err, &te) || te.Tool != "fails" || !errors.Is(err, ErrToolFailed) {
+		t.Fatalf("failing tool: %v", err)
+	}
+	_, err = Run(context.Background(), Options{URL: url, Call: "no_such_tool"})
+	if !errors.As(err, &te) || errors.Is(err, ErrToolFailed) {
+		t.Fatalf("unknown tool: %v", err)
 	}
 	_, err = Run(context.Background(), Options{URL: url, Call: "echo", Args: []byte(`not json`)})
-	if exitcode.Code(err) != exitcode.Usage {
+	var ae *ArgsError
+	if !errors.As(err, &ae) {
 		t.Fatalf("bad args: %v", err)
 	}
 }
@@ -195,14 +201,22 @@ func TestAuthRequired(t *testing.T) {
 	defer srv.Close()
 	base = srv.URL
 	_, err := Run(context.Background(), Options{URL: srv.URL + "/mcp", Timeout: 5 * time.Second})
-	if exitcode.Code(err) != exitcode.AuthRequired || !strings.Contains(err.Error(), "https://auth.example.com") {
-		t.Fatalf("got %v (code %d)", err, exitcode.Code(err))
+	var ae *AuthError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "https://auth.example.com") {
+		t.Fatalf("got %v", err)
 	}
 	// The header is sent: the server then answers something else (not 401).
 	_, err = Run(context.Background(), Options{URL: srv.URL + "/mcp", Timeout: 5 * time.Second, Headers: map[string]string{"Authorization": "Bearer good"}})
-	if exitcode.Code(err) != exitcode.Unreachable {
+	if !unreachable(err) {
 		t.Fatalf("with a token: %v", err)
 	}
+}
+
+// unreachable is an error reaching the server or one of its answers.
+func unreachable(err error) bool {
+	var ce *ConnectError
+	var se *StepError
+	return errors.As(err, &ce) || errors.As(err, &se)
 }
 
 // Servers that are not MCP servers: a clear error within the timeout,
@@ -210,22 +224,23 @@ func TestAuthRequired(t *testing.T) {
 func TestGarbageServers(t *testing.T) {
 	tests := []struct {
 		name    string
+		reason  ConnectReason
 		handler http.HandlerFunc
 	}{
-		{"html page", func(w http.ResponseWriter, r *http.Request) {
+		{"html page", ConnectNotMCP, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprint(w, "<html><body>hello</body></html>")
 		}},
-		{"invalid json", func(w http.ResponseWriter, r *http.Request) {
+		{"invalid json", ConnectNotMCP, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"jsonrpc":"2.0","id":`)
 		}},
-		{"never answers", func(w http.ResponseWriter, r *http.Request) {
+		{"never answers", ConnectTimeout, func(w http.ResponseWriter, r *http.Request) {
 			// Read the request so the server notices the client leaving.
 			_, _ = io.Copy(io.Discard, r.Body)
 			<-r.Context().Done()
 		}},
-		{"streams forever", func(w http.ResponseWriter, r *http.Request) {
+		{"streams forever", ConnectTimeout, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			for {
 				if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
@@ -239,7 +254,7 @@ func TestGarbageServers(t *testing.T) {
 				}
 			}
 		}},
-		{"huge body", func(w http.ResponseWriter, r *http.Request) {
+		{"huge body", ConnectNotMCP, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			chunk := strings.Repeat("x", 1<<16)
 			for i := 0; i < 1024; i++ {
@@ -255,8 +270,9 @@ func TestGarbageServers(t *testing.T) {
 			defer srv.Close()
 			start := time.Now()
 			_, err := Run(context.Background(), Options{URL: srv.URL + "/mcp", Timeout: 2 * time.Second})
-			if exitcode.Code(err) != exitcode.Unreachable {
-				t.Fatalf("got %v (code %d)", err, exitcode.Code(err))
+			var ce *ConnectError
+			if !errors.As(err, &ce) || ce.Reason != tt.reason {
+				t.Fatalf("got %v", err)
 			}
 			if time.Since(start) > 10*time.Second {
 				t.Fatalf("took %v", time.Since(start))
@@ -266,7 +282,8 @@ func TestGarbageServers(t *testing.T) {
 	// Nothing listening.
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
-	if _, err := Run(context.Background(), Options{URL: srv.URL + "/mcp"}); exitcode.Code(err) != exitcode.Unreachable {
+	var ce *ConnectError
+	if _, err := Run(context.Background(), Options{URL: srv.URL + "/mcp"}); !errors.As(err, &ce) || ce.Reason != ConnectNetwork {
 		t.Fatalf("closed port: %v", err)
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/pomdev/pomdev/internal/exitcode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -65,7 +64,7 @@ var reservedNames = []string{"node_modules", "favicon.ico"}
 // rule failed. Path separators and ".." are refused outright.
 func ValidateName(name string) error {
 	bad := func(rule string) error {
-		return exitcode.Usagef("app name %q is not valid: %s", name, rule)
+		return &NameError{Name: name, Rule: rule}
 	}
 	switch {
 	case name == "":
@@ -100,6 +99,19 @@ type Options struct {
 	afterFile func(rel string) error
 }
 
+// NameError is an app name that npm would refuse; Rule says why.
+type NameError struct{ Name, Rule string }
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("app name %q is not valid: %s", e.Name, e.Rule)
+}
+
+// NotEmptyError is a target directory with files in it (Options.Force
+// adds the template's files beside them).
+type NotEmptyError struct{ Dir string }
+
+func (e *NotEmptyError) Error() string { return e.Dir + " is not empty" }
+
 // ConflictError lists files that already exist in the target.
 type ConflictError struct {
 	Dir   string
@@ -128,7 +140,7 @@ func Render(fsys fs.FS, dir string, data Data, opts Options) ([]string, error) {
 	case err != nil:
 		return nil, fmt.Errorf("target %s: %w", dir, err)
 	case len(existing) > 0 && !opts.Force:
-		return nil, exitcode.New(exitcode.Usage, fmt.Errorf("%s is not empty", dir), "choose a new directory, or pass --force to add the template's files without overwriting any")
+		return nil, &NotEmptyError{Dir: dir}
 	}
 
 	// Plan: every output path, checked for conflicts before anything is written.
@@ -161,7 +173,7 @@ func Render(fsys fs.FS, dir string, data Data, opts Options) ([]string, error) {
 		}
 		if len(conflicts) > 0 {
 			sort.Strings(conflicts)
-			return nil, exitcode.New(exitcode.Failure, &ConflictError{Dir: dir, Files: conflicts}, "move those files away, or scaffold into a new directory")
+			return nil, &ConflictError{Dir: dir, Files: conflicts}
 		}
 	}
 

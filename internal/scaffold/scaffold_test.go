@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-
-	"github.com/pomdev/pomdev/internal/exitcode"
 )
 
 var tmpl = fstest.MapFS{
@@ -61,7 +59,8 @@ func TestValidateName(t *testing.T) {
 		{"node_modules", "reserved"}, {"a b", "only lowercase"}, {"é", "only lowercase"}, {strings.Repeat("a", 215), "longer than 214"},
 	} {
 		err := ValidateName(tt.name)
-		if err == nil || !strings.Contains(err.Error(), tt.rule) || exitcode.Code(err) != exitcode.Usage {
+		var ne *NameError
+		if !errors.As(err, &ne) || !strings.Contains(err.Error(), tt.rule) {
 			t.Errorf("%q: got %v, want the %q rule", tt.name, err, tt.rule)
 		}
 	}
@@ -78,7 +77,8 @@ func TestNoOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Non-empty without --force: refused.
-	if _, err := Render(tmpl, dir, Data{Name: "x"}, Options{}); exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "not empty") {
+	var ne *NotEmptyError
+	if _, err := Render(tmpl, dir, Data{Name: "x"}, Options{}); !errors.As(err, &ne) || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("got %v", err)
 	}
 	// --force with no conflicts: added beside the user's file.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"github.com/pomdev/pomdev/internal/fuzzwatch"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/socks5"

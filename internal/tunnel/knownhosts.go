@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pomdev/pomdev/internal/exitcode"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -31,16 +30,6 @@ type HostKeyChangedError struct {
 func (e *HostKeyChangedError) Error() string {
 	return fmt.Sprintf("relay %s: host key changed (was %s, now %s); this may be an attack, or the relay was reinstalled",
 		e.Host, e.Old, e.New)
-}
-
-// ExitError gives the typed exit error with the command that forgets the
-// old key.
-func (e *HostKeyChangedError) ExitError() error {
-	host, _, err := net.SplitHostPort(e.Host)
-	if err != nil {
-		host = e.Host
-	}
-	return exitcode.New(exitcode.Failure, e, "if you trust the new key, run: pomdev known-hosts forget "+host)
 }
 
 // trustOnFirstUse returns a HostKeyCallback that accepts and records an

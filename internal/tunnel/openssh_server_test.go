@@ -2,7 +2,6 @@ package tunnel_test
 
 import (
 	"fmt"
-	"github.com/pomdev/pomdev/internal/event"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/event"
 
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"github.com/pomdev/pomdev/internal/tunnel"

@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"github.com/pomdev/pomdev/internal/fuzzwatch"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/fuzzwatch"
 
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/crypto/ssh"

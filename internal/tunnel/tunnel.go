@@ -24,7 +24,6 @@ import (
 
 	"github.com/pomdev/pomdev/internal/backoff"
 	"github.com/pomdev/pomdev/internal/event"
-	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/safeurl"
 	"golang.org/x/crypto/ssh"
 )
@@ -159,6 +158,28 @@ type fatalError struct{ err error }
 func (f *fatalError) Error() string { return f.err.Error() }
 func (f *fatalError) Unwrap() error { return f.err }
 
+// UnreachableError is a relay never reached: a wrong address, a relay
+// that is down, no network. Err says which.
+type UnreachableError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string { return e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// KeyRefusedError is a relay that accepted none of the keys (or whose
+// sign-in was denied).
+type KeyRefusedError struct {
+	Addr string
+	Err  error
+}
+
+func (e *KeyRefusedError) Error() string {
+	return fmt.Sprintf("relay %s refused the key: %v", e.Addr, e.Err)
+}
+func (e *KeyRefusedError) Unwrap() error { return e.Err }
+
 // Run keeps the tunnel up until ctx ends: it connects, serves, and on any
 // disconnect reconnects with exponential backoff and jitter (1 s to 30 s).
 // A changed host key or a refused authentication ends it with an error.
@@ -180,7 +201,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if !everConnected {
 			// Never reached: a wrong address or a relay that is down is
 			// reported at once; reconnecting is for tunnels that were up.
-			return exitcode.New(exitcode.Unreachable, err, "check the relay address (--relay) and that the relay is running")
+			return &UnreachableError{Addr: c.cfg.Addr, Err: err}
 		}
 		if time.Since(started) > time.Minute {
 			delays.Reset() // it was up for a while: start over
@@ -254,11 +275,10 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 		nc.Close()
 		var hk *HostKeyChangedError
 		if errors.As(err, &hk) {
-			return false, &fatalError{hk.ExitError()}
+			return false, &fatalError{hk}
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return false, &fatalError{exitcode.New(exitcode.AuthRequired, fmt.Errorf("relay %s refused the key: %w", c.cfg.Addr, err),
-				"the relay does not accept this key (or the sign-in was denied); check --identity or sign in again")}
+			return false, &fatalError{&KeyRefusedError{Addr: c.cfg.Addr, Err: err}}
 		}
 		return false, fmt.Errorf("relay %s: %w", c.cfg.Addr, err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pomdev/pomdev/internal/config"
-	"github.com/pomdev/pomdev/internal/watch"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/watch"
 
 	"github.com/pomdev/pomdev/internal/cli/factory/factorytest"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -58,7 +58,9 @@ func TestPortInUse(t *testing.T) {
 	}
 }
 
-func TestDiscoverAndWriteConfig(t *testing.T) {
+// --write-config saves what package.json gives as a valid pomdev.yaml,
+// and never over an existing one.
+func TestWriteConfig(t *testing.T) {
 	f, st := factorytest.New(t, "", nil)
 	cfg, err := f.Config()
 	if err != nil {
@@ -68,101 +70,23 @@ func TestDiscoverAndWriteConfig(t *testing.T) {
 	if err := os.WriteFile(cfg.Dir+"/package.json", []byte(pkg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	procs, assumed, err := discover(cfg.Dir)
-	if err != nil || len(procs) != 2 || procs[0].Name != "widgets" || procs[1].Command != "npm run dev:server" || !procs[1].SelfWatching || procs[1].Port != 8080 {
-		t.Fatalf("%+v %q %v", procs, assumed, err)
-	}
 	if err := factorytest.Execute(f, NewCmdUp(f, nil), "--write-config"); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(st.Out.String(), "wrote ") {
 		t.Fatalf("output %q", st.Out)
 	}
-	// The written file is a valid configuration with the same processes.
 	f2, _ := factorytest.New(t, "", nil)
 	f2.ConfigOptions.WorkDir = cfg.Dir
 	loaded, err := f2.Config()
 	if err != nil || len(loaded.Processes) != 2 || loaded.Processes[1].Env["PORT"] != "8080" || !loaded.Processes[0].SelfWatching {
 		t.Fatalf("reloaded %+v %v", loaded, err)
 	}
-	// Never over an existing file.
-	if _, err := writeConfig(cfg.Dir, procs); err == nil || !strings.Contains(err.Error(), "exists already") {
-		t.Fatalf("overwrite: %v", err)
-	}
-}
-
-func TestDiffTools(t *testing.T) {
-	last := map[string]string{"echo": `[{"type":"object"},null]`, "gone": "x", "same": "s"}
-	now := map[string]string{"echo": `[{"properties":{"a":{}},"type":"object"},null]`, "new": "n", "same": "s"}
-	added, removed, changed := diffTools(last, now)
-	if fmt.Sprint(added, removed, changed) != "[new] [gone] [echo]" {
-		t.Fatalf("added %v removed %v changed %v", added, removed, changed)
-	}
-	if a, r, c := diffTools(now, now); len(a)+len(r)+len(c) != 0 {
-		t.Fatalf("no change reported %v %v %v", a, r, c)
-	}
-}
-
-// Lines never carry terminal controls: text from requests, the relay or
-// the MCP server is escaped, and process output loses its escape
-// sequences (colours included).
-func TestPrinterEscapes(t *testing.T) {
-	var buf strings.Builder
-	p := &printer{w: &buf}
-	p.line("tunnel", "%s", "relay: \x1b]52;c;aGk=\x07\u009b")
-	p.proc("output", "server", "[server] %s", "\x1b[31mred\x1b[0m \x1b]0;title\x07")
-	out := buf.String()
-	if strings.ContainsAny(out, "\x1b\x07\u009b") {
-		t.Fatalf("controls reached the terminal: %q", out)
-	}
-	for _, want := range []string{`relay: \x1b]52;c;aGk=\x07\u009b`, "[server] red \n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q: %q", want, out)
-		}
-	}
-}
-
-// A package.json without node_modules (pomdev init --no-install, a fresh
-// clone) is found before anything starts, also for a workspace package
-// when the app has none; crash output about missing packages is known.
-func TestMissingNodeModules(t *testing.T) {
-	app := t.TempDir()
-	write := func(p string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(app, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(app, p), []byte("{}"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := &config.Loaded{}
-	cfg.Dir = app
-	cfg.Processes = []config.Process{{Name: "server", Dir: "server"}}
-	if got := missingNodeModules(cfg); got != "" {
-		t.Fatalf("no package.json: %q", got)
-	}
-	write("server/package.json")
-	if got := missingNodeModules(cfg); got != filepath.Join(app, "server") {
-		t.Fatalf("workspace package without modules: %q", got)
-	}
-	write("package.json")
-	if got := missingNodeModules(cfg); got != app {
-		t.Fatalf("app without modules: %q", got)
-	}
-	if err := os.Mkdir(filepath.Join(app, "node_modules"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if got := missingNodeModules(cfg); got != "" {
-		t.Fatalf("installed: %q", got)
-	}
-	for out, want := range map[string]bool{
-		"Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx'": true,
-		"sh: 1: vite: not found":                                  true,
-		"tools.ts:63:53: ERROR: Expected identifier":              false,
-	} {
-		if missingModules(out) != want {
-			t.Errorf("%q: %v", out, !want)
-		}
+	// Now pomdev.yaml describes them: a usage error.
+	f3, _ := factorytest.New(t, "", nil)
+	f3.ConfigOptions.WorkDir = cfg.Dir
+	if err := factorytest.Execute(f3, NewCmdUp(f3, nil), "--write-config"); exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "already describes") {
+		t.Fatalf("second --write-config: %v", err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package up
+package devloop
 
 import (
 	"encoding/json"
@@ -79,7 +79,7 @@ func writeConfig(dir string, procs []config.Process) (string, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("%s exists already; edit it instead", path)
+			return "", configErrorf("%s exists already; edit it instead", path)
 		}
 		return "", err
 	}
