@@ -343,7 +343,15 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 
 	errc := make(chan error, 2)
 	go func() { errc <- client.Wait() }()
-	go c.keepalive(ctx, client, errc)
+	go func() {
+		ping := func() error {
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+			return err
+		}
+		if err := keepalive(ctx, c.cfg.KeepaliveInterval, c.cfg.KeepaliveMax, ping, func() { client.Close() }); err != nil {
+			errc <- err
+		}
+	}()
 	go c.findURL(ctx, client, events, string(sc.ServerVersion()), port)
 
 	select {
@@ -354,36 +362,39 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	}
 }
 
-func (c *Client) keepalive(ctx context.Context, client *ssh.Client, errc chan<- error) {
-	t := time.NewTicker(c.cfg.KeepaliveInterval)
+// keepalive pings the relay every interval (keepalive@openssh.com, as
+// OpenSSH's ServerAliveInterval) until ctx ends or a ping fails (the
+// connection is gone: Wait reports it). max intervals in a row without an
+// answer close the connection and return the error that says so.
+func keepalive(ctx context.Context, interval time.Duration, max int, ping func() error, closeConn func()) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	missed := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		done := make(chan error, 1)
-		go func() {
-			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
-			done <- err
-		}()
+		go func() { done <- ping() }()
+		wait := time.NewTimer(interval)
 		select {
 		case err := <-done:
+			wait.Stop()
 			if err != nil {
-				return // the connection is gone; Wait reports it
+				return nil
 			}
 			missed = 0
-		case <-time.After(c.cfg.KeepaliveInterval):
+		case <-wait.C:
 			missed++
-			if missed >= c.cfg.KeepaliveMax {
-				client.Close()
-				errc <- fmt.Errorf("relay stopped answering keepalives (%d missed)", missed)
-				return
+			if missed >= max {
+				closeConn()
+				return fmt.Errorf("relay stopped answering keepalives (%d missed)", missed)
 			}
 		case <-ctx.Done():
-			return
+			wait.Stop()
+			return nil
 		}
 	}
 }

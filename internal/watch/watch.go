@@ -8,12 +8,12 @@ package watch
 import (
 	"context"
 	"errors"
-	"github.com/bmatcuk/doublestar/v4"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -48,9 +48,6 @@ type Watcher struct {
 	ignore   []string
 	debounce time.Duration
 	fsw      *fsnotify.Watcher
-
-	mu     sync.Mutex
-	timers map[string]*time.Timer
 }
 
 // New watches root and every directory below it that is not ignored.
@@ -60,7 +57,7 @@ func New(root string, opts Options) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{root: filepath.Clean(root), ignore: append(append([]string{}, DefaultIgnore...), opts.Ignore...),
-		debounce: opts.Debounce, fsw: fsw, timers: map[string]*time.Timer{}}
+		debounce: opts.Debounce, fsw: fsw}
 	if w.debounce <= 0 {
 		w.debounce = DefaultDebounce
 	}
@@ -115,7 +112,13 @@ func (w *Watcher) addTree(dir string) error {
 // watcher. out should be buffered or drained promptly.
 func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 	defer w.fsw.Close()
-	defer w.stopTimers()
+	deb := newDebouncer(w.debounce, func(rel string) {
+		select {
+		case out <- Change{Path: rel}:
+		case <-ctx.Done():
+		}
+	})
+	defer deb.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -140,7 +143,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 					_ = w.addTree(ev.Name)
 					_ = filepath.WalkDir(ev.Name, func(p string, d fs.DirEntry, err error) error {
 						if err == nil && !d.IsDir() && !w.Ignored(w.rel(p)) {
-							w.bump(ctx, w.rel(p), out)
+							deb.bump(w.rel(p))
 						}
 						return nil
 					})
@@ -150,37 +153,8 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 			if ev.Op == fsnotify.Chmod {
 				continue
 			}
-			w.bump(ctx, rel, out)
+			deb.bump(rel)
 		}
-	}
-}
-
-// bump (re)starts the path's debounce timer; one AfterFunc per path,
-// reset on every event.
-func (w *Watcher) bump(ctx context.Context, rel string, out chan<- Change) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if t, ok := w.timers[rel]; ok {
-		t.Reset(w.debounce)
-		return
-	}
-	w.timers[rel] = time.AfterFunc(w.debounce, func() {
-		w.mu.Lock()
-		delete(w.timers, rel)
-		w.mu.Unlock()
-		select {
-		case out <- Change{Path: rel}:
-		case <-ctx.Done():
-		}
-	})
-}
-
-func (w *Watcher) stopTimers() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for k, t := range w.timers {
-		t.Stop()
-		delete(w.timers, k)
 	}
 }
 
