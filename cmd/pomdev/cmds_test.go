@@ -31,7 +31,7 @@ import (
 //	                            prints "status: N" and the body
 //	mcpserver good|bad          start a go-sdk MCP server in the test; sets $MCP_URL
 //	freeport VAR                a free loopback port in $VAR
-//	screen SOCK SESSION REGEX [VAR]  wait for a tmux pane to show REGEX (VAR = first group);
+//	screen [-t D] SOCK SESSION REGEX [VAR]  wait (15 s) for a tmux pane to show REGEX (VAR = first group);
 //	                            no line may be wider than the pane
 //	procgone TEXT               wait (15 s) until no process's command line contains TEXT
 //	oauthstart VIA URL VAR      as an app would: register with the relay URL's authorization
@@ -83,11 +83,17 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		ts.Defer(func() { _ = exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	},
 	"screen": func(ts *testscript.TestScript, neg bool, args []string) {
+		wait := 15 * time.Second
+		if len(args) >= 5 && args[0] == "-t" {
+			d, err := time.ParseDuration(args[1])
+			ts.Check(err)
+			wait, args = d, args[2:]
+		}
 		if len(args) != 3 && len(args) != 4 {
-			ts.Fatalf("usage: screen SOCKET SESSION REGEX [VAR]")
+			ts.Fatalf("usage: screen [-t DURATION] SOCKET SESSION REGEX [VAR]")
 		}
 		re := regexp.MustCompile(args[2])
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(wait)
 		for {
 			out, err := exec.Command("tmux", "-S", args[0], "capture-pane", "-p", "-t", args[1]).Output()
 			wout, _ := exec.Command("tmux", "-S", args[0], "display", "-p", "-t", args[1], "#{pane_width}").Output()
