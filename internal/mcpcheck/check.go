@@ -102,6 +102,18 @@ type Resource struct {
 	Listed   bool   `json:"listed"`
 	// Size is the UI resource's HTML size in bytes, when read.
 	Size int `json:"size,omitempty"`
+	// UI is the UI resource's effective _meta.ui, when read.
+	UI *ResourceUI `json:"ui,omitempty"`
+}
+
+// ResourceUI is what a host applies to a UI resource: the _meta.ui of
+// the read contents, else of the resources/list entry (From says which).
+type ResourceUI struct {
+	From          string              `json:"from,omitempty"`
+	CSP           map[string][]string `json:"csp"`
+	Permissions   []string            `json:"permissions,omitempty"`
+	Domain        string              `json:"domain,omitempty"`
+	PrefersBorder *bool               `json:"prefersBorder,omitempty"`
 }
 
 // Template is a listed resource template.
@@ -116,6 +128,8 @@ type CallResult struct {
 	Tool    string          `json:"tool"`
 	IsError bool            `json:"isError"`
 	Content json.RawMessage `json:"content"`
+	// StructuredContent is the result's structuredContent, if any.
+	StructuredContent json.RawMessage `json:"structuredContent,omitempty"`
 }
 
 // Timing is one step's duration.
@@ -269,6 +283,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	step("tools/list", start)
 
+	listed := map[string]map[string]any{} // resources/list entries' _meta
 	if caps2 != nil && caps2.Capabilities != nil && caps2.Capabilities.Resources != nil {
 		start = time.Now()
 		for r, err := range session.Resources(ctx, nil) {
@@ -276,6 +291,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				return nil, stepError("resources/list", ctx, err)
 			}
 			rep.Resources = append(rep.Resources, Resource{URI: r.URI, Name: r.Name, MIMEType: r.MIMEType, Listed: true})
+			if r.Meta != nil {
+				listed[r.URI] = r.Meta
+			}
 		}
 		step("resources/list", start)
 		start = time.Now()
@@ -323,6 +341,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		for i := range rep.Resources {
 			if rep.Resources[i].URI == uri {
 				rep.Resources[i].Size = htmlSize(rc)
+				rep.Resources[i].UI = effectiveUI(rc.Meta, listed[uri])
 				if rep.Resources[i].MIMEType == "" {
 					rep.Resources[i].MIMEType = rc.MIMEType
 				}
@@ -330,7 +349,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 		}
 		if !found {
-			rep.Resources = append(rep.Resources, Resource{URI: uri, MIMEType: rc.MIMEType, Size: htmlSize(rc)})
+			rep.Resources = append(rep.Resources, Resource{URI: uri, MIMEType: rc.MIMEType, Size: htmlSize(rc), UI: effectiveUI(rc.Meta, nil)})
 		}
 	}
 	if len(uiContents)+len(uiErrors) > 0 {
@@ -348,7 +367,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		step("prompts/list", start)
 	}
 
-	rep.Findings = Lint(rep.Tools, uiContents, uiErrors, isLocal(u.Hostname()))
+	rep.Findings = Lint(LintInput{Tools: rep.Tools, Contents: uiContents, ReadErrs: uiErrors, Listed: listed, Local: isLocal(u.Hostname())})
 	for i := range rep.Tools {
 		if ui := rep.Tools[i].UI; ui != nil {
 			ui.Status = "ok"
@@ -377,7 +396,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		content, _ := json.Marshal(res.Content)
 		rep.Call = &CallResult{Tool: opts.Call, IsError: res.IsError, Content: content}
+		if res.StructuredContent != nil {
+			rep.Call.StructuredContent, _ = json.Marshal(res.StructuredContent)
+		}
 		step("tools/call", start)
+		var called *mcp.Tool
+		for _, t := range rep.Tools {
+			if t.Name == opts.Call {
+				called = t.raw
+			}
+		}
+		rep.Findings = append(rep.Findings, LintCall(called, res)...)
 		if res.IsError {
 			return rep, &ToolError{Tool: opts.Call, Err: ErrToolFailed}
 		}

@@ -172,7 +172,7 @@ func TestLintDirect(t *testing.T) {
 	contents := map[string]*mcp.ResourceContents{"ui://big": {URI: "ui://big", MIMEType: UIMIMEType,
 		Text: "<!doctype html><html><img src='//127.0.0.1:4444/a.png'>" + strings.Repeat("x", 1<<20+1)}}
 	got := map[string]bool{}
-	for _, f := range Lint(tools, contents, nil, false) {
+	for _, f := range Lint(LintInput{Tools: tools, Contents: contents}) {
 		got[f.Rule+" "+f.Subject] = true
 	}
 	for _, want := range []string{"MCP001 bad name!", "MCP002 dup", "MCP003 dup", "APP007 ui://big", "APP010 ui://big"} {
@@ -307,10 +307,12 @@ func FuzzLint(f *testing.F) {
 		_ = json.Unmarshal(resJSON, &rc)
 		ui := uiBinding(tool)
 		contents := map[string]*mcp.ResourceContents{}
+		listed := map[string]map[string]any{}
 		if ui != nil {
 			contents[ui.ResourceURI] = &rc
+			listed[ui.ResourceURI] = rc.Meta
 		}
-		for _, fd := range Lint([]Tool{{Name: "t", raw: tool, UI: ui}}, contents, nil, false) {
+		for _, fd := range Lint(LintInput{Tools: []Tool{{Name: "t", raw: tool, UI: ui}}, Contents: contents, Listed: listed}) {
 			if !known[fd.Rule] || fd.Fix == "" || fd.Severity == "" {
 				t.Fatalf("bad finding %+v", fd)
 			}

@@ -3,9 +3,7 @@ package mcpcheck
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -32,22 +30,36 @@ type Rule struct {
 	ID, Severity, Title string
 }
 
-// Rules is every rule, in report order.
+// Rules is every rule, in report order. docs/INSPECT.md cites, for each,
+// the part of the MCP Apps specification (@modelcontextprotocol/ext-apps
+// 2.x, spec.types.ts) or of MCP it comes from.
 var Rules = []Rule{
 	{"MCP001", SeverityError, "tool name is valid (1-128 of A-Z a-z 0-9 _ - .)"},
 	{"MCP002", SeverityError, "tool names are unique"},
 	{"MCP003", SeverityError, "inputSchema is a JSON Schema object of type \"object\""},
 	{"MCP004", SeverityWarning, "tool has a description"},
-	{"APP001", SeverityError, "_meta.ui.resourceUri is a ui:// URI"},
+	{"APP001", SeverityError, "_meta.ui.resourceUri, when given, is a ui:// URI"},
 	{"APP002", SeverityError, "the UI resource resolves (resources/read)"},
 	{"APP003", SeverityError, "alias keys ui/resourceUri and openai/outputTemplate agree with _meta.ui.resourceUri"},
-	{"APP004", SeverityError, "_meta.ui.visibility values are model or app"},
+	{"APP004", SeverityError, "_meta.ui.visibility is a non-empty list of model and app"},
 	{"APP005", SeverityError, "UI resource MIME type is exactly text/html;profile=mcp-app"},
 	{"APP006", SeverityError, "UI resource is a whole HTML document"},
-	{"APP007", SeverityWarning, "UI resource is at most 1 MB"},
-	{"APP008", SeverityError, "CSP lists hold explicit origins (no wildcards, valid URLs)"},
-	{"APP009", SeverityInfo, "UI resource declares a CSP"},
-	{"APP010", SeverityWarning, "widget loads nothing from localhost when the server is not local"},
+	{"APP007", SeverityInfo, "UI resource size (no limit in the specification; large widgets load slowly)"},
+	{"APP008", SeverityError, "CSP lists hold origins (wildcard subdomains allowed; no bare *, paths or non-origins)"},
+	{"APP009", SeverityInfo, "UI resource declares a CSP (read contents, or the resources/list entry)"},
+	{"APP010", SeverityWarning, "widget and CSP reference nothing on localhost when the server is not local"},
+	{"APP011", SeverityError, "tool _meta.ui holds resourceUri and visibility with their types (csp and permissions belong on the resource)"},
+	{"APP012", SeverityWarning, "_meta.ui has no keys the specification does not define"},
+	{"APP013", SeverityError, "resource _meta.ui: csp lists, permissions, domain and prefersBorder with their types, no misspelt keys"},
+	{"APP014", SeverityWarning, "not only the deprecated _meta[\"ui/resourceUri\"]"},
+	{"APP015", SeverityError, "widget loads only from origins its CSP lists, each in the right list"},
+	{"APP016", SeverityError, "relative asset URLs have a <base href> to resolve against"},
+	{"APP017", SeverityWarning, "widget loads nothing over plain http or ws"},
+	{"APP018", SeverityError, "the element the widget mounts on is in its HTML"},
+	{"APP019", SeverityWarning, "relative url() and @import in CSS have a <base href> to resolve against"},
+	{"CALL001", SeverityError, "a called tool's structuredContent validates against its outputSchema"},
+	{"CALL002", SeverityError, "a tool with an outputSchema returns structuredContent"},
+	{"CALL003", SeverityWarning, "a called tool returns content (the text a host without MCP Apps shows)"},
 }
 
 // finding makes a Finding with the rule's severity.
@@ -83,20 +95,40 @@ func uiBinding(t *mcp.Tool) *UI {
 			}
 		}
 	}
-	if ui.ResourceURI == "" && ui.Visibility == nil {
+	if _, ok := t.Meta["ui"]; !ok && ui.ResourceURI == "" {
 		return nil
 	}
 	return ui
 }
 
-// Lint applies every rule. local says whether the inspected server is on
-// this machine (widgets may then load from localhost).
-func Lint(tools []Tool, contents map[string]*mcp.ResourceContents, readErrs map[string]error, local bool) []Finding {
+// LintInput is what Lint reads.
+type LintInput struct {
+	Tools []Tool
+	// Contents are the read UI resources by URI; ReadErrs the reads that
+	// failed.
+	Contents map[string]*mcp.ResourceContents
+	ReadErrs map[string]error
+	// Listed is the _meta of each resources/list entry, by URI.
+	Listed map[string]map[string]any
+	// Local says whether the inspected server is on this machine (widgets
+	// may then load from localhost).
+	Local bool
+}
+
+// Lint applies every rule but the CALL rules (LintCall).
+func Lint(in LintInput) []Finding {
 	out := []Finding{}
-	add := func(rule, subject, msg, fix string) { out = append(out, finding(rule, subject, msg, fix)) }
+	dup := map[Finding]bool{}
+	add := func(rule, subject, msg, fix string) {
+		f := finding(rule, subject, msg, fix)
+		if !dup[f] {
+			dup[f] = true
+			out = append(out, f)
+		}
+	}
 	seen := map[string]bool{}
 	checkedRes := map[string]bool{}
-	for _, t := range tools {
+	for _, t := range in.Tools {
 		if !toolNameRe.MatchString(t.Name) {
 			add("MCP001", t.Name, fmt.Sprintf("tool name %q is not valid", t.Name), "use 1-128 letters, digits, _, - and .")
 		}
@@ -113,30 +145,30 @@ func Lint(tools []Tool, contents map[string]*mcp.ResourceContents, readErrs map[
 		if t.UI == nil {
 			continue
 		}
-		uri := t.UI.ResourceURI
-		if !strings.HasPrefix(uri, "ui://") {
-			add("APP001", t.Name, fmt.Sprintf("_meta.ui.resourceUri %q is not a ui:// URI", uri), "point it at a ui:// resource, for example ui://echo")
+		var meta map[string]any
+		if t.raw != nil {
+			meta = t.raw.Meta
 		}
+		lintToolMeta(t.Name, meta, add)
+		uri := t.UI.ResourceURI
 		for _, k := range []string{"ui/resourceUri", "openai/outputTemplate"} {
-			if s, ok := t.raw.Meta[k].(string); ok && s != uri {
+			if s, ok := meta[k].(string); ok && s != uri {
 				add("APP003", t.Name, fmt.Sprintf("_meta[%q] is %q but _meta.ui.resourceUri is %q", k, s, uri), "set the alias keys to the same URI, or drop them")
 			}
 		}
-		for _, v := range t.UI.Visibility {
-			if v != "model" && v != "app" {
-				add("APP004", t.Name, fmt.Sprintf("visibility %q is not model or app", v), `use ["model"], ["app"] or ["model","app"]`)
-			}
+		if uri == "" {
+			continue // an app-only helper, or a tool without a view
 		}
-		if err := readErrs[uri]; err != nil {
+		if err := in.ReadErrs[uri]; err != nil {
 			add("APP002", t.Name, fmt.Sprintf("resources/read %s failed: %v", uri, err), "register the resource with this exact URI")
 			continue
 		}
-		rc := contents[uri]
+		rc := in.Contents[uri]
 		if rc == nil || checkedRes[uri] {
 			continue
 		}
 		checkedRes[uri] = true
-		out = append(out, lintResource(uri, rc, local)...)
+		lintResource(uri, rc, in.Listed[uri], in.Local, add)
 	}
 	return out
 }
@@ -169,54 +201,46 @@ func schemaProblem(t *mcp.Tool) string {
 	return ""
 }
 
-var localAsset = regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//(localhost|127\.0\.0\.1|\[::1\])[:/"']`)
-
-func lintResource(uri string, rc *mcp.ResourceContents, local bool) []Finding {
-	var out []Finding
-	add := func(rule, msg, fix string) { out = append(out, finding(rule, uri, msg, fix)) }
+func lintResource(uri string, rc *mcp.ResourceContents, listed map[string]any, local bool, add adder) {
 	switch {
 	case rc.MIMEType == UIMIMEType:
 	case rc.MIMEType == LegacyMIME:
-		add("APP005", "MIME type "+LegacyMIME+" is the legacy ChatGPT Apps SDK type", "serve "+UIMIMEType)
+		add("APP005", uri, "MIME type "+LegacyMIME+" is the legacy ChatGPT Apps SDK type", "serve "+UIMIMEType)
 	default:
-		add("APP005", fmt.Sprintf("MIME type %q is not %s", rc.MIMEType, UIMIMEType), "serve "+UIMIMEType)
+		add("APP005", uri, fmt.Sprintf("MIME type %q is not %s", rc.MIMEType, UIMIMEType), "serve "+UIMIMEType)
 	}
-	html := rc.Text
-	if html == "" {
-		html = string(rc.Blob)
+	doc := rc.Text
+	if doc == "" {
+		doc = string(rc.Blob)
 	}
-	head := strings.ToLower(strings.TrimSpace(html))
+	head := strings.ToLower(strings.TrimSpace(doc))
 	if !strings.HasPrefix(head, "<!doctype html") && !strings.HasPrefix(head, "<html") {
-		add("APP006", "the UI resource is not a whole HTML document", "serve <!doctype html><html>...</html>")
+		add("APP006", uri, "the UI resource is not a whole HTML document", "serve <!doctype html><html>...</html>")
 	}
-	if len(html) > 1<<20 {
-		add("APP007", fmt.Sprintf("the UI resource is %d bytes (over 1 MB)", len(html)), "split or compress assets; load large ones from a public origin")
+	if len(doc) > 1<<20 {
+		add("APP007", uri, fmt.Sprintf("the UI resource is %d bytes: hosts load all of it before the widget shows", len(doc)),
+			"load large assets lazily from an origin in resourceDomains, or split the widget")
 	}
-	csp, hasCSP := cspOf(rc)
-	if !hasCSP {
-		add("APP009", "no _meta.ui.csp declared: hosts apply their strictest policy", "declare connectDomains/resourceDomains the widget needs")
+	// Hosts read _meta.ui from the read contents, with the resources/list
+	// entry as the fallback (McpUiToolMeta.csp, McpUiAppResourceConfig).
+	pol := lintResourceMeta(uri, "resources/read", rc.Meta, add)
+	listPol := lintResourceMeta(uri, "resources/list", listed, add)
+	_, readCSP := cspOf(rc.Meta)
+	_, listCSP := cspOf(listed)
+	switch {
+	case readCSP:
+	case listCSP:
+		pol = listPol
+	default:
+		add("APP009", uri, "no _meta.ui.csp declared: the host allows no origin beyond its own", "declare the connectDomains/resourceDomains the widget needs (none is fine for a self-contained widget)")
 	}
-	for list, origins := range csp {
-		for _, o := range origins {
-			if strings.Contains(o, "*") {
-				add("APP008", fmt.Sprintf("csp.%s holds a wildcard %q", list, o), "list explicit origins such as https://cdn.example.com")
-				continue
-			}
-			u, err := url.Parse(o)
-			if err != nil || u.Scheme == "" || u.Host == "" {
-				add("APP008", fmt.Sprintf("csp.%s holds %q, not an origin URL", list, o), "use scheme://host[:port]")
-			}
-		}
-	}
-	if !local && localAsset.MatchString(html) {
-		add("APP010", "the widget loads assets from localhost, which hosts such as Claude.ai cannot reach", "use an inline build (pomdev up --inline, INLINE=1) or serve assets from a public origin")
-	}
-	return out
+	lintWidget(uri, doc, pol, local, add)
 }
 
-// cspOf reads _meta.ui.csp from the resource contents.
-func cspOf(rc *mcp.ResourceContents) (map[string][]string, bool) {
-	ui, ok := rc.Meta["ui"].(map[string]any)
+// cspOf reads _meta.ui.csp from a _meta map: each list's strings, and
+// whether a csp object is there at all.
+func cspOf(meta map[string]any) (map[string][]string, bool) {
+	ui, ok := meta["ui"].(map[string]any)
 	if !ok {
 		return nil, false
 	}
@@ -225,16 +249,12 @@ func cspOf(rc *mcp.ResourceContents) (map[string][]string, bool) {
 		return nil, false
 	}
 	out := map[string][]string{}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(raw) {
 		if list, ok := raw[k].([]any); ok {
 			for _, v := range list {
-				s, _ := v.(string)
-				out[k] = append(out[k], s)
+				if s, ok := v.(string); ok {
+					out[k] = append(out[k], s)
+				}
 			}
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pomdev/pomdev/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/loopback"
 
 	"golang.org/x/oauth2"
 )

@@ -221,9 +221,18 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 	for _, t := range rep.Tools {
 		widget := "-"
 		if t.UI != nil {
-			widget = t.UI.ResourceURI + " (" + t.UI.Status + ")"
+			switch {
+			case t.UI.ResourceURI != "":
+				widget = t.UI.ResourceURI + " (" + t.UI.Status + ")"
+			default:
+				widget = "no view (" + t.UI.Status + ")"
+			}
+			if v := t.UI.Visibility; len(v) > 0 {
+				widget += " · " + strings.Join(v, "+")
+			}
 		}
-		desc := []rune(e(t.Description))
+		// One line per tool whatever the description holds.
+		desc := []rune(e(strings.Join(strings.Fields(t.Description), " ")))
 		if len(desc) > 60 {
 			desc = append(desc[:57], []rune("...")...)
 		}
@@ -243,6 +252,31 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e(r.URI), e(r.MIMEType), size, listed)
 		}
 	}
+	for _, r := range rep.Resources {
+		if r.UI == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "\n%s\n", cs.Bold("WIDGET "+e(r.URI)))
+		from := r.UI.From
+		if from == "" {
+			from = "none declared: the host allows no origin beyond its own"
+		}
+		fmt.Fprintf(tw, "  csp\t%s\n", e(from))
+		for _, list := range []string{"connectDomains", "resourceDomains", "frameDomains", "baseUriDomains"} {
+			if o := r.UI.CSP[list]; len(o) > 0 {
+				fmt.Fprintf(tw, "    %s\t%s\n", list, e(strings.Join(o, " ")))
+			}
+		}
+		if len(r.UI.Permissions) > 0 {
+			fmt.Fprintf(tw, "  permissions\t%s\n", e(strings.Join(r.UI.Permissions, ", ")))
+		}
+		if r.UI.Domain != "" {
+			fmt.Fprintf(tw, "  domain\t%s\n", e(r.UI.Domain))
+		}
+		if r.UI.PrefersBorder != nil {
+			fmt.Fprintf(tw, "  prefersBorder\t%t\n", *r.UI.PrefersBorder)
+		}
+	}
 	if len(rep.Templates) > 0 {
 		fmt.Fprintf(tw, "\n%s\n", cs.Bold(fmt.Sprintf("RESOURCE TEMPLATES (%d)", len(rep.Templates))))
 		for _, r := range rep.Templates {
@@ -259,6 +293,9 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 			status = cs.Red("error")
 		}
 		fmt.Fprintf(w, "\n%s %s: %s %s\n", cs.Bold("CALL"), e(rep.Call.Tool), status, e(string(rep.Call.Content)))
+		if len(rep.Call.StructuredContent) > 0 {
+			fmt.Fprintf(w, "  structuredContent: %s\n", e(string(rep.Call.StructuredContent)))
+		}
 	}
 	if len(rep.Findings) > 0 {
 		fmt.Fprintf(w, "\n%s\n", cs.Bold("FINDINGS"))
