@@ -59,7 +59,7 @@ var Rules = []Rule{
 	{"APP019", SeverityWarning, "relative url() and @import in CSS have a <base href> to resolve against"},
 	{"CALL001", SeverityError, "a called tool's structuredContent validates against its outputSchema"},
 	{"CALL002", SeverityError, "a tool with an outputSchema returns structuredContent"},
-	{"CALL003", SeverityWarning, "a called tool returns content (the text a host without MCP Apps shows)"},
+	{"CALL003", SeverityError, "a called tool returns content (the text the model and hosts without MCP Apps get)"},
 }
 
 // finding makes a Finding with the rule's severity.
