@@ -43,6 +43,12 @@ type Options struct {
 	// HTTPClient replaces the default client (tests); its transport is
 	// wrapped to add headers and watch for 401s.
 	HTTPClient *http.Client
+	// Client is the client profile whose capabilities the check declares
+	// (Profiles; "" is ProfileDefault).
+	Client string
+	// NoApps leaves the MCP Apps extension out, as a host without it
+	// connects: servers then fall back to text-only tools.
+	NoApps bool
 }
 
 // Report is the outcome, rendered as text or as the documented JSON.
@@ -244,8 +250,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	ht := &headerTransport{base: base, headers: opts.Headers, agent: "pomdev/" + version, run: ctx}
 	hc := &http.Client{Transport: ht}
 
-	caps := &mcp.ClientCapabilities{}
-	caps.AddExtension(AppsExtension, map[string]any{"mimeTypes": []any{UIMIMEType}})
+	caps, err := capabilities(opts.Client, !opts.NoApps)
+	if err != nil {
+		return nil, err
+	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: version},
 		&mcp.ClientOptions{Capabilities: caps})
 	rep := &Report{URL: opts.URL, Tools: []Tool{}, Resources: []Resource{}, Templates: []Template{}, Findings: []Finding{}}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -37,6 +38,10 @@ type Options struct {
 	JSON    bool
 	Strict  bool
 	Timeout time.Duration
+	// Client is the client profile (--client); NoApps leaves out the MCP
+	// Apps extension (--no-apps).
+	Client string
+	NoApps bool
 	// Login, when set (--login), uses and refreshes cached tokens and logs
 	// in through the browser on a 401.
 	Login *mcpcheck.Login
@@ -53,7 +58,8 @@ func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command
 		Use:   "inspect [URL]",
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
 		Long: `Connect to an MCP server over Streamable HTTP (protocol 2026-07-28 or 2025-11-25),
-advertising the MCP Apps extension, and report: the handshake, every tool (all
+declaring roots and the MCP Apps extension (--client and --no-apps change what
+it declares), and report: the handshake, every tool (all
 pages) and its widget binding, resources and templates, the UI resources tools
 reference (read even when not listed), prompts, and optionally one tool call.
 Each step is timed. MCP Apps lint rules are listed in docs/INSPECT.md.
@@ -106,6 +112,9 @@ tool failed.`,
 			if opts.Args != "" && opts.Call == "" {
 				return exitcode.Usagef("--args needs --call TOOL")
 			}
+			if !slices.Contains(mcpcheck.Profiles, opts.Client) {
+				return exitcode.Usagef("--client %q: want %s", opts.Client, strings.Join(mcpcheck.Profiles, ", "))
+			}
 			if login {
 				dir, err := f.ConfigDir()
 				if err != nil {
@@ -127,6 +136,8 @@ tool failed.`,
 	fl.StringVar(&opts.Args, "args", "", "the tool's arguments as a JSON object (with --call)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON (schema in docs/INSPECT.md)")
 	fl.BoolVar(&opts.Strict, "strict", false, "exit 1 on warnings too")
+	fl.StringVar(&opts.Client, "client", mcpcheck.ProfileDefault, "client profile whose capabilities are declared: "+strings.Join(mcpcheck.Profiles, ", ")+" (docs/INSPECT.md)")
+	fl.BoolVar(&opts.NoApps, "no-apps", false, "leave out the MCP Apps extension: see the text-only tools a host without it gets")
 	fl.Duration("timeout", 30*time.Second, "bound on the whole check")
 	factory.BindFlag(fl, "timeout", "inspect.timeout")
 	return cmd
@@ -153,7 +164,7 @@ func defaultURL(cfg *config.Loaded) (string, error) {
 func Run(opts *Options) error {
 	check := func() (*mcpcheck.Report, error) {
 		return mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: opts.Timeout,
-			Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient})
+			Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient, Client: opts.Client, NoApps: opts.NoApps})
 	}
 	if opts.Login != nil && opts.Headers["Authorization"] == "" {
 		if tok := opts.Login.Cached(opts.Ctx, opts.URL); tok != "" {
@@ -184,6 +195,14 @@ func Run(opts *Options) error {
 		}
 	}
 	if err != nil {
+		err = factory.Exit(err)
+		if opts.JSON && rep == nil {
+			// A script reading --json gets an object either way.
+			enc := json.NewEncoder(opts.IO.Out)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(map[string]any{"url": opts.URL, "error": map[string]any{
+				"message": err.Error(), "exitCode": exitcode.Code(err), "hint": exitcode.Hint(err)}})
+		}
 		return err
 	}
 	errs, warns := count(rep.Findings)
