@@ -60,7 +60,7 @@ func (s *Session) check(ctx context.Context, cause string, last map[string]strin
 		switch {
 		case err == nil:
 			for _, f := range trep.Findings {
-				if f.Rule == "APP010" {
+				if f.Rule == "APP010" && !slices.Contains(ev.LocalhostWidgets, f.Subject) {
 					ev.LocalhostWidgets = append(ev.LocalhostWidgets, f.Subject)
 				}
 			}

@@ -30,6 +30,7 @@ func Exit(err error) error {
 		relayAddr  *devloop.RelayError
 		watchErr   *devloop.WatchError
 		urlErr     *mcpcheck.URLError
+		profileErr *mcpcheck.ProfileError
 		argsErr    *mcpcheck.ArgsError
 		toolErr    *mcpcheck.ToolError
 		authErr    *mcpcheck.AuthError
@@ -53,7 +54,7 @@ func Exit(err error) error {
 	case errors.As(err, &watchErr):
 		return exitcode.New(exitcode.Failure, err,
 			"raise the inotify limits (sysctl fs.inotify.max_user_watches and max_user_instances), or add what need not be watched to ignore in pomdev.yaml")
-	case errors.As(err, &urlErr):
+	case errors.As(err, &urlErr), errors.As(err, &profileErr):
 		return exitcode.New(exitcode.Usage, err, "")
 	case errors.As(err, &argsErr):
 		return exitcode.New(exitcode.Usage, fmt.Errorf("--args: %w", argsErr), "")
