@@ -20,6 +20,7 @@ import (
 
 	"github.com/pomdev/pomdev/internal/loopback"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/build"
 )
@@ -49,6 +50,9 @@ type Options struct {
 	// NoApps leaves the MCP Apps extension out, as a host without it
 	// connects: servers then fall back to text-only tools.
 	NoApps bool
+	// OAuthHandler authorizes the requests when the server asks (a 401 or
+	// 403): Login.Handler. Without it a 401 ends the check with *AuthError.
+	OAuthHandler auth.OAuthHandler
 }
 
 // Report is the outcome, rendered as text or as the documented JSON.
@@ -262,7 +266,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	start := time.Now()
-	transport := &mcp.StreamableClientTransport{Endpoint: opts.URL, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true}
+	transport := &mcp.StreamableClientTransport{Endpoint: opts.URL, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true, OAuthHandler: opts.OAuthHandler}
 	session, err := client.Connect(ctx, transport, nil)
 	if err != nil {
 		return nil, connectError(ctx, opts, ht, hc, err)
@@ -448,6 +452,9 @@ func connectError(ctx context.Context, opts Options, ht *headerTransport, hc *ht
 	if resp := ht.unauthorized(); resp != nil {
 		ae := &AuthError{URL: opts.URL}
 		discover(ctx, hc, opts.URL, resp.Header.Get("WWW-Authenticate"), ae)
+		if opts.OAuthHandler != nil {
+			ae.Detail = "login failed: " + err.Error()
+		}
 		return ae
 	}
 	var ne *net.OpError

@@ -1,33 +1,41 @@
 package mcpcheck
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/pomdev/pomdev/internal/loopback"
-
+	"github.com/pomdev/pomdev/internal/safeurl"
 	"golang.org/x/oauth2"
 )
 
 // TokensFile caches OAuth tokens per resource in pomdev's config dir (0600).
 const TokensFile = "tokens.json"
 
-// Login configures `pomdev inspect --login`.
+// EnvLoginBrowser set to "follow" makes --login follow the authorization
+// URL with plain HTTP requests instead of opening a browser: a headless
+// stand-in for authorization servers that approve at once (the MCP
+// conformance suite's), for tests and CI.
+const EnvLoginBrowser = "POMDEV_LOGIN_BROWSER"
+
+// Login configures `pomdev inspect --login`. The OAuth client itself is
+// the official go-sdk's (auth.AuthorizationCodeHandler): protected
+// resource and authorization server discovery with their checks (RFC 9728
+// resource, RFC 8414 issuer, RFC 9207 iss), scopes from the challenge and
+// the metadata, step-up on 403 insufficient_scope, client ID metadata
+// documents, dynamic registration, PKCE S256, refresh. Login adds the
+// loopback redirect, the browser and the token cache.
 type Login struct {
 	// Dir is pomdev's config dir, where tokens are cached.
 	Dir string
@@ -37,12 +45,20 @@ type Login struct {
 	Out io.Writer
 	// HTTPClient talks to the authorization server (tests).
 	HTTPClient *http.Client
+	// Follow follows the authorization URL over HTTP instead of a browser
+	// (EnvLoginBrowser=follow).
+	Follow bool
+	// ClientIDMetadataURL is an https URL of a client ID metadata document
+	// for pomdev, used first when the authorization server supports them.
+	ClientIDMetadataURL string
 }
 
 type cachedToken struct {
-	ClientID string        `json:"client_id"`
-	TokenURL string        `json:"token_url"`
-	Token    *oauth2.Token `json:"token"`
+	ClientID     string           `json:"client_id"`
+	ClientSecret string           `json:"client_secret,omitempty"`
+	TokenURL     string           `json:"token_url"`
+	AuthStyle    oauth2.AuthStyle `json:"auth_style,omitempty"`
+	Token        *oauth2.Token    `json:"token"`
 }
 
 var tokensMu sync.Mutex
@@ -50,6 +66,12 @@ var tokensMu sync.Mutex
 func (l *Login) path() string { return filepath.Join(l.Dir, TokensFile) }
 
 func (l *Login) load() map[string]cachedToken {
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
+	return l.loadLocked()
+}
+
+func (l *Login) loadLocked() map[string]cachedToken {
 	m := map[string]cachedToken{}
 	data, err := os.ReadFile(l.path())
 	if err == nil {
@@ -61,7 +83,7 @@ func (l *Login) load() map[string]cachedToken {
 func (l *Login) save(resource string, ct cachedToken) error {
 	tokensMu.Lock()
 	defer tokensMu.Unlock()
-	m := l.load()
+	m := l.loadLocked()
 	m[resource] = ct
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -77,204 +99,201 @@ func (l *Login) save(resource string, ct cachedToken) error {
 	return os.Rename(tmp, l.path())
 }
 
-func (l *Login) ctx(ctx context.Context) context.Context {
+// client is the HTTP client for the authorization server: loopback names
+// dialled at loopback, answers bounded.
+func (l *Login) client() *http.Client {
 	if l.HTTPClient != nil {
-		return context.WithValue(ctx, oauth2.HTTPClient, l.HTTPClient)
+		return l.HTTPClient
 	}
-	return ctx
+	return &http.Client{Timeout: 30 * time.Second, Transport: limitBodies{loopback.Transport()}}
 }
 
-// Cached returns a valid access token for resource from the cache,
-// refreshing it when it expired ("" when there is none). Tokens are never
-// printed or logged.
-func (l *Login) Cached(ctx context.Context, resource string) string {
-	ct, ok := l.load()[resource]
-	if !ok || ct.Token == nil {
-		return ""
+// limitBodies bounds every answer of the authorization server.
+type limitBodies struct{ base http.RoundTripper }
+
+func (t limitBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(resp.Body, 1<<20), resp.Body}
 	}
-	if ct.Token.Valid() {
-		return ct.Token.AccessToken
-	}
-	if ct.Token.RefreshToken == "" {
-		return ""
-	}
-	cfg := &oauth2.Config{ClientID: ct.ClientID, Endpoint: oauth2.Endpoint{TokenURL: ct.TokenURL, AuthStyle: oauth2.AuthStyleInParams}}
-	tok, err := cfg.TokenSource(l.ctx(ctx), ct.Token).Token()
-	if err != nil {
-		return ""
-	}
-	ct.Token = tok
-	_ = l.save(resource, ct)
-	return tok.AccessToken
+	return resp, err
 }
 
-type asMetadata struct {
-	Issuer                string   `json:"issuer"`
-	AuthorizationEndpoint string   `json:"authorization_endpoint"`
-	TokenEndpoint         string   `json:"token_endpoint"`
-	RegistrationEndpoint  string   `json:"registration_endpoint"`
-	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
+// savingSource saves every new token it gets (refreshed ones too).
+type savingSource struct {
+	mu       sync.Mutex
+	src      oauth2.TokenSource
+	last     string
+	save     func(*oauth2.Token)
+	resource string
 }
 
-func (l *Login) getJSON(ctx context.Context, u string, v any) error {
-	hc := l.HTTPClient
-	if hc == nil {
-		hc = loopback.Client()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
-}
-
-// metadata fetches RFC 8414 metadata, then OpenID discovery.
-func (l *Login) metadata(ctx context.Context, issuer string) (*asMetadata, error) {
-	u, err := url.Parse(issuer)
+func (s *savingSource) Token() (*oauth2.Token, error) {
+	t, err := s.src.Token()
 	if err != nil {
 		return nil, err
 	}
-	path := strings.TrimSuffix(u.Path, "/")
-	root := u.Scheme + "://" + u.Host
-	var last error
-	for _, c := range []string{root + "/.well-known/oauth-authorization-server" + path, root + "/.well-known/openid-configuration" + path, strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"} {
-		var md asMetadata
-		if err := l.getJSON(ctx, c, &md); err != nil {
-			last = err
-			continue
-		}
-		if md.AuthorizationEndpoint == "" || md.TokenEndpoint == "" {
-			last = fmt.Errorf("%s lacks endpoints", c)
-			continue
-		}
-		return &md, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.AccessToken != s.last {
+		s.last = t.AccessToken
+		s.save(t)
 	}
-	return nil, fmt.Errorf("authorization server %s: no metadata (%v)", issuer, last)
+	return t, nil
 }
 
-func randomString() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// Run logs in for resource with the authorization server named in ae:
-// authorization code with PKCE S256, dynamic client registration, the
-// resource parameter, a loopback redirect on 127.0.0.1. The token is cached.
-func (l *Login) Run(ctx context.Context, resource string, ae *AuthError) (string, error) {
-	if len(ae.AuthorizationServers) == 0 {
-		return "", errors.New("the server's metadata names no authorization server; pass --token instead")
-	}
-	md, err := l.metadata(ctx, ae.AuthorizationServers[0])
-	if err != nil {
-		return "", err
-	}
-	if !slices.Contains(md.CodeChallengeMethods, "S256") {
-		return "", fmt.Errorf("authorization server %s does not support PKCE S256; refusing to log in", ae.AuthorizationServers[0])
-	}
+// Handler returns the OAuth handler for the MCP endpoint resource: the
+// cached token first (refreshed when it expired), else, on a 401, the
+// authorization code flow through the browser and a loopback redirect on
+// 127.0.0.1. done releases the redirect's listener.
+func (l *Login) Handler(resource string) (h auth.OAuthHandler, done func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	defer ln.Close()
 	redirect := "http://" + ln.Addr().String() + "/callback"
-
-	if md.RegistrationEndpoint == "" {
-		return "", fmt.Errorf("authorization server %s offers no dynamic client registration; pass --token instead", ae.AuthorizationServers[0])
+	answers, stop := serveCallback(ln)
+	hc := l.client()
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+	persist := func(cfg *oauth2.Config) func(*oauth2.Token) {
+		return func(t *oauth2.Token) {
+			if err := l.save(resource, cachedToken{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+				TokenURL: cfg.Endpoint.TokenURL, AuthStyle: cfg.Endpoint.AuthStyle, Token: t}); err != nil && l.Out != nil {
+				fmt.Fprintf(l.Out, "cannot cache the token: %v\n", err)
+			}
+		}
 	}
-	clientID, err := l.register(ctx, md.RegistrationEndpoint, redirect)
+	config := &auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "pomdev", RedirectURIs: []string{redirect}, TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+		}},
+		RedirectURL:              redirect,
+		AuthorizationCodeFetcher: l.fetcher(answers),
+		RequestRefreshToken:      true,
+		Client:                   hc,
+		NewTokenSource: func(ctx context.Context, cfg *oauth2.Config, t *oauth2.Token) (oauth2.TokenSource, error) {
+			s := &savingSource{src: cfg.TokenSource(ctx, t), save: persist(cfg), resource: resource}
+			_, err := s.Token() // saves the first
+			return s, err
+		},
+	}
+	if l.ClientIDMetadataURL != "" {
+		config.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: l.ClientIDMetadataURL}
+	}
+	if ct, ok := l.load()[resource]; ok && ct.Token != nil && (ct.Token.Valid() || ct.Token.RefreshToken != "") {
+		cfg := &oauth2.Config{ClientID: ct.ClientID, ClientSecret: ct.ClientSecret,
+			Endpoint: oauth2.Endpoint{TokenURL: ct.TokenURL, AuthStyle: ct.AuthStyle}}
+		config.InitialTokenSource = &savingSource{src: cfg.TokenSource(ctx, ct.Token), save: persist(cfg), resource: resource, last: ct.Token.AccessToken}
+	}
+	handler, err := auth.NewAuthorizationCodeHandler(config)
 	if err != nil {
-		return "", err
+		stop()
+		return nil, nil, err
 	}
-	cfg := &oauth2.Config{ClientID: clientID, RedirectURL: redirect,
-		Endpoint: oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams}}
-	verifier := oauth2.GenerateVerifier()
-	state := randomString()
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource))
+	return handler, stop, nil
+}
 
-	codes := make(chan string, 1)
-	errs := make(chan error, 1)
+// callback is one answer on the loopback redirect.
+type callback struct {
+	result *auth.AuthorizationResult
+	err    error
+}
+
+// serveCallback serves the loopback redirect on ln until stop: each
+// answer goes to the channel (the latest one waits; older ones are
+// dropped).
+func serveCallback(ln net.Listener) (answers <-chan callback, stop func()) {
+	ch := make(chan callback, 1)
+	send := func(c callback) {
+		select {
+		case <-ch: // an answer nobody waited for
+		default:
+		}
+		ch <- c
+	}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/callback" {
 			http.NotFound(w, r)
 			return
 		}
 		q := r.URL.Query()
-		switch {
-		case q.Get("state") != state:
-			http.Error(w, "state mismatch", http.StatusBadRequest)
-			errs <- errors.New("the authorization answer had the wrong state; try again")
-		case q.Get("error") != "":
-			http.Error(w, "authorization failed: "+q.Get("error"), http.StatusBadRequest)
-			errs <- fmt.Errorf("authorization failed: %s %s", q.Get("error"), q.Get("error_description"))
-		default:
-			fmt.Fprintln(w, "pomdev is logged in. You can close this tab.")
-			codes <- q.Get("code")
+		if e := q.Get("error"); e != "" {
+			http.Error(w, "authorization failed: "+e, http.StatusBadRequest)
+			send(callback{err: fmt.Errorf("authorization failed: %s %s", e, q.Get("error_description"))})
+			return
 		}
+		fmt.Fprintln(w, "pomdev is logged in. You can close this tab.")
+		send(callback{result: &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}})
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-
-	if l.OpenBrowser == nil || l.OpenBrowser(authURL) != nil {
-		fmt.Fprintf(l.Out, "Open this URL to log in:\n\n    %s\n\n", authURL)
-	} else {
-		fmt.Fprintln(l.Out, "Logging in through your browser...")
-	}
-	var code string
-	select {
-	case code = <-codes:
-	case err := <-errs:
-		return "", err
-	case <-ctx.Done():
-		return "", fmt.Errorf("no login within the time allowed: %w", ctx.Err())
-	}
-	tok, err := cfg.Exchange(l.ctx(ctx), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resource))
-	if err != nil {
-		return "", fmt.Errorf("token request to %s failed: %w", md.TokenEndpoint, err)
-	}
-	if err := l.save(resource, cachedToken{ClientID: clientID, TokenURL: md.TokenEndpoint, Token: tok}); err != nil {
-		return "", fmt.Errorf("cannot cache the token: %w", err)
-	}
-	return tok.AccessToken, nil
+	return ch, func() { _ = srv.Close() }
 }
 
-// register performs RFC 7591 dynamic client registration for a public
-// client with the loopback redirect.
-func (l *Login) register(ctx context.Context, endpoint, redirect string) (string, error) {
-	body, _ := json.Marshal(map[string]any{
-		"client_name":                "pomdev",
-		"redirect_uris":              []string{redirect},
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"token_endpoint_auth_method": "none",
-	})
-	hc := l.HTTPClient
-	if hc == nil {
-		hc = loopback.Client()
+// fetcher shows the user the authorization URL (a browser, else the URL
+// printed) and waits for the loopback redirect. The go-sdk handler
+// checks state and iss.
+func (l *Login) fetcher(answers <-chan callback) auth.AuthorizationCodeFetcher {
+	return func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		// Only https, or http to this machine, is opened or followed: an
+		// authorization server cannot send the browser anywhere else.
+		if err := safeurl.ForBrowser(args.URL); err != nil {
+			return nil, fmt.Errorf("refusing the authorization URL: %w", err)
+		}
+		select {
+		case <-answers: // left from an earlier flow
+		default:
+		}
+		failed := make(chan error, 1)
+		switch {
+		case l.Follow:
+			go follow(ctx, args.URL, failed)
+		case l.OpenBrowser != nil && l.OpenBrowser(args.URL) == nil:
+			if l.Out != nil {
+				fmt.Fprintln(l.Out, "Logging in through your browser...")
+			}
+		default:
+			if l.Out != nil {
+				fmt.Fprintf(l.Out, "Open this URL to log in:\n\n    %s\n\n", args.URL)
+			}
+		}
+		select {
+		case a := <-answers:
+			return a.result, a.err
+		case err := <-failed:
+			return nil, err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no login within the time allowed: %w", ctx.Err())
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return "", err
+}
+
+// follow GETs the authorization URL and its redirects, as a browser of a
+// user who approves would, until the loopback redirect has been reached.
+func follow(ctx context.Context, u string, errs chan<- error) {
+	c := &http.Client{Transport: loopback.Transport(), CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) > 10 {
+			return errors.New("more than 10 redirects")
+		}
+		return safeurl.ForBrowser(req.URL.String())
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = c.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return
+			}
+			err = fmt.Errorf("the authorization page answered %s", resp.Status)
+		}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("client registration: %w", err)
+	select {
+	case errs <- fmt.Errorf("following the authorization URL: %w", err):
+	default:
 	}
-	defer resp.Body.Close()
-	var out struct {
-		ClientID string `json:"client_id"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || out.ClientID == "" || resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("client registration at %s failed (%s)", endpoint, resp.Status)
-	}
-	return out.ClientID, nil
 }

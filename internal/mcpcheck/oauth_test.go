@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -94,7 +96,10 @@ func newAuthServer(t *testing.T) *authServer {
 			http.Error(w, `{"error":"unsupported_grant_type"}`, http.StatusBadRequest)
 		}
 	})
-	a.Server = httptest.NewServer(mux)
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json") // as a real server answers
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(a.Close)
 	return a
 }
@@ -108,6 +113,7 @@ func protected(t *testing.T, as *authServer) string {
 	var base string
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/oauth-protected-resource/mcp", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"resource": base + "/mcp", "authorization_servers": []string{as.URL}})
 	})
 	mux.HandleFunc("/mcp", func(w http.ResponseWriter, r *http.Request) {
@@ -142,52 +148,76 @@ func authError(t *testing.T, ctx context.Context, endpoint string) *AuthError {
 	return ae
 }
 
+// browserFollowing is a "browser" that follows the authorization URL to
+// the loopback redirect, counting how often it was opened.
+type browserFollowing struct{ opened atomic.Int32 }
+
+func (b *browserFollowing) open(u string) error {
+	b.opened.Add(1)
+	go func() {
+		resp, err := http.Get(u)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	return nil
+}
+
+// --login with the go-sdk's OAuth client: discovery from the 401,
+// registration, PKCE, the resource parameter, the loopback redirect; the
+// token is cached (0600, never printed) and the next check uses and
+// refreshes it without a browser.
 func TestLogin(t *testing.T) {
 	as := newAuthServer(t)
 	endpoint := protected(t, as)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	ae := authError(t, ctx, endpoint)
+	authError(t, ctx, endpoint) // without --login: exit 3
 	dir := t.TempDir()
-	var shown strings.Builder
-	login := &Login{Dir: dir, Out: &shown, OpenBrowser: func(u string) error {
-		// The "browser": follow the authorization URL to the loopback redirect.
-		go func() {
-			resp, err := http.Get(u)
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
-		return nil
-	}}
-	tok, err := login.Run(ctx, endpoint, ae)
-	if err != nil || tok != "at-1" {
-		t.Fatalf("login: %q %v", tok, err)
+	var shown syncBuilder
+	b := &browserFollowing{}
+	login := &Login{Dir: dir, Out: &shown, OpenBrowser: b.open}
+	h, done, err := login.Handler(endpoint)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if as.resource != endpoint {
-		t.Errorf("resource parameter %q, want %q", as.resource, endpoint)
+	rep, err := Run(ctx, Options{URL: endpoint, OAuthHandler: h})
+	done()
+	if err != nil || len(rep.Tools) != 1 {
+		t.Fatalf("check with --login: %v\n%s", err, shown.String())
 	}
-	if strings.Contains(shown.String(), "at-1") {
-		t.Error("the token was printed")
+	as.mu.Lock()
+	resource := as.resource
+	as.mu.Unlock()
+	if resource != endpoint {
+		t.Errorf("resource parameter %q, want %q", resource, endpoint)
+	}
+	if strings.Contains(shown.String(), "at-1") || strings.Contains(shown.String(), "at-2") {
+		t.Error("a token was printed")
 	}
 	st, err := os.Stat(filepath.Join(dir, TokensFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("token cache: %v %v", st, err)
 	}
-	// The token expires at once (expires_in 1): the cache refreshes it.
-	if got := login.Cached(ctx, endpoint); got != "at-2" {
-		t.Fatalf("cached after refresh = %q, want at-2", got)
+	// at-1 expired at once (expires_in 1): the cache holds its refresh.
+	if ct := login.load()[endpoint]; ct.Token == nil || ct.Token.AccessToken != "at-2" || ct.ClientID == "" {
+		t.Fatalf("cached %+v", ct)
 	}
-	if got := login.Cached(ctx, endpoint); got != "at-2" {
-		t.Fatalf("second read %q", got)
+	// The next check starts from the cache: no browser.
+	h, done, err = login.Handler(endpoint)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rep, err := Run(ctx, Options{URL: endpoint, Headers: map[string]string{"Authorization": "Bearer at-2"}})
-	if err != nil || len(rep.Tools) != 1 {
-		t.Fatalf("authorized check: %v", err)
+	defer done()
+	if rep, err := Run(ctx, Options{URL: endpoint, OAuthHandler: h}); err != nil || len(rep.Tools) != 1 {
+		t.Fatalf("second check: %v", err)
 	}
-	if login.Cached(ctx, "http://other/mcp") != "" {
+	if n := b.opened.Load(); n != 1 {
+		t.Fatalf("the browser was opened %d times, want 1", n)
+	}
+	if _, ok := login.load()["http://other/mcp"]; ok {
 		t.Fatal("a token for another resource")
 	}
 }
@@ -198,11 +228,15 @@ func TestLoginPrintsURLWithoutBrowser(t *testing.T) {
 	endpoint := protected(t, as)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ae := authError(t, ctx, endpoint)
 	out := &syncBuilder{}
 	login := &Login{Dir: t.TempDir(), Out: out}
+	h, stop, err := login.Handler(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 	done := make(chan error, 1)
-	go func() { _, err := login.Run(ctx, endpoint, ae); done <- err }()
+	go func() { _, err := Run(ctx, Options{URL: endpoint, OAuthHandler: h}); done <- err }()
 	var authURL string
 	for authURL == "" {
 		if i := strings.Index(out.String(), as.URL+"/authorize?"); i >= 0 {
@@ -221,6 +255,30 @@ func TestLoginPrintsURLWithoutBrowser(t *testing.T) {
 	resp.Body.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The headless stand-in (POMDEV_LOGIN_BROWSER=follow) follows the URL
+// itself; an authorization URL that is not https (or loopback http) is
+// never opened or followed.
+func TestLoginFollowAndRefusal(t *testing.T) {
+	as := newAuthServer(t)
+	endpoint := protected(t, as)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	login := &Login{Dir: t.TempDir(), Out: io.Discard, Follow: true}
+	h, stop, err := login.Handler(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if rep, err := Run(ctx, Options{URL: endpoint, OAuthHandler: h}); err != nil || len(rep.Tools) != 1 {
+		t.Fatalf("follow: %v", err)
+	}
+	opened := false
+	f := (&Login{OpenBrowser: func(string) error { opened = true; return nil }}).fetcher(make(chan callback))
+	if _, err := f(ctx, &auth.AuthorizationArgs{URL: "http://auth.example.com/authorize?x=1"}); err == nil || opened {
+		t.Fatalf("plain http to another machine: %v, opened %v", err, opened)
 	}
 }
 

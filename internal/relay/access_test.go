@@ -900,17 +900,19 @@ func TestIdentityHeaderNotForgeable(t *testing.T) {
 // registration, PKCE, a loopback redirect) gets a token once the owner
 // approves, and the check then lists the tools.
 func TestOAuthInspectLogin(t *testing.T) {
-	g := newGated(t, func(c *relay.Config) { c.TLS = nil }, false)
-	g.pool = nil
+	// Over https, as a public relay serves: the go-sdk's OAuth client takes
+	// plain http only from localhost and loopback addresses, not from
+	// *.localhost route names.
+	g := newGated(t, nil, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 15 * time.Second})
+	_, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 15 * time.Second, HTTPClient: g.client()})
 	var ae *mcpcheck.AuthError
 	if !errors.As(err, &ae) || len(ae.AuthorizationServers) != 1 || ae.AuthorizationServers[0] != g.h.R.BaseURL() {
 		t.Fatalf("check without a token: %v (%+v)", err, ae)
 	}
 	var out strings.Builder
-	login := &mcpcheck.Login{Dir: t.TempDir(), Out: &out, OpenBrowser: func(u string) error {
+	login := &mcpcheck.Login{Dir: t.TempDir(), Out: &out, HTTPClient: g.client(), OpenBrowser: func(u string) error {
 		back := g.browse(t, u, func(code string) { g.sshApprove(t, "approve", code) })
 		resp, err := http.Get(back.String()) // the browser lands on inspect's loopback callback
 		if err != nil {
@@ -919,13 +921,14 @@ func TestOAuthInspectLogin(t *testing.T) {
 		resp.Body.Close()
 		return nil
 	}}
-	tok, err := login.Run(ctx, g.url+"/mcp", ae)
+	h, done, err := login.Handler(g.url + "/mcp")
 	if err != nil {
-		t.Fatalf("inspect --login: %v\n%s", err, out.String())
+		t.Fatal(err)
 	}
-	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 15 * time.Second, Headers: map[string]string{"Authorization": "Bearer " + tok}})
+	defer done()
+	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 30 * time.Second, OAuthHandler: h, HTTPClient: g.client()})
 	if err != nil || len(rep.Tools) != 1 || rep.Tools[0].Name != "echo" {
-		t.Fatalf("check with the token: %v %+v", err, rep)
+		t.Fatalf("check with --login: %v %+v\n%s", err, rep, out.String())
 	}
 }
 

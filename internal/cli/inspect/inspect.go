@@ -6,17 +6,18 @@ package inspect
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
@@ -54,6 +55,7 @@ func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command
 	opts := &Options{}
 	var headers []string
 	var login bool
+	var clientIDURL string
 	cmd := &cobra.Command{
 		Use:   "inspect [URL]",
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
@@ -120,7 +122,8 @@ tool failed.`,
 				if err != nil {
 					return err
 				}
-				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser()}
+				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser(),
+					Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow", ClientIDMetadataURL: clientIDURL}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -132,6 +135,7 @@ tool failed.`,
 	fl.StringArrayVarP(&headers, "header", "H", nil, "header 'Name: value' sent with every request (repeatable)")
 	fl.StringVar(&opts.Token, "token", "", "bearer token (sets Authorization: Bearer T)")
 	fl.BoolVar(&login, "login", false, "log in with OAuth (browser, PKCE) when the server asks; tokens cached in the config dir")
+	fl.StringVar(&clientIDURL, "client-id-metadata-url", "", "with --login: an https URL of a client ID metadata document to identify as (else dynamic registration)")
 	fl.StringVar(&opts.Call, "call", "", "call this tool after listing")
 	fl.StringVar(&opts.Args, "args", "", "the tool's arguments as a JSON object (with --call)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON (schema in docs/INSPECT.md)")
@@ -162,27 +166,20 @@ func defaultURL(cfg *config.Loaded) (string, error) {
 
 // Run checks the server and prints the report.
 func Run(opts *Options) error {
-	check := func() (*mcpcheck.Report, error) {
-		return mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: opts.Timeout,
-			Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient, Client: opts.Client, NoApps: opts.NoApps})
-	}
-	if opts.Login != nil && opts.Headers["Authorization"] == "" {
-		if tok := opts.Login.Cached(opts.Ctx, opts.URL); tok != "" {
-			opts.Headers["Authorization"] = "Bearer " + tok
+	var handler auth.OAuthHandler
+	timeout := opts.Timeout
+	if opts.Login != nil {
+		h, done, err := opts.Login.Handler(opts.URL)
+		if err != nil {
+			return exitcode.New(exitcode.AuthRequired, fmt.Errorf("login: %w", err), "")
 		}
+		defer done()
+		handler = h
+		timeout += 5 * time.Minute // for the sign-in in the browser
 	}
-	rep, err := check()
-	var ae *mcpcheck.AuthError
-	if opts.Login != nil && errors.As(err, &ae) {
-		ctx, cancel := context.WithTimeout(opts.Ctx, 5*time.Minute)
-		tok, lerr := opts.Login.Run(ctx, opts.URL, ae)
-		cancel()
-		if lerr != nil {
-			return exitcode.New(exitcode.AuthRequired, fmt.Errorf("login: %w", lerr), "")
-		}
-		opts.Headers["Authorization"] = "Bearer " + tok
-		rep, err = check()
-	}
+	rep, err := mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: timeout,
+		Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient, Client: opts.Client, NoApps: opts.NoApps,
+		OAuthHandler: handler})
 	if rep != nil {
 		if opts.JSON {
 			enc := json.NewEncoder(opts.IO.Out)
