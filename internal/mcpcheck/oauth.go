@@ -51,6 +51,10 @@ type Login struct {
 	// ClientIDMetadataURL is an https URL of a client ID metadata document
 	// for pomdev, used first when the authorization server supports them.
 	ClientIDMetadataURL string
+	// ClientID (and ClientSecret, for a confidential client) are a
+	// registration made beforehand with the authorization server, used
+	// before dynamic registration.
+	ClientID, ClientSecret string
 }
 
 type cachedToken struct {
@@ -180,6 +184,12 @@ func (l *Login) Handler(resource string) (h auth.OAuthHandler, done func(), err 
 			_, err := s.Token() // saves the first
 			return s, err
 		},
+	}
+	if l.ClientID != "" {
+		config.PreregisteredClient = &oauthex.ClientCredentials{ClientID: l.ClientID}
+		if l.ClientSecret != "" {
+			config.PreregisteredClient.ClientSecretAuth = &oauthex.ClientSecretAuth{ClientSecret: l.ClientSecret}
+		}
 	}
 	if l.ClientIDMetadataURL != "" {
 		config.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: l.ClientIDMetadataURL}

@@ -27,6 +27,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// EnvClientSecret holds the secret of --oauth-client-id (never a flag:
+// command lines are visible to every user of the machine).
+const EnvClientSecret = "POMDEV_OAUTH_CLIENT_SECRET"
+
 // Options are the inputs of Run.
 type Options struct {
 	IO      *iostreams.IOStreams
@@ -55,7 +59,7 @@ func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command
 	opts := &Options{}
 	var headers []string
 	var login bool
-	var clientIDURL string
+	var clientIDURL, oauthClientID string
 	cmd := &cobra.Command{
 		Use:   "inspect [URL]",
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
@@ -123,7 +127,8 @@ tool failed.`,
 					return err
 				}
 				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser(),
-					Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow", ClientIDMetadataURL: clientIDURL}
+					Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow", ClientIDMetadataURL: clientIDURL,
+					ClientID: oauthClientID, ClientSecret: os.Getenv(EnvClientSecret)}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -136,6 +141,7 @@ tool failed.`,
 	fl.StringVar(&opts.Token, "token", "", "bearer token (sets Authorization: Bearer T)")
 	fl.BoolVar(&login, "login", false, "log in with OAuth (browser, PKCE) when the server asks; tokens cached in the config dir")
 	fl.StringVar(&clientIDURL, "client-id-metadata-url", "", "with --login: an https URL of a client ID metadata document to identify as (else dynamic registration)")
+	fl.StringVar(&oauthClientID, "oauth-client-id", "", "with --login: a client ID registered beforehand with the authorization server (its secret, if any, in $"+EnvClientSecret+")")
 	fl.StringVar(&opts.Call, "call", "", "call this tool after listing")
 	fl.StringVar(&opts.Args, "args", "", "the tool's arguments as a JSON object (with --call)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON (schema in docs/INSPECT.md)")
