@@ -65,7 +65,7 @@ func server(t *testing.T, mime string) string {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "fixture", Version: "1"}, nil)
 	schema := map[string]any{"type": "object"}
-	s.AddTool(&mcp.Tool{Name: "echo", Description: "Echo", InputSchema: schema, Meta: mcp.Meta{"ui": map[string]any{"resourceUri": "ui://echo"}}},
+	s.AddTool(&mcp.Tool{Name: "echo", Description: "Echo\nwhat it is given,\n\tin a card.", InputSchema: schema, Meta: mcp.Meta{"ui": map[string]any{"resourceUri": "ui://echo", "visibility": []any{"model", "app"}}}},
 		func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
 		})
@@ -74,11 +74,38 @@ func server(t *testing.T, mime string) string {
 	})
 	s.AddResource(&mcp.Resource{URI: "ui://echo", Name: "echo", MIMEType: mime}, func(ctx context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: "ui://echo", MIMEType: mime, Text: "<!doctype html><html></html>",
-			Meta: mcp.Meta{"ui": map[string]any{"csp": map[string]any{}}}}}}, nil
+			Meta: mcp.Meta{"ui": map[string]any{"csp": map[string]any{"connectDomains": []any{"https://api.example.com"}}, "prefersBorder": true}}}}}, nil
 	})
 	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/mcp"
+}
+
+// --json prints an object when the check fails too: the error, its exit
+// code and hint.
+func TestJSONError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/mcp"
+	srv.Close()
+	ios, _, out, _ := iostreams.Test()
+	err := Run(&Options{IO: ios, Ctx: context.Background(), URL: url, JSON: true, Timeout: 5 * time.Second})
+	if exitcode.Code(err) != exitcode.Unreachable {
+		t.Fatalf("code %d: %v", exitcode.Code(err), err)
+	}
+	var got struct {
+		URL   string `json:"url"`
+		Error struct {
+			Message  string `json:"message"`
+			ExitCode int    `json:"exitCode"`
+			Hint     string `json:"hint"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if got.URL != url || got.Error.ExitCode != exitcode.Unreachable || !strings.Contains(got.Error.Message, "connection refused") || got.Error.Hint == "" {
+		t.Fatalf("%+v", got)
+	}
 }
 
 func TestRunExitCodesAndOutput(t *testing.T) {
@@ -93,7 +120,11 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 		want     []string
 	}{
 		// "quiet" has no description: a warning, fine unless --strict.
-		{"good text", good, false, false, 0, []string{"MCP server fixture 1", "TOOLS (2)", "echo", "ui://echo (ok)", "MCP004 quiet", "2 tools, 1 resource, 0 errors, 1 warning"}},
+		// A multi-line description stays on the tool's line; the widget's
+		// effective CSP is shown.
+		{"good text", good, false, false, 0, []string{"MCP server fixture 1", "TOOLS (2)", "ui://echo (ok) · model+app  Echo what it is given, in a card.\n",
+			"WIDGET ui://echo", "resources/read", "connectDomains  https://api.example.com", "prefersBorder",
+			"MCP004 quiet", "2 tools, 1 resource, 0 errors, 1 warning"}},
 		{"strict", good, false, true, exitcode.Failure, []string{"MCP004"}},
 		{"bad", bad, false, false, exitcode.Failure, []string{"APP005 ui://echo", "legacy", "ui://echo (invalid)"}},
 		{"json", bad, true, false, exitcode.Failure, []string{`"findings": [`, `"rule": "APP005"`, `"mimeType": "text/html+skybridge"`}},
