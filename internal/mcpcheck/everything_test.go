@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/peertest"
 )
 
 // EnvServerEverything points at @modelcontextprotocol/server-everything's
@@ -72,13 +74,7 @@ func TestServerEverything(t *testing.T) {
 // By default inspect lists exactly the tools the official Inspector CLI
 // lists on the reference server; so does --client inspector.
 func TestToolsAsInspector(t *testing.T) {
-	launcher := os.Getenv(EnvInspector)
-	if launcher == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set; .ci/run installs the Inspector", EnvInspector)
-		}
-		t.Skipf("%s not set (npm install @modelcontextprotocol/inspector)", EnvInspector)
-	}
+	launcher := peertest.Env(t, EnvInspector, "npm install @modelcontextprotocol/inspector")
 	addr := startEverything(t)
 	url := "http://" + addr + "/mcp"
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -120,13 +116,7 @@ func TestToolsAsInspector(t *testing.T) {
 // loopback port and returns its address.
 func startEverything(t *testing.T) string {
 	t.Helper()
-	script := os.Getenv(EnvServerEverything)
-	if script == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set; .ci/run installs the server", EnvServerEverything)
-		}
-		t.Skipf("%s not set (npm install @modelcontextprotocol/server-everything)", EnvServerEverything)
-	}
+	script := peertest.Env(t, EnvServerEverything, "npm install @modelcontextprotocol/server-everything")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node is required for this test")
@@ -144,17 +134,6 @@ func startEverything(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	peertest.WaitListen(t, addr, 20*time.Second, "server-everything")
 	return addr
 }

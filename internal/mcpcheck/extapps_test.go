@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/peertest"
 )
 
 // EnvExtApps is the node_modules/@modelcontextprotocol directory holding
@@ -22,13 +24,7 @@ const EnvExtApps = "POMDEV_TEST_EXT_APPS"
 // MCP Apps: inspect finds no error in any of them (a finding there is a
 // rule the specification does not support).
 func TestExtAppsExamples(t *testing.T) {
-	dir := os.Getenv(EnvExtApps)
-	if dir == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set; .ci/run installs the examples", EnvExtApps)
-		}
-		t.Skipf("%s not set (npm install the @modelcontextprotocol/server-* examples of ext-apps)", EnvExtApps)
-	}
+	dir := peertest.Env(t, EnvExtApps, "npm install the @modelcontextprotocol/server-* examples of ext-apps")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node is required for this test")
@@ -117,16 +113,6 @@ func startExample(t *testing.T, node, preload, pkgDir string) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return fmt.Sprintf("http://%s/mcp", addr)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s: %s", filepath.Base(pkgDir), addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	peertest.WaitListen(t, addr, 60*time.Second, filepath.Base(pkgDir))
+	return fmt.Sprintf("http://%s/mcp", addr)
 }

