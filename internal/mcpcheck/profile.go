@@ -37,10 +37,16 @@ func (e *ProfileError) Error() string {
 func capabilities(profile string, apps bool) (*mcp.ClientCapabilities, error) {
 	caps := &mcp.ClientCapabilities{}
 	switch profile {
+	case "", ProfileDefault, ProfileInspector:
+		// Roots are deprecated from protocol 2026-07-28 (SEP-2577) but hosts
+		// and the Inspector still declare them, and servers of 2025-11-25
+		// offer tools by them.
+		//lint:ignore SA1019 what today's clients declare
+		caps.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
+	}
+	switch profile {
 	case "", ProfileDefault:
-		caps.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
 	case ProfileInspector:
-		caps.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
 		caps.AddExtension("io.modelcontextprotocol/tasks", map[string]any{})
 		caps.AddExtension("io.modelcontextprotocol/skills", map[string]any{})
 		apps = false // the Inspector CLI does not declare it; --client inspector is what it sees
