@@ -83,3 +83,14 @@ func TestCIMDDocumentRules(t *testing.T) {
 		}
 	}
 }
+
+// IDs never start with "-" or "_": they are typed as command arguments
+// (pomdev access revoke ID), where a leading "-" is read as a flag (a
+// grant ID "-mlfK1…" once failed so).
+func TestRandomIDsAreArguments(t *testing.T) {
+	for i := 0; i < 20000; i++ {
+		if s := random(9); s[0] == '-' || s[0] == '_' || len(s) != 12 {
+			t.Fatalf("random ID %q", s)
+		}
+	}
+}

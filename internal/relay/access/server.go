@@ -291,9 +291,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// random is n random bytes as unpadded base64url.
+// random is n random bytes as unpadded base64url, never starting with
+// "-" or "_": IDs are typed on command lines (pomdev access revoke ID),
+// where a leading "-" reads as a flag. Drawing again loses less than a
+// tenth of a bit.
 func random(n int) string {
 	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return encodeB64(b)
+	for {
+		_, _ = rand.Read(b)
+		if s := encodeB64(b); s[0] != '-' && s[0] != '_' {
+			return s
+		}
+	}
 }
