@@ -35,7 +35,9 @@ export function createApp(config: Config): App {
     try {
       const url = new URL(req.url ?? "/", "http://localhost");
       if (!hostAllowed(req, config)) {
-        return sendJson(res, 403, { error: `Host ${req.headers.host} is not allowed: this server is bound to ${config.host}` });
+        return sendJson(res, 403, {
+          error: `Host ${req.headers.host} is not allowed: this server is bound to ${config.host}`,
+        });
       }
       if (url.pathname === "/mcp") {
         return await handleMcp(req, res);
@@ -98,12 +100,15 @@ export function createApp(config: Config): App {
   }
 
   // Close sessions nobody used for a while.
-  const sweep = setInterval(() => {
-    const cutoff = Date.now() - config.sessionIdleMs;
-    for (const [, session] of sessions) {
-      if (session.lastSeen < cutoff) void session.transport.close();
-    }
-  }, Math.min(config.sessionIdleMs, 60_000));
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - config.sessionIdleMs;
+      for (const [, session] of sessions) {
+        if (session.lastSeen < cutoff) void session.transport.close();
+      }
+    },
+    Math.min(config.sessionIdleMs, 60_000),
+  );
   sweep.unref();
 
   return {
@@ -134,7 +139,11 @@ async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unkn
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
-    sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: "Parse error: the body is not JSON" }, id: null });
+    sendJson(res, 400, {
+      jsonrpc: "2.0",
+      error: { code: -32700, message: "Parse error: the body is not JSON" },
+      id: null,
+    });
     return invalid;
   }
 }

@@ -1,8 +1,8 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { WidgetMode } from "./config.js";
 import { registerTools } from "./tools.js";
-import { registerWidgets } from "./widgets.js";
 import { appName, appVersion } from "./version.js";
+import { registerWidgets } from "./widgets.js";
 
 /** createServer builds one MCP server: its tools and its widgets. */
 export function createServer(widgets: WidgetMode): McpServer {

@@ -52,7 +52,9 @@ export function registerTools(server: McpServer): void {
     async ({ text }) => {
       const result = countWords(text);
       return {
-        content: [{ type: "text", text: `${result.words} words, ${result.characters} characters, ${result.lines} lines` }],
+        content: [
+          { type: "text", text: `${result.words} words, ${result.characters} characters, ${result.lines} lines` },
+        ],
         structuredContent: { ...result },
       };
     },

@@ -79,13 +79,17 @@ export async function widgetHtml(name: string, mode: WidgetMode): Promise<{ html
           break;
         } catch (err) {
           if (Date.now() >= deadline) {
-            throw new Error(`the widget dev server at ${mode.devUrl} is not reachable (${String(err)}): start it with npm run dev:widgets`);
+            throw new Error(
+              `the widget dev server at ${mode.devUrl} is not reachable (${String(err)}): start it with npm run dev:widgets`,
+            );
           }
           await delay(100);
         }
       }
       if (!res.ok) {
-        throw new Error(`the widget dev server answered ${res.status} for ${url}: is widgets/src/widgets/${name}.tsx there?`);
+        throw new Error(
+          `the widget dev server answered ${res.status} for ${url}: is widgets/src/widgets/${name}.tsx there?`,
+        );
       }
       const origin = new URL(mode.devUrl).origin;
       const ws = origin.replace(/^http/, "ws");
@@ -103,7 +107,11 @@ export async function widgetHtml(name: string, mode: WidgetMode): Promise<{ html
       };
     }
     case "inline": {
-      const html = await readWidgetFile(join(mode.dir, "dist-inline", `${name}.html`), "npm run build:inline --workspace widgets", 30_000);
+      const html = await readWidgetFile(
+        join(mode.dir, "dist-inline", `${name}.html`),
+        "npm run build:inline --workspace widgets",
+        30_000,
+      );
       return { html, csp: { connectDomains: [], resourceDomains: [] } };
     }
   }

@@ -1,14 +1,14 @@
 // An MCP client round trip over HTTP on a random port, with the SDK's client.
 
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { createApp, type App } from "../src/http.js";
+import { type App, createApp } from "../src/http.js";
 
 let app: App;
 let base: string;
@@ -17,7 +17,10 @@ let widgetsDir: string;
 before(async () => {
   widgetsDir = await mkdtemp(join(tmpdir(), "widgets-"));
   await mkdir(join(widgetsDir, "dist-inline"));
-  await writeFile(join(widgetsDir, "dist-inline", "echo.html"), "<!doctype html><html><head></head><body>echo</body></html>");
+  await writeFile(
+    join(widgetsDir, "dist-inline", "echo.html"),
+    "<!doctype html><html><head></head><body>echo</body></html>",
+  );
   app = createApp({ port: 0, host: "127.0.0.1", widgets: { kind: "inline", dir: widgetsDir }, sessionIdleMs: 60_000 });
   await new Promise<void>((resolve) => app.server.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -32,7 +35,11 @@ async function connect(): Promise<{ client: Client; transport: StreamableHTTPCli
   const client = new Client(
     { name: "http-test", version: "1.0.0" },
     // Advertise MCP Apps support, as hosts that render widgets do.
-    { capabilities: { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } } as never },
+    {
+      capabilities: {
+        extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } },
+      } as never,
+    },
   );
   const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`));
   await client.connect(transport);
@@ -80,7 +87,11 @@ test("an ended session answers 404", async () => {
   await client.close();
   const res = await fetch(`${base}/mcp`, {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "Mcp-Session-Id": id },
+    headers: {
+      "Content-Type": "application/json",
+      Accept: "application/json, text/event-stream",
+      "Mcp-Session-Id": id,
+    },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
   });
   assert.equal(res.status, 404);
@@ -93,7 +104,11 @@ test("requests without a session must initialize first", async () => {
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
   });
   assert.equal(res.status, 400);
-  const bad = await fetch(`${base}/mcp`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{not json" });
+  const bad = await fetch(`${base}/mcp`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: "{not json",
+  });
   assert.equal(bad.status, 400);
 });
 
@@ -111,7 +126,12 @@ test("a foreign Host is refused", async () => {
 });
 
 test("an idle session expires: it is closed and then answered 404", async () => {
-  const short = createApp({ port: 0, host: "127.0.0.1", widgets: { kind: "inline", dir: widgetsDir }, sessionIdleMs: 50 });
+  const short = createApp({
+    port: 0,
+    host: "127.0.0.1",
+    widgets: { kind: "inline", dir: widgetsDir },
+    sessionIdleMs: 50,
+  });
   await new Promise<void>((resolve) => short.server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(short.server.address() as AddressInfo).port}/mcp`;
   try {
@@ -128,7 +148,11 @@ test("an idle session expires: it is closed and then answered 404", async () => 
     assert.equal(short.sessions.size, 0, "the idle session was not closed");
     const res = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "Mcp-Session-Id": id },
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json, text/event-stream",
+        "Mcp-Session-Id": id,
+      },
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
     });
     assert.equal(res.status, 404);

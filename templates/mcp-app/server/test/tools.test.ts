@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import { countWords } from "../src/tools.js";
 import { createServer } from "../src/server.js";
+import { countWords } from "../src/tools.js";
 
 async function connect() {
   const server = createServer({ kind: "dev", devUrl: "http://127.0.0.1:9" });

@@ -88,7 +88,9 @@ export function widgets(options: WidgetsOptions = {}): Plugin {
         let body: string;
         if (options.inline) {
           if (chunks.length !== 1) {
-            throw new Error(`inline build of ${name} produced ${chunks.length} scripts; avoid dynamic import() in widgets`);
+            throw new Error(
+              `inline build of ${name} produced ${chunks.length} scripts; avoid dynamic import() in widgets`,
+            );
           }
           head = cssFiles
             .map((f) => `<style>${escapeTag(String((bundle[f] as OutputAsset).source), "style")}</style>`)

@@ -1,5 +1,5 @@
-import { useApp, useHostStyles } from "@modelcontextprotocol/ext-apps/react";
 import type { App } from "@modelcontextprotocol/ext-apps/react";
+import { useApp, useHostStyles } from "@modelcontextprotocol/ext-apps/react";
 import { useState } from "react";
 
 type ToolResult = Parameters<NonNullable<App["ontoolresult"]>>[0];

@@ -1,4 +1,4 @@
-import { StrictMode, type ComponentType } from "react";
+import { type ComponentType, StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import "./widget.css";
 
