@@ -3,11 +3,9 @@ package mcpcheck
 import (
 	"context"
 	"encoding/json"
-	"net"
-	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,19 +119,9 @@ func startEverything(t *testing.T) string {
 	if err != nil {
 		t.Fatal("node is required for this test")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	preload, err := filepath.Abs("testdata/loopback.cjs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(node, script, "streamableHttp")
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	peertest.WaitListen(t, addr, 20*time.Second, "server-everything")
-	return addr
+	return startNode(t, node, preload, filepath.Dir(script), script, "streamableHttp")
 }

@@ -3,12 +3,10 @@ package mcpcheck
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,22 +95,39 @@ func startExample(t *testing.T, node, preload, pkgDir string) string {
 			entry = v
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(node, "--require", preload, entry)
-	cmd.Dir = pkgDir
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "NODE_ENV=production")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	return "http://" + startNode(t, node, preload, pkgDir, entry) + "/mcp"
+}
+
+// startNode runs a Node server (node [args]) in dir on port 0 with the
+// loopback preload, which says which port it got (a port picked free here
+// could be taken by another test before the server binds it), and returns
+// its address.
+func startNode(t *testing.T, node, preload, dir string, args ...string) string {
+	t.Helper()
+	portFile := filepath.Join(t.TempDir(), "port")
+	cmd := exec.Command(node, append([]string{"--require", preload}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PORT=0", "POMDEV_LISTEN_FILE="+portFile, "NODE_ENV=production")
+	out := &syncBuilder{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	peertest.WaitListen(t, addr, 60*time.Second, filepath.Base(pkgDir))
-	return fmt.Sprintf("http://%s/mcp", addr)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(portFile); err == nil {
+			return net.JoinHostPort("127.0.0.1", strings.TrimSpace(string(b)))
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%v exited before listening: %s", args, out.String())
+		case <-time.After(20 * time.Millisecond): // polling the port file
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v did not listen within 60s: %s", args, out.String())
+		}
+	}
 }

@@ -5,10 +5,8 @@ package peertest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"testing"
-	"time"
 )
 
 // Missing reports a peer that is not there: fatal in CI, a skip elsewhere.
@@ -30,22 +28,4 @@ func Env(t testing.TB, name, install string) string {
 		Missing(t, "%s is not set (%s)", name, install)
 	}
 	return v
-}
-
-// WaitListen waits until addr accepts TCP connections; what names the
-// server in the failure.
-func WaitListen(t testing.TB, addr string, timeout time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s within %v", what, addr, timeout)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a port, not waiting for an event
-	}
 }
