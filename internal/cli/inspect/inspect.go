@@ -65,10 +65,14 @@ func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
 		Long: `Connect to an MCP server over Streamable HTTP (protocol 2026-07-28 or 2025-11-25),
 declaring roots and the MCP Apps extension (--client and --no-apps change what
-it declares), and report: the handshake, every tool (all
-pages) and its widget binding, resources and templates, the UI resources tools
-reference (read even when not listed), prompts, and optionally one tool call.
-Each step is timed. MCP Apps lint rules are listed in docs/INSPECT.md.
+it declares), and report: the handshake, every tool (all pages) and its widget
+binding, resources and templates, the UI resources tools reference (read even
+when not listed) with the CSP a host applies, prompts, and optionally one tool
+call, checked against its outputSchema. Each step is timed. The MCP Apps lint
+follows the specification; docs/INSPECT.md lists its rules.
+
+--login signs in with the official Go SDK's OAuth client when the server asks
+(discovery, PKCE, dynamic registration, refresh, step-up); tokens are cached.
 
 URL defaults to inspect.url in pomdev.yaml, else the app's server process
 (http://127.0.0.1:<port>/mcp).
