@@ -14,8 +14,6 @@ export interface Config {
   port: number;
   host: string;
   widgets: WidgetMode;
-  /** Sessions idle for longer than this are closed. */
-  sessionIdleMs: number;
 }
 
 /** The widgets workspace, from src/ (tsx) and dist/ (built) alike. */
@@ -33,11 +31,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else {
     widgets = { kind: "built", dir: env.WIDGETS_DIR || widgetsDir, baseUrl: base };
   }
-  const idleMinutes = Number(env.SESSION_IDLE_MINUTES ?? "30");
-  if (!Number.isFinite(idleMinutes) || idleMinutes <= 0) {
-    throw new Error(`SESSION_IDLE_MINUTES must be a positive number, not ${JSON.stringify(env.SESSION_IDLE_MINUTES)}`);
-  }
-  return { port, host, widgets, sessionIdleMs: idleMinutes * 60_000 };
+  return { port, host, widgets };
 }
 
 function parsePort(value: string): number {

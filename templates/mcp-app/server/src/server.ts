@@ -1,4 +1,4 @@
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer } from "@modelcontextprotocol/server";
 import type { WidgetMode } from "./config.js";
 import { registerTools } from "./tools.js";
 import { appName, appVersion } from "./version.js";

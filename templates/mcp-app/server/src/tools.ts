@@ -2,7 +2,7 @@
 // _meta.ui.resourceUri; the widget itself is registered in widgets.ts.
 
 import { registerAppTool } from "@modelcontextprotocol/ext-apps/server";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 
 export function registerTools(server: McpServer): void {
@@ -13,14 +13,14 @@ export function registerTools(server: McpServer): void {
     {
       title: "Echo",
       description: "Repeat a message back to the user and show it in a card. Use it to test that the app works.",
-      inputSchema: {
+      inputSchema: z.object({
         message: z.string().min(1).max(2000).describe("The message to repeat"),
-      },
-      outputSchema: {
+      }),
+      outputSchema: z.object({
         message: z.string(),
         length: z.number().int(),
         receivedAt: z.string(),
-      },
+      }),
       annotations: { readOnlyHint: true, openWorldHint: false },
       _meta: { ui: { resourceUri: "ui://echo" } },
     },
@@ -39,14 +39,14 @@ export function registerTools(server: McpServer): void {
     {
       title: "Count words",
       description: "Count the words, characters and lines of a text.",
-      inputSchema: {
+      inputSchema: z.object({
         text: z.string().max(100_000).describe("The text to count"),
-      },
-      outputSchema: {
+      }),
+      outputSchema: z.object({
         words: z.number().int(),
         characters: z.number().int(),
         lines: z.number().int(),
-      },
+      }),
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ text }) => {

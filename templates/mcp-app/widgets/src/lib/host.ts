@@ -1,8 +1,8 @@
-import type { App } from "@modelcontextprotocol/ext-apps/react";
+import type { App, AppEventMap } from "@modelcontextprotocol/ext-apps/react";
 import { useApp, useHostStyles } from "@modelcontextprotocol/ext-apps/react";
 import { useState } from "react";
 
-type ToolResult = Parameters<NonNullable<App["ontoolresult"]>>[0];
+type ToolResult = AppEventMap["toolresult"];
 
 export interface HostState<T> {
   app: App | null;
@@ -30,8 +30,8 @@ export function useHost<T>(name: string): HostState<T> {
     appInfo: { name, version: "0.1.0" },
     capabilities: {},
     onAppCreated: (created) => {
-      created.ontoolinput = (params) => setInput(params.arguments);
-      created.ontoolresult = (params) => setRaw(params);
+      created.addEventListener("toolinput", (params) => setInput(params.arguments));
+      created.addEventListener("toolresult", (params) => setRaw(params));
     },
   });
   // Host CSS variables, fonts and light/dark theme (data-theme on <html>).
