@@ -3,4 +3,5 @@
 import "./env.js";
 
 process.env.WIDGETS_DEV_URL ??= `http://localhost:${process.env.WIDGETS_PORT ?? 4444}`;
+process.env.LOG_PRETTY ??= "1";
 await import("./index.js");

@@ -6,11 +6,14 @@
 
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { createServer as createHttpServer, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createBrotliCompress, createGzip } from "node:zlib";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { createMcpHandler } from "@modelcontextprotocol/server";
 import type { Config } from "./config.js";
+import { log } from "./log.js";
 import { createServer } from "./server.js";
 import { appName, appVersion } from "./version.js";
 
@@ -24,7 +27,7 @@ export function createApp(config: Config): App {
   const started = Date.now();
   const mcp = toNodeHandler(
     createMcpHandler(() => createServer(config.widgets), {
-      onerror: (err) => console.error("MCP request failed:", err.message),
+      onerror: (err) => log.warn({ err: err.message }, "MCP request failed"),
     }),
   );
 
@@ -49,11 +52,11 @@ export function createApp(config: Config): App {
         });
       }
       if (url.pathname.startsWith("/widgets/") && config.widgets.kind === "built" && req.method === "GET") {
-        return await serveAsset(res, join(config.widgets.dir, "dist"), url.pathname.slice("/widgets/".length));
+        return await serveAsset(req, res, join(config.widgets.dir, "dist"), url.pathname.slice("/widgets/".length));
       }
       sendJson(res, 404, { error: `nothing at ${url.pathname}; the MCP endpoint is /mcp` });
     } catch (err) {
-      console.error("request failed:", err);
+      log.error({ err }, "request failed");
       if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
       else res.end();
     }
@@ -94,19 +97,31 @@ const contentTypes: Record<string, string> = {
   ".map": "application/json",
 };
 
-async function serveAsset(res: ServerResponse, root: string, rel: string): Promise<void> {
+async function serveAsset(req: IncomingMessage, res: ServerResponse, root: string, rel: string): Promise<void> {
   const path = normalize(join(root, decodeURIComponent(rel)));
   if (!path.startsWith(root + sep)) return sendJson(res, 404, { error: "not found" });
   const info = await stat(path).catch(() => undefined);
   if (!info?.isFile()) return sendJson(res, 404, { error: "not found" });
-  res.writeHead(200, {
-    "Content-Type": contentTypes[extname(path)] ?? "application/octet-stream",
-    "Content-Length": info.size,
+  const type = contentTypes[extname(path)] ?? "application/octet-stream";
+  const headers: Record<string, string | number> = {
+    "Content-Type": type,
     // Hashed file names never change content; hosts load them cross-origin.
     "Cache-Control": rel.startsWith("assets/") ? "public, max-age=31536000, immutable" : "no-cache",
     "Access-Control-Allow-Origin": "*",
-  });
-  createReadStream(path).pipe(res);
+    Vary: "Accept-Encoding",
+  };
+  // Text assets (scripts, styles, SVG) are compressed for clients that ask.
+  const accepts = String(req.headers["accept-encoding"] ?? "");
+  const text = /^(text\/|application\/json|image\/svg)/.test(type) && info.size > 1024;
+  const encoding = !text ? "" : /\bbr\b/.test(accepts) ? "br" : /\bgzip\b/.test(accepts) ? "gzip" : "";
+  if (encoding === "") {
+    res.writeHead(200, { ...headers, "Content-Length": info.size });
+    createReadStream(path).pipe(res);
+    return;
+  }
+  res.writeHead(200, { ...headers, "Content-Encoding": encoding });
+  const compress = encoding === "br" ? createBrotliCompress() : createGzip();
+  pipeline(createReadStream(path), compress, res).catch((err) => log.debug({ err }, "asset not sent"));
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -3,15 +3,16 @@
 import "./env.js";
 import { loadConfig } from "./config.js";
 import { createApp } from "./http.js";
+import { log } from "./log.js";
 
 const config = loadConfig();
 const app = createApp(config);
 
 app.server.on("error", (err: NodeJS.ErrnoException) => {
   if (err.code === "EADDRINUSE") {
-    console.error(`port ${config.port} is in use: stop the other server or set PORT`);
+    log.fatal(`port ${config.port} is in use: stop the other server or set PORT`);
   } else {
-    console.error(err);
+    log.fatal({ err }, "the HTTP server failed");
   }
   process.exit(1);
 });
@@ -19,7 +20,7 @@ app.server.on("error", (err: NodeJS.ErrnoException) => {
 app.server.listen(config.port, config.host, () => {
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  console.log(`MCP server listening on http://${config.host}:${port}/mcp (widgets: ${config.widgets.kind})`);
+  log.info(`MCP server listening on http://${config.host}:${port}/mcp (widgets: ${config.widgets.kind})`);
 });
 
 let stopping = false;

@@ -92,6 +92,43 @@ for (const [era, negotiation] of [
   });
 }
 
+test("built assets are compressed for clients that ask, and cached for good", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "built-"));
+  await mkdir(join(dir, "dist", "assets"), { recursive: true });
+  const js = `export const greeting = ${JSON.stringify("hello ".repeat(1000))};\n`;
+  await writeFile(join(dir, "dist", "assets", "echo-1a2b.js"), js);
+  const built = createApp({ port: 0, host: "127.0.0.1", widgets: { kind: "built", dir, baseUrl: "http://127.0.0.1" } });
+  const url = await listen(built);
+  try {
+    for (const encoding of ["br", "gzip"]) {
+      const { request } = await import("node:http");
+      const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+        const req = request(
+          `${url}/widgets/assets/echo-1a2b.js`,
+          { headers: { "Accept-Encoding": encoding } },
+          resolve,
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      assert.equal(res.headers["content-encoding"], encoding);
+      assert.match(String(res.headers["cache-control"]), /immutable/);
+      assert.ok(body.length < js.length / 4, `${encoding}: ${body.length} bytes of ${js.length}`);
+      const { brotliDecompressSync, gunzipSync } = await import("node:zlib");
+      assert.equal((encoding === "br" ? brotliDecompressSync(body) : gunzipSync(body)).toString(), js);
+    }
+    // fetch asks for compression and decodes it.
+    const plain = await fetch(`${url}/widgets/assets/echo-1a2b.js`);
+    assert.equal(await plain.text(), js);
+  } finally {
+    await built.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("a body that is not JSON is refused", async () => {
   const bad = await fetch(`${base}/mcp`, {
     method: "POST",
