@@ -33,6 +33,25 @@ export function registerTools(server: McpServer): void {
     },
   );
 
+  // shout is for the echo widget only (visibility ["app"]): the model never
+  // sees it, the widget calls it with callServerTool.
+  registerAppTool(
+    server,
+    "shout",
+    {
+      title: "Shout",
+      description: "Upper-case a message (called by the echo widget).",
+      inputSchema: z.object({ message: z.string().max(2000) }),
+      outputSchema: z.object({ message: z.string() }),
+      annotations: { readOnlyHint: true, openWorldHint: false },
+      _meta: { ui: { visibility: ["app"] } },
+    },
+    async ({ message }) => {
+      const loud = message.toUpperCase();
+      return { content: [{ type: "text", text: loud }], structuredContent: { message: loud } };
+    },
+  );
+
   // count_words has no widget: hosts show its text result as they like.
   server.registerTool(
     "count_words",

@@ -51,7 +51,11 @@ test("tools are listed with their widget binding", async () => {
   try {
     const { tools } = await client.listTools();
     const byName = new Map(tools.map((t) => [t.name, t]));
-    assert.deepEqual([...byName.keys()].sort(), ["count_words", "echo"]);
+    assert.deepEqual([...byName.keys()].sort(), ["count_words", "echo", "shout"]);
+    // shout is for the widget: visible to the app only, with no view of its own.
+    assert.deepEqual(byName.get("shout")?._meta?.ui, { visibility: ["app"] });
+    const loud = await client.callTool({ name: "shout", arguments: { message: "hey" } });
+    assert.deepEqual(loud.structuredContent, { message: "HEY" });
     const ui = byName.get("echo")?._meta?.ui as { resourceUri?: string } | undefined;
     assert.equal(ui?.resourceUri, "ui://echo");
     assert.equal(byName.get("count_words")?._meta?.ui, undefined);

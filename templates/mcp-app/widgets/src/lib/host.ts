@@ -1,4 +1,4 @@
-import type { App, AppEventMap } from "@modelcontextprotocol/ext-apps/react";
+import type { App, AppEventMap, McpUiHostContext } from "@modelcontextprotocol/ext-apps/react";
 import { useApp, useHostStyles } from "@modelcontextprotocol/ext-apps/react";
 import { useState } from "react";
 
@@ -16,6 +16,10 @@ export interface HostState<T> {
   result: T | undefined;
   /** The whole tool result (content, isError, _meta). */
   raw: ToolResult | undefined;
+  /** The host's context: theme, locale, display mode, container size, safe area; kept up to date. */
+  context: McpUiHostContext | undefined;
+  /** The host cancelled the tool call (the user stopped it). */
+  cancelled: boolean;
 }
 
 /**
@@ -26,14 +30,23 @@ export interface HostState<T> {
 export function useHost<T>(name: string): HostState<T> {
   const [input, setInput] = useState<Record<string, unknown>>();
   const [raw, setRaw] = useState<ToolResult>();
+  const [context, setContext] = useState<McpUiHostContext>();
+  const [cancelled, setCancelled] = useState(false);
   const { app, isConnected, error } = useApp({
     appInfo: { name, version: "0.1.0" },
     capabilities: {},
     onAppCreated: (created) => {
       created.addEventListener("toolinput", (params) => setInput(params.arguments));
       created.addEventListener("toolresult", (params) => setRaw(params));
+      created.addEventListener("toolcancelled", () => setCancelled(true));
+      // The host sends what changed; keep the rest.
+      created.addEventListener("hostcontextchanged", (changed) =>
+        setContext((old) => ({ ...(old ?? created.getHostContext()), ...changed })),
+      );
     },
   });
+  // The context the host gave at connection, until it changes.
+  const current = context ?? app?.getHostContext();
   // Host CSS variables, fonts and light/dark theme (data-theme on <html>).
   useHostStyles(app, app?.getHostContext());
   // Outside a host there is nobody to talk to: no error, just a preview.
@@ -46,5 +59,7 @@ export function useHost<T>(name: string): HostState<T> {
     input,
     raw,
     result: raw?.structuredContent as T | undefined,
+    context: current,
+    cancelled,
   };
 }
