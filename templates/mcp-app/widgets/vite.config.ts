@@ -6,27 +6,37 @@ const port = Number(process.env.WIDGETS_PORT ?? 4444);
 
 // Every src/widgets/<name>.tsx is a widget: served at /<name>.html by the
 // dev server and built to dist/<name>.html (dist-inline/ in inline mode).
-export default defineConfig(({ mode }) => ({
-  base: "./",
-  plugins: [react(), widgets({ inline: mode === "inline", only: process.env.WIDGET })],
-  // The widgets are virtual modules, which Vite's start-up scan cannot
-  // see: scan the sources, so dependencies are bundled before the first
-  // page load instead of during it (which reloads the page).
-  optimizeDeps: { entries: ["src/**/*.{ts,tsx}"] },
-  server: {
-    host: "127.0.0.1",
-    port,
-    strictPort: true,
-    // Hosts load the widget's modules from this server into a sandboxed
-    // iframe on their own origin, so the dev server must allow it.
-    origin: `http://localhost:${port}`,
-    cors: { origin: true },
-  },
-  build: {
-    outDir: mode === "inline" ? "dist-inline" : "dist",
-    emptyOutDir: mode !== "inline",
-    sourcemap: mode !== "inline",
-    // React and the MCP Apps client make a widget ~650 kB (~180 kB gzipped).
-    chunkSizeWarningLimit: 1024,
-  },
-}));
+// --mode gallery serves and builds the gallery (gallery.html) instead.
+export default defineConfig(({ mode }) =>
+  mode === "gallery"
+    ? {
+        base: "./",
+        plugins: [react()],
+        server: { host: "127.0.0.1", port, strictPort: true },
+        build: { outDir: "dist-gallery", rollupOptions: { input: "gallery.html" }, chunkSizeWarningLimit: 1024 },
+      }
+    : {
+        base: "./",
+        plugins: [react(), widgets({ inline: mode === "inline", only: process.env.WIDGET })],
+        // The widgets are virtual modules, which Vite's start-up scan cannot
+        // see: scan the sources, so dependencies are bundled before the first
+        // page load instead of during it (which reloads the page).
+        optimizeDeps: { entries: ["src/**/*.{ts,tsx}"] },
+        server: {
+          host: "127.0.0.1",
+          port,
+          strictPort: true,
+          // Hosts load the widget's modules from this server into a sandboxed
+          // iframe on their own origin, so the dev server must allow it.
+          origin: `http://localhost:${port}`,
+          cors: { origin: true },
+        },
+        build: {
+          outDir: mode === "inline" ? "dist-inline" : "dist",
+          emptyOutDir: mode !== "inline",
+          sourcemap: mode !== "inline",
+          // React and the MCP Apps client make a widget ~650 kB (~180 kB gzipped).
+          chunkSizeWarningLimit: 1024,
+        },
+      },
+);

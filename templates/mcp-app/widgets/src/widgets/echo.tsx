@@ -92,6 +92,31 @@ export function describe(c: McpUiHostContext): string {
   return parts.filter(Boolean).join(" · ");
 }
 
+/**
+ * fixtures are the states the gallery (npm run gallery) shows, in light and
+ * dark, and that test/gallery.test.tsx checks for accessibility.
+ */
+export const fixtures: { name: string; props: EchoCardProps }[] = [
+  { name: "waiting", props: { pending: "Hello from the host" } },
+  {
+    name: "result",
+    props: {
+      result: { message: "Hello from the host", length: 19, receivedAt: "2026-01-02T03:04:05Z" },
+      context: { theme: "light", locale: "en-US", displayMode: "inline", containerDimensions: { maxWidth: 640 } },
+      actions: { shout() {}, fullscreen() {}, sendMessage() {}, openDocs() {} },
+    },
+  },
+  {
+    name: "shouted",
+    props: { result: { message: "hey", length: 3, receivedAt: "2026-01-02T03:04:05Z" }, shouted: "HEY" },
+  },
+  { name: "error", props: { error: "The echo tool failed." } },
+  { name: "cancelled", props: { cancelled: true } },
+];
+
+/** View renders the widget from its props, for the gallery. */
+export const View = EchoCard;
+
 export default function Echo() {
   const host = useHost<EchoResult>("echo");
   const [shouted, setShouted] = useState<string>();
