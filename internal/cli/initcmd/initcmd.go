@@ -239,7 +239,10 @@ func npmInstall(opts *Options, dir string) error {
 		logFile.Close()
 		return err
 	}
-	cmd := exec.CommandContext(opts.Ctx, npm, "install", "--no-audit", "--no-fund")
+	// --prefer-offline: what npm's cache holds is used without asking the
+	// registry again, so an app can be made offline once its packages were
+	// installed before.
+	cmd := exec.CommandContext(opts.Ctx, npm, "install", "--no-audit", "--no-fund", "--prefer-offline")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.WaitDelay = 5 * time.Second
@@ -277,12 +280,28 @@ func npmInstall(opts *Options, dir string) error {
 			return exitcode.New(exitcode.Interrupted, errors.New("npm install interrupted"), "the app's files are in place; run npm install in "+dir)
 		}
 		tail := lastLines(logPath, 20)
+		if reason := npmNetworkError(logPath); reason != "" {
+			return exitcode.New(exitcode.Unreachable, fmt.Errorf("npm install could not reach the npm registry (%s) and its cache lacks packages the app needs; the last lines of its output:\n%s", reason, tail),
+				fmt.Sprintf("connect to the network (or set npm's registry or proxy: npm config get registry) and run npm install in %s; the app's files are in place (or pass --no-install)", dir))
+		}
 		return exitcode.New(exitcode.Failure, fmt.Errorf("npm install failed (%v); the last lines of its output:\n%s", err, tail),
 			fmt.Sprintf("the whole output is in %s; the app's files are in place: fix the problem and run npm install in %s", logPath, dir))
 	}
 	os.Remove(logPath)
 	fmt.Fprintf(out, "%s Installed packages in %s\n", opts.IO.ColorScheme().Green("✓"), time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// npmNetworkError returns the network error code npm's output names
+// (ENOTFOUND, ECONNREFUSED, …), or "".
+func npmNetworkError(path string) string {
+	data, _ := os.ReadFile(path)
+	for _, code := range []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH"} {
+		if strings.Contains(string(data), code) {
+			return code
+		}
+	}
+	return ""
 }
 
 func lastLines(path string, n int) string {
