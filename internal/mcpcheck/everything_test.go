@@ -110,18 +110,10 @@ func TestToolsAsInspector(t *testing.T) {
 	}
 }
 
-// startEverything runs server-everything over Streamable HTTP on a free
+// startEverything runs server-everything over Streamable HTTP on a
 // loopback port and returns its address.
 func startEverything(t *testing.T) string {
 	t.Helper()
 	script := peertest.Env(t, EnvServerEverything, "npm install @modelcontextprotocol/server-everything")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is required for this test")
-	}
-	preload, err := filepath.Abs("testdata/loopback.cjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startNode(t, node, preload, filepath.Dir(script), script, "streamableHttp")
+	return startNode(t, filepath.Dir(script), script, "streamableHttp")
 }

@@ -23,14 +23,6 @@ const EnvExtApps = "POMDEV_TEST_EXT_APPS"
 // rule the specification does not support).
 func TestExtAppsExamples(t *testing.T) {
 	dir := peertest.Env(t, EnvExtApps, "npm install the @modelcontextprotocol/server-* examples of ext-apps")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is required for this test")
-	}
-	preload, err := filepath.Abs("testdata/loopback.cjs")
-	if err != nil {
-		t.Fatal(err)
-	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +36,7 @@ func TestExtAppsExamples(t *testing.T) {
 		pkgDir := filepath.Join(dir, e.Name())
 		t.Run(e.Name(), func(t *testing.T) {
 			t.Parallel()
-			url := startExample(t, node, preload, pkgDir)
+			url := startExample(t, pkgDir)
 			rep, err := Run(context.Background(), Options{URL: url, Timeout: 60 * time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -72,7 +64,7 @@ func TestExtAppsExamples(t *testing.T) {
 
 // startExample runs the package's server (its bin or main) on a free
 // loopback port and returns its MCP URL.
-func startExample(t *testing.T, node, preload, pkgDir string) string {
+func startExample(t *testing.T, pkgDir string) string {
 	t.Helper()
 	var pkg struct {
 		Main string          `json:"main"`
@@ -95,15 +87,23 @@ func startExample(t *testing.T, node, preload, pkgDir string) string {
 			entry = v
 		}
 	}
-	return "http://" + startNode(t, node, preload, pkgDir, entry) + "/mcp"
+	return "http://" + startNode(t, pkgDir, entry) + "/mcp"
 }
 
 // startNode runs a Node server (node [args]) in dir on port 0 with the
 // loopback preload, which says which port it got (a port picked free here
 // could be taken by another test before the server binds it), and returns
 // its address.
-func startNode(t *testing.T, node, preload, dir string, args ...string) string {
+func startNode(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is required for this test")
+	}
+	preload, err := filepath.Abs("testdata/loopback.cjs")
+	if err != nil {
+		t.Fatal(err)
+	}
 	portFile := filepath.Join(t.TempDir(), "port")
 	cmd := exec.Command(node, append([]string{"--require", preload}, args...)...)
 	cmd.Dir = dir
