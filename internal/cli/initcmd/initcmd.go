@@ -56,7 +56,12 @@ nothing is written). The app's name defaults to DIR's base name and must be
 a valid npm package name.
 
 The files are written to a temporary directory beside DIR and moved into
-place at the end, so a failure or Ctrl-C leaves nothing half-written.`,
+place at the end, so a failure or Ctrl-C leaves nothing half-written.
+
+npm install prefers npm's cache (--prefer-offline): once the template's
+packages were installed, an app can be made offline. When the registry cannot
+be reached and the cache lacks a package, init says so (exit 4) and leaves the
+files in place.`,
 		Example: `  pomdev init my-app
   pomdev init my-app --no-install --no-git
   pomdev init --list`,
