@@ -330,28 +330,28 @@ type procStates struct {
 	unchecked map[string]bool // no port or health to wait for (read-only)
 }
 
+// stateOf is the table's word for each process event that changes it.
+var stateOf = map[string]string{
+	supervise.Ready:      "ready",
+	supervise.NotReady:   "not ready",
+	supervise.Exited:     "exited",
+	supervise.Restarting: "restarting",
+	supervise.CrashLoop:  "crash loop",
+	supervise.Stopped:    "stopped",
+}
+
 func (s *procStates) set(name, kind string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.m[name]
-	switch kind {
-	case supervise.Started:
+	switch state, ok := stateOf[kind]; {
+	case kind == supervise.Started:
 		st = procState{state: "starting", since: time.Now()}
 		if s.unchecked[name] {
 			st.state = "running"
 		}
-	case supervise.Ready:
-		st.state = "ready"
-	case supervise.NotReady:
-		st.state = "not ready"
-	case supervise.Exited:
-		st.state = "exited"
-	case supervise.Restarting:
-		st.state = "restarting"
-	case supervise.CrashLoop:
-		st.state = "crash loop"
-	case supervise.Stopped:
-		st.state = "stopped"
+	case ok:
+		st.state = state
 	default:
 		return
 	}

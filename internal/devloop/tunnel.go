@@ -117,7 +117,7 @@ func (s *Session) startTunnel(ctx context.Context, g *errgroup.Group) (*tunnel.C
 				return nil
 			}
 			wait := delays.Next()
-			s.emit(RelayUnreachable{Relay: app.Tunnel.Relay, Reason: NetReason(err), Wait: wait})
+			s.emit(RelayUnreachable{Relay: app.Tunnel.Relay, Reason: netReason(err), Wait: wait})
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -130,8 +130,8 @@ func (s *Session) startTunnel(ctx context.Context, g *errgroup.Group) (*tunnel.C
 	return tc, nil
 }
 
-// NetReason says in a few words why a peer could not be reached.
-func NetReason(err error) string {
+// netReason says in a few words why a peer could not be reached.
+func netReason(err error) string {
 	var dns *net.DNSError
 	switch {
 	case errors.As(err, &dns):

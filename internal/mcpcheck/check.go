@@ -379,7 +379,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		step("prompts/list", start)
 	}
 
-	rep.Findings = Lint(LintInput{Tools: rep.Tools, Contents: uiContents, ReadErrs: uiErrors, Listed: listed, Local: isLocal(u.Hostname())})
+	rep.Findings = Lint(LintInput{Tools: rep.Tools, Contents: uiContents, ReadErrs: uiErrors, Listed: listed, Local: loopback.IsLoopback(u.Hostname())})
 	for i := range rep.Tools {
 		if ui := rep.Tools[i].UI; ui != nil {
 			ui.Status = "ok"
@@ -431,14 +431,6 @@ func htmlSize(rc *mcp.ResourceContents) int {
 		return len(rc.Text)
 	}
 	return len(rc.Blob)
-}
-
-func isLocal(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func stepError(step string, ctx context.Context, err error) error {

@@ -2,7 +2,6 @@ package mcpcheck
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 )
@@ -113,14 +112,4 @@ func (p policy) allows(list string, u *url.URL) bool {
 		}
 	}
 	return false
-}
-
-// isLoopbackHost is localhost, *.localhost or a loopback IP.
-func isLoopbackHost(host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }

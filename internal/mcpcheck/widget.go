@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pomdev/pomdev/internal/loopback"
 	"golang.org/x/net/html"
 )
 
@@ -228,7 +229,7 @@ func lintWidget(uri, doc string, pol policy, local bool, add adder) {
 			continue
 		}
 		origin := u.Scheme + "://" + u.Host
-		if isLoopbackHost(u.Hostname()) {
+		if loopback.IsLoopback(u.Hostname()) {
 			if !local {
 				once("APP010", origin, fmt.Sprintf("%s loads from %s, which hosts such as ChatGPT and Claude cannot reach", r.what, origin),
 					"use the inline build (pomdev up --inline, INLINE=1) or serve the assets from a public origin")
@@ -245,7 +246,7 @@ func lintWidget(uri, doc string, pol policy, local bool, add adder) {
 	}
 	for _, list := range cspLists {
 		for _, s := range pol[list] {
-			if isLoopbackHost(s.host) && !local {
+			if loopback.IsLoopback(s.host) && !local {
 				origin := s.scheme + "://" + s.host
 				once("APP010", origin, fmt.Sprintf("csp.%s lists %s, which hosts such as ChatGPT and Claude cannot reach", list, origin),
 					"use the inline build (pomdev up --inline, INLINE=1), whose CSP lists no localhost")
