@@ -245,33 +245,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &URLError{URL: opts.URL}
 	}
-	// *.localhost (pomdev relay's default domain) dials loopback.
-	var base http.RoundTripper = loopback.Transport()
-	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
-		base = opts.HTTPClient.Transport
-	}
-	version := build.Current().Version // reads the build info once per check
-	ht := &headerTransport{base: base, headers: opts.Headers, agent: "pomdev/" + version, run: ctx}
-	hc := &http.Client{Transport: ht}
-
-	caps, err := capabilities(opts.Client, !opts.NoApps)
-	if err != nil {
-		return nil, err
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: version},
-		&mcp.ClientOptions{Capabilities: caps})
 	rep := &Report{URL: opts.URL, Tools: []Tool{}, Resources: []Resource{}, Templates: []Template{}, Findings: []Finding{}}
 	step := func(name string, start time.Time) {
 		rep.Timings = append(rep.Timings, Timing{Step: name, MS: float64(time.Since(start).Microseconds()) / 1000})
 	}
 
 	start := time.Now()
-	transport := &mcp.StreamableClientTransport{Endpoint: opts.URL, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true, OAuthHandler: opts.OAuthHandler}
-	session, err := client.Connect(ctx, transport, nil)
+	conn, err := Dial(ctx, opts)
 	if err != nil {
-		return nil, connectError(ctx, opts, ht, hc, err)
+		return nil, err
 	}
-	defer session.Close()
+	session := conn.Session
+	defer conn.Close()
 	step("handshake", start)
 	if init := session.InitializeResult(); init != nil {
 		rep.Protocol = init.ProtocolVersion
@@ -424,6 +409,65 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// Conn is a session with an MCP server opened the way the check opens it
+// (the same transport, headers, client profile and OAuth handler), for
+// callers that keep it: `pomdev preview` lists, reads and calls through it.
+type Conn struct {
+	Session *mcp.ClientSession
+	cancel  context.CancelFunc
+}
+
+// Close ends the session and every request still in flight.
+func (c *Conn) Close() error {
+	err := c.Session.Close()
+	c.cancel()
+	return err
+}
+
+// Dial connects and completes the handshake, within opts.Timeout when it
+// is set. The session lives until Close or until ctx ends. Errors are
+// those of Run: *URLError, *ProfileError, *AuthError, *ConnectError.
+func Dial(ctx context.Context, opts Options) (*Conn, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &URLError{URL: opts.URL}
+	}
+	// *.localhost (pomdev relay's default domain) dials loopback.
+	var base http.RoundTripper = loopback.Transport()
+	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
+		base = opts.HTTPClient.Transport
+	}
+	version := build.Current().Version // reads the build info once per connection
+	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	ht := &headerTransport{base: base, headers: opts.Headers, agent: "pomdev/" + version, run: run}
+	hc := &http.Client{Transport: ht}
+
+	caps, err := capabilities(opts.Client, !opts.NoApps)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: version},
+		&mcp.ClientOptions{Capabilities: caps})
+	transport := &mcp.StreamableClientTransport{Endpoint: opts.URL, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true, OAuthHandler: opts.OAuthHandler}
+	hctx := ctx
+	if opts.Timeout > 0 {
+		var hcancel context.CancelFunc
+		hctx, hcancel = context.WithTimeout(ctx, opts.Timeout)
+		defer hcancel()
+	}
+	session, err := client.Connect(hctx, transport, nil)
+	if err != nil {
+		err = connectError(hctx, opts, ht, hc, err)
+		stop()
+		cancel()
+		return nil, err
+	}
+	return &Conn{Session: session, cancel: func() { stop(); cancel() }}, nil
 }
 
 func htmlSize(rc *mcp.ResourceContents) int {

@@ -1,0 +1,391 @@
+package preview
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/pomdev/pomdev/internal/mcpcheck"
+)
+
+// widgetJS speaks the MCP Apps protocol by hand (postMessage JSON-RPC):
+// ui/initialize, then it shows the tool result and, when asked, calls a
+// server tool through the host and shows the answer.
+const widgetJS = `
+var next = 1, pending = {};
+function rpc(method, params) {
+  var id = next++;
+  parent.postMessage({ jsonrpc: "2.0", id: id, method: method, params: params }, "*");
+  return new Promise(function (res) { pending[id] = res; });
+}
+addEventListener("message", function (e) {
+  var m = e.data;
+  if (m && m.id && pending[m.id]) { pending[m.id](m); delete pending[m.id]; return; }
+  if (m && m.method === "ui/notifications/tool-result") {
+    var t = (m.params.content || []).map(function (c) { return c.text; }).join(" ");
+    document.getElementById("root").innerHTML = "<p id=result>result: " + t + "</p>";
+    if (window.afterResult) window.afterResult();
+  }
+});
+rpc("ui/initialize", { protocolVersion: "2026-01-26", appInfo: { name: "t", version: "1" }, appCapabilities: {} }).then(function (r) {
+  window.hostContext = r.result && r.result.hostContext;
+  document.body.style.background = window.hostContext.theme === "dark" ? "#000" : "#fff";
+  document.body.style.color = window.hostContext.theme === "dark" ? "#fff" : "#000";
+  parent.postMessage({ jsonrpc: "2.0", method: "ui/notifications/initialized", params: {} }, "*");
+});
+`
+
+func page(body string, head ...string) string {
+	return "<!doctype html><html><head>" + strings.Join(head, "") + "<script>" + widgetJS + "</script></head><body><div id=root></div>" + body + "</body></html>"
+}
+
+var schema = map[string]any{"type": "object", "properties": map[string]any{"text": map[string]any{"type": "string"}}}
+
+// fixture is an MCP server (the official Go SDK) with one widget per
+// case; assets is a loopback server a widget may load a script from.
+func fixture(t *testing.T) (mcpURL, assets string) {
+	t.Helper()
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		fmt.Fprint(w, `document.body.insertAdjacentHTML("beforeend", "<p id=asset>asset loaded</p>");`)
+	}))
+	t.Cleanup(as.Close)
+	assets = strings.Replace(as.URL, "127.0.0.1", "localhost", 1)
+
+	s := mcp.NewServer(&mcp.Implementation{Name: "fixture", Version: "1"}, nil)
+	widget := func(name, html string, csp map[string]any) {
+		uri := "ui://fixture/" + name + ".html"
+		s.AddTool(&mcp.Tool{Name: name, Description: name, InputSchema: schema, Meta: mcp.Meta{"ui": map[string]any{"resourceUri": uri}}},
+			func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				var args struct{ Text string }
+				_ = json.Unmarshal(r.Params.Arguments, &args)
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " says " + args.Text}}}, nil
+			})
+		meta := mcp.Meta{}
+		if csp != nil {
+			meta["ui"] = map[string]any{"csp": csp}
+		}
+		s.AddResource(&mcp.Resource{URI: uri, Name: name, MIMEType: mcpcheck.UIMIMEType},
+			func(ctx context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: mcpcheck.UIMIMEType, Text: html, Meta: meta}}}, nil
+			})
+	}
+	widget("good", page(""), nil)
+	// A script from an origin its CSP does not declare.
+	widget("foreign", page(`<script src="https://cdn.example.com/lib.js"></script>`), nil)
+	// A script from the developer's machine, declared: ChatGPT-like loads
+	// it, Claude-like refuses.
+	widget("local", page(`<script src="`+assets+`/a.js"></script>`), map[string]any{"resourceDomains": []any{assets}})
+	// Calls the app-only tool "shout" through the host once it has the result.
+	widget("caller", page(`<script>window.afterResult = function () {
+  rpc("tools/call", { name: "shout", arguments: { text: "hey" } }).then(function (r) {
+    document.getElementById("root").insertAdjacentHTML("beforeend", "<p id=answer>answer: " + (r.result ? r.result.content[0].text : "error " + JSON.stringify(r.error)) + "</p>");
+  });
+};</script>`), nil)
+	widget("empty", "<!doctype html><html><head></head><body><div id=root></div></body></html>", nil)
+	widget("throws", page(`<script>throw new Error("widget exploded")</script>`), nil)
+	widget("logs", page(`<script>console.error("something is off")</script>`), nil)
+	s.AddTool(&mcp.Tool{Name: "shout", Description: "app only", InputSchema: schema, Meta: mcp.Meta{"ui": map[string]any{"visibility": []any{"app"}}}},
+		func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var args struct{ Text string }
+			_ = json.Unmarshal(r.Params.Arguments, &args)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.ToUpper(args.Text) + "!"}}}, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp", assets
+}
+
+func start(t *testing.T, url string) *Server {
+	t.Helper()
+	s, err := Start(context.Background(), Options{MCP: mcpcheck.Options{URL: url}, Poll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func chromium(t *testing.T) {
+	t.Helper()
+	if _, err := FindBrowser(""); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is required in CI")
+		}
+		t.Skip(err)
+	}
+}
+
+func problems(r *CheckResult) string {
+	var b strings.Builder
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "%s: %s (%s)\n", p.Kind, p.Message, p.Hint)
+	}
+	return b.String()
+}
+
+// TestCheck renders each fixture widget in headless Chromium through the
+// real page and bridge, and checks what the page reported.
+func TestCheck(t *testing.T) {
+	chromium(t)
+	mcpURL, assets := fixture(t)
+	s := start(t, mcpURL)
+	ctx := context.Background()
+	check := func(t *testing.T, o CheckOptions) *CheckResult {
+		t.Helper()
+		if o.Args == nil {
+			o.Args = json.RawMessage(`{"text":"hello"}`)
+		}
+		r, err := s.Check(ctx, o)
+		if err != nil {
+			t.Fatalf("check %s: %v", o.Tool, err)
+		}
+		if r.Done == nil {
+			t.Fatalf("check %s: the page never finished; reports %+v", o.Tool, r.Reports)
+		}
+		return r
+	}
+
+	t.Run("good", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "good"})
+		if !r.OK() {
+			t.Fatalf("good widget: %+v\n%s", r.Done, problems(r))
+		}
+		if !strings.Contains(r.Done.Text, "result: good says hello") {
+			t.Fatalf("the widget did not show the tool result: %q", r.Done.Text)
+		}
+	})
+	t.Run("foreign script", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "foreign"})
+		if r.OK() || len(r.Problems) == 0 || r.Problems[0].Kind != "csp" || r.Problems[0].Blocked != "https://cdn.example.com/lib.js" {
+			t.Fatalf("want a CSP violation for the foreign script: %s", problems(r))
+		}
+		if !strings.Contains(r.Problems[0].Hint, "resourceDomains") {
+			t.Fatalf("hint: %q", r.Problems[0].Hint)
+		}
+	})
+	t.Run("localhost asset chatgpt", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "local", Profile: "chatgpt"})
+		if !r.OK() || !strings.Contains(r.Done.Text, "asset loaded") {
+			t.Fatalf("ChatGPT-like must load the declared localhost script: %q\n%s", r.Done.Text, problems(r))
+		}
+	})
+	t.Run("localhost asset claude", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "local", Profile: "claude"})
+		if r.OK() || strings.Contains(r.Done.Text, "asset loaded") {
+			t.Fatalf("Claude-like must refuse the localhost script: %q", r.Done.Text)
+		}
+		var csp, dropped bool
+		for _, p := range r.Problems {
+			csp = csp || p.Kind == "csp" && strings.HasPrefix(p.Blocked, assets) && strings.Contains(p.Hint, "--inline")
+			dropped = dropped || p.Kind == "host" && strings.Contains(p.Message, assets) && strings.Contains(p.Hint, "--inline")
+		}
+		if !csp || !dropped {
+			t.Fatalf("want the dropped origin and the violation, both suggesting --inline:\n%s", problems(r))
+		}
+	})
+	t.Run("callServerTool", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "caller"})
+		if !r.OK() || !strings.Contains(r.Done.Text, "answer: HEY!") {
+			t.Fatalf("the widget's tools/call through the host: %q\n%s", r.Done.Text, problems(r))
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "empty", Wait: time.Second})
+		if r.OK() || r.Done.Mounted {
+			t.Fatalf("an empty widget must fail: %+v", r.Done)
+		}
+	})
+	t.Run("throws", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "throws"})
+		if r.OK() || !strings.Contains(problems(r), "widget exploded") {
+			t.Fatalf("an uncaught exception must fail: %s", problems(r))
+		}
+	})
+	t.Run("console error", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "logs"})
+		if r.OK() || !strings.Contains(problems(r), "console: something is off") {
+			t.Fatalf("console.error must fail: %s", problems(r))
+		}
+	})
+	t.Run("no such tool", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "nope"})
+		if r.OK() || !strings.Contains(problems(r), `no tool "nope"`) {
+			t.Fatalf("%s", problems(r))
+		}
+	})
+}
+
+// TestScreenshotThemes: the widget area is not blank, and the dark theme
+// reaches the widget (its background follows hostContext.theme).
+func TestScreenshotThemes(t *testing.T) {
+	chromium(t)
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	dir := t.TempDir()
+	for _, theme := range []string{"light", "dark"} {
+		out := filepath.Join(dir, theme+".png")
+		r, err := s.Check(context.Background(), CheckOptions{Tool: "good", Args: json.RawMessage(`{"text":"hi"}`), Theme: theme, Screenshot: out, Width: 640, Height: 400})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			t.Fatalf("%s: %+v %s", theme, r.Done, problems(r))
+		}
+		dark, light, colors := shades(t, out)
+		t.Logf("%s: %d dark, %d light pixels, %d colours", theme, dark, light, colors)
+		if colors < 3 {
+			t.Fatalf("%s: the screenshot is blank (%d colours)", theme, colors)
+		}
+		// The background follows the theme, and the text (the other
+		// shade) is there: the widget area is not blank.
+		if theme == "dark" && (dark < light || light < 50) || theme == "light" && (light < dark || dark < 50) {
+			t.Fatalf("%s theme: %d dark pixels, %d light", theme, dark, light)
+		}
+	}
+}
+
+func shades(t *testing.T, path string) (dark, light, colors int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[[3]uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			seen[[3]uint32{r >> 8, g >> 8, bl >> 8}] = true
+			if (r+g+bl)/3 < 0x4000 {
+				dark++
+			} else if (r+g+bl)/3 > 0xc000 {
+				light++
+			}
+		}
+	}
+	return dark, light, len(seen)
+}
+
+
+// TestAPIRefusals: the API answers only its own page: the token in the
+// path, the listener's own Host (no DNS rebinding) and same-origin JSON
+// for every request that acts.
+func TestAPIRefusals(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	base := s.URL()
+	call := `{"name":"good","arguments":{"text":"x"}}`
+	cases := []struct {
+		name    string
+		method  string
+		url     string
+		body    string
+		headers map[string]string
+		want    int
+	}{
+		{"own page", "POST", base + "api/call", call, map[string]string{"Content-Type": "application/json", "Origin": s.hostOrigin(), "Sec-Fetch-Site": "same-origin"}, 200},
+		{"no token", "POST", strings.Replace(base, s.token, "x", 1) + "api/call", call, map[string]string{"Content-Type": "application/json"}, 404},
+		{"other origin", "POST", base + "api/call", call, map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example"}, 403},
+		{"cross-site fetch", "POST", base + "api/call", call, map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403},
+		{"form post", "POST", base + "api/call", call, map[string]string{"Content-Type": "text/plain"}, 403},
+		{"rebound host", "GET", base + "api/server", "", map[string]string{"Host": "evil.example:80"}, 421},
+		{"sandbox without policy", "GET", s.sandboxOrigin() + "/s/" + s.sandboxToken + "/nope/", "", nil, 404},
+		{"sandbox wrong token", "GET", s.sandboxOrigin() + "/s/x/sandbox.js", "", nil, 404},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
+		for k, v := range c.headers {
+			if k == "Host" {
+				req.Host = v
+				continue
+			}
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+}
+
+// TestSandboxPolicy: the sandbox page carries the policy the server built
+// for the profile, framable by the page only.
+func TestSandboxPolicy(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	body := `{"profile":"claude","csp":{"resourceDomains":["https://cdn.example.com","http://localhost:4444","'unsafe-hashes'"],"connectDomains":["wss://rt.example.com"]}}`
+	req, _ := http.NewRequest("POST", s.URL()+"api/sandbox", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb struct {
+		URL              string
+		Refused, Dropped []string
+	}
+	json.NewDecoder(resp.Body).Decode(&sb)
+	resp.Body.Close()
+	if fmt.Sprint(sb.Dropped) != "[http://localhost:4444]" || fmt.Sprint(sb.Refused) != "['unsafe-hashes']" {
+		t.Fatalf("dropped %v refused %v", sb.Dropped, sb.Refused)
+	}
+	resp, err = http.Get(sb.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"script-src 'self' 'unsafe-inline' 'unsafe-eval' blob: data: https://cdn.example.com;", "connect-src wss://rt.example.com;", "frame-src 'none'", "frame-ancestors 'self' " + s.hostOrigin()} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP lacks %q: %s", want, csp)
+		}
+	}
+	if strings.Contains(csp, "localhost") || strings.Contains(csp, "unsafe-hashes") {
+		t.Errorf("CSP kept a dropped or refused source: %s", csp)
+	}
+}
+
+func TestSources(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{"https://cdn.example.com", true},
+		{"https://*.example.com", true},
+		{"http://localhost:4444/", true},
+		{"wss://rt.example.com:8443", true},
+		{"https://cdn.example.com/path", false},
+		{"https://a.com; script-src *", false},
+		{"'unsafe-eval'", false},
+		{"*", false},
+		{"https://*", false},
+		{"https://a.*.com", false},
+		{"javascript://x", false},
+		{"data:", false},
+		{"https://user@a.com", false},
+		{"", false},
+	} {
+		if _, ok := source(c.in); ok != c.ok {
+			t.Errorf("source(%q) = %v, want %v", c.in, ok, c.ok)
+		}
+	}
+}
