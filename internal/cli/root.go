@@ -20,6 +20,7 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/initcmd"
 	"github.com/pomdev/pomdev/internal/cli/inspect"
 	"github.com/pomdev/pomdev/internal/cli/knownhosts"
+	"github.com/pomdev/pomdev/internal/cli/previewcmd"
 	"github.com/pomdev/pomdev/internal/cli/relaycmd"
 	"github.com/pomdev/pomdev/internal/cli/tunnelcmd"
 	"github.com/pomdev/pomdev/internal/cli/up"
@@ -159,6 +160,7 @@ pom.run or a relay you host, and checks the server the way a host would.`,
 		initcmd.NewCmdInit(f, nil),
 		up.NewCmdUp(f, nil),
 		inspect.NewCmdInspect(f, nil),
+		previewcmd.NewCmdPreview(f, nil),
 		tunnelcmd.NewCmdTunnel(f, nil),
 		relaycmd.NewCmdRelay(f, nil),
 	}

@@ -670,3 +670,21 @@ func (s *Server) sandboxHandler() http.Handler {
 	})
 	return sameHost(s.sandboxLn, mux)
 }
+
+// Tools connects (when not yet connected) and lists the server's tools:
+// the caller learns at once of a wrong URL or a server asking for a
+// sign-in (mcpcheck's typed errors).
+func (s *Server) Tools(ctx context.Context) ([]*mcp.Tool, error) {
+	var tools []*mcp.Tool
+	err := s.do(true, func(sess *mcp.ClientSession) error {
+		tools = tools[:0]
+		for t, err := range sess.Tools(ctx, nil) {
+			if err != nil {
+				return err
+			}
+			tools = append(tools, t)
+		}
+		return nil
+	})
+	return tools, err
+}

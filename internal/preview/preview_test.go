@@ -281,7 +281,6 @@ func shades(t *testing.T, path string) (dark, light, colors int) {
 	return dark, light, len(seen)
 }
 
-
 // TestAPIRefusals: the API answers only its own page: the token in the
 // path, the listener's own Host (no DNS rebinding) and same-origin JSON
 // for every request that acts.

@@ -97,25 +97,14 @@ tool failed.`,
 			}
 			opts.IO, opts.Ctx = f.IOStreams, cmd.Context()
 			opts.Timeout = cfg.Inspect.Timeout
-			opts.Headers = map[string]string{}
-			for k, v := range cfg.Inspect.Headers {
-				opts.Headers[k] = v
-			}
-			for _, h := range headers {
-				k, v, ok := strings.Cut(h, ":")
-				if !ok || strings.TrimSpace(k) == "" {
-					return exitcode.Usagef("--header %q: want 'Name: value'", h)
-				}
-				opts.Headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-			if opts.Token != "" {
-				opts.Headers["Authorization"] = "Bearer " + opts.Token
+			if opts.Headers, err = Headers(cfg, headers, opts.Token); err != nil {
+				return err
 			}
 			switch {
 			case len(args) == 1:
 				opts.URL = args[0]
 			default:
-				if opts.URL, err = defaultURL(cfg); err != nil {
+				if opts.URL, err = DefaultURL(cfg); err != nil {
 					return err
 				}
 			}
@@ -157,8 +146,28 @@ tool failed.`,
 	return cmd
 }
 
-// defaultURL is inspect.url, else the MCP endpoint of the app's server.
-func defaultURL(cfg *config.Loaded) (string, error) {
+// Headers are inspect.headers, then each --header 'Name: value', then
+// --token as a bearer Authorization.
+func Headers(cfg *config.Loaded, flags []string, token string) (map[string]string, error) {
+	out := map[string]string{}
+	for k, v := range cfg.Inspect.Headers {
+		out[k] = v
+	}
+	for _, h := range flags {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, exitcode.Usagef("--header %q: want 'Name: value'", h)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	if token != "" {
+		out["Authorization"] = "Bearer " + token
+	}
+	return out, nil
+}
+
+// DefaultURL is inspect.url, else the MCP endpoint of the app's server.
+func DefaultURL(cfg *config.Loaded) (string, error) {
 	if cfg.Inspect.URL != "" {
 		return cfg.Inspect.URL, nil
 	}
@@ -169,7 +178,7 @@ func defaultURL(cfg *config.Loaded) (string, error) {
 		}
 	}
 	if port == 0 {
-		return "", exitcode.Usagef("no URL: give one (pomdev inspect http://127.0.0.1:8080/mcp), or set inspect.url or a server process with a port in pomdev.yaml")
+		return "", exitcode.Usagef("no URL: give one (http://127.0.0.1:8080/mcp), or set inspect.url or a server process with a port in pomdev.yaml")
 	}
 	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/mcp", nil
 }

@@ -154,10 +154,47 @@ function logging(t: PostMessageTransport): Transport {
   return w;
 }
 
+// The style variables a host sends for its theme (McpUiStyleVariableKey);
+// widgets that use them follow the theme.
+const palette = {
+  light: { bg: ["#ffffff", "#f5f5f4", "#e7e5e4", "#1c1917"], text: ["#1c1917", "#57534e", "#78716c", "#fafaf9"], border: ["#d6d3d1", "#e7e5e4", "#f5f5f4", "#1c1917"] },
+  dark: { bg: ["#1c1c1c", "#262626", "#333333", "#fafafa"], text: ["#f5f5f5", "#c7c7c7", "#9a9a9a", "#1c1c1c"], border: ["#3f3f3f", "#333333", "#2a2a2a", "#fafafa"] },
+};
+function styles(theme: "light" | "dark") {
+  const p = palette[theme];
+  const v: Record<string, string> = {
+    "--font-sans": "system-ui, -apple-system, 'Segoe UI', sans-serif",
+    "--font-mono": "ui-monospace, 'SF Mono', Menlo, monospace",
+    "--font-weight-normal": "400",
+    "--font-weight-medium": "500",
+    "--font-weight-semibold": "600",
+    "--font-weight-bold": "700",
+    "--font-text-sm-size": "14px",
+    "--font-text-md-size": "16px",
+    "--border-radius-sm": "4px",
+    "--border-radius-md": "8px",
+    "--border-radius-lg": "12px",
+    "--border-radius-full": "9999px",
+    "--border-width-regular": "1px",
+    "--color-text-info": theme === "dark" ? "#8ab4ff" : "#1d4ed8",
+    "--color-text-danger": theme === "dark" ? "#ff8a80" : "#b91c1c",
+    "--color-text-success": theme === "dark" ? "#7ee2a8" : "#15803d",
+    "--color-text-warning": theme === "dark" ? "#ffd479" : "#a16207",
+    "--color-ring-primary": theme === "dark" ? "#8ab4ff" : "#2e5bff",
+  };
+  ["primary", "secondary", "tertiary", "inverse"].forEach((k, i) => {
+    v[`--color-background-${k}`] = p.bg[i];
+    v[`--color-text-${k}`] = p.text[i];
+    v[`--color-border-${k}`] = p.border[i];
+  });
+  return { variables: v };
+}
+
 function hostContext(): McpUiHostContext {
   const height = state.display === "inline" ? undefined : state.display === "pip" ? 240 : window.innerHeight;
   return {
     theme: state.theme,
+    styles: styles(state.theme) as McpUiHostContext["styles"],
     displayMode: state.display,
     availableDisplayModes: ["inline", "fullscreen", "pip"],
     locale: state.locale,
@@ -173,6 +210,7 @@ function hostContext(): McpUiHostContext {
 function applyStage() {
   const stage = $("stage");
   stage.className = `${state.display} ${state.theme}`;
+  stage.style.background = palette[state.theme].bg[0];
   stage.style.width = state.display === "inline" ? `${state.width}px` : "";
   bridge?.setHostContext(hostContext());
 }
