@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/config"
+	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/pomdev/pomdev/internal/preview"
 	"github.com/pomdev/pomdev/internal/supervise"
 	"github.com/pomdev/pomdev/internal/tunnel"
 	"github.com/pomdev/pomdev/internal/watch"
@@ -49,6 +51,8 @@ type Config struct {
 	OpenBrowser func(string) error
 	// NewWatcher starts the file watcher (watch.New when nil).
 	NewWatcher func(root string, o watch.Options) (*watch.Watcher, error)
+	// NoPreview leaves out the local preview page (internal/preview).
+	NoPreview bool
 }
 
 // RelayError is a relay address (--relay, tunnel.relay) that cannot be
@@ -83,6 +87,7 @@ type Session struct {
 	checks  chan string // causes of checks to run
 	ready   atomic.Bool // the server is ready
 	tc      atomic.Pointer[tunnel.Client]
+	pv      atomic.Pointer[preview.Server]
 	started atomic.Bool
 }
 
@@ -145,6 +150,9 @@ func (s *Session) newProcess(spec config.Process) *supervise.Process {
 			if serves {
 				s.ready.Store(true)
 				s.Check(name + " ready")
+				if pv := s.pv.Load(); pv != nil {
+					pv.Reload(name + " ready") // open previews render again
+				}
 			}
 		case supervise.Exited:
 			if serves {
@@ -185,6 +193,21 @@ func (s *Session) Run(ctx context.Context) error {
 		cancel()
 		_ = g.Wait()
 		return err
+	}
+	if !s.cfg.NoPreview && s.target != "" {
+		// The preview asks the local server (not the tunnel): it works
+		// offline and shows what the app serves right now.
+		pv, err := preview.Start(ctx, preview.Options{MCP: mcpcheck.Options{URL: "http://" + s.target + "/mcp", Timeout: checkTimeout}})
+		if err != nil {
+			s.cfg.Logger.Warn("preview unavailable", "err", err)
+		} else {
+			s.pv.Store(pv)
+			g.Go(func() error {
+				<-ctx.Done()
+				return pv.Close()
+			})
+			s.emit(Preview{URL: pv.URL()})
+		}
 	}
 	if !s.cfg.NoTunnel {
 		tc, err := s.startTunnel(ctx, g)
@@ -257,6 +280,15 @@ func (s *Session) changed(path string) {
 			}
 		}
 	}
+}
+
+// PreviewURL is the session's preview page, "" before Run starts it or
+// with NoPreview.
+func (s *Session) PreviewURL() string {
+	if pv := s.pv.Load(); pv != nil {
+		return pv.URL()
+	}
+	return ""
 }
 
 // Restart restarts the MCP server (the process serving the tunnel's

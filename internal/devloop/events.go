@@ -96,6 +96,11 @@ type CheckTunnel struct {
 	LocalhostWidgets []string
 }
 
+// Preview is the local MCP Apps host (pomdev preview) of the session,
+// serving at URL; it renders the server's widgets again when the server
+// restarts.
+type Preview struct{ URL string }
+
 // Stopping says that the session is stopping everything.
 type Stopping struct{}
 
@@ -114,4 +119,5 @@ func (OwnerControlUnavailable) isEvent() {}
 func (CheckLocal) isEvent()              {}
 func (ToolsChanged) isEvent()            {}
 func (CheckTunnel) isEvent()             {}
+func (Preview) isEvent()                 {}
 func (Stopping) isEvent()                {}

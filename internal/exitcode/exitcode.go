@@ -31,11 +31,11 @@ var Table = []struct {
 	Meaning string
 }{
 	{OK, "success"},
-	{Failure, "the command failed (for inspect: lint errors, or warnings with --strict)"},
+	{Failure, "the command failed (for inspect: lint errors, or warnings with --strict; for preview --check: a problem in the widget)"},
 	{Usage, "usage error: unknown command or flag, bad argument, invalid configuration"},
 	{AuthRequired, "authentication required: sign in, log in (inspect --login) or pass a token"},
 	{Unreachable, "unreachable: connection refused, DNS, TLS, timeout or a peer speaking garbage"},
-	{ToolError, "the MCP tool called with inspect --call returned an error"},
+	{ToolError, "the MCP tool called with inspect --call (or by preview --check) returned an error"},
 	{Interrupted, "interrupted by Ctrl-C, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE"},
 }
 

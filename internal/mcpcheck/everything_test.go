@@ -115,5 +115,5 @@ func TestToolsAsInspector(t *testing.T) {
 func startEverything(t *testing.T) string {
 	t.Helper()
 	script := peertest.Env(t, EnvServerEverything, "npm install @modelcontextprotocol/server-everything")
-	return startNode(t, filepath.Dir(script), script, "streamableHttp")
+	return peertest.StartNode(t, filepath.Dir(script), script, "streamableHttp")
 }

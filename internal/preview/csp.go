@@ -133,6 +133,7 @@ func BuildPolicy(p Profile, c CSP) Policy {
 		return strings.Join(out, " ")
 	}
 	res, conn, frame, base := clean(c.ResourceDomains), clean(c.ConnectDomains), clean(c.FrameDomains), clean(c.BaseURIDomains)
+	pol.Refused, pol.Dropped = dedupe(pol.Refused), dedupe(pol.Dropped)
 	join := func(parts ...string) string {
 		var out []string
 		for _, s := range parts {
@@ -162,4 +163,21 @@ func BuildPolicy(p Profile, c CSP) Policy {
 		"object-src 'none'",
 	}, "; ")
 	return pol
+}
+
+// dedupe keeps the first of each entry (an origin is often in several
+// lists).
+func dedupe(list []string) []string {
+	seen := map[string]bool{}
+	out := list[:0]
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"golang.org/x/time/rate"
 )
 
 //go:embed assets
@@ -53,9 +54,10 @@ type Options struct {
 }
 
 // Report is something the page saw: Kind is "csp" (a violation),
-// "console" (console.error), "error" (an uncaught exception or rejection),
-// "mounted" (the widget rendered content), "host" (a failure of the page
-// itself), "message" (ui/message, ui/open-link, ui/update-model-context
+// "console" (console.error), "error" (an uncaught exception, a rejection,
+// a resource that did not load), "mounted" (the widget rendered content),
+// "host" (what the emulated host refused, or a failure of the page),
+// "tool" (the tool call failed or returned isError), "message" (ui/message, ui/open-link, ui/update-model-context
 // from the widget), "log" (a logging notification) or "done" (a --check
 // render finished).
 type Report struct {
@@ -77,7 +79,7 @@ type Report struct {
 // Failure reports whether a report fails `pomdev preview --check`.
 func (r Report) Failure() bool {
 	switch r.Kind {
-	case "csp", "console", "error", "host":
+	case "csp", "console", "error", "host", "tool":
 		return true
 	}
 	return r.Kind == "done" && !r.Mounted
@@ -104,6 +106,8 @@ type Server struct {
 	policies map[string]Policy
 	order    []string    // policy IDs, oldest first
 	done     chan Report // the running Check's, for the page's "done"
+	shown    *rate.Limiter
+	missed   int
 }
 
 func randomToken() string {
@@ -128,6 +132,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts: opts, token: randomToken(), sandboxToken: randomToken(),
 		hostLn: hostLn, sandboxLn: sandboxLn,
 		subs: map[chan string]struct{}{}, watched: map[string][32]byte{}, policies: map[string]Policy{},
+		shown: rate.NewLimiter(20, 40),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { s.Close() })
@@ -211,6 +216,16 @@ func (s *Server) addReport(r Report) {
 	if len(s.reports) < maxReports {
 		s.reports = append(s.reports, r)
 	}
+	// A widget that logs in a loop must not flood the terminal: OnReport
+	// gets at most a burst of 40 and 20 a second, and then how many it
+	// missed.
+	var missed int
+	show := s.shown.Allow()
+	if show {
+		missed, s.missed = s.missed, 0
+	} else {
+		s.missed++
+	}
 	if r.Kind == "done" && s.done != nil {
 		select {
 		case s.done <- r:
@@ -218,9 +233,13 @@ func (s *Server) addReport(r Report) {
 		}
 	}
 	s.mu.Unlock()
-	if s.opts.OnReport != nil {
-		s.opts.OnReport(r)
+	if s.opts.OnReport == nil || !show {
+		return
 	}
+	if missed > 0 {
+		s.opts.OnReport(Report{Kind: "dropped", Message: fmt.Sprintf("%d more reports not shown (too many at once)", missed)})
+	}
+	s.opts.OnReport(r)
 }
 
 // session returns the MCP session, connecting when there is none.

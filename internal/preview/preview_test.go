@@ -8,13 +8,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/pomdev/pomdev/internal/peertest"
+	"golang.org/x/time/rate"
 )
 
 // widgetJS speaks the MCP Apps protocol by hand (postMessage JSON-RPC):
@@ -54,7 +60,13 @@ var schema = map[string]any{"type": "object", "properties": map[string]any{"text
 // case; assets is a loopback server a widget may load a script from.
 func fixture(t *testing.T) (mcpURL, assets string) {
 	t.Helper()
+	version := &atomic.Int64{}
+	version.Store(1)
 	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bump" {
+			version.Add(1)
+			return
+		}
 		w.Header().Set("Content-Type", "text/javascript")
 		fmt.Fprint(w, `document.body.insertAdjacentHTML("beforeend", "<p id=asset>asset loaded</p>");`)
 	}))
@@ -91,6 +103,18 @@ func fixture(t *testing.T) (mcpURL, assets string) {
     document.getElementById("root").insertAdjacentHTML("beforeend", "<p id=answer>answer: " + (r.result ? r.result.content[0].text : "error " + JSON.stringify(r.error)) + "</p>");
   });
 };</script>`), nil)
+	// Changes when the assets server's /bump is fetched (live reload).
+	s.AddTool(&mcp.Tool{Name: "live", Description: "live", InputSchema: schema, Meta: mcp.Meta{"ui": map[string]any{"resourceUri": "ui://fixture/live.html"}}},
+		func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var args struct{ Text string }
+			_ = json.Unmarshal(r.Params.Arguments, &args)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "live says " + args.Text}}}, nil
+		})
+	s.AddResource(&mcp.Resource{URI: "ui://fixture/live.html", Name: "live", MIMEType: mcpcheck.UIMIMEType},
+		func(ctx context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			html := page(fmt.Sprintf("<p id=version>v%d</p>", version.Load()))
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: "ui://fixture/live.html", MIMEType: mcpcheck.UIMIMEType, Text: html}}}, nil
+		})
 	widget("empty", "<!doctype html><html><head></head><body><div id=root></div></body></html>", nil)
 	widget("throws", page(`<script>throw new Error("widget exploded")</script>`), nil)
 	widget("logs", page(`<script>console.error("something is off")</script>`), nil)
@@ -386,5 +410,114 @@ func TestSources(t *testing.T) {
 		if _, ok := source(c.in); ok != c.ok {
 			t.Errorf("source(%q) = %v, want %v", c.in, ok, c.ok)
 		}
+	}
+}
+
+// TestInteractive: a person's use of the page in headless Chromium
+// (puppeteer-core): the tool list, the form from inputSchema, Call, the
+// widget showing the result, a theme switch reaching the widget as
+// ui/notifications/host-context-changed, the message log, and live reload
+// when the widget changes on the server.
+func TestInteractive(t *testing.T) {
+	chromium(t)
+	pp, node := os.Getenv("POMDEV_TEST_PUPPETEER"), os.Getenv("POMDEV_TEST_NODE22")
+	if pp == "" || node == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("POMDEV_TEST_PUPPETEER and POMDEV_TEST_NODE22 are required in CI")
+		}
+		t.Skip("POMDEV_TEST_PUPPETEER / POMDEV_TEST_NODE22 missing")
+	}
+	browser, _ := FindBrowser("")
+	mcpURL, assets := fixture(t)
+	s, err := Start(context.Background(), Options{MCP: mcpcheck.Options{URL: mcpURL}, Poll: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, "testdata/interactive.mjs", pp, browser, s.URL(), "live", "typed", assets+"/bump").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got struct {
+		Tools                                    []string
+		JSON, Result, ThemeBefore, Error         string
+		Log, Problems                            []string
+		VersionBefore, VersionAfter, ResultAfter string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got.Error != "" {
+		t.Fatalf("in the page: %s\n%+v", got.Error, got)
+	}
+	t.Logf("%+v", got)
+	if !slices.Contains(got.Tools, "good") || !slices.Contains(got.Tools, "shout") {
+		t.Errorf("tools listed: %v", got.Tools)
+	}
+	if got.JSON != "{\n  \"text\": \"typed\"\n}" {
+		t.Errorf("the form's JSON: %q", got.JSON)
+	}
+	if got.Result != "result: live says typed" || got.ThemeBefore != "light" {
+		t.Errorf("widget: %q, theme %q", got.Result, got.ThemeBefore)
+	}
+	want := []string{"widget → hostui/initialize", "host → widgetui/notifications/tool-input", "host → widgetui/notifications/tool-result", "host → widgetui/notifications/host-context-changed"}
+	i := 0
+	for _, l := range got.Log {
+		if i < len(want) && l == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("message log lacks %q in order: %q", want[i], got.Log)
+	}
+	if len(got.Problems) != 0 {
+		t.Errorf("problems: %q", got.Problems)
+	}
+	if got.VersionBefore != "v1" || got.VersionAfter != "v2" || got.ResultAfter != "result: live says typed" {
+		t.Errorf("live reload: %s → %s, result %q", got.VersionBefore, got.VersionAfter, got.ResultAfter)
+	}
+}
+
+// TestExtAppsBasic: the official ext-apps examples (npm) render in the
+// preview, in both profiles, with no problem: their widgets use the App
+// class of @modelcontextprotocol/ext-apps against the official AppBridge.
+func TestExtAppsBasic(t *testing.T) {
+	chromium(t)
+	dir := peertest.Env(t, "POMDEV_TEST_EXT_APPS", "npm install the @modelcontextprotocol/server-* examples of ext-apps")
+	for _, name := range []string{"server-basic-react", "server-basic-vanillajs"} {
+		t.Run(name, func(t *testing.T) {
+			s := start(t, peertest.StartPackage(t, filepath.Join(dir, name)))
+			for _, profile := range []string{"chatgpt", "claude"} {
+				r, err := s.Check(context.Background(), CheckOptions{Tool: "get-time", Args: json.RawMessage(`{}`), Profile: profile})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The time of the tool result, shown by the widget.
+				if !r.OK() || !regexp.MustCompile(`Server Time:\s*\d{4}-\d\d-\d\dT\d\d:\d\d`).MatchString(r.Done.Text) {
+					t.Fatalf("%s: %+v\n%s", profile, r.Done, problems(r))
+				}
+			}
+		})
+	}
+}
+
+// TestReportFlood: a widget that reports in a loop reaches the terminal
+// in a bounded burst, then a count of what was not shown; everything is
+// kept (up to maxReports) for the check.
+func TestReportFlood(t *testing.T) {
+	var shown []Report
+	s := &Server{opts: Options{OnReport: func(r Report) { shown = append(shown, r) }}, shown: rate.NewLimiter(0, 40)}
+	for i := 0; i < 100; i++ {
+		s.addReport(Report{Kind: "console", Message: fmt.Sprint(i)})
+	}
+	if len(shown) != 40 || len(s.Reports()) != 100 {
+		t.Fatalf("shown %d, kept %d", len(shown), len(s.Reports()))
+	}
+	s.shown = rate.NewLimiter(rate.Inf, 1)
+	s.addReport(Report{Kind: "console", Message: "after"})
+	if n := len(shown); n != 42 || shown[40].Kind != "dropped" || !strings.HasPrefix(shown[40].Message, "60 more reports") || shown[41].Message != "after" {
+		t.Fatalf("after the flood: %+v", shown[40:])
 	}
 }

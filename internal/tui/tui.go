@@ -40,7 +40,7 @@ type Actions struct {
 	Interrupt func()        // Ctrl-C: interrupted, as SIGINT is
 	Restart   func()        // r: restart the server
 	Check     func()        // i: re-run the check
-	OpenURL   func(string)  // o
+	OpenURL   func(string)  // o, p
 	Processes func() []Proc // the table, read on every tick
 	Clipboard func(string)  // c: copy the URL (OSC 52)
 	// Connections reports the tunnel's open and total connections, read
@@ -73,6 +73,7 @@ type Model struct {
 	logs          []Line
 	filter        string // "" = all processes
 	help          bool
+	preview       string // the local preview page (p opens it)
 	open, total   int64
 	scroll        int // log lines scrolled back from the newest; 0 follows
 	access        []event.Access
@@ -132,11 +133,24 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.actions.Check()
 			}
 		case "o":
-			if m.url != "" && m.actions.OpenURL != nil {
+			switch {
+			case m.url == "":
+				m.logs = push(m.logs, Line{Kind: "key", Text: "no URL to open yet"})
+			case m.actions.OpenURL != nil:
 				m.actions.OpenURL(m.url)
 				m.logs = push(m.logs, Line{Kind: "key", Text: "opening " + m.url + " in the browser"})
-			} else if m.url == "" {
-				m.logs = push(m.logs, Line{Kind: "key", Text: "no URL to open yet"})
+			default:
+				m.logs = push(m.logs, Line{Kind: "key", Text: "no browser to open here (no display); the URL is " + m.url})
+			}
+		case "p":
+			switch {
+			case m.preview == "":
+				m.logs = push(m.logs, Line{Kind: "key", Text: "no preview (pomdev up --no-preview, or no server port)"})
+			case m.actions.OpenURL != nil:
+				m.actions.OpenURL(m.preview)
+				m.logs = push(m.logs, Line{Kind: "key", Text: "opening the preview " + m.preview + " in the browser"})
+			default:
+				m.logs = push(m.logs, Line{Kind: "key", Text: "no browser to open here (no display); the preview is " + m.preview})
 			}
 		case "c":
 			if m.url != "" {
@@ -196,6 +210,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case "url":
 			m.url = msg.Text
 			m.tunnel = "connected"
+		case "preview":
+			m.preview = msg.Text
 		case "disconnected":
 			m.tunnel = "reconnecting"
 			m.logs = push(m.logs, msg)
@@ -261,14 +277,15 @@ func (m *Model) View() tea.View {
 		url = "(waiting for the tunnel)"
 	}
 	add(bold.Render("pomdev up") + "  " + m.App + "  " + cyan.Render(url))
-	add(faint.Render(fmt.Sprintf("relay %s · %s · c copy URL · o open · r restart server · i check · ? help · q quit", m.Relay, m.tunnel)))
+	add(faint.Render(fmt.Sprintf("relay %s · %s · c copy URL · o open · p preview · r restart server · i check · ? help · q quit", m.Relay, m.tunnel)))
 	if m.Tools != "" {
 		add(faint.Render("tools (enforced by the relay): " + m.Tools))
 	}
 	if m.help {
 		title("Help")
 		for _, l := range []string{"q, Ctrl-C  stop everything and quit", "r  restart the server", "i  run the check again",
-			"c  copy the public URL (OSC 52)", "o  open the public URL in a browser", "l  filter logs by process",
+			"c  copy the public URL (OSC 52)", "o  open the public URL in a browser",
+			"p  open the preview: the widgets rendered locally as a host would", "l  filter logs by process",
 			"a, d  allow or deny the first access request (check its code against the app's page)",
 			"↑↓ PgUp PgDn  scroll the logs; End follows them again", "?, Esc  close this help"} {
 			add("  " + l)
@@ -292,6 +309,9 @@ func (m *Model) View() tea.View {
 	title("Port Forward Status")
 	add("  Status  " + m.tunnel)
 	add("  Remote  " + url)
+	if m.preview != "" {
+		add("  Preview " + m.preview)
+	}
 	if len(m.access) > 0 {
 		title("Access")
 		for i, a := range m.access {

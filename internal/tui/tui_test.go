@@ -36,6 +36,18 @@ func TestKeysGiveFeedback(t *testing.T) {
 	if !strings.Contains(viewText(m), "copied http://a.localhost:1") {
 		t.Fatalf("c:\n%s", viewText(m))
 	}
+	m.Update(key("p"))
+	if !strings.Contains(viewText(m), "no preview") {
+		t.Fatalf("p without a preview:\n%s", viewText(m))
+	}
+	m.Update(Line{Kind: "preview", Text: "http://127.0.0.1:2/p/tok/"})
+	if !strings.Contains(viewText(m), "Preview http://127.0.0.1:2/p/tok/") {
+		t.Fatalf("the preview's URL is not shown:\n%s", viewText(m))
+	}
+	m.Update(key("p"))
+	if opened != "http://127.0.0.1:2/p/tok/" || !strings.Contains(viewText(m), "opening the preview http://127.0.0.1:2/p/tok/ in the browser") {
+		t.Fatalf("p: opened %q\n%s", opened, viewText(m))
+	}
 	m.Update(key("?"))
 	if !strings.Contains(viewText(m), "close this help") {
 		t.Fatal("? did not open the help")
@@ -51,5 +63,16 @@ func TestKeysGiveFeedback(t *testing.T) {
 	m.Update(event.Access{Code: "AAAA-BBBB", State: "approved"})
 	if strings.Contains(viewText(m), "AAAA-BBBB") {
 		t.Fatalf("decided request still shown:\n%s", viewText(m))
+	}
+
+	// Without a display there is no browser: o and p give the URL instead.
+	m = New("app", "local", Actions{})
+	m.Update(Line{Kind: "url", Text: "http://a.localhost:1"})
+	m.Update(Line{Kind: "preview", Text: "http://127.0.0.1:2/p/tok/"})
+	m.Update(key("o"))
+	m.Update(key("p"))
+	if v := viewText(m); !strings.Contains(v, "no browser to open here (no display); the URL is http://a.localhost:1") ||
+		!strings.Contains(v, "no browser to open here (no display); the preview is http://127.0.0.1:2/p/tok/") {
+		t.Fatalf("o and p without a browser:\n%s", v)
 	}
 }

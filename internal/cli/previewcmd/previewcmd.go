@@ -80,7 +80,7 @@ random token, from 127.0.0.1.
 
 Exit codes (--check): 0 rendered with no problem, 1 a problem in the widget,
 2 usage, 3 the server wants authorization, 4 unreachable or not an MCP server
-or no browser.`,
+or no browser, 5 the tool call failed (the widget rendered).`,
 		Example: `  pomdev preview
   pomdev preview http://127.0.0.1:8080/mcp --profile claude --no-browser
   pomdev preview --check --tool echo --args '{"text":"hi"}'
@@ -193,7 +193,11 @@ func Run(opts *Options) error {
 		return check(opts, srv, tools)
 	}
 	fmt.Fprintf(opts.IO.Out, "preview: %s\n", srv.URL())
-	fmt.Fprintf(opts.IO.ErrOut, "%s\n", cs.Gray(fmt.Sprintf("%s · %d tools, %d with a widget · Ctrl-C to stop", termsafe.String(opts.URL), len(tools), len(withWidget(tools)))))
+	n := fmt.Sprintf("%d tools", len(tools))
+	if len(tools) == 1 {
+		n = "1 tool"
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s\n", cs.Gray(fmt.Sprintf("%s · %s, %d with a widget · Ctrl-C to stop", termsafe.String(opts.URL), n, len(withWidget(tools)))))
 	if opts.Open != nil {
 		if err := opts.Open(srv.URL()); err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "could not open a browser (%v); open the URL above\n", err)
@@ -255,12 +259,8 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 			state = cs.Red("FAILED")
 		}
 		fmt.Fprintf(opts.IO.Out, "%s %s (%s, %s theme): %s\n", cs.Bold("widget of"), termsafe.String(opts.Tool), profile.Title, opts.Theme, state)
-		if t := strings.TrimSpace(text(res)); t != "" {
-			first, _, _ := strings.Cut(t, "\n")
-			if len(first) > 100 {
-				first = first[:100] + "…"
-			}
-			fmt.Fprintf(opts.IO.Out, "  text: %s\n", termsafe.String(first))
+		if t := summary(text(res), 100); t != "" {
+			fmt.Fprintf(opts.IO.Out, "  text: %s\n", termsafe.String(t))
 		}
 		for _, p := range res.Problems {
 			printReport(opts.IO.Out, cs, p)
@@ -273,10 +273,36 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 		}
 	}
 	if !res.OK() {
+		if toolOnly(res) {
+			return exitcode.New(exitcode.ToolError, fmt.Errorf("the tool %s failed; its widget rendered", opts.Tool),
+				"check --args against the tool's inputSchema (pomdev inspect lists it)")
+		}
 		return exitcode.New(exitcode.Failure, fmt.Errorf("the widget of %s failed the check: %d problem(s)", opts.Tool, len(res.Problems)),
 			"each problem above says what blocked the widget; pomdev preview (without --check) shows it live")
 	}
 	return nil
+}
+
+// toolOnly: the widget rendered and the only problems are the tool's.
+func toolOnly(r *preview.CheckResult) bool {
+	if r.Done == nil || !r.Done.Mounted || len(r.Problems) == 0 {
+		return false
+	}
+	for _, p := range r.Problems {
+		if p.Kind != "tool" {
+			return false
+		}
+	}
+	return true
+}
+
+// summary is the widget's text on one line, at most n runes.
+func summary(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 func text(r *preview.CheckResult) string {
@@ -297,12 +323,12 @@ func nonNil(r []preview.Report) []preview.Report {
 // the widget or the server and is escaped.
 func printReport(w io.Writer, cs *iostreams.ColorScheme, r preview.Report) {
 	e := termsafe.String
-	label := map[string]string{"csp": "CSP", "console": "console", "error": "error", "host": "host", "message": "widget", "log": "log"}[r.Kind]
+	label := map[string]string{"csp": "CSP", "console": "console", "error": "error", "host": "host", "tool": "tool", "message": "widget", "log": "log", "dropped": "…"}[r.Kind]
 	if label == "" {
 		label = e(r.Kind)
 	}
 	mark := cs.Red("✗")
-	if r.Kind == "message" {
+	if r.Kind == "message" || r.Kind == "dropped" {
 		mark = cs.Gray("·")
 	}
 	subject := ""

@@ -38,6 +38,9 @@ func (o *lines) event(e devloop.Event) {
 			continue // the dashboard's; lines have "Remote URL:"
 		}
 		text := l.Text
+		if l.Kind == kindPreview {
+			text = "Preview: " + text + " (the app's widgets, rendered as a host would)"
+		}
 		if l.Kind == "output" {
 			text = "[" + l.Process + "] " + text
 		}
@@ -73,11 +76,6 @@ func startDashboard(opts *Options, app string, s *devloop.Session, stop context.
 		Interrupt: func() { stop(quitReason{interrupted: true}) },
 		Restart:   func() { s.Restart("r pressed") },
 		Check:     func() { s.Check("i pressed") },
-		OpenURL: func(u string) {
-			if opts.OpenBrowser != nil {
-				_ = opts.OpenBrowser(u)
-			}
-		},
 		Processes: func() []tui.Proc {
 			rows := s.Processes()
 			procs := make([]tui.Proc, len(rows))
@@ -86,6 +84,9 @@ func startDashboard(opts *Options, app string, s *devloop.Session, stop context.
 			}
 			return procs
 		},
+	}
+	if open := opts.OpenBrowser; open != nil {
+		actions.OpenURL = func(u string) { _ = open(u) }
 	}
 	if !opts.NoTunnel {
 		actions.Connections = s.Connections

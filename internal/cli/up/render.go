@@ -17,6 +17,10 @@ import (
 // output has the "Remote URL:" line instead.
 const kindURL = "url"
 
+// kindPreview carries the preview page's URL: the dashboard keeps it for
+// its p key; plain output prints "Preview: URL".
+const kindPreview = "preview"
+
 // render turns one event into the lines `up` shows, each with the kind
 // that routes it to a dashboard pane. It is pure: the same event always
 // gives the same lines. Text from the network (requests, the relay, the
@@ -79,6 +83,8 @@ func render(e devloop.Event) []tui.Line {
 		for _, w := range e.LocalhostWidgets {
 			add("check", "warning: widget %s loads assets from localhost, which hosts such as Claude.ai cannot reach; run pomdev up --inline (or serve the widgets from a public origin)", w)
 		}
+	case devloop.Preview:
+		add(kindPreview, "%s", e.URL)
 	case devloop.Stopping:
 		add("stopping", "stopping...")
 	}

@@ -62,6 +62,7 @@ func TestRender(t *testing.T) {
 		{"tunnel check behind OAuth", devloop.CheckTunnel{URL: "https://a.pom.run/mcp", Protected: true}, []string{"check||check: through the tunnel: protected by OAuth — tunnel OK"}},
 		{"tools changed", devloop.ToolsChanged{Added: []string{"new"}, Changed: []string{"echo"}},
 			[]string{"check||tools changed: added [new], removed [], changed schemas [echo]; hosts cache tool lists: refresh the connector"}},
+		{"preview", devloop.Preview{URL: "http://127.0.0.1:1/p/t/"}, []string{"preview||http://127.0.0.1:1/p/t/"}},
 		{"stopping", devloop.Stopping{}, []string{"stopping||stopping..."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +87,11 @@ func TestLines(t *testing.T) {
 	want := "[server] hi\nRemote URL: https://a.pom.run\nMCP endpoint: https://a.pom.run/mcp (paste it into ChatGPT or Claude)\n"
 	if buf.String() != want {
 		t.Fatalf("got %q", buf.String())
+	}
+	buf.Reset()
+	o.event(devloop.Preview{URL: "http://127.0.0.1:1/p/t/"})
+	if buf.String() != "Preview: http://127.0.0.1:1/p/t/ (the app's widgets, rendered as a host would)\n" {
+		t.Fatalf("preview line: %q", buf.String())
 	}
 	buf.Reset()
 	o = &lines{w: &buf, json: true}

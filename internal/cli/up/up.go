@@ -31,6 +31,8 @@ type Options struct {
 	Config    *config.Loaded
 	ConfigDir string
 	NoTunnel  bool
+	// NoPreview leaves out the local preview page (--no-preview).
+	NoPreview bool
 	// HTTPAuth is the embedded relay's --http-auth (none or owner).
 	HTTPAuth string
 	JSON     bool
@@ -115,6 +117,7 @@ PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or wit
 	factory.AddToolFlags(fl)
 	fl.String("relay", "pom.run", "relay: pom.run, [user@]host[:port], or local (embedded)")
 	fl.BoolVar(&opts.NoTunnel, "no-tunnel", false, "run and watch the processes without a tunnel")
+	fl.BoolVar(&opts.NoPreview, "no-preview", false, "do not serve the local preview page (pomdev preview) of the app's widgets")
 	fl.BoolVar(&opts.WriteConfig, "write-config", false, "save the processes assumed from package.json as pomdev.yaml and exit")
 	fl.BoolVar(&opts.Inline, "inline", false, "serve self-contained widgets: run each process with its inline settings (inline build, INLINE=1)")
 	fl.StringVar(&opts.HTTPAuth, "http-auth", "none", "with --relay local: none, or owner to try the OAuth flow a public relay runs (the app's URL is then http://NAME.localhost:PORT)")
@@ -144,7 +147,7 @@ func Run(opts *Options) error {
 	ctx, stop := context.WithCancelCause(opts.Ctx)
 	defer stop(nil)
 	var out output = &lines{w: opts.IO.Out, json: opts.JSON}
-	s, err := devloop.New(devloop.Config{App: prep.App, ConfigDir: opts.ConfigDir, NoTunnel: opts.NoTunnel,
+	s, err := devloop.New(devloop.Config{App: prep.App, ConfigDir: opts.ConfigDir, NoTunnel: opts.NoTunnel, NoPreview: opts.NoPreview,
 		HTTPAuth: opts.HTTPAuth, Logger: opts.Log, OpenBrowser: opts.OpenBrowser, NewWatcher: opts.NewWatcher,
 		OnEvent: func(e devloop.Event) { out.event(e) }})
 	if err != nil {

@@ -113,6 +113,7 @@ function report(r: Report) {
   if (r.kind === "mounted" || r.kind === "done" || r.kind === "log") return;
   if (r.kind === "message") {
     $("model").prepend(el("li", {}, r.message));
+    while ($("model").childElementCount > 500) $("model").lastElementChild?.remove();
     return;
   }
   state.problems++;
@@ -120,6 +121,7 @@ function report(r: Report) {
   const li = el("li", { className: "bad" }, `${r.kind}: ${r.message}`);
   if (r.hint) li.append(el("div", { className: "muted" }, r.hint));
   $("problems").prepend(li);
+  while ($("problems").childElementCount > 500) $("problems").lastElementChild?.remove();
 }
 
 let logged = 0;
@@ -364,13 +366,13 @@ async function run(tool: Tool, args: JSONObject) {
   try {
     res = await api<CallResult>("call", { name: tool.name, arguments: args });
   } catch (e) {
-    report({ kind: "host", message: `tools/call ${tool.name}: ${(e as Error).message}` });
+    report({ kind: "tool", message: `tools/call ${tool.name}: ${(e as Error).message}` });
     if (m) await m.bridge.sendToolCancelled({ reason: (e as Error).message }).catch(() => {});
     return;
   }
   state.result = res;
   log("server → host", res);
-  if (res.isError) report({ kind: "host", message: `tools/call ${tool.name} returned isError: ${JSON.stringify(res.content)}` });
+  if (res.isError) report({ kind: "tool", message: `tools/call ${tool.name} returned isError: ${JSON.stringify(res.content)}` });
   // The result follows the input once the widget has initialized.
   if (m) void m.ready.then(() => (m.bridge === bridge ? m.bridge.sendToolResult(res as never) : undefined));
 }

@@ -28,7 +28,7 @@ const watcher = `(function () {
     var t = e.target;
     if (t && t !== window && t.tagName) {
       var u = t.src || t.href || "";
-      setTimeout(function () { if (!blocked[u]) post({ kind: "error", message: "could not load " + t.tagName.toLowerCase() + " " + u }); }, 0);
+      setTimeout(function () { if (!blocked[u]) post({ kind: "error", message: "could not load " + t.tagName.toLowerCase() + " " + (u || "(inline)") }); }, 0);
       return;
     }
     post({ kind: "error", message: "uncaught " + text(e.error || e.message) });
