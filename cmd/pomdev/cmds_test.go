@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -245,6 +246,35 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			ts.Fatalf("usage: mcplist [-o DIR] URL")
 		}
 		ts.Check(mcpList(ts.Stdout(), args[0], save))
+	},
+	// shades FILE.png dark|light: the screenshot is not blank (text in the
+	// other shade) and its background is the given shade.
+	"shades": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 || (args[1] != "dark" && args[1] != "light") {
+			ts.Fatalf("usage: shades FILE.png dark|light")
+		}
+		f, err := os.Open(ts.MkAbs(args[0]))
+		ts.Check(err)
+		defer f.Close()
+		img, err := png.Decode(f)
+		ts.Check(err)
+		var dark, light int
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				switch l := (r + g + bl) / 3; {
+				case l < 0x4000:
+					dark++
+				case l > 0xc000:
+					light++
+				}
+			}
+		}
+		fmt.Fprintf(ts.Stdout(), "%d dark, %d light pixels\n", dark, light)
+		if args[1] == "dark" && (dark < light || light < 50) || args[1] == "light" && (light < dark || dark < 50) {
+			ts.Fatalf("%s: %d dark, %d light pixels: not a %s render with content", args[0], dark, light, args[1])
+		}
 	},
 	"httpserve": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {

@@ -87,7 +87,11 @@ func source(s string) (string, bool) {
 	if strings.Contains(u.Host, "*") || strings.Count(s, "*") > 1 || strings.Contains(s, "*") && !strings.HasPrefix(s, u.Scheme+"://*.") {
 		return "", false
 	}
-	return strings.TrimSuffix(s, "/"), true
+	host := strings.ToLower(u.Host)
+	if strings.HasPrefix(host, "wildcard.") && strings.Contains(s, "*.") {
+		host = "*." + strings.TrimPrefix(host, "wildcard.")
+	}
+	return u.Scheme + "://" + host, true
 }
 
 // isLocal reports whether a CSP source names the developer's machine.

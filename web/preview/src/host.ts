@@ -213,6 +213,8 @@ function applyStage() {
   const stage = $("stage");
   stage.className = `${state.display} ${state.theme}`;
   stage.style.background = palette[state.theme].bg[0];
+  // A --check screenshot is the host's surface around the widget too.
+  if (check) document.body.style.background = palette[state.theme].bg[0];
   stage.style.width = state.display === "inline" ? `${state.width}px` : "";
   bridge?.setHostContext(hostContext());
 }
