@@ -462,7 +462,7 @@ func TestInteractive(t *testing.T) {
 	if got.Result != "result: live says typed" || got.ThemeBefore != "light" {
 		t.Errorf("widget: %q, theme %q", got.Result, got.ThemeBefore)
 	}
-	want := []string{"widget → hostui/initialize", "host → widgetui/notifications/tool-input", "host → widgetui/notifications/tool-result", "host → widgetui/notifications/host-context-changed"}
+	want := []string{"widget → hostui/initialize", "host → widgetresult of ui/initialize", "host → widgetui/notifications/tool-input", "host → widgetui/notifications/tool-result", "host → widgetui/notifications/host-context-changed"}
 	i := 0
 	for _, l := range got.Log {
 		if i < len(want) && l == want[i] {

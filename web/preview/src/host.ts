@@ -126,9 +126,14 @@ function report(r: Report) {
 
 let logged = 0;
 function log(dir: string, msg: unknown) {
+  logAs(dir, msg, msg as JSONObject);
+}
+// logAs logs msg under the summary of labelled (its method, or what a
+// result answers).
+function logAs(dir: string, msg: unknown, labelled: JSONObject) {
   logged++;
   $("nlog").textContent = String(logged);
-  const m = msg as JSONObject;
+  const m = labelled;
   const what = String(m.method ?? ("error" in m ? "error" : "result"));
   const d = el("details", {}, el("summary", {}, el("span", { className: "dir" }, dir), what), el("pre", {}, JSON.stringify(msg, null, 2)));
   $("log").prepend(el("li", {}, d));
@@ -137,18 +142,30 @@ function log(dir: string, msg: unknown) {
 }
 
 // Every message between host and widget goes through the log.
+// Results are labelled with the method of the request they answer.
 type Transport = Parameters<AppBridge["connect"]>[0];
 function logging(t: PostMessageTransport): Transport {
+  const asked = { host: new Map<unknown, string>(), widget: new Map<unknown, string>() };
+  const label = (m: JSONObject, from: "host" | "widget") => {
+    const to = from === "host" ? "widget" : "host";
+    if (typeof m.method === "string") {
+      if ("id" in m && asked[from].size < 1000) asked[from].set(m.id, m.method);
+      return m;
+    }
+    const method = asked[to].get(m.id);
+    asked[to].delete(m.id);
+    return method ? { ...m, method: `${"error" in m ? "error" : "result"} of ${method}` } : m;
+  };
   const w: Transport = {
     start: () => t.start(),
     send: (m, o) => {
-      log("host → widget", m);
+      logAs("host → widget", m, label(m as JSONObject, "host"));
       return t.send(m, o);
     },
     close: () => t.close(),
   };
   t.onmessage = (m, extra) => {
-    log("widget → host", m);
+    logAs("widget → host", m, label(m as JSONObject, "widget"));
     w.onmessage?.(m, extra);
   };
   t.onclose = () => w.onclose?.();
@@ -194,6 +211,7 @@ function styles(theme: "light" | "dark") {
 
 function hostContext(): McpUiHostContext {
   const height = state.display === "inline" ? undefined : state.display === "pip" ? 240 : window.innerHeight;
+  const width = state.display === "fullscreen" ? window.innerWidth : state.display === "pip" ? 360 : state.width;
   return {
     theme: state.theme,
     styles: styles(state.theme) as McpUiHostContext["styles"],
@@ -204,7 +222,7 @@ function hostContext(): McpUiHostContext {
     platform: "web",
     userAgent: "pomdev-preview",
     deviceCapabilities: { touch: false, hover: true },
-    containerDimensions: height ? { width: state.width, height } : { width: state.width, maxHeight: 800 },
+    containerDimensions: height ? { width, height } : { width, maxHeight: 800 },
     ...(state.tool ? { toolInfo: { tool: state.tool as never } } : {}),
   };
 }
@@ -216,6 +234,8 @@ function applyStage() {
   // A --check screenshot is the host's surface around the widget too.
   if (check) document.body.style.background = palette[state.theme].bg[0];
   stage.style.width = state.display === "inline" ? `${state.width}px` : "";
+  // The host's own way back from fullscreen and picture-in-picture.
+  $("exit-display").hidden = check || state.display === "inline";
   bridge?.setHostContext(hostContext());
 }
 
@@ -246,7 +266,9 @@ async function mount(tool: Tool, args: JSONObject, result: CallResult | null) {
     note(`${tool.name} has no widget (_meta.ui.resourceUri); its result is in Messages.`);
     return;
   }
+  note(`reading ${uri}…`);
   const read = await api<{ contents: (JSONObject & { uri: string; text?: string; blob?: string; mimeType?: string })[] }>("read", { uri, watch: !check });
+  $("notes").replaceChildren();
   const c = read.contents.find((x) => x.uri === uri) ?? read.contents[0];
   if (!c) throw new APIError(`${uri}: no contents`);
   const html = c.text ?? (c.blob ? new TextDecoder().decode(Uint8Array.from(atob(c.blob), (ch) => ch.charCodeAt(0))) : "");
@@ -373,7 +395,7 @@ async function run(tool: Tool, args: JSONObject) {
     return;
   }
   state.result = res;
-  log("server → host", res);
+  logAs("server → host", res, { method: `result of tools/call ${tool.name}` });
   if (res.isError) report({ kind: "tool", message: `tools/call ${tool.name} returned isError: ${JSON.stringify(res.content)}` });
   // The result follows the input once the widget has initialized.
   if (m) void m.ready.then(() => (m.bridge === bridge ? m.bridge.sendToolResult(res as never) : undefined));
@@ -486,6 +508,11 @@ function controls(info: ServerInfo) {
   };
   const display = $("display") as HTMLSelectElement;
   display.value = state.display;
+  $("exit-display").onclick = () => {
+    state.display = "inline";
+    display.value = "inline";
+    applyStage();
+  };
   display.onchange = () => {
     state.display = display.value as McpUiDisplayMode;
     applyStage();
