@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -519,5 +520,41 @@ func TestReportFlood(t *testing.T) {
 	s.addReport(Report{Kind: "console", Message: "after"})
 	if n := len(shown); n != 42 || shown[40].Kind != "dropped" || !strings.HasPrefix(shown[40].Message, "60 more reports") || shown[41].Message != "after" {
 		t.Fatalf("after the flood: %+v", shown[40:])
+	}
+}
+
+// TestReload: Reload (pomdev up calls it when the server is ready again)
+// reaches every open page as a server-sent "reload" event.
+func TestReload(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"api/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	if line, _ := r.ReadString('\n'); line != ": preview\n" {
+		t.Fatalf("first line %q", line)
+	}
+	s.Reload("server ready")
+	var got []string
+	for len(got) < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%v after %q", err, got)
+		}
+		if line = strings.TrimSpace(line); line != "" {
+			got = append(got, line)
+		}
+	}
+	if got[0] != "event: reload" || got[1] != `data: "server ready"` {
+		t.Fatalf("got %q", got)
 	}
 }

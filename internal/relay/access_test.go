@@ -31,6 +31,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
+	"github.com/pomdev/pomdev/internal/preview"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/relay/access"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
@@ -929,6 +930,50 @@ func TestOAuthInspectLogin(t *testing.T) {
 	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 30 * time.Second, OAuthHandler: h, HTTPClient: g.client()})
 	if err != nil || len(rep.Tools) != 1 || rep.Tools[0].Name != "echo" {
 		t.Fatalf("check with --login: %v %+v\n%s", err, rep, out.String())
+	}
+}
+
+// TestOAuthPreviewLogin: pomdev preview --login through a gated tunnel:
+// the owner approves once, then the preview lists the tools and its page's
+// API calls one, with the same token.
+func TestOAuthPreviewLogin(t *testing.T) {
+	g := newGated(t, nil, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out strings.Builder
+	login := &mcpcheck.Login{Dir: t.TempDir(), Out: &out, HTTPClient: g.client(), OpenBrowser: func(u string) error {
+		back := g.browse(t, u, func(code string) { g.sshApprove(t, "approve", code) })
+		resp, err := http.Get(back.String())
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}}
+	h, done, err := login.Handler(g.url + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	pv, err := preview.Start(ctx, preview.Options{MCP: mcpcheck.Options{URL: g.url + "/mcp", Timeout: 30 * time.Second, OAuthHandler: h, HTTPClient: g.client()}, Poll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pv.Close()
+	tools, err := pv.Tools(ctx)
+	if err != nil || len(tools) != 1 || tools[0].Name != "echo" {
+		t.Fatalf("preview with --login: %v %+v\n%s", err, tools, out.String())
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", pv.URL()+"api/call", strings.NewReader(`{"name":"echo","arguments":{"text":"through the gate"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"content"`) {
+		t.Fatalf("the page's call through the gate: %d %s", resp.StatusCode, body)
 	}
 }
 

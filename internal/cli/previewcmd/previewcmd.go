@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ type Options struct {
 	Headers map[string]string
 	// Open opens the page in the browser (nil: print the URL only).
 	Open func(string) error
+	// Login, when set (--login), signs in with OAuth when the server asks
+	// (as inspect --login does, with the same token cache).
+	Login *mcpcheck.Login
 
 	Check      bool
 	Tool       string
@@ -51,7 +55,7 @@ func NewCmdPreview(f *factory.Factory, runF func(*Options) error) *cobra.Command
 	opts := &Options{}
 	var headers []string
 	var token string
-	var noBrowser bool
+	var noBrowser, login bool
 	cmd := &cobra.Command{
 		Use:   "preview [URL]",
 		Short: "Render an MCP app's widgets locally, as ChatGPT or Claude would",
@@ -75,8 +79,9 @@ console error, an uncaught exception or a widget that renders nothing: a widget
 smoke test for CI. --screenshot saves the render as PNG.
 
 URL defaults to inspect.url in pomdev.yaml, else the app's server process
-(http://127.0.0.1:<port>/mcp). The page and its API answer only at a URL with a
-random token, from 127.0.0.1.
+(http://127.0.0.1:<port>/mcp); a tunnel's URL works too (--token, -H or --login
+for one behind OAuth). The page and its API answer only at a URL with a random
+token, from 127.0.0.1.
 
 Exit codes (--check): 0 rendered with no problem, 1 a problem in the widget,
 2 usage, 3 the server wants authorization, 4 unreachable or not an MCP server
@@ -129,6 +134,14 @@ or no browser, 5 the tool call failed (the widget rendered).`,
 			if !noBrowser {
 				opts.Open = f.Browser()
 			}
+			if login {
+				dir, err := f.ConfigDir()
+				if err != nil {
+					return err
+				}
+				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser(),
+					Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow"}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -138,6 +151,7 @@ or no browser, 5 the tool call failed (the widget rendered).`,
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&headers, "header", "H", nil, "header 'Name: value' sent with every request to the server (repeatable)")
 	fl.StringVar(&token, "token", "", "bearer token for the server (sets Authorization: Bearer T)")
+	fl.BoolVar(&login, "login", false, "log in with OAuth (browser, PKCE) when the server asks, as inspect --login does; tokens cached in the config dir")
 	fl.StringVar(&opts.Profile, "profile", preview.Profiles[0].Name, "host to emulate: "+profileNames())
 	fl.StringVar(&opts.Theme, "theme", "light", "theme the host reports: light or dark")
 	fl.BoolVar(&noBrowser, "no-browser", false, "print the page's URL without opening a browser")
@@ -178,7 +192,17 @@ func Run(opts *Options) error {
 	if opts.Check {
 		poll = -1
 	}
-	srv, err := preview.Start(opts.Ctx, preview.Options{MCP: mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: 30 * time.Second}, OnReport: onReport, Poll: poll})
+	mo := mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: 30 * time.Second}
+	if opts.Login != nil {
+		h, done, err := opts.Login.Handler(opts.URL)
+		if err != nil {
+			return exitcode.New(exitcode.AuthRequired, fmt.Errorf("login: %w", err), "")
+		}
+		defer done()
+		mo.OAuthHandler = h
+		mo.Timeout += 5 * time.Minute // for the sign-in in the browser
+	}
+	srv, err := preview.Start(opts.Ctx, preview.Options{MCP: mo, OnReport: onReport, Poll: poll})
 	if err != nil {
 		return err
 	}
