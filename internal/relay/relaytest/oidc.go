@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,31 +43,65 @@ func StartOP(t *testing.T, redirect string) string {
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close() // the provider binds the port itself
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "PORT="+port, "REDIRECT_URI="+redirect)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	issuer := "http://localhost:" + port + "/"
-	WaitFor(t, func() bool {
-		resp, err := http.Get(issuer + ".well-known/openid-configuration")
+	// The provider binds the port it is given: a port found free here can
+	// be taken by another test before it binds, and it then exits. Such a
+	// start is retried on another port.
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return false
+			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, "the OpenID provider to serve")
-	return issuer
+		port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "PORT="+port, "REDIRECT_URI="+redirect)
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+		issuer := "http://localhost:" + port + "/"
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get(issuer + ".well-known/openid-configuration")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return issuer
+				}
+			}
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Millisecond): // polling the provider
+				if time.Now().After(deadline) {
+					t.Fatalf("the OpenID provider did not serve on %s within 60s:\n%s", port, out.String())
+				}
+				continue
+			}
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("the OpenID provider exited three times; the last said:\n%s", out.String())
+		}
+	}
 }
+
+// lockedBuffer collects a process's output for a failure message.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // Browser is a person's browser: cookies, redirects followed.
 func Browser(t *testing.T) *http.Client {
