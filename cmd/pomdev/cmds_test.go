@@ -215,8 +215,8 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		}
 	},
 	"mcpserver": func(ts *testscript.TestScript, neg bool, args []string) {
-		if len(args) != 1 || (args[0] != "good" && args[0] != "bad") {
-			ts.Fatalf("usage: mcpserver good|bad")
+		if len(args) != 1 || (args[0] != "good" && args[0] != "bad" && args[0] != "slow") {
+			ts.Fatalf("usage: mcpserver good|bad|slow")
 		}
 		mime := "text/html;profile=mcp-app"
 		if args[0] == "bad" {
@@ -226,6 +226,10 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		s.AddTool(&mcp.Tool{Name: "echo", Description: "Echo the text", InputSchema: map[string]any{"type": "object"},
 			Meta: mcp.Meta{"ui": map[string]any{"resourceUri": "ui://echo"}}},
 			func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				if args[0] == "slow" { // answers only when the caller gives up
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
 				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echoed"}}}, nil
 			})
 		s.AddResource(&mcp.Resource{URI: "ui://echo", Name: "echo", MIMEType: mime},

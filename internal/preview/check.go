@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,7 @@ func (s *Server) Check(ctx context.Context, o CheckOptions) (*CheckResult, error
 	}
 	page := s.URL() + "?" + q.Encode()
 
+	removeStaleProfiles()
 	profileDir, err := os.MkdirTemp("", "pomdev-preview-")
 	if err != nil {
 		return nil, err
@@ -216,4 +218,16 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// removeStaleProfiles deletes browser profiles of earlier checks that
+// could not remove their own (a pomdev killed with SIGKILL): those more
+// than a day old, far beyond any check's timeout.
+func removeStaleProfiles() {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "pomdev-preview-*"))
+	for _, dir := range old {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > 24*time.Hour {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }

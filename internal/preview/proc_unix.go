@@ -9,9 +9,12 @@ import (
 )
 
 // ownGroup puts the browser in its own process group and makes the
-// command's cancellation kill the whole group (its renderers too).
+// command's cancellation kill the whole group (its renderers too). On
+// Linux the browser also gets SIGKILL if pomdev dies (kill -9), so no
+// headless browser outlives it.
 func ownGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
 

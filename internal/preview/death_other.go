@@ -1,0 +1,7 @@
+//go:build !linux && !windows
+
+package preview
+
+import "syscall"
+
+func setDeathSignal(*syscall.SysProcAttr) {}
