@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/peertest"
+
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -176,7 +178,7 @@ func TestLogin(t *testing.T) {
 
 	authError(t, ctx, endpoint) // without --login: exit 3
 	dir := t.TempDir()
-	var shown syncBuilder
+	var shown peertest.SyncBuffer
 	b := &browserFollowing{}
 	login := &Login{Dir: dir, Out: &shown, OpenBrowser: b.open}
 	h, done, err := login.Handler(endpoint)
@@ -228,7 +230,7 @@ func TestLoginPrintsURLWithoutBrowser(t *testing.T) {
 	endpoint := protected(t, as)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out := &syncBuilder{}
+	out := &peertest.SyncBuffer{}
 	login := &Login{Dir: t.TempDir(), Out: out}
 	h, stop, err := login.Handler(endpoint)
 	if err != nil {
@@ -281,15 +283,3 @@ func TestLoginFollowAndRefusal(t *testing.T) {
 		t.Fatalf("plain http to another machine: %v, opened %v", err, opened)
 	}
 }
-
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuilder) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -39,7 +39,7 @@ func StartNode(t testing.TB, dir string, args ...string) string {
 	cmd := exec.Command(node, append([]string{"--require", preload}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT=0", "POMDEV_LISTEN_FILE="+portFile, "NODE_ENV=production")
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -91,15 +91,17 @@ func StartPackage(t testing.TB, pkgDir string) string {
 	return "http://" + StartNode(t, pkgDir, entry) + "/mcp"
 }
 
-type syncBuffer struct {
+// SyncBuffer collects a process's output (written from its goroutines)
+// for a failure message.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *SyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -463,6 +463,22 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// ask runs f on the session for a page's request: the answer, or false
+// once the failure has been written as the API's error body.
+func ask[T any](s *Server, w http.ResponseWriter, retry bool, f func(*mcp.ClientSession) (T, error)) (T, bool) {
+	var res T
+	err := s.do(retry, func(sess *mcp.ClientSession) error {
+		var err error
+		res, err = f(sess)
+		return err
+	})
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, errorBody(err))
+		return res, false
+	}
+	return res, true
+}
+
 func (s *Server) apiServer(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	type answer struct {
@@ -473,28 +489,32 @@ func (s *Server) apiServer(w http.ResponseWriter, r *http.Request) {
 		Profiles  []Profile           `json:"profiles"`
 		Resources bool                `json:"resources"`
 	}
-	a := answer{URL: s.opts.MCP.URL, Tools: []*mcp.Tool{}, Profiles: Profiles}
-	err := s.do(true, func(sess *mcp.ClientSession) error {
-		a.Tools = a.Tools[:0]
+	a, ok := ask(s, w, true, func(sess *mcp.ClientSession) (answer, error) {
+		a := answer{URL: s.opts.MCP.URL, Tools: []*mcp.Tool{}, Profiles: Profiles}
 		if init := sess.InitializeResult(); init != nil {
 			a.Server, a.Protocol = init.ServerInfo, init.ProtocolVersion
 			a.Resources = init.Capabilities != nil && init.Capabilities.Resources != nil
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
-		for t, err := range sess.Tools(ctx, nil) {
-			if err != nil {
-				return err
-			}
-			a.Tools = append(a.Tools, t)
-		}
-		return nil
+		tools, err := listTools(ctx, sess)
+		a.Tools = append(a.Tools, tools...)
+		return a, err
 	})
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, errorBody(err))
-		return
+	if ok {
+		writeJSON(w, http.StatusOK, a)
 	}
-	writeJSON(w, http.StatusOK, a)
+}
+
+func listTools(ctx context.Context, sess *mcp.ClientSession) ([]*mcp.Tool, error) {
+	var tools []*mcp.Tool
+	for t, err := range sess.Tools(ctx, nil) {
+		if err != nil {
+			return nil, err
+		}
+		tools = append(tools, t)
+	}
+	return tools, nil
 }
 
 func (s *Server) apiCall(w http.ResponseWriter, r *http.Request) {
@@ -509,17 +529,13 @@ func (s *Server) apiCall(w http.ResponseWriter, r *http.Request) {
 	if req.Arguments == nil {
 		req.Arguments = map[string]any{}
 	}
-	var res *mcp.CallToolResult
-	err := s.do(false, func(sess *mcp.ClientSession) error {
-		var err error
-		res, err = sess.CallTool(r.Context(), &mcp.CallToolParams{Name: req.Name, Arguments: req.Arguments})
-		return err
+	// Not retried on a new session: a call may have side effects.
+	res, ok := ask(s, w, false, func(sess *mcp.ClientSession) (*mcp.CallToolResult, error) {
+		return sess.CallTool(r.Context(), &mcp.CallToolParams{Name: req.Name, Arguments: req.Arguments})
 	})
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, errorBody(err))
-		return
+	if ok {
+		writeJSON(w, http.StatusOK, res)
 	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) apiRead(w http.ResponseWriter, r *http.Request) {
@@ -531,14 +547,10 @@ func (s *Server) apiRead(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	var res *mcp.ReadResourceResult
-	err := s.do(true, func(sess *mcp.ClientSession) error {
-		var err error
-		res, err = sess.ReadResource(r.Context(), &mcp.ReadResourceParams{URI: req.URI})
-		return err
+	res, ok := ask(s, w, true, func(sess *mcp.ClientSession) (*mcp.ReadResourceResult, error) {
+		return sess.ReadResource(r.Context(), &mcp.ReadResourceParams{URI: req.URI})
 	})
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, errorBody(err))
+	if !ok {
 		return
 	}
 	if req.Watch {
@@ -555,17 +567,12 @@ func (s *Server) apiResources(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	var res *mcp.ListResourcesResult
-	err := s.do(true, func(sess *mcp.ClientSession) error {
-		var err error
-		res, err = sess.ListResources(r.Context(), &mcp.ListResourcesParams{Cursor: req.Cursor})
-		return err
+	res, ok := ask(s, w, true, func(sess *mcp.ClientSession) (*mcp.ListResourcesResult, error) {
+		return sess.ListResources(r.Context(), &mcp.ListResourcesParams{Cursor: req.Cursor})
 	})
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, errorBody(err))
-		return
+	if ok {
+		writeJSON(w, http.StatusOK, res)
 	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // apiSandbox hands out a sandbox page whose CSP header is the profile's
@@ -696,14 +703,9 @@ func (s *Server) sandboxHandler() http.Handler {
 func (s *Server) Tools(ctx context.Context) ([]*mcp.Tool, error) {
 	var tools []*mcp.Tool
 	err := s.do(true, func(sess *mcp.ClientSession) error {
-		tools = tools[:0]
-		for t, err := range sess.Tools(ctx, nil) {
-			if err != nil {
-				return err
-			}
-			tools = append(tools, t)
-		}
-		return nil
+		var err error
+		tools, err = listTools(ctx, sess)
+		return err
 	})
 	return tools, err
 }

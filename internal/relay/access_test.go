@@ -913,9 +913,20 @@ func TestOAuthInspectLogin(t *testing.T) {
 		t.Fatalf("check without a token: %v (%+v)", err, ae)
 	}
 	var out strings.Builder
-	login := &mcpcheck.Login{Dir: t.TempDir(), Out: &out, HTTPClient: g.client(), OpenBrowser: func(u string) error {
+	h := g.ownerLogin(t, &out)
+	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 30 * time.Second, OAuthHandler: h, HTTPClient: g.client()})
+	if err != nil || len(rep.Tools) != 1 || rep.Tools[0].Name != "echo" {
+		t.Fatalf("check with --login: %v %+v\n%s", err, rep, out.String())
+	}
+}
+
+// ownerLogin is pomdev's --login (inspect, preview) on the gated route: a
+// browser that the owner's approval sends back to the loopback callback.
+func (g *gatedTunnel) ownerLogin(t *testing.T, out io.Writer) auth.OAuthHandler {
+	t.Helper()
+	login := &mcpcheck.Login{Dir: t.TempDir(), Out: out, HTTPClient: g.client(), OpenBrowser: func(u string) error {
 		back := g.browse(t, u, func(code string) { g.sshApprove(t, "approve", code) })
-		resp, err := http.Get(back.String()) // the browser lands on inspect's loopback callback
+		resp, err := http.Get(back.String()) // the browser lands on the loopback callback
 		if err != nil {
 			return err
 		}
@@ -926,11 +937,8 @@ func TestOAuthInspectLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer done()
-	rep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: g.url + "/mcp", Timeout: 30 * time.Second, OAuthHandler: h, HTTPClient: g.client()})
-	if err != nil || len(rep.Tools) != 1 || rep.Tools[0].Name != "echo" {
-		t.Fatalf("check with --login: %v %+v\n%s", err, rep, out.String())
-	}
+	t.Cleanup(done)
+	return h
 }
 
 // TestOAuthPreviewLogin: pomdev preview --login through a gated tunnel:
@@ -941,20 +949,7 @@ func TestOAuthPreviewLogin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out strings.Builder
-	login := &mcpcheck.Login{Dir: t.TempDir(), Out: &out, HTTPClient: g.client(), OpenBrowser: func(u string) error {
-		back := g.browse(t, u, func(code string) { g.sshApprove(t, "approve", code) })
-		resp, err := http.Get(back.String())
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	}}
-	h, done, err := login.Handler(g.url + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer done()
+	h := g.ownerLogin(t, &out)
 	pv, err := preview.Start(ctx, preview.Options{MCP: mcpcheck.Options{URL: g.url + "/mcp", Timeout: 30 * time.Second, OAuthHandler: h, HTTPClient: g.client()}, Poll: -1})
 	if err != nil {
 		t.Fatal(err)

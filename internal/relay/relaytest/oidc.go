@@ -14,9 +14,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pomdev/pomdev/internal/peertest"
 )
 
 // opVersion is the OpenID provider the tests sign in with: the example
@@ -55,7 +56,7 @@ func StartOP(t *testing.T, redirect string) string {
 		ln.Close()
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "PORT="+port, "REDIRECT_URI="+redirect)
-		out := &lockedBuffer{}
+		out := &peertest.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -88,20 +89,6 @@ func StartOP(t *testing.T, redirect string) string {
 		}
 	}
 }
-
-// lockedBuffer collects a process's output for a failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // Browser is a person's browser: cookies, redirects followed.
 func Browser(t *testing.T) *http.Client {
