@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +125,14 @@ or no browser, 5 the tool call failed (the widget rendered).`,
 				}
 			} else if opts.Tool == "" {
 				return exitcode.Usagef("--check needs --tool NAME (the tool whose widget to render)")
+			}
+			if opts.Width < 200 || opts.Width > 4096 || opts.Height < 200 || opts.Height > 4096 {
+				return exitcode.Usagef("--width and --height: from 200 to 4096 pixels, got %d×%d", opts.Width, opts.Height)
+			}
+			if opts.Screenshot != "" {
+				if fi, err := os.Stat(filepath.Dir(opts.Screenshot)); err != nil || !fi.IsDir() {
+					return exitcode.Usagef("--screenshot %s: its directory does not exist", opts.Screenshot)
+				}
 			}
 			if opts.Args != "" {
 				var v map[string]any
@@ -258,6 +267,7 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 	if opts.Args == "" {
 		args = json.RawMessage("{}")
 	}
+	started := time.Now().Add(-time.Second) // file times can be coarse
 	res, err := srv.Check(opts.Ctx, preview.CheckOptions{Browser: opts.Browser, Tool: opts.Tool, Args: args, Profile: opts.Profile,
 		Theme: opts.Theme, Width: opts.Width, Height: opts.Height, Screenshot: opts.Screenshot, Wait: opts.Wait, Timeout: opts.Timeout})
 	if err != nil {
@@ -294,6 +304,11 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 		}
 		if opts.Screenshot != "" {
 			fmt.Fprintf(opts.IO.Out, "  screenshot: %s\n", opts.Screenshot)
+		}
+	}
+	if opts.Screenshot != "" {
+		if fi, err := os.Stat(opts.Screenshot); err != nil || fi.ModTime().Before(started) {
+			return exitcode.New(exitcode.Failure, fmt.Errorf("the browser wrote no screenshot to %s", opts.Screenshot), "check that the directory is writable")
 		}
 	}
 	if !res.OK() {
