@@ -108,6 +108,7 @@ type Server struct {
 	done     chan Report // the running Check's, for the page's "done"
 	shown    *rate.Limiter
 	missed   int
+	down     bool // the last request found no server (not a JSON-RPC answer)
 }
 
 func randomToken() string {
@@ -278,11 +279,13 @@ func (s *Server) do(retry bool, f func(*mcp.ClientSession) error) error {
 	for attempt := 0; ; attempt++ {
 		sess, err := s.session()
 		if err != nil {
+			s.setDown(true)
 			return err
 		}
 		err = f(sess)
 		var rpc *jsonrpc.Error
 		if err == nil || errors.As(err, &rpc) {
+			s.setDown(false)
 			return err
 		}
 		s.drop(sess)
@@ -292,7 +295,14 @@ func (s *Server) do(retry bool, f func(*mcp.ClientSession) error) error {
 	}
 }
 
-// poll re-reads the resources pages show and tells them when one changed.
+func (s *Server) setDown(down bool) {
+	s.mu.Lock()
+	s.down = down
+	s.mu.Unlock()
+}
+
+// poll re-reads the resources pages show and tells them when one changed,
+// and tells them when a server that was not there answers again.
 func (s *Server) poll() {
 	every := s.opts.Poll
 	if every == 0 {
@@ -307,13 +317,20 @@ func (s *Server) poll() {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		idle := len(s.subs) == 0
+		idle, down := len(s.subs) == 0, s.down
 		uris := make([]string, 0, len(s.watched))
 		for u := range s.watched {
 			uris = append(uris, u)
 		}
 		s.mu.Unlock()
 		if idle {
+			continue
+		}
+		if down {
+			if _, err := s.session(); err == nil {
+				s.setDown(false)
+				s.broadcast("server back")
+			}
 			continue
 		}
 		for _, uri := range uris {

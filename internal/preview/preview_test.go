@@ -8,6 +8,8 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -556,5 +558,51 @@ func TestReload(t *testing.T) {
 	}
 	if got[0] != "event: reload" || got[1] != `data: "server ready"` {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestServerBack: a page opened while the server is down is told when it
+// answers again (it then loads the tools).
+func TestServerBack(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	var up atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		target, _ := url.Parse(mcpURL)
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	s, err := Start(context.Background(), Options{MCP: mcpcheck.Options{URL: proxy.URL + "/mcp"}, Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"api/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := s.Tools(ctx); err == nil {
+		t.Fatal("tools from a server that is down")
+	}
+	up.Store(true)
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no notice that the server is back: %v", err)
+		}
+		if line == "data: \"server back\"\n" {
+			break
+		}
+	}
+	if tools, err := s.Tools(ctx); err != nil || len(tools) == 0 {
+		t.Fatalf("after the notice: %v %v", tools, err)
 	}
 }

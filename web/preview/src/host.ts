@@ -544,6 +544,11 @@ function controls(info: ServerInfo) {
 function listen() {
   const es = new EventSource("api/events");
   es.addEventListener("reload", async () => {
+    if (!state.info) {
+      // The server was not there when the page opened: now it is.
+      await load();
+      return;
+    }
     try {
       const info = await api<ServerInfo>("server");
       state.info = info;
@@ -557,24 +562,36 @@ function listen() {
   });
 }
 
-async function main() {
-  if (check) document.body.classList.add("check");
+// load reads the server's tools and builds the page; false when the
+// server did not answer (the problem is shown).
+let controlsReady = false;
+async function load(): Promise<boolean> {
   let info: ServerInfo;
   try {
     info = await api<ServerInfo>("server");
   } catch (e) {
-    report({ kind: "host", message: `the MCP server: ${(e as Error).message}` });
-    if (check) report({ kind: "done", message: "no server", mounted: false });
-    return;
+    report({ kind: "host", message: `the MCP server: ${(e as Error).message}`, hint: check ? undefined : "the page loads the tools when the server is back" });
+    return false;
   }
   state.info = info;
   $("server").textContent = `${info.server?.title ?? info.server?.name ?? "?"} ${info.server?.version ?? ""} · ${info.url} · ${info.protocol ?? ""}`;
-  controls(info);
-  if (!check) {
-    tools(info);
-    listen();
+  if (!controlsReady) {
+    controls(info);
+    controlsReady = true;
+  }
+  if (!check) tools(info);
+  return true;
+}
+
+async function main() {
+  if (check) document.body.classList.add("check");
+  if (!check) listen();
+  if (!(await load())) {
+    if (check) report({ kind: "done", message: "no server", mounted: false });
     return;
   }
+  if (!check) return;
+  const info = state.info as ServerInfo;
   const name = params.get("tool") ?? "";
   const tool = info.tools.find((t) => t.name === name);
   if (!tool) {
