@@ -282,15 +282,6 @@ func (s *Session) changed(path string) {
 	}
 }
 
-// PreviewURL is the session's preview page, "" before Run starts it or
-// with NoPreview.
-func (s *Session) PreviewURL() string {
-	if pv := s.pv.Load(); pv != nil {
-		return pv.URL()
-	}
-	return ""
-}
-
 // Restart restarts the MCP server (the process serving the tunnel's
 // target), if there is one.
 func (s *Session) Restart(cause string) {

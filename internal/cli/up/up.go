@@ -77,9 +77,14 @@ widget assets from localhost.
 
 On a terminal it shows a live dashboard (processes, tunnel, active
 connections, check, client requests, logs; q quits, r restarts the server, i
-re-runs the check, c copies the URL, o opens it, l filters logs, arrows and
-PgUp/PgDn scroll them and End follows again, ? help). Without a terminal, or with
---no-tui, it prints one event per line (JSON with --log-format json).`,
+re-runs the check, c copies the URL, o opens it, p opens the preview, l filters
+logs, arrows and PgUp/PgDn scroll them and End follows again, ? help). Without a
+terminal, or with --no-tui, it prints one event per line (JSON with --log-format
+json).
+
+It also serves the preview of pomdev preview for the app's server: a local page
+that renders the widgets as a host would and renders them again when the server
+restarts ("Preview: <url>"; --no-preview leaves it out).`,
 		Example: `  pomdev up --relay local
   pomdev up                     # through pom.run
   pomdev up --inline            # self-contained widgets (for Claude.ai)
