@@ -89,7 +89,7 @@ Exit codes (--check): 0 rendered with no problem, 1 a problem in the widget,
 or no browser, 5 the tool call failed (the widget rendered).`,
 		Example: `  pomdev preview
   pomdev preview http://127.0.0.1:8080/mcp --profile claude --no-browser
-  pomdev preview --check --tool echo --args '{"text":"hi"}'
+  pomdev preview --check --tool echo --args '{"message":"hi"}'
   pomdev preview --check --tool echo --profile claude --theme dark --screenshot echo.png`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -118,7 +118,7 @@ or no browser, 5 the tool call failed (the widget rendered).`,
 				return exitcode.Usagef("--theme %q: want light or dark", opts.Theme)
 			}
 			if !opts.Check {
-				for _, name := range []string{"tool", "args", "screenshot", "browser", "json"} {
+				for _, name := range []string{"tool", "args", "screenshot", "browser", "json", "width", "height", "wait", "timeout"} {
 					if cmd.Flags().Changed(name) {
 						return exitcode.Usagef("--%s goes with --check", name)
 					}
