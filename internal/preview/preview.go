@@ -156,7 +156,38 @@ func (s *Server) URL() string {
 }
 
 func (s *Server) sandboxOrigin() string { return "http://" + s.sandboxLn.Addr().String() }
-func (s *Server) hostOrigin() string    { return "http://" + s.hostLn.Addr().String() }
+
+// domainOrigin is the sandbox origin for a resource's _meta.ui.domain: a
+// name of its own under localhost (which browsers resolve to this
+// machine), so a widget with a dedicated origin gets one here too, stable
+// across renders. "" is the shared sandbox origin.
+func (s *Server) domainOrigin(domain string) string {
+	label := domainLabel(domain)
+	if label == "" {
+		return s.sandboxOrigin()
+	}
+	_, port, _ := net.SplitHostPort(s.sandboxLn.Addr().String())
+	return "http://" + label + ".localhost:" + port
+}
+
+// domainLabel turns a domain into one DNS label: lower case, anything
+// but letters and digits as "-", at most 63 characters.
+func domainLabel(domain string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(domain) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+		if b.Len() >= 63 {
+			break
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+func (s *Server) hostOrigin() string { return "http://" + s.hostLn.Addr().String() }
 
 // Close stops serving, ends the MCP session and waits for everything the
 // preview started.
@@ -433,7 +464,7 @@ func (s *Server) hostHandler() http.Handler {
 	base := "/p/" + s.token + "/"
 	mux.HandleFunc("GET "+base+"{$}", func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src "+s.sandboxOrigin()+"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src "+s.sandboxOrigin()+" "+strings.Replace(s.domainOrigin("x"), "//x.", "//*.", 1)+"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 		staticFile(w, "index.html")
 	})
 	for _, f := range []string{"host.js", "host.css"} {
@@ -600,6 +631,7 @@ func (s *Server) apiSandbox(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Profile string `json:"profile"`
 		CSP     CSP    `json:"csp"`
+		Domain  string `json:"domain"`
 	}
 	if !decode(w, r, &req) {
 		return
@@ -619,9 +651,10 @@ func (s *Server) apiSandbox(w http.ResponseWriter, r *http.Request) {
 		s.order = s.order[1:]
 	}
 	s.mu.Unlock()
+	origin := s.domainOrigin(req.Domain)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"url":     s.sandboxOrigin() + "/s/" + s.sandboxToken + "/" + id + "/",
-		"origin":  s.sandboxOrigin(),
+		"url":     origin + "/s/" + s.sandboxToken + "/" + id + "/",
+		"origin":  origin,
 		"policy":  pol.Header,
 		"refused": nonNil(pol.Refused),
 		"dropped": nonNil(pol.Dropped),
@@ -711,7 +744,19 @@ func (s *Server) sandboxHandler() http.Handler {
 		w.Header().Set("Content-Security-Policy", pol.Header+"; frame-ancestors 'self' "+s.hostOrigin())
 		staticFile(w, "sandbox.html")
 	})
-	return sameHost(s.sandboxLn, mux)
+	// The shared sandbox origin, or a domain's own name under localhost.
+	_, port, _ := net.SplitHostPort(s.sandboxLn.Addr().String())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if label, ok := strings.CutSuffix(host, ".localhost:"+port); ok && label != "" && domainLabel(label) == label {
+			host = s.sandboxLn.Addr().String()
+		}
+		if host != s.sandboxLn.Addr().String() {
+			http.Error(w, "wrong host", http.StatusMisdirectedRequest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // Tools connects (when not yet connected) and lists the server's tools:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -89,6 +90,9 @@ func fixture(t *testing.T) (mcpURL, assets string) {
 		if csp != nil {
 			meta["ui"] = map[string]any{"csp": csp}
 		}
+		if name == "domain" {
+			meta["ui"] = map[string]any{"domain": "a904794854a047f6.claudemcpcontent.com"}
+		}
 		s.AddResource(&mcp.Resource{URI: uri, Name: name, MIMEType: mcpcheck.UIMIMEType},
 			func(ctx context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: mcpcheck.UIMIMEType, Text: html, Meta: meta}}}, nil
@@ -118,6 +122,8 @@ func fixture(t *testing.T) (mcpURL, assets string) {
 			html := page(fmt.Sprintf("<p id=version>v%d</p>", version.Load()))
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: "ui://fixture/live.html", MIMEType: mcpcheck.UIMIMEType, Text: html}}}, nil
 		})
+	// A dedicated origin (_meta.ui.domain): the widget shows where it runs.
+	widget("domain", page(`<script>document.addEventListener("DOMContentLoaded", function () { document.body.insertAdjacentHTML("beforeend", "<p id=origin>origin " + self.origin + "</p>"); });</script>`), nil)
 	widget("empty", "<!doctype html><html><head></head><body><div id=root></div></body></html>", nil)
 	widget("throws", page(`<script>throw new Error("widget exploded")</script>`), nil)
 	widget("logs", page(`<script>console.error("something is off")</script>`), nil)
@@ -226,6 +232,18 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("the widget's tools/call through the host: %q\n%s", r.Done.Text, problems(r))
 		}
 	})
+	t.Run("dedicated origin", func(t *testing.T) {
+		r := check(t, CheckOptions{Tool: "domain"})
+		_, port, _ := net.SplitHostPort(s.sandboxLn.Addr().String())
+		want := "origin http://a904794854a047f6-claudemcpcontent-com.localhost:" + port
+		if !r.OK() || !strings.Contains(r.Done.Text, want) {
+			t.Fatalf("want %q: %+v\n%s\n%+v", want, r.Done, problems(r), r.Reports)
+		}
+		r = check(t, CheckOptions{Tool: "good"})
+		if !r.OK() {
+			t.Fatal(problems(r))
+		}
+	})
 	t.Run("empty", func(t *testing.T) {
 		r := check(t, CheckOptions{Tool: "empty", Wait: time.Second})
 		if r.OK() || r.Done.Mounted {
@@ -315,6 +333,7 @@ func TestAPIRefusals(t *testing.T) {
 	mcpURL, _ := fixture(t)
 	s := start(t, mcpURL)
 	base := s.URL()
+	_, sandboxPort, _ := net.SplitHostPort(s.sandboxLn.Addr().String())
 	call := `{"name":"good","arguments":{"text":"x"}}`
 	cases := []struct {
 		name    string
@@ -332,6 +351,9 @@ func TestAPIRefusals(t *testing.T) {
 		{"rebound host", "GET", base + "api/server", "", map[string]string{"Host": "evil.example:80"}, 421},
 		{"sandbox without policy", "GET", s.sandboxOrigin() + "/s/" + s.sandboxToken + "/nope/", "", nil, 404},
 		{"sandbox wrong token", "GET", s.sandboxOrigin() + "/s/x/sandbox.js", "", nil, 404},
+		{"sandbox of a domain", "GET", s.sandboxOrigin() + "/s/" + s.sandboxToken + "/sandbox.js", "", map[string]string{"Host": "app-example-com.localhost:" + sandboxPort}, 200},
+		{"sandbox, rebound host", "GET", s.sandboxOrigin() + "/s/" + s.sandboxToken + "/sandbox.js", "", map[string]string{"Host": "a.b.localhost:" + sandboxPort}, 421},
+		{"sandbox, other port", "GET", s.sandboxOrigin() + "/s/" + s.sandboxToken + "/sandbox.js", "", map[string]string{"Host": "app.localhost:1"}, 421},
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
@@ -604,5 +626,19 @@ func TestServerBack(t *testing.T) {
 	}
 	if tools, err := s.Tools(ctx); err != nil || len(tools) == 0 {
 		t.Fatalf("after the notice: %v %v", tools, err)
+	}
+}
+
+func TestDomainLabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"a904794854a047f6.claudemcpcontent.com": "a904794854a047f6-claudemcpcontent-com",
+		"WWW-Example-COM.oaiusercontent.com":    "www-example-com-oaiusercontent-com",
+		"https://x.example/../y":                "https-x-example-y",
+		"...":                                   "",
+		strings.Repeat("a", 100):                strings.Repeat("a", 63),
+	} {
+		if got := domainLabel(in); got != want {
+			t.Errorf("domainLabel(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@
 // ?check=1&tool=NAME&args=JSON renders once and reports "done": the
 // headless run of `pomdev preview --check`.
 
+import "./jitless";
 import {
   AppBridge,
   PostMessageTransport,
@@ -274,7 +275,11 @@ async function mount(tool: Tool, args: JSONObject, result: CallResult | null) {
   const html = c.text ?? (c.blob ? new TextDecoder().decode(Uint8Array.from(atob(c.blob), (ch) => ch.charCodeAt(0))) : "");
   const ui = ((c._meta as JSONObject | undefined)?.ui ?? {}) as { csp?: McpUiResourceCsp; permissions?: McpUiResourcePermissions; domain?: string };
   const p = profile();
-  const sb = await api<{ url: string; origin: string; policy: string; refused: string[]; dropped: string[] }>("sandbox", { profile: p.name, csp: ui.csp ?? {} });
+  const sb = await api<{ url: string; origin: string; policy: string; refused: string[]; dropped: string[] }>("sandbox", {
+    profile: p.name,
+    csp: ui.csp ?? {},
+    domain: typeof ui.domain === "string" ? ui.domain : "",
+  });
   for (const d of sb.dropped) {
     report({
       kind: "host",
@@ -284,7 +289,7 @@ async function mount(tool: Tool, args: JSONObject, result: CallResult | null) {
     });
   }
   for (const r of sb.refused) report({ kind: "host", uri, message: `_meta.ui.csp entry ${JSON.stringify(r)} is not an origin; ignored` });
-  if (ui.domain) note(`_meta.ui.domain ${ui.domain}: a real host serves the widget from that origin; here it runs on ${sb.origin}.`);
+  if (ui.domain) note(`_meta.ui.domain ${ui.domain}: a real host serves the widget from that origin; here it has one of its own, ${sb.origin}.`);
 
   const f = el("iframe", { title: `${tool.name} widget`, src: sb.url });
   f.setAttribute("sandbox", "allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox");
@@ -360,6 +365,12 @@ async function mount(tool: Tool, args: JSONObject, result: CallResult | null) {
   await b.connect(logging(new PostMessageTransport(win, win)));
   return { bridge: b, ready };
 }
+
+// The page's own policy refusing something (a frame, a script) is a
+// failure of the preview, reported like the widget's.
+document.addEventListener("securitypolicyviolation", (e) => {
+  report({ kind: "host", message: `the preview page's CSP blocked ${e.effectiveDirective} ${e.blockedURI}` });
+});
 
 // Reports from the sandbox's watcher in the widget.
 window.addEventListener("message", (e) => {
