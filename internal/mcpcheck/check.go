@@ -53,6 +53,8 @@ type Options struct {
 	// OAuthHandler authorizes the requests when the server asks (a 401 or
 	// 403): Login.Handler. Without it a 401 ends the check with *AuthError.
 	OAuthHandler auth.OAuthHandler
+	// ClientName is the name in clientInfo ("" is pomdev-inspect).
+	ClientName string
 }
 
 // Report is the outcome, rendered as text or as the documented JSON.
@@ -451,7 +453,11 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		cancel()
 		return nil, err
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "pomdev-inspect", Version: version},
+	name := opts.ClientName
+	if name == "" {
+		name = "pomdev-inspect"
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: name, Version: version},
 		&mcp.ClientOptions{Capabilities: caps})
 	transport := &mcp.StreamableClientTransport{Endpoint: opts.URL, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true, OAuthHandler: opts.OAuthHandler}
 	hctx := ctx

@@ -285,6 +285,9 @@ func (s *Server) session() (*mcp.ClientSession, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second // the handshake
 	}
+	if opts.ClientName == "" {
+		opts.ClientName = "pomdev-preview"
+	}
 	conn, err := mcpcheck.Dial(s.ctx, opts)
 	if err != nil {
 		return nil, err

@@ -127,6 +127,10 @@ func fixture(t *testing.T) (mcpURL, assets string) {
 	widget("empty", "<!doctype html><html><head></head><body><div id=root></div></body></html>", nil)
 	widget("throws", page(`<script>throw new Error("widget exploded")</script>`), nil)
 	widget("logs", page(`<script>console.error("something is off")</script>`), nil)
+	s.AddTool(&mcp.Tool{Name: "whoami", Description: "the client's name", InputSchema: schema},
+		func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: r.Session.InitializeParams().ClientInfo.Name}}}, nil
+		})
 	s.AddTool(&mcp.Tool{Name: "shout", Description: "app only", InputSchema: schema, Meta: mcp.Meta{"ui": map[string]any{"visibility": []any{"app"}}}},
 		func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			var args struct{ Text string }
@@ -640,5 +644,22 @@ func TestDomainLabel(t *testing.T) {
 		if got := domainLabel(in); got != want {
 			t.Errorf("domainLabel(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestClientName: servers see the preview as pomdev-preview.
+func TestClientName(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	req, _ := http.NewRequest("POST", s.URL()+"api/call", strings.NewReader(`{"name":"whoami"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct{ Content []struct{ Text string } }
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || len(res.Content) != 1 || res.Content[0].Text != "pomdev-preview" {
+		t.Fatalf("%v %+v", err, res)
 	}
 }
