@@ -551,19 +551,18 @@ func TestReportFlood(t *testing.T) {
 	}
 }
 
-// TestReload: Reload (pomdev up calls it when the server is ready again)
-// reaches every open page as a server-sent "reload" event.
-func TestReload(t *testing.T) {
-	mcpURL, _ := fixture(t)
-	s := start(t, mcpURL)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// events opens the page's event stream (as its EventSource does) for at
+// most d and returns it after its first comment line.
+func events(t *testing.T, s *Server, d time.Duration) *bufio.Reader {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"api/events", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("Content-Type %q", ct)
 	}
@@ -571,6 +570,15 @@ func TestReload(t *testing.T) {
 	if line, _ := r.ReadString('\n'); line != ": preview\n" {
 		t.Fatalf("first line %q", line)
 	}
+	return r
+}
+
+// TestReload: Reload (pomdev up calls it when the server is ready again)
+// reaches every open page as a server-sent "reload" event.
+func TestReload(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	r := events(t, s, 10*time.Second)
 	s.Reload("server ready")
 	var got []string
 	for len(got) < 2 {
@@ -606,19 +614,13 @@ func TestServerBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	r := events(t, s, 20*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"api/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	if _, err := s.Tools(ctx); err == nil {
 		t.Fatal("tools from a server that is down")
 	}
 	up.Store(true)
-	r := bufio.NewReader(resp.Body)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {

@@ -133,25 +133,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.actions.Check()
 			}
 		case "o":
-			switch {
-			case m.url == "":
-				m.logs = push(m.logs, Line{Kind: "key", Text: "no URL to open yet"})
-			case m.actions.OpenURL != nil:
-				m.actions.OpenURL(m.url)
-				m.logs = push(m.logs, Line{Kind: "key", Text: "opening " + m.url + " in the browser"})
-			default:
-				m.logs = push(m.logs, Line{Kind: "key", Text: "no browser to open here (no display); the URL is " + m.url})
-			}
+			m.openURL(m.url, "", "the URL", "no URL to open yet")
 		case "p":
-			switch {
-			case m.preview == "":
-				m.logs = push(m.logs, Line{Kind: "key", Text: "no preview (pomdev up --no-preview, or no server port)"})
-			case m.actions.OpenURL != nil:
-				m.actions.OpenURL(m.preview)
-				m.logs = push(m.logs, Line{Kind: "key", Text: "opening the preview " + m.preview + " in the browser"})
-			default:
-				m.logs = push(m.logs, Line{Kind: "key", Text: "no browser to open here (no display); the preview is " + m.preview})
-			}
+			m.openURL(m.preview, "the preview ", "the preview", "no preview (pomdev up --no-preview, or no server port)")
 		case "c":
 			if m.url != "" {
 				m.logs = push(m.logs, Line{Kind: "key", Text: "copied " + m.url + " (OSC 52: the terminal must allow clipboard access)"})
@@ -232,6 +216,22 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	}
 	return m, nil
+}
+
+// openURL opens u in the browser (what names it in the log line), or says
+// why it cannot: none when there is no u, the URL itself with no browser.
+func (m *Model) openURL(u, what, name, none string) {
+	var text string
+	switch {
+	case u == "":
+		text = none
+	case m.actions.OpenURL != nil:
+		m.actions.OpenURL(u)
+		text = "opening " + what + u + " in the browser"
+	default:
+		text = "no browser to open here (no display); " + name + " is " + u
+	}
+	m.logs = push(m.logs, Line{Kind: "key", Text: text})
 }
 
 func (m *Model) dropAccess(code string) {

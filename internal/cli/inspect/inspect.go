@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/pomdev/pomdev/internal/cli/factory"
-	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
@@ -27,17 +24,12 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// EnvClientSecret holds the secret of --oauth-client-id (never a flag:
-// command lines are visible to every user of the machine).
-const EnvClientSecret = "POMDEV_OAUTH_CLIENT_SECRET"
-
 // Options are the inputs of Run.
 type Options struct {
 	IO      *iostreams.IOStreams
 	Ctx     context.Context
 	URL     string
 	Headers map[string]string
-	Token   string
 	Call    string
 	Args    string
 	JSON    bool
@@ -57,9 +49,7 @@ type Options struct {
 // NewCmdInspect returns the inspect command.
 func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{}
-	var headers []string
-	var login bool
-	var clientIDURL, oauthClientID string
+	var target factory.MCPTarget
 	cmd := &cobra.Command{
 		Use:   "inspect [URL]",
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
@@ -84,12 +74,7 @@ tool failed.`,
   pomdev inspect https://my-app.pom.run/mcp --token "$TOKEN" --json
   pomdev inspect https://my-app.pom.run/mcp --login
   pomdev inspect --call echo --args '{"text":"hi"}'`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return exitcode.Usagef("inspect takes at most one URL, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: factory.OneURL("inspect"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.Config()
 			if err != nil {
@@ -97,31 +82,14 @@ tool failed.`,
 			}
 			opts.IO, opts.Ctx = f.IOStreams, cmd.Context()
 			opts.Timeout = cfg.Inspect.Timeout
-			if opts.Headers, err = Headers(cfg, headers, opts.Token); err != nil {
+			if opts.URL, opts.Headers, opts.Login, err = target.Resolve(f, cfg, args); err != nil {
 				return err
-			}
-			switch {
-			case len(args) == 1:
-				opts.URL = args[0]
-			default:
-				if opts.URL, err = DefaultURL(cfg); err != nil {
-					return err
-				}
 			}
 			if opts.Args != "" && opts.Call == "" {
 				return exitcode.Usagef("--args needs --call TOOL")
 			}
 			if !slices.Contains(mcpcheck.Profiles, opts.Client) {
 				return exitcode.Usagef("--client %q: want %s", opts.Client, strings.Join(mcpcheck.Profiles, ", "))
-			}
-			if login {
-				dir, err := f.ConfigDir()
-				if err != nil {
-					return err
-				}
-				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser(),
-					Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow", ClientIDMetadataURL: clientIDURL,
-					ClientID: oauthClientID, ClientSecret: os.Getenv(EnvClientSecret)}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -130,11 +98,7 @@ tool failed.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVarP(&headers, "header", "H", nil, "header 'Name: value' sent with every request (repeatable)")
-	fl.StringVar(&opts.Token, "token", "", "bearer token (sets Authorization: Bearer T)")
-	fl.BoolVar(&login, "login", false, "log in with OAuth (browser, PKCE) when the server asks; tokens cached in the config dir")
-	fl.StringVar(&clientIDURL, "client-id-metadata-url", "", "with --login: an https URL of a client ID metadata document to identify as (else dynamic registration)")
-	fl.StringVar(&oauthClientID, "oauth-client-id", "", "with --login: a client ID registered beforehand with the authorization server (its secret, if any, in $"+EnvClientSecret+")")
+	target.AddFlags(fl)
 	fl.StringVar(&opts.Call, "call", "", "call this tool after listing")
 	fl.StringVar(&opts.Args, "args", "", "the tool's arguments as a JSON object (with --call)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON (schema in docs/INSPECT.md)")
@@ -144,43 +108,6 @@ tool failed.`,
 	fl.Duration("timeout", 30*time.Second, "bound on the whole check")
 	factory.BindFlag(fl, "timeout", "inspect.timeout")
 	return cmd
-}
-
-// Headers are inspect.headers, then each --header 'Name: value', then
-// --token as a bearer Authorization.
-func Headers(cfg *config.Loaded, flags []string, token string) (map[string]string, error) {
-	out := map[string]string{}
-	for k, v := range cfg.Inspect.Headers {
-		out[k] = v
-	}
-	for _, h := range flags {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(k) == "" {
-			return nil, exitcode.Usagef("--header %q: want 'Name: value'", h)
-		}
-		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	if token != "" {
-		out["Authorization"] = "Bearer " + token
-	}
-	return out, nil
-}
-
-// DefaultURL is inspect.url, else the MCP endpoint of the app's server.
-func DefaultURL(cfg *config.Loaded) (string, error) {
-	if cfg.Inspect.URL != "" {
-		return cfg.Inspect.URL, nil
-	}
-	var port int
-	for _, p := range cfg.Processes {
-		if p.Port != 0 && (port == 0 || p.Name == "server") {
-			port = p.Port
-		}
-	}
-	if port == 0 {
-		return "", exitcode.Usagef("no URL: give one (http://127.0.0.1:8080/mcp), or set inspect.url or a server process with a port in pomdev.yaml")
-	}
-	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/mcp", nil
 }
 
 // Run checks the server and prints the report.

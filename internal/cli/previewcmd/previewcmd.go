@@ -16,7 +16,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/pomdev/pomdev/internal/cli/factory"
-	"github.com/pomdev/pomdev/internal/cli/inspect"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/mcpcheck"
@@ -54,9 +53,8 @@ type Options struct {
 // NewCmdPreview returns the preview command.
 func NewCmdPreview(f *factory.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{}
-	var headers []string
-	var token string
-	var noBrowser, login bool
+	var target factory.MCPTarget
+	var noBrowser bool
 	cmd := &cobra.Command{
 		Use:   "preview [URL]",
 		Short: "Render an MCP app's widgets locally, as ChatGPT or Claude would",
@@ -91,24 +89,14 @@ or no browser, 5 the tool call failed (the widget rendered).`,
   pomdev preview http://127.0.0.1:8080/mcp --profile claude --no-browser
   pomdev preview --check --tool echo --args '{"message":"hi"}'
   pomdev preview --check --tool echo --profile claude --theme dark --screenshot echo.png`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return exitcode.Usagef("preview takes at most one URL, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: factory.OneURL("preview"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.Config()
 			if err != nil {
 				return err
 			}
 			opts.IO, opts.Ctx = f.IOStreams, cmd.Context()
-			if opts.Headers, err = inspect.Headers(cfg, headers, token); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				opts.URL = args[0]
-			} else if opts.URL, err = inspect.DefaultURL(cfg); err != nil {
+			if opts.URL, opts.Headers, opts.Login, err = target.Resolve(f, cfg, args); err != nil {
 				return err
 			}
 			if _, err := preview.LookupProfile(opts.Profile); err != nil {
@@ -143,14 +131,6 @@ or no browser, 5 the tool call failed (the widget rendered).`,
 			if !noBrowser {
 				opts.Open = f.Browser()
 			}
-			if login {
-				dir, err := f.ConfigDir()
-				if err != nil {
-					return err
-				}
-				opts.Login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser(),
-					Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow"}
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -158,9 +138,7 @@ or no browser, 5 the tool call failed (the widget rendered).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVarP(&headers, "header", "H", nil, "header 'Name: value' sent with every request to the server (repeatable)")
-	fl.StringVar(&token, "token", "", "bearer token for the server (sets Authorization: Bearer T)")
-	fl.BoolVar(&login, "login", false, "log in with OAuth (browser, PKCE) when the server asks, as inspect --login does; tokens cached in the config dir")
+	target.AddFlags(fl)
 	fl.StringVar(&opts.Profile, "profile", preview.Profiles[0].Name, "host to emulate: "+profileNames())
 	fl.StringVar(&opts.Theme, "theme", "light", "theme the host reports: light or dark")
 	fl.BoolVar(&noBrowser, "no-browser", false, "print the page's URL without opening a browser")
