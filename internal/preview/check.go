@@ -115,7 +115,7 @@ func (s *Server) Check(ctx context.Context, o CheckOptions) (*CheckResult, error
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(profileDir)
+	defer removeProfile(profileDir)
 	args := []string{"--headless", "--disable-gpu", "--hide-scrollbars", "--mute-audio", "--no-first-run",
 		"--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
 		"--user-data-dir=" + profileDir, fmt.Sprintf("--window-size=%d,%d", o.Width, o.Height),
@@ -224,6 +224,20 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// removeProfile deletes a check's browser profile and the directory of
+// the browser's singleton socket, which the browser makes in the
+// temporary directory and links from the profile, and leaves behind
+// when it is stopped rather than closed.
+func removeProfile(dir string) {
+	if target, err := os.Readlink(filepath.Join(dir, "SingletonSocket")); err == nil {
+		sock := filepath.Dir(target)
+		if filepath.Dir(sock) == filepath.Clean(os.TempDir()) && strings.HasPrefix(filepath.Base(sock), "org.chromium.") {
+			_ = os.RemoveAll(sock)
+		}
+	}
+	_ = os.RemoveAll(dir)
+}
+
 // removeStaleProfiles deletes browser profiles of earlier checks that
 // could not remove their own (a pomdev killed with SIGKILL): those more
 // than a day old, far beyond any check's timeout.
@@ -231,7 +245,7 @@ func removeStaleProfiles() {
 	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "pomdev-preview-*"))
 	for _, dir := range old {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > 24*time.Hour {
-			_ = os.RemoveAll(dir)
+			removeProfile(dir)
 		}
 	}
 }

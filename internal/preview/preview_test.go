@@ -274,6 +274,38 @@ func TestCheck(t *testing.T) {
 	})
 }
 
+
+// TestCheckLeavesNoFiles: a check removes the browser's profile and the
+// files the browser itself puts in the temporary directory (its
+// singleton socket's directory), with and without a screenshot.
+func TestCheckLeavesNoFiles(t *testing.T) {
+	chromium(t)
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out := filepath.Join(t.TempDir(), "shot.png")
+	for _, shot := range []string{"", out} {
+		r, err := s.Check(context.Background(), CheckOptions{Tool: "good", Args: json.RawMessage(`{"text":"hi"}`), Screenshot: shot})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			t.Fatalf("%+v %s", r.Done, problems(r))
+		}
+		left, err := os.ReadDir(tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		if len(names) > 0 {
+			t.Fatalf("screenshot %q: left in the temporary directory: %v", shot, names)
+		}
+	}
+}
 // TestScreenshotThemes: the widget area is not blank, and the dark theme
 // reaches the widget (its background follows hostContext.theme).
 func TestScreenshotThemes(t *testing.T) {
