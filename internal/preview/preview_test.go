@@ -274,7 +274,6 @@ func TestCheck(t *testing.T) {
 	})
 }
 
-
 // TestCheckLeavesNoFiles: a check removes the browser's profile and the
 // files the browser itself puts in the temporary directory (its
 // singleton socket's directory), with and without a screenshot.
@@ -306,6 +305,7 @@ func TestCheckLeavesNoFiles(t *testing.T) {
 		}
 	}
 }
+
 // TestScreenshotThemes: the widget area is not blank, and the dark theme
 // reaches the widget (its background follows hostContext.theme).
 func TestScreenshotThemes(t *testing.T) {
