@@ -100,7 +100,16 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 				reqs = nil
 				continue
 			}
-			c.handleGlobal(req)
+			// A request is handled on a goroutine of its own, waited
+			// for so that requests stay in order: adding a route (the
+			// database) grows a stack that this parked goroutine would
+			// otherwise keep for the connection's life.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c.handleGlobal(req)
+			}()
+			<-done
 		}
 	}
 	if err := c.sc.Wait(); err != nil && !errors.Is(err, io.EOF) {

@@ -131,6 +131,8 @@ func idle(addr string, pid, n int, at []time.Duration) {
 // line read from stdin collects garbage, frees memory and prints VmRSS.
 func serve(target, pprofAddr string) {
 	if pprofAddr != "" {
+		// Every allocation in the heap profile, for figures per tunnel.
+		runtime.MemProfileRate = 1
 		go func() { log.Println(http.ListenAndServe(pprofAddr, nil)) }()
 	}
 	sl, _ := net.Listen("tcp", "127.0.0.1:0")
