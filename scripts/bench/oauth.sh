@@ -5,22 +5,37 @@
 # -t2 -c32 through each, round by round, the gated one with a valid token
 # (minted for the owner with ssh RELAY pomdev-access token). Target: gated
 # throughput >= 0.9x open. Needs wrk and ssh.
-# Usage: [ROUNDS=3] scripts/bench/oauth.sh [duration]
+# Each round also prints the relay process's CPU time per request (user +
+# system, from /proc). CONNS sets wrk's connections (32).
+# Usage: [ROUNDS=3] [CONNS=32] scripts/bench/oauth.sh [duration]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR=${1:-10s}
 ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-32}
 . scripts/bench/lib.sh
 build_all
 SSHOPTS=(-F /dev/null -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
 
 OP=$(free_port)
 "$work/origin" -addr "127.0.0.1:$OP" > "$work/origin.log" & pids+=($!)
-declare -A HP HOST
+declare -A HP HOST RPID
+# cpu PID: the process's user + system time in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run MODE ARGS...: wrk through the relay of MODE, then its CPU per request.
+run() {
+  local mode=$1 c0 out reqs; shift
+  c0=$(cpu "${RPID[$mode]}")
+  out=$(wrk -t2 -c"$CONNS" -d "$DUR" --latency "$@")
+  echo "$out" | grep -E "Requests/sec|50%|99%|Non-2xx"
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  awk -v a="$c0" -v b="$(cpu "${RPID[$mode]}")" -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "relay CPU per request: %.1f us\n", (b-a)/hz*1e6/n}'
+}
 for mode in none owner; do
   SP=$(free_port); HP[$mode]=$(free_port)
   "$work/pomdev" relay --state-dir "$work/state-$mode" --ssh-addr "127.0.0.1:$SP" --http-addr "127.0.0.1:${HP[$mode]}" \
-    --http-auth "$mode" --default-target "127.0.0.1:$OP" --log-level warn > "$work/relay-$mode.out" 2> "$work/relay-$mode.err" & pids+=($!)
+    --http-auth "$mode" --default-target "127.0.0.1:$OP" --log-level warn > "$work/relay-$mode.out" 2> "$work/relay-$mode.err" & pids+=($!); RPID[$mode]=$!
   wait_for "grep -q Connect '$work/relay-$mode.out'"
   ssh "${SSHOPTS[@]}" -p "$SP" -T -R 0 127.0.0.1 < /dev/null > "$work/ssh-$mode.out" 2>&1 & pids+=($!)
   wait_for "grep -q Remote: '$work/ssh-$mode.out'"
@@ -35,7 +50,7 @@ done
 
 for r in $(seq "$ROUNDS"); do
   echo "== round $r: --http-auth none"
-  wrk -t2 -c32 -d "$DUR" --latency -H "Host: ${HOST[none]}" "http://127.0.0.1:${HP[none]}/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+  run none -H "Host: ${HOST[none]}" "http://127.0.0.1:${HP[none]}/"
   echo "== round $r: --http-auth owner, valid token"
-  wrk -t2 -c32 -d "$DUR" --latency -H "Host: ${HOST[owner]}" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${HP[owner]}/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+  run owner -H "Host: ${HOST[owner]}" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${HP[owner]}/"
 done
