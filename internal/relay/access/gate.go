@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,13 @@ func (s *Server) ServePRM(w http.ResponseWriter, r *http.Request, route string) 
 // owner is the fingerprint of the key holding route now (the caller has
 // the live route at hand); "" asks the Resolver.
 func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route, owner string, next func(*http.Request, Caller)) {
+	if owner == "" {
+		owner = s.cfg.Resolver.Owner(route)
+	}
+	if v := s.cached(r, route, owner); v != nil {
+		pass(r, v, next)
+		return
+	}
 	opts := s.bearerOptions(route)
 	cw := &challengeWriter{ResponseWriter: w, hadToken: r.Header.Get("Authorization") != ""}
 	var v *verdict // what verify found, for the handler below
@@ -87,13 +95,7 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route, owner strin
 		return &auth.TokenInfo{Scopes: v.scopes, Expiration: v.expires, UserID: v.owner}, nil
 	}
 	auth.RequireBearerToken(verify, opts)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		r.Header.Del("Authorization")
-		r.Header.Set(IdentityHeader, v.identity)
-		c := Caller{Route: v.route, Client: v.client, Grant: v.grant, Owner: v.owner}
-		if v.sub != "" {
-			c.Person = Person{Sub: v.sub, Email: v.email}.String()
-		}
-		next(r, c)
+		pass(r, v, next)
 	})).ServeHTTP(cw, r)
 	if cw.code == http.StatusUnauthorized || cw.code == http.StatusForbidden {
 		why := cw.why
@@ -102,6 +104,43 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route, owner strin
 		}
 		s.audit.add(Entry{Kind: "refused", Route: route, Decision: "deny", Status: cw.code, Reason: why, Source: sourceIP(r)})
 	}
+}
+
+// cached is the verdict on the request's token when the go-sdk middleware
+// already let the same token through and nothing has changed since: the
+// token is in the cache (verified, and nothing revoked since), written as
+// "Bearer <token>", not expired, for this route and its present owner,
+// with the scope. Anything else (a new token, one that fails, another
+// spelling of the header) goes through the middleware, which verifies it
+// and writes the challenge.
+func (s *Server) cached(r *http.Request, route, owner string) *verdict {
+	h := r.Header["Authorization"]
+	if len(h) == 0 {
+		return nil
+	}
+	scheme, token, ok := strings.Cut(h[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return nil
+	}
+	s.mu.Lock()
+	v := s.verdicts[token]
+	s.mu.Unlock()
+	if v == nil || !v.expires.After(s.cfg.Now()) || v.route != route || v.owner != owner || !slices.Contains(v.scopes, Scope) {
+		return nil
+	}
+	return v
+}
+
+// pass hands a request with a valid token on: without Authorization, with
+// the identity assertion.
+func pass(r *http.Request, v *verdict, next func(*http.Request, Caller)) {
+	r.Header.Del("Authorization")
+	r.Header.Set(IdentityHeader, v.identity)
+	c := Caller{Route: v.route, Client: v.client, Grant: v.grant, Owner: v.owner}
+	if v.sub != "" {
+		c.Person = Person{Sub: v.sub, Email: v.email}.String()
+	}
+	next(r, c)
 }
 
 // bearerOptions are the go-sdk middleware's options for route (its
