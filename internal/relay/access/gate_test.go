@@ -26,19 +26,27 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// An access token stops working when it expires, cached verdict or not,
-// with a 401 that says invalid_token.
-func TestGateExpiredToken(t *testing.T) {
+// clockedServer is a Server on route "r" of SHA256:owner with a settable
+// clock, and an owner token for it.
+func clockedServer(t *testing.T) (*Server, *clock, string) {
+	t.Helper()
 	clk := &clock{t: time.Now()}
 	s, err := New(Config{Issuer: "https://relay.example", StateDir: t.TempDir(), Resolver: oneRoute{}, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	tok, _, err := s.MintOwner(context.Background(), "r", "SHA256:owner")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, clk, tok
+}
+
+// An access token stops working when it expires, cached verdict or not,
+// with a 401 that says invalid_token.
+func TestGateExpiredToken(t *testing.T) {
+	s, clk, tok := clockedServer(t)
 	serve := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "https://r.relay.example/mcp", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -108,16 +116,7 @@ func (m *movable) Notify(Request)                {}
 // request reaches the app the same way, and the cache lets nothing through
 // that a fresh verification would refuse.
 func TestGateCachedVerdict(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	s, err := New(Config{Issuer: "https://relay.example", StateDir: t.TempDir(), Resolver: oneRoute{}, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tok, _, err := s.MintOwner(context.Background(), "r", "SHA256:owner")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, clk, tok := clockedServer(t)
 	type seen struct {
 		auth, identity string
 		caller         Caller
