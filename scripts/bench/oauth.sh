@@ -19,7 +19,7 @@ SSHOPTS=(-F /dev/null -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHos
 
 OP=$(free_port)
 "$work/origin" -addr "127.0.0.1:$OP" > "$work/origin.log" & pids+=($!)
-declare -A HP HOST RPID
+declare -A HP HOST RPID ratesum
 # cpu PID: the process's user + system time in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run MODE ARGS...: wrk through the relay of MODE, then its CPU per request.
@@ -29,6 +29,7 @@ run() {
   out=$(wrk -t2 -c"$CONNS" -d "$DUR" --latency "$@")
   echo "$out" | grep -E "Requests/sec|50%|99%|Non-2xx"
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  ratesum[$mode]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
   awk -v a="$c0" -v b="$(cpu "${RPID[$mode]}")" -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
     'BEGIN {printf "relay CPU per request: %.1f us\n", (b-a)/hz*1e6/n}'
 }
@@ -54,3 +55,9 @@ for r in $(seq "$ROUNDS"); do
   echo "== round $r: --http-auth owner, valid token"
   run owner -H "Host: ${HOST[owner]}" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${HP[owner]}/"
 done
+python3 - "${ratesum[none]}" "${ratesum[owner]}" <<'PY'
+import statistics, sys
+n, o = ([float(x) for x in a.split()] for a in sys.argv[1:3])
+r = [b / a for a, b in zip(n, o)]
+print("owner / none per round:", " ".join(f"{x:.3f}" for x in r), f"(median {statistics.median(r):.3f})")
+PY

@@ -39,25 +39,49 @@ if [ -n "${SISH:-}" ]; then
   wait_for "curl -sf -H 'Host: bench.localhost' http://127.0.0.1:$XHP/ >/dev/null"
 fi
 
+# bench NAME ARGS...: one wrk run, its latency and rate lines printed, the
+# rate kept in rates[NAME] (space-separated, one per round).
+declare -A rates
+bench() {
+  local name=$1 out; shift
+  out=$(wrk -t2 -c32 -d "$DUR" --latency "$@")
+  echo "$out" | grep -E "^ +(50|99)%|Requests/sec|Non-2xx"
+  rates[$name]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
+}
 for r in $(seq "$ROUNDS"); do
   echo "== round $r: direct"
-  wrk -t2 -c32 -d "$DUR" --latency "http://127.0.0.1:$OP/" | grep -E "Requests/sec|50%|99%"
+  bench direct "http://127.0.0.1:$OP/"
   echo "== round $r: through pomdev relay (OpenSSH client, ssh -T -R 0)"
-  wrk -t2 -c32 -d "$DUR" --latency -H "Host: $HOST" "http://127.0.0.1:$HP/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+  bench pomdev -H "Host: $HOST" "http://127.0.0.1:$HP/"
   if [ -n "${SISH:-}" ]; then
     echo "== round $r: through sish (OpenSSH client, ssh -N -R bench:80:...)"
-    wrk -t2 -c32 -d "$DUR" --latency -H "Host: bench.localhost" "http://127.0.0.1:$XHP/" | grep -E "Requests/sec|50%|99%|Non-2xx"
+    bench sish -H "Host: bench.localhost" "http://127.0.0.1:$XHP/"
   fi
 done
+# Ratios per round and their medians.
+python3 - "${rates[direct]}" "${rates[pomdev]}" "${rates[sish]:-}" <<'PY'
+import statistics, sys
+d, p = [float(x) for x in sys.argv[1].split()], [float(x) for x in sys.argv[2].split()]
+s = [float(x) for x in sys.argv[3].split()]
+vd = [b / a for a, b in zip(d, p)]
+print("pomdev / direct per round:", " ".join(f"{x:.3f}" for x in vd), f"(median {statistics.median(vd):.3f})")
+if s:
+    vs = [a / b for a, b in zip(p, s)]
+    print("pomdev / sish per round:  ", " ".join(f"{x:.2f}" for x in vs), f"(median {statistics.median(vs):.2f})")
+PY
 
+sse_added=""; sish_added=""
 for r in $(seq "$ROUNDS"); do
   echo "== round $r: SSE, pomdev relay"
-  "$work/tunnels" -mode sse -url "$URL" -http "127.0.0.1:$HP" -origin "http://127.0.0.1:$OP" -events 300
+  out=$("$work/tunnels" -mode sse -url "$URL" -http "127.0.0.1:$HP" -origin "http://127.0.0.1:$OP" -events 300)
+  echo "$out"; sse_added+="${out##* } "
   if [ -n "${SISH:-}" ]; then
     echo "== round $r: SSE, sish"
-    "$work/tunnels" -mode sse -url "http://bench.localhost" -http "127.0.0.1:$XHP" -origin "http://127.0.0.1:$OP" -events 300
+    out=$("$work/tunnels" -mode sse -url "http://bench.localhost" -http "127.0.0.1:$XHP" -origin "http://127.0.0.1:$OP" -events 300)
+    echo "$out"; sish_added+="${out##* } "
   fi
 done
+echo "SSE added per round: pomdev $sse_added${SISH:+| sish $sish_added}"
 
 echo "== idle tunnels (relay in a child process, after GC and FreeOSMemory)"
 "$work/tunnels" -mode idle -n "$IDLE" ${IDLE_CIPHER:+-cipher "$IDLE_CIPHER"}
