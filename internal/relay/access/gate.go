@@ -30,6 +30,10 @@ type verdict struct {
 	identity                    string
 }
 
+// maxTokenLen bounds the tokens looked at; this relay's are about 255
+// bytes.
+const maxTokenLen = 1024
+
 // maxVerdicts bounds the cache; past it, expired entries go, then all.
 const maxVerdicts = 8192
 
@@ -119,7 +123,7 @@ func (s *Server) cached(r *http.Request, route, owner string) *verdict {
 		return nil
 	}
 	scheme, token, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxTokenLen {
 		return nil
 	}
 	s.mu.Lock()
@@ -222,7 +226,7 @@ func (s *Server) verifyFor(ctx context.Context, token, route, owner string) (*ve
 // load verifies a token not in the cache: op's sealing (AES-GCM), then the
 // store.
 func (s *Server) load(ctx context.Context, token string, now time.Time) (*verdict, error) {
-	if len(token) > 1024 {
+	if len(token) > maxTokenLen {
 		return nil, invalid("token too long")
 	}
 	plain, err := s.provider.Crypto().Decrypt(token)
