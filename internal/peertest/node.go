@@ -39,14 +39,7 @@ func StartNode(t testing.TB, dir string, args ...string) string {
 	cmd := exec.Command(node, append([]string{"--require", preload}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT=0", "POMDEV_LISTEN_FILE="+portFile, "NODE_ENV=production")
-	out := &SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	out, exited := Start(t, cmd)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if b, err := os.ReadFile(portFile); err == nil {
@@ -105,3 +98,18 @@ func (s *SyncBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *SyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// Start starts cmd with its output and errors gathered in out, and kills
+// it when the test ends; exited is closed once it has exited.
+func Start(t testing.TB, cmd *exec.Cmd) (out *SyncBuffer, exited <-chan struct{}) {
+	t.Helper()
+	out = &SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	return out, done
+}

@@ -56,14 +56,7 @@ func StartOP(t *testing.T, redirect string) string {
 		ln.Close()
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "PORT="+port, "REDIRECT_URI="+redirect)
-		out := &peertest.SyncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+		out, exited := peertest.Start(t, cmd)
 		issuer := "http://localhost:" + port + "/"
 		deadline := time.Now().Add(60 * time.Second)
 		for {
