@@ -88,3 +88,53 @@ func FuzzNormalizeCode(f *testing.F) {
 		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() { _ = NormalizeCode(s) })
 	})
 }
+
+// FuzzGate: whatever a request's Authorization header holds, the gate lets
+// it through only with the route's own token written as a bearer token
+// (either by the cached path or the go-sdk middleware), hands the app no
+// Authorization, and stays within time and memory.
+func FuzzGate(f *testing.F) {
+	s := newTestServer(f)
+	tok, _, err := s.MintOwner(context.Background(), "r", "SHA256:owner")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("Bearer "+tok, false)
+	f.Add("bearer  "+tok, false)
+	f.Add("Bearer "+tok+" x", false)
+	f.Add("Bearer "+tok, true)
+	f.Add("Basic "+tok, false)
+	f.Add("Bearer \t"+tok+"\r\n", false)
+	f.Fuzz(func(t *testing.T, authz string, otherRoute bool) {
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
+			route := "r"
+			if otherRoute {
+				route = "other"
+			}
+			// The first request may fill the cache; the second may take
+			// the cached path.
+			for range 2 {
+				req := httptest.NewRequest(http.MethodPost, "https://r.relay.example/mcp", nil)
+				req.Header["Authorization"] = []string{authz}
+				w := httptest.NewRecorder()
+				passed := false
+				s.Gate(w, req, route, "SHA256:owner", func(r *http.Request, _ Caller) {
+					passed = true
+					if r.Header.Get("Authorization") != "" {
+						t.Fatal("the app saw the token")
+					}
+				})
+				if !passed {
+					if w.Code != http.StatusUnauthorized && w.Code != http.StatusForbidden && w.Code != http.StatusBadRequest {
+						t.Fatalf("refused with %d", w.Code)
+					}
+					continue
+				}
+				fields := strings.Fields(authz)
+				if route != "r" || len(fields) != 2 || !strings.EqualFold(fields[0], "bearer") || fields[1] != tok {
+					t.Fatalf("passed %q on route %q", authz, route)
+				}
+			}
+		})
+	})
+}
