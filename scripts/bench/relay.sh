@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Relay benchmark (docs/PERFORMANCE.md): wrk -t2 -c32 against a tiny origin
 # answering 1.3 KB of JSON, direct and through pomdev relay with the stock
-# OpenSSH client (ssh -T -R 0, which prints a line per request); SSE delay
-# added; relay RSS per idle tunnel. With SISH=/path/to/sish the same runs go
-# through sish too (ssh -R bench:80:...), interleaved round by round; this
-# script does not fetch or build sish. Needs wrk and ssh.
+# OpenSSH client, both as a developer runs it (ssh -T -R 0, a session that
+# prints a line per request) and as sish is run below (ssh -N -R
+# bench:80:..., no session); SSE delay added; relay RSS per idle tunnel.
+# With SISH=/path/to/sish the same runs go through sish too (ssh -N -R
+# bench:80:...), interleaved round by round; this script does not fetch or
+# build sish. Needs wrk and ssh.
 # IDLE_CIPHER=chacha20-poly1305@openssh.com makes the idle clients choose
 # OpenSSH's cipher. Usage: [ROUNDS=5] [SISH=...] scripts/bench/relay.sh [duration] [idle-tunnels]
 set -euo pipefail
@@ -26,6 +28,10 @@ wait_for "grep -q Remote: '$work/ssh.out'"
 URL=$(grep Remote: "$work/ssh.out" | head -1 | awk '{print $2}' | tr -d '\r')
 HOST=${URL#http://}
 echo "tunnel $URL"
+# The same relay, a second tunnel without a session, as sish is run.
+ssh "${SSHOPTS[@]}" -p "$SP" -N -R "bench:80:127.0.0.1:$OP" 127.0.0.1 < /dev/null > "$work/ssh-n.out" 2>&1 & pids+=($!)
+NHOST=bench.${HOST#*.}
+wait_for "curl -sf -H 'Host: $NHOST' http://127.0.0.1:$HP/ >/dev/null"
 
 if [ -n "${SISH:-}" ]; then
   XSP=$(free_port); XHP=$(free_port)
@@ -53,21 +59,25 @@ for r in $(seq "$ROUNDS"); do
   bench direct "http://127.0.0.1:$OP/"
   echo "== round $r: through pomdev relay (OpenSSH client, ssh -T -R 0)"
   bench pomdev -H "Host: $HOST" "http://127.0.0.1:$HP/"
+  echo "== round $r: through pomdev relay (OpenSSH client, ssh -N -R bench:80:...)"
+  bench pomdevN -H "Host: $NHOST" "http://127.0.0.1:$HP/"
   if [ -n "${SISH:-}" ]; then
     echo "== round $r: through sish (OpenSSH client, ssh -N -R bench:80:...)"
     bench sish -H "Host: bench.localhost" "http://127.0.0.1:$XHP/"
   fi
 done
 # Ratios per round and their medians.
-python3 - "${rates[direct]}" "${rates[pomdev]}" "${rates[sish]:-}" <<'PY'
+python3 - "${rates[direct]}" "${rates[pomdev]}" "${rates[pomdevN]}" "${rates[sish]:-}" <<'PY'
 import statistics, sys
-d, p = [float(x) for x in sys.argv[1].split()], [float(x) for x in sys.argv[2].split()]
-s = [float(x) for x in sys.argv[3].split()]
-vd = [b / a for a, b in zip(d, p)]
-print("pomdev / direct per round:", " ".join(f"{x:.3f}" for x in vd), f"(median {statistics.median(vd):.3f})")
+d, p, n = ([float(x) for x in a.split()] for a in sys.argv[1:4])
+s = [float(x) for x in sys.argv[4].split()]
+def show(label, v, fmt):
+    print(f"{label:<34}", " ".join(format(x, fmt) for x in v), f"(median {format(statistics.median(v), fmt)})")
+show("pomdev -T / direct per round:", [b / a for a, b in zip(d, p)], ".3f")
+show("pomdev -N / direct per round:", [b / a for a, b in zip(d, n)], ".3f")
 if s:
-    vs = [a / b for a, b in zip(p, s)]
-    print("pomdev / sish per round:  ", " ".join(f"{x:.2f}" for x in vs), f"(median {statistics.median(vs):.2f})")
+    show("pomdev -T / sish per round:", [a / b for a, b in zip(p, s)], ".2f")
+    show("pomdev -N / sish per round:", [a / b for a, b in zip(n, s)], ".2f")
 PY
 
 sse_added=""; sish_added=""
