@@ -39,6 +39,8 @@ import (
 //	                            server, open its authorize page; VAR = the code it shows. The
 //	                            browser's page keeps waiting in the background (oauthwait)
 //	oauthwait VAR               wait (30 s) for that page to move on; VAR = approved or denied
+//	resetflood ADDR N           N times: a connection to ADDR (host:port) that sends 40 GETs
+//	                            and closes with a reset (SO_LINGER 0) after the first byte of the answers
 //
 // loops holds the request loops of httploop, per script.
 var loops sync.Map // *testscript.TestScript -> *requestLoop
@@ -370,6 +372,27 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			ts.Fatalf("oauthwait without oauthstart")
 		}
 		ts.Setenv(args[0], <-v.(chan string))
+	},
+	"resetflood": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 {
+			ts.Fatalf("usage: resetflood ADDR N")
+		}
+		n, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		reqs := strings.Repeat("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", 40)
+		for i := 0; i < n; i++ {
+			c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+			if err != nil {
+				ts.Fatalf("connection %d of %d: %v", i+1, n, err)
+			}
+			_, _ = io.WriteString(c, reqs)
+			// The first byte of an answer: the relay is writing when the
+			// reset arrives.
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = c.Read(make([]byte, 1))
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+		}
 	},
 	"httpget": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {

@@ -8,10 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/pomdev/pomdev/internal/cli/accesscmd"
 	"github.com/pomdev/pomdev/internal/cli/completion"
@@ -38,10 +35,8 @@ func Main(ctx context.Context, args []string, ios *iostreams.IOStreams) int {
 	// A copy of pomdev started to lead a supervised process's group runs
 	// as that and exits (internal/supervise, shim_linux.go).
 	supervise.ShimMain()
-	// A closed terminal (SIGHUP), a reader gone from a pipe (SIGPIPE on
-	// stdout) and SIGQUIT stop pomdev as SIGTERM does: cleanly, with its
-	// child processes, instead of killing it and leaving them running.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	// Signals, and a reader gone from stdout, stop the run (signals.go).
+	ctx, stop := stopSignals(ctx)
 	defer stop()
 	return run(ctx, factory.New(ios), args)
 }
@@ -60,7 +55,10 @@ func run(ctx context.Context, f *factory.Factory, args []string) int {
 		return exitcode.OK
 	}
 	if ctx.Err() != nil && !isTyped(err) {
-		fmt.Fprintln(f.IOStreams.ErrOut, "interrupted")
+		// Nobody reads a closed output: the run ends quietly.
+		if !errors.Is(context.Cause(ctx), ErrOutputClosed) {
+			fmt.Fprintln(f.IOStreams.ErrOut, describeStop(ctx))
+		}
 		return exitcode.Interrupted
 	}
 	if !errors.Is(err, factory.ErrSilent) {

@@ -36,7 +36,7 @@ var Table = []struct {
 	{AuthRequired, "authentication required: sign in, log in (inspect --login) or pass a token"},
 	{Unreachable, "unreachable: connection refused, DNS, TLS, timeout or a peer speaking garbage"},
 	{ToolError, "the MCP tool called with inspect --call (or by preview --check) returned an error"},
-	{Interrupted, "interrupted by Ctrl-C, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE"},
+	{Interrupted, "interrupted by Ctrl-C, SIGTERM, SIGHUP or SIGQUIT, or its output closed (a reader gone from a pipe)"},
 }
 
 // Error is an error with an exit code and an optional hint telling the user

@@ -296,7 +296,23 @@ func Run(opts *Options) error {
 	if opts.Ready != nil {
 		opts.Ready(r)
 	}
-	return r.Serve(opts.Ctx)
+	err = r.Serve(opts.Ctx)
+	// Every way the relay stops says why: a signal, or an error below.
+	if err != nil {
+		opts.Log.Error("relay stopped", "err", err)
+	} else {
+		opts.Log.Info("relay stopped", "reason", stopReason(opts.Ctx))
+	}
+	return err
+}
+
+// stopReason is why ctx ended ("received SIGTERM"), or "stopped" when it
+// did not say.
+func stopReason(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil && c != context.Canceled {
+		return c.Error()
+	}
+	return "stopped"
 }
 
 func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info relay.Info, rc config.Relay, stateDir, sshAddr string) {
