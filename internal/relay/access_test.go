@@ -14,6 +14,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -81,6 +82,7 @@ type gatedTunnel struct {
 	url    string // the route's URL
 	ssh    *rt.SSH
 	pool   *x509.CertPool
+	jar    http.CookieJar // the browser's cookies, kept across browse calls
 }
 
 func startGated(t *testing.T, mod func(*relay.Config)) *gatedTunnel {
@@ -146,12 +148,23 @@ var backRE = regexp.MustCompile(`<a href="([^"]+)">Back to the application`)
 
 var codeRE = regexp.MustCompile(`class="code">([0-9A-Z]{4}-[0-9A-Z]{4})<`)
 
+// ownerBrowser is the harness client with the owner's browser's cookies that hands
+// redirects back.
+func (g *gatedTunnel) ownerBrowser() *http.Client {
+	c := g.noRedirect()
+	if g.jar == nil {
+		g.jar, _ = cookiejar.New(nil)
+	}
+	c.Jar = g.jar
+	return c
+}
+
 // browse plays the browser from the authorize URL: it follows redirects
 // to the approval page, hands its code to approve, waits on the page until
 // it moves on and returns where the relay finally sends the browser back.
 func (g *gatedTunnel) browse(t *testing.T, authURL string, approve func(code string)) *url.URL {
 	t.Helper()
-	c := g.noRedirect()
+	c := g.ownerBrowser()
 	next := authURL
 	approved := false
 	deadline := time.Now().Add(20 * time.Second)

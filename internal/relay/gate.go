@@ -160,7 +160,7 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 			return 1
 		}
 		for _, g := range gs {
-			fmt.Fprintf(out, "%s  %s  until %s\n", g.ID, termsafe.String(g.ClientName), g.Expires.UTC().Format(time.DateOnly))
+			fmt.Fprintf(out, "%s  %s  for %s  until %s\n", g.ID, termsafe.String(g.ClientName), termsafe.String(strings.Join(g.Routes, ", ")), g.Expires.UTC().Format(time.DateOnly))
 		}
 	case "token":
 		// A token per live route of this key (on any of its connections),

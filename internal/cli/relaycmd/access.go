@@ -111,9 +111,10 @@ under it at once; the app has to ask the owner again.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GRANT\tAPP\tOWNER KEY\tAPPROVED BY\tUNTIL")
+			fmt.Fprintln(tw, "GRANT\tAPP\tOWNER KEY\tROUTES\tAPPROVED BY\tUNTIL")
 			for _, g := range a.Grants {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.ID, termsafe.String(g.ClientName), g.Owner, termsafe.String(g.ApprovedBy), g.Expires.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, termsafe.String(g.ClientName), g.Owner, termsafe.String(strings.Join(g.Routes, ",")),
+					termsafe.String(g.ApprovedBy), g.Expires.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		}),

@@ -113,7 +113,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = c.id
 	}
-	info := &reqInfo{route: route, owner: owner, resource: s.cfg.Resolver.Resource(route), clientName: name, client: c}
+	info := &reqInfo{route: route, owner: owner, resource: s.cfg.Resolver.Resource(route), clientName: name, client: c,
+		browser: browserOf(r)}
 	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
 }
 
@@ -322,6 +323,7 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	switch {
 	case row.State == stateApproved:
+		s.bindBrowser(w, r, row)
 		http.Redirect(w, r, s.cfg.Issuer+PathAuthorize+"/callback?id="+url.QueryEscape(id), http.StatusSeeOther)
 		return
 	case row.State == stateDenied || !row.Expires.After(now):
@@ -354,7 +356,7 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 // recordGrant remembers the owner's approval of row's client.
 func (s *Server) recordGrant(ctx context.Context, row authRow, by string, now time.Time) {
 	if _, err := s.st.putGrant(ctx, Grant{ID: random(12), Owner: row.Owner, ClientID: row.ClientID, ClientName: row.Data.ClientName,
-		ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
+		Routes: []string{row.Route}, ApprovedBy: by, Created: now, Expires: now.Add(s.cfg.GrantTTL)}); err != nil {
 		s.log.Warn("cannot record a grant", "err", err)
 	}
 }

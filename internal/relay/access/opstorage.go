@@ -76,6 +76,7 @@ type reqInfo struct {
 	resource   string
 	clientName string
 	client     *client // looked up by serveAuthorize, so op need not fetch it again
+	browser    string  // the hash of the request's browser cookie ("" none)
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -106,14 +107,15 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 			Resource: info.resource, ClientName: info.clientName,
 		},
 	}
-	if _, err := s.st.liveGrant(ctx, info.owner, req.ClientID, now); err == nil && s.cfg.SignIn == nil {
-		// With an identity provider every request signs its person in: a
-		// client (ChatGPT's, say) is shared by many people.
-		row.State, row.DecidedBy = stateApproved, "remembered"
-	} else if !errors.Is(err, errNotFound) {
+	g, err := s.st.liveGrant(ctx, info.owner, req.ClientID, now)
+	if err != nil && !errors.Is(err, errNotFound) {
 		return nil, err
 	}
-	var err error
+	if by := remembered(g, err == nil, info); by != "" && s.cfg.SignIn == nil {
+		// With an identity provider every request signs its person in: a
+		// client (ChatGPT's, say) is shared by many people.
+		row.State, row.DecidedBy = stateApproved, by
+	}
 	for range 5 {
 		row.Approval = newApprovalCode()
 		if err = s.st.addAuth(ctx, row); err == nil || !strings.Contains(err.Error(), "UNIQUE") {
@@ -131,6 +133,35 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		s.cfg.Resolver.Notify(requestOf(row))
 	}
 	return &authReq{row: row}, nil
+}
+
+// How a remembered approval decided a request (auth_requests.decided_by).
+const (
+	byRememberedBrowser      = "remembered (the approving browser)"
+	byRememberedConfidential = "remembered (authenticated client)"
+)
+
+func isRemembered(by string) bool { return strings.HasPrefix(by, "remembered") }
+
+// remembered says how a live grant g (ok) decides the request described
+// by info, or "" when the owner must be asked. A grant stands in for the
+// owner only for a route it was approved for, and only when the request
+// proves it comes from where the approval went: the browser that was
+// bound to the grant when the approval reached it (its cookie), or a
+// confidential client, whose code is worth nothing without its
+// credentials. A public client's id and redirect are public: knowing them
+// proves nothing.
+func remembered(g Grant, ok bool, info *reqInfo) string {
+	if !ok || !g.covers(info.route) {
+		return ""
+	}
+	switch {
+	case info.client != nil && info.client.method != oidc.AuthMethodNone:
+		return byRememberedConfidential
+	case g.bound(info.browser):
+		return byRememberedBrowser
+	}
+	return ""
 }
 
 func (o *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
@@ -190,8 +221,8 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 	switch r := req.(type) {
 	case *authReq:
 		g := Grant{ID: random(12), Owner: r.row.Owner, ClientID: r.row.ClientID, ClientName: r.row.Data.ClientName,
-			ApprovedBy: r.row.DecidedBy, Created: now, Expires: now.Add(s.cfg.GrantTTL)}
-		if r.row.DecidedBy == "remembered" {
+			Routes: []string{r.row.Route}, ApprovedBy: r.row.DecidedBy, Created: now, Expires: now.Add(s.cfg.GrantTTL)}
+		if isRemembered(r.row.DecidedBy) {
 			if old, err := s.st.liveGrant(ctx, g.Owner, g.ClientID, now); err == nil {
 				g = old
 			}

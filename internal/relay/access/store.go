@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,7 +116,13 @@ func openStore(dir string, db *sql.DB) (*store, error) {
 		}
 		// The person a token was issued to (identity provider), added after
 		// the first version of the table.
-		return addColumns(db, "tokens", "sub", "email")
+		if err := addColumns(db, "tokens", "sub", "email"); err != nil {
+			return err
+		}
+		// The routes a grant covers and the browsers bound to it, added
+		// later: a grant from before covers no route, so its owner is
+		// asked again.
+		return addColumns(db, "grants", "routes", "browsers")
 	}()
 	if err != nil {
 		if own {
@@ -338,40 +345,112 @@ func (s *store) countPending(ctx context.Context, route string, now time.Time) (
 	return n, err
 }
 
-// Grant is an owner's approval of a client, remembered until it expires or
-// is revoked.
+// Grant is an owner's approval of a client for some of the owner's
+// routes, remembered until it expires or is revoked.
 type Grant struct {
 	ID         string    `json:"id"`
 	Owner      string    `json:"owner"`
 	ClientID   string    `json:"client_id"`
 	ClientName string    `json:"client_name"`
+	Routes     []string  `json:"routes"` // the routes it was approved for
 	ApprovedBy string    `json:"approved_by"`
 	Created    time.Time `json:"created"`
 	Expires    time.Time `json:"expires"`
+
+	// browsers are the hashes of the browser cookies bound to the grant
+	// when its approval reached them (newest last, at most maxBrowsers).
+	browsers []string
 }
 
-// putGrant records (or renews) the grant of owner to client.
+// Bounds of a grant's lists, which an owner's approvals grow.
+const (
+	maxGrantRoutes = 64
+	maxBrowsers    = 16
+)
+
+// covers reports whether g was approved for route.
+func (g Grant) covers(route string) bool { return slices.Contains(g.Routes, route) }
+
+// bound reports whether the browser whose cookie hashes to h is bound to g.
+func (g Grant) bound(h string) bool { return h != "" && slices.Contains(g.browsers, h) }
+
+// appendBounded adds v to list unless there, dropping the oldest past n.
+func appendBounded(list []string, v string, n int) []string {
+	if v == "" || slices.Contains(list, v) {
+		return list
+	}
+	list = append(list, v)
+	if len(list) > n {
+		list = list[len(list)-n:]
+	}
+	return list
+}
+
+// putGrant records (or renews) the grant of owner to client and adds
+// g.Routes to the routes it covers.
 func (s *store) putGrant(ctx context.Context, g Grant) (string, error) {
-	var id string
-	err := s.db.QueryRowContext(ctx, `INSERT INTO grants (id, owner, client_id, client_name, approved_by, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (owner, client_id) DO UPDATE SET client_name = excluded.client_name, approved_by = excluded.approved_by, expires = excluded.expires
-		RETURNING id`,
-		g.ID, g.Owner, g.ClientID, g.ClientName, g.ApprovedBy, g.Created.Unix(), g.Expires.Unix()).Scan(&id)
-	return id, err
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	old, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = ? AND client_id = ?`, g.Owner, g.ClientID))
+	switch {
+	case err == nil:
+		routes := old.Routes
+		if old.Expires.Before(g.Created) {
+			routes = nil // an expired grant covers nothing any more
+		}
+		for _, r := range g.Routes {
+			routes = appendBounded(routes, r, maxGrantRoutes)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE grants SET client_name = ?, approved_by = ?, expires = ?, routes = ? WHERE id = ?`,
+			g.ClientName, g.ApprovedBy, g.Expires.Unix(), strings.Join(routes, " "), old.ID); err != nil {
+			return "", err
+		}
+		g.ID = old.ID
+	case errors.Is(err, errNotFound):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO grants (id, owner, client_id, client_name, approved_by, created, expires, routes, browsers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')`,
+			g.ID, g.Owner, g.ClientID, g.ClientName, g.ApprovedBy, g.Created.Unix(), g.Expires.Unix(), strings.Join(g.Routes, " ")); err != nil {
+			return "", err
+		}
+	default:
+		return "", err
+	}
+	return g.ID, tx.Commit()
+}
+
+// bindBrowser binds the browser whose cookie hashes to h to grant id.
+func (s *store) bindBrowser(ctx context.Context, id, h string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE grants SET browsers = ? WHERE id = ?`, strings.Join(appendBounded(g.browsers, h, maxBrowsers), " "), id); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func scanGrant(row interface{ Scan(...any) error }) (Grant, error) {
 	var g Grant
 	var created, expires int64
-	err := row.Scan(&g.ID, &g.Owner, &g.ClientID, &g.ClientName, &g.ApprovedBy, &created, &expires)
+	var routes, browsers string
+	err := row.Scan(&g.ID, &g.Owner, &g.ClientID, &g.ClientName, &g.ApprovedBy, &created, &expires, &routes, &browsers)
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, errNotFound
 	}
 	g.Created, g.Expires = time.Unix(created, 0), time.Unix(expires, 0)
+	g.Routes, g.browsers = strings.Fields(routes), strings.Fields(browsers)
 	return g, err
 }
 
-const grantCols = `id, owner, client_id, client_name, approved_by, created, expires`
+const grantCols = `id, owner, client_id, client_name, approved_by, created, expires, routes, browsers`
 
 // liveGrant is the unexpired grant of owner to client.
 func (s *store) liveGrant(ctx context.Context, owner, clientID string, now time.Time) (Grant, error) {
