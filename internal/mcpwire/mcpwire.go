@@ -55,33 +55,59 @@ type prefixed struct {
 func (p *prefixed) Close() error { return p.closer.Close() }
 
 // Parse extracts method, id and tool name from a (possibly truncated)
-// JSON-RPC message or the first message of a batch. Truncated input gives
-// what could be read before the cut.
+// JSON-RPC message or the first message of a batch, reading keys as Decode
+// does. Truncated input gives what could be read before the cut.
 func Parse(head []byte) Call {
 	head = bytes.TrimSpace(head)
+	first := head
 	if len(head) > 0 && head[0] == '[' {
-		head = bytes.TrimSpace(head[1:])
-	}
-	var msg struct {
-		Method string          `json:"method"`
-		ID     json.RawMessage `json:"id"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(head))
-	if err := dec.Decode(&msg); err != nil {
-		c := parseTruncated(head)
-		if c.Method != "tools/call" && c.Method != "prompts/get" {
-			c.Tool = ""
+		dec := json.NewDecoder(bytes.NewReader(head))
+		var raw json.RawMessage
+		if _, err := dec.Token(); err == nil && dec.Decode(&raw) == nil {
+			first = raw
+		} else {
+			first = bytes.TrimSpace(head[1:])
 		}
-		return c
 	}
-	c := Call{Method: msg.Method, ID: rawID(msg.ID)}
-	if msg.Method == "tools/call" || msg.Method == "prompts/get" {
-		c.Tool = msg.Params.Name
+	if m, err := Decode(first); err == nil {
+		return CallOf(m)
+	}
+	c := parseTruncated(first)
+	if c.Method != "tools/call" && c.Method != "prompts/get" {
+		c.Tool = ""
 	}
 	return c
+}
+
+// CallOf is what pomdev shows of m: its method, id and, for tools/call
+// and prompts/get, params.name.
+func CallOf(m Message) Call {
+	var c Call
+	if m.Method != nil {
+		c.Method = *m.Method
+	}
+	c.ID = rawID(m.ID)
+	if c.Method == "tools/call" || c.Method == "prompts/get" {
+		c.Tool, _ = StringKey(m.Params, "name")
+	}
+	return c
+}
+
+// StringKey is the string member key of the JSON object obj (exact key).
+func StringKey(obj json.RawMessage, key string) (string, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return "", false
+	}
+	v, ok := m[key]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 func rawID(raw json.RawMessage) string {

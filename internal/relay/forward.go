@@ -397,7 +397,7 @@ func (f forwarder) answer(w http.ResponseWriter, req *http.Request, s *stream, r
 	resp.Body.Close()
 	if !stop() || err != nil || resp.Close || req.Close {
 		if err != nil {
-			if rec, ok := w.(*event.Recorder); ok && req.Context().Err() == nil {
+			if rec := event.RecorderOf(w); rec != nil && req.Context().Err() == nil {
 				rec.Err = err.Error()
 			}
 		}
@@ -417,7 +417,7 @@ func (f forwarder) switchProtocols(w http.ResponseWriter, s *stream, resp *http.
 		return
 	}
 	defer conn.Close()
-	if rec, ok := w.(*event.Recorder); ok {
+	if rec := event.RecorderOf(w); rec != nil {
 		rec.Status = http.StatusSwitchingProtocols
 	}
 	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
@@ -451,7 +451,7 @@ func closeWrite(c net.Conn) {
 
 // fail answers a request the tunnel could not carry.
 func (f forwarder) fail(w http.ResponseWriter, req *http.Request, err error) {
-	if rec, ok := w.(*event.Recorder); ok {
+	if rec := event.RecorderOf(w); rec != nil {
 		rec.Err = err.Error()
 	}
 	r := f.r

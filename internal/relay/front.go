@@ -100,12 +100,18 @@ func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string
 	// The origin address reaches the forwarded-tcpip channel's payload.
 	var h http.Handler = forwarder{r: r, rt: rt, origin: req.RemoteAddr}
 	var d policy.Decision
+	enforced := false
 	if ts := r.toolsFor(rt); !ts.Empty() {
-		h = enforcing(ts, &d, h)
+		h, enforced = enforcing(ts, &d, h), true
 	}
 	ev := mcpwire.Observe(w, req, h)
 	rt.c.active.Add(-1)
 	ev.Route = name
+	if enforced {
+		// One reader for policy, events and audit: what the enforcement
+		// read decides what they name.
+		ev.RPCMethod, ev.Tool = d.Method, d.Tool
+	}
 	if d.Rule != "" {
 		r.log.Info("request refused by the tool policy", "route", name, "tool", d.Denied, "rule", d.Rule, "remote", req.RemoteAddr)
 		ev.Err = "policy: " + d.Rule

@@ -395,7 +395,23 @@ func TestToolPolicyAudit(t *testing.T) {
 	if !strings.Contains(string(b), `deny \"echo\" at `+file+":2") {
 		t.Fatalf("denied call: %s", b)
 	}
+	// One reader for the policy and the audit: a second "Params" names no
+	// tool in the trail (and the message is refused).
+	req, _ = http.NewRequest(http.MethodPost, g.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_time"},"Params":{"name":"spoofed"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tk.Access)
+	if resp, err = g.client().Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a message with params and Params: %d", resp.StatusCode)
+	}
 	data := g.auditTrail(t)
+	if strings.Contains(string(data), "spoofed") {
+		t.Fatalf("the audit names a tool the policy never read:\n%s", data)
+	}
 	var denied, hidden bool
 	for line := range strings.Lines(string(data)) {
 		var e access.Entry

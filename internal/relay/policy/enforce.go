@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/pomdev/pomdev/internal/mcpwire"
 )
 
 // Limits of what the enforcement reads whole.
@@ -35,14 +38,13 @@ type Decision struct {
 	Denied string // the tool refused ("" when none)
 	Rule   string // the rule that refused it, or why the request was refused
 	Hidden int    // tools removed from tools/list answers
+
+	// Method and Tool are the first message's method and tool as the
+	// enforcement read them, which the audit names ("" when it read none).
+	Method, Tool string
 }
 
-// message is the part of a JSON-RPC message the enforcement reads.
-type message struct {
-	ID     json.RawMessage
-	Method *string
-	Params json.RawMessage
-}
+type message = mcpwire.Message
 
 // Enforce serves r with next under the tool rules ts: a tools/call of a
 // denied tool never reaches next and is answered with a JSON-RPC error
@@ -51,6 +53,19 @@ type message struct {
 // cannot be read as JSON-RPC is refused. ts must not be empty.
 func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handler) Decision {
 	var d Decision
+	if why := refusedShape(r); why != "" {
+		d.Rule = why
+		status := http.StatusBadRequest
+		switch {
+		case strings.HasPrefix(why, "the method"):
+			status = http.StatusMethodNotAllowed
+			w.Header().Set("Allow", "GET, POST, DELETE, OPTIONS, HEAD")
+		case strings.HasPrefix(why, "the body is"):
+			status = http.StatusUnsupportedMediaType
+		}
+		refuse(w, status, nil, codeInvalidRequest, "this tunnel has a tool policy: the relay reads every request the app could take as MCP, and "+why, "")
+		return d
+	}
 	switch r.Method {
 	case http.MethodPost:
 	case http.MethodGet:
@@ -63,13 +78,8 @@ func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handl
 		fw.finish()
 		return d
 	default:
+		// DELETE, OPTIONS and HEAD without a body carry no message.
 		next.ServeHTTP(w, r)
-		return d
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		d.Rule = "the body is not application/json"
-		refuse(w, http.StatusUnsupportedMediaType, nil, codeInvalidRequest, "this tunnel has a tool policy: the relay reads every request, and this one is not JSON (Content-Type "+strconv.Quote(r.Header.Get("Content-Type"))+")", "")
 		return d
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
@@ -83,7 +93,19 @@ func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handl
 		refuse(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, fmt.Sprintf("this tunnel has a tool policy: request bodies are limited to %d bytes", MaxBody), "")
 		return d
 	}
+	if !utf8.Valid(body) {
+		d.Rule = "the body is not valid UTF-8"
+		refuse(w, http.StatusBadRequest, nil, codeParse, "this tunnel has a tool policy and the request body is not valid UTF-8", "")
+		return d
+	}
 	msgs, batch, err := parseMessages(body)
+	if err == nil {
+		err = idsMatchable(msgs)
+	}
+	if len(msgs) > 0 {
+		c := mcpwire.CallOf(msgs[0])
+		d.Method, d.Tool = c.Method, c.Tool
+	}
 	if err != nil {
 		d.Rule = "the body is not JSON-RPC"
 		refuse(w, http.StatusBadRequest, nil, codeParse, "this tunnel has a tool policy and the request is not JSON-RPC the relay can read: "+err.Error(), "")
@@ -94,7 +116,7 @@ func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handl
 		refuse(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, bad, "")
 		return d
 	}
-	var lists map[string]bool
+	var lists, others map[string]bool
 	type refusal struct {
 		id         json.RawMessage
 		tool, rule string
@@ -120,7 +142,12 @@ func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handl
 				lists = map[string]bool{}
 			}
 			lists[idKey(m.ID)] = true
+			continue
 		}
+		if others == nil {
+			others = map[string]bool{}
+		}
+		others[idKey(m.ID)] = true
 	}
 	if len(denied) > 0 {
 		d.Denied, d.Rule = denied[0].tool, denied[0].rule
@@ -156,6 +183,7 @@ func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handl
 	}
 	r.Header.Del("Accept-Encoding")
 	fw := newFilter(w, ts, lists, &d)
+	fw.others = others
 	next.ServeHTTP(fw, r)
 	fw.finish()
 	return d
@@ -191,49 +219,95 @@ func parseMessages(body []byte) ([]message, bool, error) {
 	return []message{m}, false, nil
 }
 
-// unmarshalMessage reads the keys the enforcement needs. Keys are matched
-// exactly, as the app's JSON parser matches them (encoding/json's struct
-// decoding would also take "Method" or "NAME" for them), and of repeated
-// keys the last wins, as in JavaScript's JSON.parse.
+// unmarshalMessage reads a message as every app would (mcpwire.Decode):
+// exact keys, none repeated, none differing from a JSON-RPC key only by
+// case.
 func unmarshalMessage(raw []byte, m *message) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return errors.New("a JSON-RPC message is an object")
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return err
-	}
-	m.ID, m.Params = obj["id"], obj["params"]
-	if v, ok := obj["method"]; ok {
-		var method string
-		if err := json.Unmarshal(v, &method); err != nil {
-			return errors.New("method is not a string")
+	var err error
+	*m, err = mcpwire.Decode(raw)
+	return err
+}
+
+// idsMatchable refuses a request whose id the relay could not match to its
+// answer by value (mcpwire.IDKey).
+func idsMatchable(msgs []message) error {
+	for _, m := range msgs {
+		if m.Method == nil || m.ID == nil {
+			continue // a notification, or a response to the server
 		}
-		m.Method = &method
+		if _, ok := mcpwire.IDKey(m.ID); !ok {
+			return fmt.Errorf("the id %.40s is not a string or an integer of at most 2^53 (the relay matches answers to requests by id)", m.ID)
+		}
 	}
 	return nil
 }
 
 // toolName is params.name of a tools/call (exact key, as above).
 func toolName(params json.RawMessage) (string, bool) {
-	return stringKey(params, "name")
+	return mcpwire.StringKey(params, "name")
 }
 
 func stringKey(obj json.RawMessage, key string) (string, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(obj, &m) != nil {
-		return "", false
+	return mcpwire.StringKey(obj, key)
+}
+
+// allowedMethods are the methods a route with tool rules passes: exactly
+// these spellings (an app's HTTP parser may read "post" or "Post" as POST,
+// or route PUT to its MCP handler).
+var allowedMethods = map[string]bool{
+	http.MethodPost: true, http.MethodGet: true, http.MethodDelete: true, http.MethodOptions: true, http.MethodHead: true,
+}
+
+// refusedShape says why a request on a route with tool rules is refused
+// before its body is read, or "" when its shape is one the relay reads as
+// the app will: one of allowedMethods, a body only on POST, no upgrade
+// (a WebSocket would carry messages the relay never reads), and on a POST
+// a single Content-Type of application/json in UTF-8 (body-parser, behind
+// express.json() and the TypeScript SDK's Express app, decodes other
+// charsets such as UTF-7, which the relay would read as UTF-8) with no
+// Content-Encoding (which body-parser inflates).
+func refusedShape(r *http.Request) string {
+	if !allowedMethods[r.Method] {
+		return fmt.Sprintf("the method %.20q is not one of GET, POST, DELETE, OPTIONS and HEAD", r.Method)
 	}
-	v, ok := m[key]
-	if !ok {
-		return "", false
+	if r.Header.Get("Upgrade") != "" || headerHasToken(r.Header, "Connection", "upgrade") {
+		return "an upgrade (" + strconv.Quote(r.Header.Get("Upgrade")) + ") carries messages the relay cannot read"
 	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
+	if r.Method != http.MethodPost {
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			return "a " + r.Method + " request carries a body, which only a POST may"
+		}
+		return ""
 	}
-	return s, true
+	cts := r.Header.Values("Content-Type")
+	if len(cts) != 1 {
+		return fmt.Sprintf("the body is not application/json (%d Content-Type headers)", len(cts))
+	}
+	mt, params, err := mime.ParseMediaType(cts[0])
+	if err != nil || mt != "application/json" || strings.Contains(cts[0], ";") && len(params) == 0 {
+		return "the body is not application/json (Content-Type " + strconv.Quote(cts[0]) + ")"
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return "the body is not application/json in UTF-8 (Content-Type " + strconv.Quote(cts[0]) + ")"
+		}
+	}
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !(len(ce) == 1 && strings.EqualFold(strings.TrimSpace(ce[0]), "identity")) {
+		return "the body is encoded (Content-Encoding " + strconv.Quote(strings.Join(ce, ", ")) + ")"
+	}
+	return ""
+}
+
+// headerHasToken reports whether a comma-separated header has token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // headersAgree checks the MCP 2026-07-28 routing headers against the
@@ -266,13 +340,13 @@ func headersAgree(h http.Header, msgs []message, batch bool) (message, string) {
 	return message{}, ""
 }
 
-// idKey is a JSON-RPC id as a map key (compact JSON).
+// idKey is a JSON-RPC id as a map key, by its decoded value; an id with
+// no such key (Enforce refuses those in requests) is "?" plus its bytes.
 func idKey(id json.RawMessage) string {
-	var b bytes.Buffer
-	if json.Compact(&b, id) != nil {
-		return string(id)
+	if k, ok := mcpwire.IDKey(id); ok {
+		return k
 	}
-	return b.String()
+	return "?" + string(id)
 }
 
 func rpcError(id json.RawMessage, code int, msg, rule string) []byte {
@@ -307,14 +381,16 @@ func answer(w http.ResponseWriter, status int, body []byte) {
 type filter struct {
 	w     http.ResponseWriter
 	ts    ToolSet
-	lists map[string]bool // ids of tools/list requests; nil: any result with tools
-	d     *Decision
+	lists  map[string]bool // ids of tools/list requests; nil: any result with tools
+	others map[string]bool // ids of the request's other messages, whose results are left alone
+	d      *Decision
 
 	mode   int // 0 before WriteHeader, then modePass, modeJSON, modeSSE, modeBroken
 	status int
 	buf    bytes.Buffer // JSON: the whole answer; SSE: the partial line
 	event  [][]byte     // SSE: the lines of the current event
 	size   int          // SSE: bytes in the current event
+	prevCR bool         // SSE: the last byte written was a CR
 }
 
 const (
@@ -390,8 +466,11 @@ func (f *filter) Write(p []byte) (int, error) {
 		}
 		return f.buf.Write(p)
 	}
-	// SSE: split into lines; an event ends at a blank line.
+	// SSE: split into lines; an event ends at a blank line. A line ends
+	// at CRLF, LF or a lone CR (the SSE specification's three endings),
+	// each passed on as LF.
 	n := len(p)
+	p = f.normalizeEOL(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -415,6 +494,30 @@ func (f *filter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// normalizeEOL turns the SSE line endings in p into LF, remembering a CR
+// at the end of p so that a CRLF cut between two writes is one ending.
+func (f *filter) normalizeEOL(p []byte) []byte {
+	if bytes.IndexByte(p, '\r') < 0 && !(f.prevCR && len(p) > 0 && p[0] == '\n') {
+		f.prevCR = false
+		return p
+	}
+	out := make([]byte, 0, len(p))
+	for _, b := range p {
+		switch {
+		case b == '\r':
+			out = append(out, '\n')
+			f.prevCR = true
+			continue
+		case b == '\n' && f.prevCR:
+			// the LF of a CRLF, already ended
+		default:
+			out = append(out, b)
+		}
+		f.prevCR = false
+	}
+	return out
 }
 
 func (f *filter) tooLarge() error {
@@ -543,7 +646,10 @@ func (f *filter) filterOne(msg []byte) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if f.lists != nil && !f.lists[idKey(m["id"])] {
+	if k := idKey(m["id"]); f.lists != nil && !f.lists[k] && f.others[k] {
+		// The answer to another of the request's messages. Any other
+		// result with tools (an id the app spelt in a way the relay cannot
+		// match) is filtered.
 		return nil, false
 	}
 	var result map[string]json.RawMessage

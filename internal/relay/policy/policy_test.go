@@ -222,9 +222,10 @@ func FuzzEnforce(f *testing.F) {
 	})
 }
 
-// Keys are read as the app reads them: exactly, the last of repeated
-// keys winning. encoding/json's struct decoding would match "Name" too and
-// let {"name":"delete_all","Name":"echo"} through as a call of echo.
+// Keys the apps read differently are refused: a key repeated (JavaScript
+// takes the last, other parsers the first) or differing from a JSON-RPC
+// key only by case (encoding/json's struct decoding matches "Name" as
+// "name", JavaScript does not).
 func TestEnforceExactKeys(t *testing.T) {
 	ts := ToolSet{{Deny: []Glob{{Text: "delete_*", Where: "p:1"}}}}
 	for _, body := range []string{
@@ -239,8 +240,8 @@ func TestEnforceExactKeys(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		d := Enforce(rec, req, ts, origin)
-		if called || d.Denied != "delete_all" {
-			t.Errorf("%s reached the app (decision %+v)", body, d)
+		if called || rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "apps differ") {
+			t.Errorf("%s reached the app or was not refused for its keys (decision %+v, %d %s)", body, d, rec.Code, rec.Body)
 		}
 	}
 	// And a tools/list entry whose "Name" differs is judged by "name".
