@@ -379,8 +379,8 @@ func answer(w http.ResponseWriter, status int, body []byte) {
 // filtered; SSE is filtered event by event, each written and flushed as
 // soon as its blank line arrives; anything else passes unchanged.
 type filter struct {
-	w     http.ResponseWriter
-	ts    ToolSet
+	w      http.ResponseWriter
+	ts     ToolSet
 	lists  map[string]bool // ids of tools/list requests; nil: any result with tools
 	others map[string]bool // ids of the request's other messages, whose results are left alone
 	d      *Decision
