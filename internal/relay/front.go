@@ -23,6 +23,7 @@ import (
 // ServeHTTP is the HTTP(S) front: it routes by Host to the tunnel holding
 // the route. The bare domain serves /healthz and the sign-in page.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w = watchUnread(w, req)
 	name, apex, ok := routeFromHost(req.Host, r.cfg.Domain)
 	if !ok && r.cfg.SingleRoute && loopbackHost(req.Host) {
 		// An embedded relay with one tunnel: a loopback Host
@@ -242,6 +243,14 @@ func (r *Relay) tokenSafe(req *http.Request) bool {
 }
 
 func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/healthz" && req.Method == http.MethodGet {
+		r.serveApexPage(w, req)
+		return
+	}
+	r.guardApex(w, req, r.serveApexPage)
+}
+
+func (r *Relay) serveApexPage(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case req.URL.Path == "/healthz":
 		w.Header().Set("Content-Type", "application/json")

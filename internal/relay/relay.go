@@ -259,6 +259,7 @@ func splitTarget(s string) (string, int, error) {
 // access server holds none of its own while it calls back into the relay
 // (Resolver).
 type Relay struct {
+	apex       *apexGate // bounds the relay's own endpoints (apexguard.go)
 	cfg        Config
 	log        *slog.Logger
 	hostKey    ssh.Signer
@@ -306,6 +307,7 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, err
 	}
 	r := &Relay{
+		apex:   newApexGate(),
 		cfg:    cfg,
 		log:    cfg.Logger,
 		routes: map[string]*route{},

@@ -269,7 +269,13 @@ func (s *signin) servePage(w http.ResponseWriter, req *http.Request, tokenSafe b
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	code := req.FormValue("user_code")
+	// URL-encoded forms only (ParseForm never reads multipart; the front's
+	// apex guard has already bounded the body).
+	if err := req.ParseForm(); err != nil {
+		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	code := req.Form.Get("user_code")
 	msg := ""
 	status := http.StatusOK
 	switch {
@@ -277,13 +283,13 @@ func (s *signin) servePage(w http.ResponseWriter, req *http.Request, tokenSafe b
 		status = http.StatusForbidden
 		msg = "Refused: this relay's front is plain HTTP on a network address, so the admin token would cross the network in clear. Approve on the relay's machine instead: pomdev relay approve " + strings.ToUpper(strings.TrimSpace(code))
 	case req.Method == http.MethodPost:
-		if subtle.ConstantTimeCompare([]byte(req.PostFormValue("token")), []byte(s.token)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(req.PostForm.Get("token")), []byte(s.token)) != 1 {
 			status = http.StatusForbidden
 			msg = "Wrong admin token. It is in the relay's state directory (admin_token) and was printed when the relay first started."
-		} else if fp, err := s.decide(code, req.PostFormValue("action") != "deny"); err != nil {
+		} else if fp, err := s.decide(code, req.PostForm.Get("action") != "deny"); err != nil {
 			status = http.StatusNotFound
 			msg = err.Error()
-		} else if req.PostFormValue("action") == "deny" {
+		} else if req.PostForm.Get("action") == "deny" {
 			msg = "Denied. The key " + fp + " was not signed in."
 		} else {
 			msg = "Approved. The key " + fp + " is signed in; go back to your terminal."

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +65,10 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.Form
+	if k := repeated(f); k != "" {
+		s.errorPage(w, http.StatusBadRequest, "Bad authorization request", "The parameter "+strconv.Quote(k)+" is repeated (RFC 6749 §3.1: parameters must not be included more than once); nothing was authorized.")
+		return
+	}
 	c, err := s.client(r.Context(), f.Get("client_id"))
 	if err != nil {
 		s.errorPage(w, http.StatusBadRequest, "Unknown application", err.Error())
@@ -125,6 +130,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	if k := repeated(r.Form); k != "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the parameter "+strconv.Quote(k)+" is repeated (RFC 6749 §3.1)")
+		return
+	}
 	info := &reqInfo{}
 	if res := r.PostForm["resource"]; len(res) > 0 {
 		route, ok := s.cfg.Resolver.RouteOf(res[0])
@@ -135,6 +144,18 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		info.route = route
 	}
 	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
+}
+
+// repeated is the first parameter of f given more than once (in the query
+// and the body together), "" when none is: which of two values counts
+// differs between the checks here and op's, so neither may decide.
+func repeated(f url.Values) string {
+	for k, v := range f {
+		if len(v) > 1 {
+			return k
+		}
+	}
+	return ""
 }
 
 // Approval codes: 8 symbols of Crockford's base32 (40 bits), shown as
