@@ -5,8 +5,10 @@ package event
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/pomdev/pomdev/internal/termsafe"
 )
 
@@ -120,4 +122,29 @@ func (a Access) App() string {
 		return a.ClientName + ", signed in as " + a.Person
 	}
 	return a.ClientName
+}
+
+// ScreenLines is an access request waiting for a decision on a screen width
+// columns wide, each line at most width wide: first the code and where
+// the app returns, which are never cut (a long host is wrapped onto
+// lines of its own), then the app and the route, cut to the width if need
+// be. Text from the network is made terminal-safe; code styles the code.
+func (a Access) ScreenLines(width int, mark string, code func(string) string) []string {
+	width = max(width, 24)
+	host := termsafe.String(a.RedirectHost)
+	head := mark + " code " + code(a.Code) + " · returns to "
+	headCols := ansi.StringWidth(head)
+	var lines []string
+	if headCols+ansi.StringWidth(host) <= width {
+		lines = append(lines, head+host)
+	} else {
+		lines = append(lines, strings.TrimSuffix(head, " · returns to "), "  returns to")
+		for rest := []rune(host); len(rest) > 0; {
+			n := min(len(rest), width-4)
+			lines = append(lines, ansi.Truncate("    "+string(rest[:n]), width, ""))
+			rest = rest[n:]
+		}
+	}
+	app := "  " + termsafe.String(a.App()) + " asks for " + termsafe.String(a.Route)
+	return append(lines, ansi.Truncate(app, width, "…"))
 }

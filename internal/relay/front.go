@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 // ServeHTTP is the HTTP(S) front: it routes by Host to the tunnel holding
 // the route. The bare domain serves /healthz and the sign-in page.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	defer r.recoverPanic(req)
 	w = watchUnread(w, req)
 	name, apex, ok := routeFromHost(req.Host, r.cfg.Domain)
 	if !ok && r.cfg.SingleRoute && loopbackHost(req.Host) {
@@ -270,6 +272,22 @@ func (r *Relay) serveApexPage(w http.ResponseWriter, req *http.Request) {
 		r.page(w, http.StatusNotFound, "pomdev relay",
 			fmt.Sprintf("This is a pomdev relay. Open a tunnel with: ssh -R 0 -p PORT %s (or pomdev tunnel), then use the URL it prints.", r.cfg.Domain))
 	}
+}
+
+// recoverPanic logs a panic of a handler at error, with the request, and
+// lets net/http end the request as it does (a panic never stops the relay,
+// but net/http alone would log it at debug, where no one looks).
+func (r *Relay) recoverPanic(req *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	r.log.Error("panic serving a request", "panic", fmt.Sprint(v), "method", req.Method, "host", req.Host,
+		"path", req.URL.Path, "remote", req.RemoteAddr, "stack", string(debug.Stack()))
+	panic(http.ErrAbortHandler)
 }
 
 // page writes a small HTML (or, for clients that ask, plain text) answer

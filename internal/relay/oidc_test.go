@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -175,7 +176,35 @@ func (g *gatedTunnel) browseOIDC(t *testing.T, authURL, redirectPrefix, user str
 	resp = rt.LoginAtOP(t, b, resp, user)
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if *back == nil && consentRE.Match(page) {
+		// The person reads the consent page and allows.
+		resp = g.consent(t, b, string(page), "allow")
+		page, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
 	return *back, string(page)
+}
+
+var (
+	consentRE      = regexp.MustCompile(`<h1>Allow [^<]*\?</h1>`)
+	consentFieldRE = regexp.MustCompile(`name="(id|consent)" value="([^"]+)"`)
+)
+
+// consent submits the consent page's form with decision, in browser b.
+func (g *gatedTunnel) consent(t *testing.T, b *http.Client, page, decision string) *http.Response {
+	t.Helper()
+	form := url.Values{"decision": {decision}}
+	for _, m := range consentFieldRE.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if form.Get("id") == "" || form.Get("consent") == "" {
+		t.Fatalf("a consent page without its form:\n%s", page)
+	}
+	resp, err := b.PostForm(g.h.R.BaseURL()+"/oauth/approve", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // stopAt makes b stop before it follows a redirect to a URL starting with
@@ -398,4 +427,90 @@ func TestOIDCOwnerApproval(t *testing.T) {
 			t.Fatalf("the owner heard of a request before its sign-in: %s", line)
 		}
 	}
+}
+
+// TestOIDCConsent: with --http-auth oidc, an app's authorization that the
+// relay allows waits, after the sign-in, for the person's Allow on a page
+// that names the app, what is verified about it and where it returns.
+// Only the browser that signed in decides; Deny tells the app; a client
+// that already holds a grant is asked again (and works) the second time.
+func TestOIDCConsent(t *testing.T) {
+	g := startOIDCGated(t, "")
+	evil := "http://127.0.0.1:9/evil"
+	body := fmt.Sprintf(`{"client_name":"  ChatGPT   %s","redirect_uris":[%q],"token_endpoint_auth_method":"none"}`, strings.Repeat(" ", 200), evil)
+	resp, err := g.client().Post(g.h.R.BaseURL()+"/oauth/register", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	_, challenge := pkce()
+	authURL := g.authorizeURL(reg.ClientID, challenge, "S256", g.url+"/mcp")
+	authURL = strings.Replace(authURL, url.QueryEscape(redirect), url.QueryEscape(evil), 1)
+
+	// The owner opens the link and signs in: the page asks, and nothing
+	// went back to the app.
+	b := g.browser(t)
+	back := stopAt(b, evil)
+	resp, err = b.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = rt.LoginAtOP(t, b, resp, "test-user@localhost")
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if *back != nil || !consentRE.Match(page) {
+		t.Fatalf("after the sign-in the app got %v; page:\n%s", *back, page)
+	}
+	for _, want := range []string{"<h1>Allow ChatGPT?</h1>", "test-user@zitadel.ch", "registered itself with this relay", "<code>http://127.0.0.1:9</code>", routeName(t, g)} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the consent page lacks %q:\n%s", want, page)
+		}
+	}
+
+	// Another browser, even with the page's form secret, decides nothing.
+	other := g.browser(t)
+	if resp := g.consent(t, other, string(page), "allow"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("another browser's Allow: %d", resp.StatusCode)
+	}
+	id := consentFieldRE.FindStringSubmatch(string(page))
+	if resp, err := other.Get(g.h.R.BaseURL() + "/oauth/approve?id=" + url.QueryEscape(html.UnescapeString(id[2]))); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("another browser opening the consent page: %v %v", resp, err)
+	}
+	if *back != nil {
+		t.Fatalf("the app got %v", *back)
+	}
+
+	// Deny: the app is told.
+	resp = g.consent(t, b, string(page), "deny")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("deny: %d", resp.StatusCode)
+	}
+
+	// A client that holds a grant, authorized a second time for the same
+	// owner, asks again and gets its code (once it panicked in op).
+	clientID := g.register(t, redirect)
+	for i := range 2 {
+		_, challenge := pkce()
+		back, page := g.browseOIDC(t, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), redirect, "test-user@localhost")
+		if back == nil || back.Query().Get("code") == "" {
+			t.Fatalf("authorization %d of one client: %v\n%s", i+1, back, page)
+		}
+	}
+}
+
+// routeName is the name of g's route.
+func routeName(t *testing.T, g *gatedTunnel) string {
+	t.Helper()
+	for name, u := range g.h.R.Routes() {
+		if u == g.url {
+			return name
+		}
+	}
+	t.Fatalf("no route for %s", g.url)
+	return ""
 }

@@ -169,15 +169,15 @@ func (m *statusModel) View() tea.View {
 	add("")
 	if len(m.pending) > 0 {
 		section("Access Requests")
-		for i, q := range m.pending {
-			mark := " "
-			if i == 0 {
-				mark = "›"
-			}
-			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(q.App()),
-				termsafe.String(q.RedirectHost), q.Route, okStyle.Render(q.Code)))
+		// The request a and d act on is shown in full; the others are
+		// counted (ssh … pomdev-access list shows them).
+		for _, l := range m.pending[0].ScreenLines(w, "›", func(s string) string { return okStyle.Render(s) }) {
+			add(l)
 		}
-		add("  a: allow  d: deny " + dimStyle.Render("(the first request; check its code against the browser's)"))
+		if n := len(m.pending) - 1; n > 0 {
+			add(dimStyle.Render(fmt.Sprintf("  + %d more waiting (ssh … %s list)", n, AccessCommand)))
+		}
+		add("  a: allow  d: deny " + dimStyle.Render("(check its code against the browser's)"))
 		add("")
 	}
 	section("Active Connections")

@@ -314,14 +314,15 @@ func (m *Model) View() tea.View {
 	}
 	if len(m.access) > 0 {
 		title("Access")
-		for i, a := range m.access {
-			mark := " "
-			if i == 0 {
-				mark = "›"
-			}
-			add(fmt.Sprintf("%s %s (%s) asks for %s · code %s", mark, termsafe.String(a.App()), termsafe.String(a.RedirectHost), a.Route, green.Render(a.Code)))
+		// The request a and d act on is shown in full; the others are
+		// counted (pomdev access list shows them).
+		for _, l := range m.access[0].ScreenLines(w, "›", func(s string) string { return green.Render(s) }) {
+			add(l)
 		}
-		add(faint.Render("  a allow · d deny (the first; check its code against the app's page)"))
+		if n := len(m.access) - 1; n > 0 {
+			add(faint.Render(fmt.Sprintf("  + %d more waiting (pomdev access list)", n)))
+		}
+		add(faint.Render("  a allow · d deny (this request; check its code against the app's page)"))
 	}
 	title("Active Connections")
 	if m.actions.Connections == nil {

@@ -57,7 +57,7 @@ func TestKeysGiveFeedback(t *testing.T) {
 		t.Fatal("Esc did not close the help")
 	}
 	m.Update(event.Access{Code: "AAAA-BBBB", Route: "r", ClientName: "App", RedirectHost: "https://app.example", State: "pending"})
-	if !strings.Contains(viewText(m), "App (https://app.example) asks for r · code AAAA-BBBB") {
+	if v := viewText(m); !strings.Contains(v, "› code AAAA-BBBB · returns to https://app.example") || !strings.Contains(v, "App asks for r") {
 		t.Fatalf("access pane:\n%s", viewText(m))
 	}
 	m.Update(event.Access{Code: "AAAA-BBBB", State: "approved"})

@@ -298,6 +298,9 @@ func Run(opts *Options) error {
 	}
 	err = r.Serve(opts.Ctx)
 	// Every way the relay stops says why: a signal, or an error below.
+	if opts.Log == nil {
+		return err
+	}
 	if err != nil {
 		opts.Log.Error("relay stopped", "err", err)
 	} else {

@@ -20,8 +20,46 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// maxPendingPerRoute bounds the requests waiting on one route's owner.
-const maxPendingPerRoute = 16
+// Bounds of the requests waiting on one route's owner: in all, from one
+// client, and from one source address. Anyone may send authorization
+// requests, so one client or one address must not fill the owner's list
+// and crowd out the request the owner expects.
+const (
+	maxPendingPerRoute  = 16
+	maxPendingPerClient = 8
+	maxPendingPerSource = 4
+)
+
+// pendingRoom says why no request of client from source may wait on
+// route now, "" when one may.
+func (s *Server) pendingRoom(ctx context.Context, route, client, source string) string {
+	rows, err := s.st.pendingAuths(ctx, s.cfg.Now())
+	if err != nil {
+		return "the relay cannot count the waiting requests"
+	}
+	var all, byClient, bySource int
+	for _, a := range rows {
+		if a.Route != route {
+			continue
+		}
+		all++
+		if a.ClientID == client {
+			byClient++
+		}
+		if a.Data.Source == source {
+			bySource++
+		}
+	}
+	switch {
+	case bySource >= maxPendingPerSource:
+		return fmt.Sprintf("%d requests from your address are already waiting for this tunnel's owner", bySource)
+	case byClient >= maxPendingPerClient:
+		return fmt.Sprintf("%d requests of this application are already waiting for this tunnel's owner", byClient)
+	case all >= maxPendingPerRoute:
+		return "too many requests are waiting for this tunnel's owner"
+	}
+	return ""
+}
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, oidcDoc bool) {
 	iss := s.cfg.Issuer
@@ -107,8 +145,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail((&oidc.Error{ErrorType: "unsupported_response_type"}).WithDescription("only the authorization code flow is supported"))
 		return
 	}
-	if n, err := s.st.countPending(r.Context(), route, s.cfg.Now()); err != nil || n >= maxPendingPerRoute {
-		fail((&oidc.Error{ErrorType: "temporarily_unavailable"}).WithDescription("too many requests are waiting for this tunnel's owner"))
+	if why := s.pendingRoom(r.Context(), route, c.id, sourceIP(r)); why != "" {
+		fail((&oidc.Error{ErrorType: "temporarily_unavailable"}).WithDescription("%s", why))
 		return
 	}
 	if strings.TrimSpace(f.Get("scope")) == "" {
@@ -119,7 +157,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		name = c.id
 	}
 	info := &reqInfo{route: route, owner: owner, resource: s.cfg.Resolver.Resource(route), clientName: name, client: c,
-		browser: browserOf(r)}
+		browser: browserOf(r), source: sourceIP(r)}
 	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
 }
 
@@ -187,17 +225,15 @@ func NormalizeCode(s string) string {
 	return s[:4] + "-" + s[4:]
 }
 
+// requestOf is a request as the owner sees it: the app's name bounded
+// and plain, where it returns in ASCII (displayName, displayRedirect).
 func requestOf(a authRow) Request {
-	host := a.Data.RedirectURI
-	if u, err := url.Parse(a.Data.RedirectURI); err == nil {
-		host = u.Scheme + "://" + u.Host
-	}
 	var person string
 	if a.Data.Sub != "" {
 		person = Person{Sub: a.Data.Sub, Email: a.Data.Email}.String()
 	}
-	return Request{Code: a.Approval, Route: a.Route, Owner: a.Owner, ClientID: a.ClientID, ClientName: a.Data.ClientName,
-		RedirectHost: host, Person: person, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
+	return Request{Code: a.Approval, Route: a.Route, Owner: a.Owner, ClientID: a.ClientID, ClientName: displayName(a.Data.ClientName, a.ClientID),
+		RedirectHost: displayRedirect(a.Data.RedirectURI), Person: person, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
 }
 
 // Errors of Decide.
@@ -332,6 +368,10 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err == nil && r.PostForm.Has("consent") {
+			s.consentDecide(w, r)
+			return
+		}
 		s.adminDecide(w, r)
 		return
 	}
@@ -366,8 +406,12 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 		s.cfg.SignIn(w, r, func(w http.ResponseWriter, r *http.Request, p Person, err error) { s.signedIn(w, r, id, p, err) })
 		return
 	}
+	if row.Data.ConsentToken != "" {
+		s.showConsent(w, r, row)
+		return
+	}
 	s.render(w, http.StatusOK, pageData{
-		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: row.Data.ClientName,
+		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: requestOf(row).ClientName,
 		ClientID: row.ClientID, Redirect: requestOf(row).RedirectHost, Route: row.Route, Resource: row.Data.Resource,
 		Expires: row.Expires.Sub(now).Round(time.Second).String(), Person: requestOf(row).Person,
 		Admin: s.cfg.AdminToken != "" && s.cfg.TokenSafe != nil && s.cfg.TokenSafe(r), ID: id,
@@ -404,6 +448,12 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, id string, p P
 	d := row.Data
 	d.Sub, d.Email = p.Sub, p.Email
 	now := s.cfg.Now()
+	if ok && !s.cfg.OwnerApproval {
+		// Signed in and allowed: the person sees which app asks and where
+		// it returns, and decides (consent.go).
+		s.askConsent(w, r, row, d)
+		return
+	}
 	if ok && s.cfg.OwnerApproval {
 		// Signed in and allowed; the owner decides now, knowing who.
 		if err := s.st.setData(ctx, id, d); err != nil {

@@ -77,6 +77,7 @@ type reqInfo struct {
 	clientName string
 	client     *client // looked up by serveAuthorize, so op need not fetch it again
 	browser    string  // the hash of the request's browser cookie ("" none)
+	source     string  // the request's source address
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -104,7 +105,7 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 			RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce, Scopes: scopes,
 			ResponseType: string(req.ResponseType), ResponseMode: string(req.ResponseMode),
 			Challenge: req.CodeChallenge, ChallengeMeth: string(req.CodeChallengeMethod),
-			Resource: info.resource, ClientName: info.clientName,
+			Resource: info.resource, ClientName: info.clientName, Source: info.source,
 		},
 	}
 	g, err := s.st.liveGrant(ctx, info.owner, req.ClientID, now)

@@ -245,6 +245,13 @@ type authData struct {
 	// Sub and Email: the person who signed in at the identity provider.
 	Sub   string `json:"sub,omitempty"`
 	Email string `json:"email,omitempty"`
+	// ConsentBrowser is the hash of the cookie of the browser that signed
+	// in, and ConsentToken the secret of its consent form: only that
+	// browser's Allow decides the request (consent.go).
+	ConsentBrowser string `json:"consent_browser,omitempty"`
+	// Source is the address the authorization request came from.
+	Source       string `json:"source,omitempty"`
+	ConsentToken string `json:"consent_token,omitempty"`
 }
 
 func (s *store) addAuth(ctx context.Context, a authRow) error {
@@ -337,12 +344,6 @@ func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time
 func (s *store) deleteAuth(ctx context.Context, id string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, id)
 	return err
-}
-
-func (s *store) countPending(ctx context.Context, route string, now time.Time) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM auth_requests WHERE route = ? AND state = ? AND expires > ?`, route, statePending, now.Unix()).Scan(&n)
-	return n, err
 }
 
 // Grant is an owner's approval of a client for some of the owner's

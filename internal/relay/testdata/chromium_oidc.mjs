@@ -1,7 +1,7 @@
 // Headless Chromium, driven by puppeteer-core, through an app's
 // authorization on a relay with --http-auth oidc, for TestOIDCChromium: it
 // opens the authorize URL, fills the OpenID provider's login form as a
-// person would, and prints "BACK <url>" when the browser is sent back to
+// person would, clicks Allow on the relay's consent page, and prints "BACK <url>" when the browser is sent back to
 // the app's redirect URI (that navigation is stopped there), or "PAGE
 // <html>" where it ended otherwise.
 //
@@ -34,6 +34,12 @@ try {
     page.waitForNavigation({ waitUntil: "domcontentloaded", timeout: 15000 }).catch(() => {}),
     page.click("button[type=submit]"),
   ]);
+  if (!back && (await page.$("button[value=allow]"))) {
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: "domcontentloaded", timeout: 15000 }).catch(() => {}),
+      page.click("button[value=allow]"),
+    ]);
+  }
   await Promise.race([sentBack, new Promise((r) => setTimeout(r, 5000))]);
   if (back) console.log(`BACK ${back}`);
   else console.log(`PAGE ${await page.content()}`);
