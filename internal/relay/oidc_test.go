@@ -514,3 +514,35 @@ func routeName(t *testing.T, g *gatedTunnel) string {
 	t.Fatalf("no route for %s", g.url)
 	return ""
 }
+
+// TestOIDCPolicyRevokesCallers: a person whom a policy reload removes from
+// a route's callers loses access at once: their access token is refused
+// and their refresh token mints no new one.
+func TestOIDCPolicyRevokesCallers(t *testing.T) {
+	listed := "routes:\n  - name: \"*\"\n    callers: [\"email:test-user2@zitadel.ch\"]\n"
+	g := startOIDCGated(t, listed)
+	p, _ := g.h.R.Policy()
+	clientID := g.register(t, redirect)
+	verifier, challenge := pkce()
+	back, page := g.browseOIDC(t, g.authorizeURL(clientID, challenge, "S256", g.url+"/mcp"), redirect, "test-user2")
+	if back == nil || back.Query().Get("code") == "" {
+		t.Fatalf("the listed caller got no code: %v\n%s", back, page)
+	}
+	status, tk := g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
+		"client_id": {clientID}, "code_verifier": {verifier}, "resource": {g.url + "/mcp"}})
+	if status != http.StatusOK || g.post(t, g.url+"/mcp", tk.Access).StatusCode != 200 {
+		t.Fatalf("the listed caller's token: %d %+v", status, tk)
+	}
+	// The admin removes them.
+	if err := os.WriteFile(p.File, []byte("routes:\n  - name: \"*\"\n    callers: [\"email:nobody@example.com\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt.WaitFor(t, func() bool { return g.post(t, g.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }, "the removed caller's access token refused")
+	status, again := g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {clientID}})
+	if status == http.StatusOK || again.Access != "" {
+		t.Fatalf("the removed caller refreshed: %d %+v", status, again)
+	}
+	if !strings.Contains(string(g.auditTrail(t)), `"decision":"revoked"`) {
+		t.Fatalf("the audit trail does not record the revocation:\n%s", g.auditTrail(t))
+	}
+}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -65,6 +66,12 @@ func (r *Relay) policyChanged(p *policy.Policy) {
 		}
 	}
 	r.mu.Unlock()
+	if r.access != nil {
+		// People the new policy no longer lists lose their tokens now.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r.access.RecheckCallers(ctx)
+		cancel()
+	}
 	for _, rt := range drop {
 		_, where := p.MayHold(r.identityOf(rt.c.fp), rt.name)
 		r.log.Info("tunnel closed: the reloaded policy does not let its key hold the route", "route", rt.name, "rule", where)

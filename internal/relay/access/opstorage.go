@@ -240,6 +240,9 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 	case *refreshReq:
 		t = r.row
 		t.Scopes = r.scopes
+		if err := s.refreshAllowed(ctx, t); err != nil {
+			return "", "", time.Time{}, err
+		}
 	default:
 		return "", "", time.Time{}, fmt.Errorf("unexpected token request %T", req)
 	}
