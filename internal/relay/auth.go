@@ -94,9 +94,21 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 				// client signed with this key.
 				return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
 					KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-						// Sign-in waits for a person.
+						// Sign-in waits for a person: the connection
+						// gives back its handshake slot and is counted
+						// among the sign-ins waiting instead.
+						src := hostOf(meta.RemoteAddr().String())
+						hc, _ := nc.(*handshakeConn)
+						if hc != nil {
+							hc.release()
+						}
+						if !r.signin.slots.enter(src, fp) {
+							r.log.Info("sign-in refused: too many waiting", "fingerprint", fp, "remote", meta.RemoteAddr().String())
+							return nil, errSigninsFull
+						}
+						defer r.signin.slots.leave(src, fp)
 						_ = nc.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout + r.cfg.CodeTTL))
-						if err := r.signin.run(r, fp, meta.RemoteAddr().String(), ch); err != nil {
+						if err := r.signin.run(r, fp, meta.RemoteAddr().String(), ch, goneOf(hc)); err != nil {
 							return nil, err
 						}
 						return permsFor(key), nil
@@ -107,6 +119,15 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 		return permsFor(key), nil
 	}
 	return &cfg
+}
+
+// goneOf is closed when the client of hc leaves (never when nc is not a
+// handshakeConn).
+func goneOf(hc *handshakeConn) <-chan struct{} {
+	if hc == nil {
+		return nil
+	}
+	return hc.gone
 }
 
 // authorizedKeys is an OpenSSH authorized_keys file, reloaded when its

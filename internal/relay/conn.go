@@ -47,8 +47,9 @@ const maxSessions = 8
 // either way, and then serves the connection.
 func (r *Relay) handleConn(nc net.Conn, handshaken func()) {
 	_ = nc.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
-	sc, chans, reqs, err := ssh.NewServerConn(nc, r.serverConfig(nc))
-	handshaken()
+	hc := newHandshakeConn(nc, handshaken)
+	sc, chans, reqs, err := ssh.NewServerConn(hc, r.serverConfig(hc))
+	hc.release()
 	if err != nil {
 		r.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()

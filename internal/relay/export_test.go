@@ -20,3 +20,17 @@ func OpenStreams(r *Relay) int {
 	}
 	return n
 }
+
+// SigninsWaiting counts the sign-ins waiting for a person.
+func SigninsWaiting(r *Relay) int {
+	r.signin.mu.Lock()
+	defer r.signin.mu.Unlock()
+	return len(r.signin.pending)
+}
+
+// Handshakes counts the connections in their SSH handshake.
+func Handshakes(r *Relay) int {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	return r.startups
+}

@@ -473,6 +473,9 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		_ = r.http.Close()
 		err = nil
 	}
+	if r.signin != nil {
+		r.signin.shutdown() // a sign-in waiting for a person does not hold up the stop
+	}
 	cerr := r.close()
 	r.wg.Wait()
 	if r.policy != nil {

@@ -55,6 +55,10 @@ type signin struct {
 	now          func() time.Time
 	rp           *oidcrp.RP // nil without an identity provider
 
+	slots    signinSlots   // sign-ins waiting (signinwait.go)
+	quit     chan struct{} // closed at shutdown: waiting sign-ins end
+	quitOnce sync.Once
+
 	mu       sync.Mutex
 	pending  map[string]*pending
 	sessions map[string]session // by fingerprint
@@ -71,7 +75,7 @@ type endedSignin struct {
 
 func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now func() time.Time) (*signin, error) {
 	s := &signin{db: db, dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
-		pending: map[string]*pending{}, sessions: map[string]session{}, ended: map[string]endedSignin{}}
+		pending: map[string]*pending{}, sessions: map[string]session{}, ended: map[string]endedSignin{}, quit: make(chan struct{})}
 	var err error
 	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
@@ -164,7 +168,8 @@ func newCode() string {
 // run is the keyboard-interactive step: one request with zero prompts whose
 // instruction is the sign-in link, then a wait for approval, denial or
 // expiry.
-func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteractiveChallenge) error {
+// gone is closed when the client leaves, which ends the wait.
+func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteractiveChallenge, gone <-chan struct{}) error {
 	s.mu.Lock()
 	e, recent := s.ended[fp]
 	if recent && !s.now().Before(e.until) {
@@ -206,6 +211,11 @@ func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteract
 		}
 	case <-timer.C:
 		return fail("Sign-in expired", "The sign-in code "+code+" expired; connect again for a new link.")
+	case <-gone:
+		r.log.Info("sign-in abandoned: the client left", "fingerprint", fp, "code", code)
+		return errors.New("the client left")
+	case <-s.quit:
+		return errors.New("the relay is shutting down")
 	}
 	s.mu.Lock()
 	ss := session{expires: s.now().Add(s.sessionTTL), sub: p.identity.Sub, email: p.identity.Email}
@@ -222,6 +232,9 @@ func (s *signin) run(r *Relay, fp, remote string, challenge ssh.KeyboardInteract
 	r.log.Info("signed in", "fingerprint", fp, "code", code, "sub", ss.sub, "email", ss.email)
 	return nil
 }
+
+// shutdown ends every waiting sign-in.
+func (s *signin) shutdown() { s.quitOnce.Do(func() { close(s.quit) }) }
 
 // decide approves or denies a pending code.
 func (s *signin) decide(code string, approve bool) (fingerprint string, err error) {
