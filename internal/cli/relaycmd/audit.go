@@ -27,6 +27,8 @@ type AuditOptions struct {
 	Route  string
 	Follow bool
 	JSON   bool
+	// Decisions reads the decisions kept apart (decisions.jsonl).
+	Decisions bool
 	// Poll is how often --follow looks for new lines (250 ms).
 	Poll time.Duration
 }
@@ -40,7 +42,9 @@ denial, tokens issued, refreshed, reused or revoked, requests the gate refused)
 and every request through a gated route (route, app, grant, JSON-RPC method,
 tool, status) is a JSON line in audit.jsonl in the relay's state directory. This
 prints it as a table (or --json as stored), --route keeps one route's, and
---follow waits for new lines as tail -f does.`,
+--follow waits for new lines as tail -f does. The decisions are also kept apart
+in decisions.jsonl, which request floods cannot push out (--decisions reads
+it). Each file rotates (64 MiB, decisions 16 MiB) into .1 to .4.`,
 		"  pomdev relay audit --route witty-otter-123 --follow", factory.NoArgs, func(o *ControlOptions) error {
 			opts.ControlOptions = *o
 			return AuditRun(opts)
@@ -48,6 +52,7 @@ prints it as a table (or --json as stored), --route keeps one route's, and
 	cmd.Flags().StringVar(&opts.Route, "route", "", "only this route's lines")
 	cmd.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the JSON lines as stored")
+	cmd.Flags().BoolVar(&opts.Decisions, "decisions", false, "read only the decisions (decisions.jsonl), kept apart from requests")
 	cmd.PreRun = func(cmd *cobra.Command, _ []string) { opts.Ctx = cmd.Context() }
 	return cmd
 }
@@ -55,6 +60,9 @@ prints it as a table (or --json as stored), --route keeps one route's, and
 // AuditRun prints the trail.
 func AuditRun(o *AuditOptions) error {
 	path := filepath.Join(o.StateDir, access.AuditFile)
+	if o.Decisions {
+		path = filepath.Join(o.StateDir, access.DecisionsFile)
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !o.Follow {

@@ -12,10 +12,30 @@ import (
 )
 
 // AuditFile is the audit trail in the state directory: one JSON object
-// per line, appended; at auditMaxBytes it moves to AuditFile + ".1".
+// per line, appended; at AuditMaxBytes it moves to AuditFile + ".1", the
+// older generations to ".2" and on, AuditGenerations kept.
 const AuditFile = "audit.jsonl"
 
-const auditMaxBytes = 64 << 20
+// DecisionsFile keeps the trail's decisions apart (authorization
+// requests, approvals and denials, tokens issued, refreshed and revoked):
+// requests through gated routes, which any caller can send by the
+// thousand, never push them out. It rotates as AuditFile does, at
+// DecisionsMaxBytes.
+const DecisionsFile = "decisions.jsonl"
+
+// Sizes and generations of the trails.
+const (
+	AuditMaxBytes     = 64 << 20
+	DecisionsMaxBytes = 16 << 20
+	AuditGenerations  = 4 // old files kept besides the current one
+)
+
+// Caps of an audit line's fields, in bytes: a field from the network
+// (a method, a tool name, a client id) never makes a line long.
+const (
+	auditFieldMax  = 256
+	auditReasonMax = 1024
+)
 
 // Entry is one line of the audit trail.
 type Entry struct {
@@ -37,11 +57,79 @@ type Entry struct {
 	Source   string `json:"source,omitempty"` // the client's address
 }
 
-// audit appends entries through a buffer flushed each second and on
-// close: a request costs a memory copy, not a write.
+// audit is the trail (every entry) and the decisions (every entry but
+// requests and refusals).
 type audit struct {
-	path string
-	now  func() time.Time
+	all, decisions *trail
+	now            func() time.Time
+}
+
+func openAudit(dir string, now func() time.Time) (*audit, error) {
+	all, err := openTrail(filepath.Join(dir, AuditFile), AuditMaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := openTrail(filepath.Join(dir, DecisionsFile), DecisionsMaxBytes)
+	if err != nil {
+		all.close()
+		return nil, err
+	}
+	return &audit{all: all, decisions: dec, now: now}, nil
+}
+
+func (a *audit) add(e Entry) {
+	if e.Time.IsZero() {
+		e.Time = a.now()
+	}
+	e.capFields()
+	line := e.appendJSON(make([]byte, 0, 256))
+	a.all.add(line)
+	if e.Kind != "request" && e.Kind != "refused" {
+		a.decisions.add(line)
+	}
+}
+
+func (a *audit) flush() error {
+	err := a.all.flush()
+	if derr := a.decisions.flush(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+func (a *audit) close() error {
+	err := a.all.close()
+	if derr := a.decisions.close(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+// capFields cuts each field to its cap, at a character boundary, with a
+// mark.
+func (e *Entry) capFields() {
+	for _, f := range []*string{&e.Kind, &e.Route, &e.Client, &e.Grant, &e.Owner, &e.Method, &e.Tool, &e.Decision, &e.By, &e.Source} {
+		*f = capString(*f, auditFieldMax)
+	}
+	e.Reason = capString(e.Reason, auditReasonMax)
+}
+
+func capString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// trail appends lines to one file through a buffer flushed each second
+// and on close: a request costs a memory copy, not a write.
+type trail struct {
+	path     string
+	maxBytes int64
 
 	mu   sync.Mutex
 	f    *os.File
@@ -50,15 +138,15 @@ type audit struct {
 	err  error // the last write error, reported once
 }
 
-func openAudit(dir string, now func() time.Time) (*audit, error) {
-	a := &audit{path: filepath.Join(dir, AuditFile), now: now}
+func openTrail(path string, maxBytes int64) (*trail, error) {
+	a := &trail{path: path, maxBytes: maxBytes}
 	if err := a.open(); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *audit) open() error {
+func (a *trail) open() error {
 	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
@@ -72,34 +160,35 @@ func (a *audit) open() error {
 	return nil
 }
 
-func (a *audit) add(e Entry) {
-	if e.Time.IsZero() {
-		e.Time = a.now()
-	}
-	line := e.appendJSON(make([]byte, 0, 256))
+func (a *trail) add(line []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.f == nil {
 		return
 	}
-	if a.size+int64(len(line))+1 > auditMaxBytes {
+	if a.size+int64(len(line))+1 > a.maxBytes {
 		a.rotate()
 	}
 	n, _ := a.w.Write(append(line, '\n'))
 	a.size += int64(n)
 }
 
-// rotate moves the full trail aside; the caller holds mu.
-func (a *audit) rotate() {
+// rotate moves the full trail aside, shifting the older generations
+// (.1 to .2, …) and dropping the oldest past AuditGenerations; the caller
+// holds mu.
+func (a *trail) rotate() {
 	_ = a.w.Flush()
 	_ = a.f.Close()
+	for i := AuditGenerations - 1; i >= 1; i-- {
+		_ = os.Rename(a.path+"."+strconv.Itoa(i), a.path+"."+strconv.Itoa(i+1))
+	}
 	_ = os.Rename(a.path, a.path+".1")
 	if err := a.open(); err != nil {
 		a.f, a.err = nil, err
 	}
 }
 
-func (a *audit) flush() error {
+func (a *trail) flush() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.f == nil {
@@ -108,7 +197,7 @@ func (a *audit) flush() error {
 	return a.w.Flush()
 }
 
-func (a *audit) close() error {
+func (a *trail) close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.f == nil {
