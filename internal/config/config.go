@@ -183,6 +183,10 @@ type Relay struct {
 	// OwnerApproval, with http_auth oidc, also asks a tunnel's owner to
 	// approve each app once its person has signed in.
 	OwnerApproval bool `yaml:"owner_approval"`
+	// TrustedProxies are the addresses (IPs or CIDRs, comma-separated) of
+	// proxies in front of the HTTP front whose X-Forwarded-For names the
+	// client: rate limits and bounds count that client, not the proxy.
+	TrustedProxies string `yaml:"trusted_proxies"`
 }
 
 // Allowed values of enumerated keys.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"errors"
 	"fmt"
 	"net"
@@ -235,6 +236,9 @@ func validate(l *Loaded) error {
 		bad("relay.route_name_ttl", "must be positive", "for example: 2160h (90 days)")
 	}
 	oneOf("relay.http_auth", rl.HTTPAuth, HTTPAuths)
+	if _, err := ParseTrustedProxies(rl.TrustedProxies); err != nil {
+		bad("relay.trusted_proxies", err.Error(), "for example: 10.0.0.0/8,192.0.2.7")
+	}
 	if rl.GrantTTL <= 0 {
 		bad("relay.grant_ttl", "must be positive", "for example: 720h (30 days)")
 	}
@@ -366,4 +370,26 @@ func ParseRelay(s string) (RelayAddr, error) {
 	}
 	r.Host = host
 	return r, nil
+}
+
+// ParseTrustedProxies reads relay.trusted_proxies: IPs and CIDRs,
+// comma-separated ("" none).
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -25,6 +25,7 @@ import (
 // the route. The bare domain serves /healthz and the sign-in page.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	defer r.recoverPanic(req)
+	r.clientAddr(req)
 	w = watchUnread(w, req)
 	name, apex, ok := routeFromHost(req.Host, r.cfg.Domain)
 	if !ok && r.cfg.SingleRoute && loopbackHost(req.Host) {

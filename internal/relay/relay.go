@@ -11,6 +11,7 @@
 package relay
 
 import (
+	"net/netip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -76,6 +77,9 @@ type Config struct {
 	KeepaliveInterval time.Duration // server pings (15s)
 	KeepaliveMax      int           // missed pings before a client is dropped (3)
 	MaxTunnelsPerKey  int           // routes one key may hold at once (8)
+	// TrustedProxies are proxies in front of the HTTP front: a request
+	// from one has its client taken from X-Forwarded-For (clientip.go).
+	TrustedProxies []netip.Prefix
 	MaxStreams        int           // concurrent channels per tunnel (128)
 	// MaxStreamsPerSource bounds one source address's requests in flight
 	// on one tunnel (MaxStreams/4, at least 4), so no client can take all

@@ -93,6 +93,7 @@ Keys:
     oidc_issuer        OpenID Connect provider: sign-in (auth signin) through it
     oidc_client_id, oidc_client_secret_file   the relay's client at the provider
     owner_approval     with http_auth oidc, the owner also approves each app
+    trusted_proxies    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
 
 Example pomdev.yaml:
 

@@ -152,6 +152,7 @@ config).`,
 	fl.String("oidc-client-id", "", "the relay's client ID at the provider (its redirect URI: <front>/.pomdev/oidc/callback)")
 	fl.String("oidc-client-secret-file", "", "file holding the client secret (empty for a public client)")
 	fl.Bool("owner-approval", false, "with --http-auth oidc, also ask the tunnel's owner to approve each app once its user signed in")
+	fl.String("trusted-proxies", "", "comma-separated IPs or CIDRs of proxies in front of the HTTP front (a TLS terminator): their X-Forwarded-For names the client that limits count")
 	fl.String("policy", "", "policy file (YAML): who may open tunnels, which route names they may hold, which MCP tools may be called; reloaded on change")
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
@@ -165,6 +166,7 @@ config).`,
 		{"grant-ttl", "relay.grant_ttl"}, {"policy", "relay.policy"},
 		{"oidc-issuer", "relay.oidc_issuer"}, {"oidc-client-id", "relay.oidc_client_id"},
 		{"oidc-client-secret-file", "relay.oidc_client_secret_file"}, {"owner-approval", "relay.owner_approval"},
+		{"trusted-proxies", "relay.trusted_proxies"},
 	} {
 		bind(b[0], b[1])
 	}
@@ -275,13 +277,14 @@ func Run(opts *Options) error {
 	if tlsConfig != nil {
 		scheme = "https"
 	}
+	proxies, _ := config.ParseTrustedProxies(rc.TrustedProxies) // validated with the configuration
 	r, info, err := relay.New(relay.Config{
 		SSHListener: sshLn, HTTPListener: httpLn, Domain: rc.Domain, Scheme: scheme,
 		PublicPort: rc.PublicPort, StateDir: stateDir, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
-		PolicyFile: rc.Policy, OIDC: oidcCfg, OwnerApproval: rc.OwnerApproval,
+		PolicyFile: rc.Policy, OIDC: oidcCfg, OwnerApproval: rc.OwnerApproval, TrustedProxies: proxies,
 	})
 	if err != nil {
 		sshLn.Close()

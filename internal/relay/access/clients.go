@@ -127,6 +127,11 @@ type registrar struct {
 	perIP map[string]*rate.Limiter
 }
 
+// MaxUnusedClientsPerSource bounds the registrations of one address that
+// have not been used for a token yet: one address cannot fill the relay's
+// MaxClients within the rate limit.
+const MaxUnusedClientsPerSource = 20
+
 // Registrations: 10 a minute per address, bursts of 5.
 const (
 	registerRate  = rate.Limit(10.0 / 60)
@@ -173,6 +178,15 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	src := sourceIP(r)
+	if n, err := s.st.countUnusedFrom(ctx, src); err != nil || n >= MaxUnusedClientsPerSource {
+		_ = s.st.sweep(ctx, s.cfg.Now())
+		if n, err = s.st.countUnusedFrom(ctx, src); err != nil || n >= MaxUnusedClientsPerSource {
+			w.Header().Set("Retry-After", "3600")
+			oauthError(w, http.StatusTooManyRequests, "invalid_request", fmt.Sprintf("%d registrations from this address are not used yet; use one (or wait an hour)", n))
+			return
+		}
+	}
 	if n, err := s.st.countClients(ctx); err != nil || n >= s.cfg.MaxClients {
 		_ = s.st.sweep(ctx, s.cfg.Now())
 		if n, err = s.st.countClients(ctx); err != nil || n >= s.cfg.MaxClients {
@@ -182,7 +196,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.cfg.Now()
-	row := clientRow{ID: random(16), Name: meta.ClientName, RedirectURIs: meta.RedirectURIs, AuthMethod: meta.TokenEndpointAuthMethod, Created: now}
+	row := clientRow{ID: random(16), Name: meta.ClientName, RedirectURIs: meta.RedirectURIs, AuthMethod: meta.TokenEndpointAuthMethod, Created: now, Source: src}
 	resp := oauthex.ClientRegistrationResponse{ClientRegistrationMetadata: meta, ClientID: row.ID, ClientIDIssuedAt: now}
 	if row.AuthMethod != string(oidc.AuthMethodNone) {
 		resp.ClientSecret = random(32)

@@ -122,7 +122,11 @@ func openStore(dir string, db *sql.DB) (*store, error) {
 		// The routes a grant covers and the browsers bound to it, added
 		// later: a grant from before covers no route, so its owner is
 		// asked again.
-		return addColumns(db, "grants", "routes", "browsers")
+		if err := addColumns(db, "grants", "routes", "browsers"); err != nil {
+			return err
+		}
+		// The address a client registered from, for the cap per source.
+		return addColumns(db, "clients", "source")
 	}()
 	if err != nil {
 		if own {
@@ -173,13 +177,21 @@ type clientRow struct {
 	AuthMethod   string
 	Created      time.Time
 	Used         bool
+	Source       string // the address it registered from
 }
 
 func (s *store) addClient(ctx context.Context, c clientRow) error {
 	uris, _ := json.Marshal(c.RedirectURIs)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created, source) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix(), c.Source)
 	return err
+}
+
+// countUnusedFrom counts the registrations from source never used yet.
+func (s *store) countUnusedFrom(ctx context.Context, source string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM clients WHERE used = 0 AND source = ?`, source).Scan(&n)
+	return n, err
 }
 
 func (s *store) client(ctx context.Context, id string) (clientRow, error) {
@@ -570,8 +582,13 @@ func (s *store) revokeToken(ctx context.Context, secret string) error {
 	return err
 }
 
+// UnusedClientTTL is how long a dynamically registered client lasts if it
+// never gets a token: an hour is time enough for an owner's approval, and
+// short enough that registrations made only to fill the relay go soon.
+const UnusedClientTTL = time.Hour
+
 // sweep deletes what has expired: requests, tokens, grants, and clients
-// registered more than a day ago that never got a grant.
+// registered more than UnusedClientTTL ago that never got a token.
 func (s *store) sweep(ctx context.Context, now time.Time) error {
 	for _, q := range []string{
 		`DELETE FROM auth_requests WHERE expires <= ?`,
@@ -582,6 +599,6 @@ func (s *store) sweep(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
-	_, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE used = 0 AND created <= ?`, now.Add(-24*time.Hour).Unix())
+	_, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE used = 0 AND created <= ?`, now.Add(-UnusedClientTTL).Unix())
 	return err
 }
