@@ -1,11 +1,11 @@
 package config
 
 import (
-	"net/netip"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"

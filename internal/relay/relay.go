@@ -11,7 +11,6 @@
 package relay
 
 import (
-	"net/netip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -80,7 +80,7 @@ type Config struct {
 	// TrustedProxies are proxies in front of the HTTP front: a request
 	// from one has its client taken from X-Forwarded-For (clientip.go).
 	TrustedProxies []netip.Prefix
-	MaxStreams        int           // concurrent channels per tunnel (128)
+	MaxStreams     int // concurrent channels per tunnel (128)
 	// MaxStreamsPerSource bounds one source address's requests in flight
 	// on one tunnel (MaxStreams/4, at least 4), so no client can take all
 	// of a tunnel's streams. Behind a proxy every request has the proxy's
