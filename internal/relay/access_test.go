@@ -885,8 +885,9 @@ func TestOAuthAuthorizePageChromium(t *testing.T) {
 	}
 }
 
-// Only the relay asserts identities: a client's own X-Pomdev-Identity
-// never reaches the app, on an open relay too.
+// Only the relay asserts identities and client addresses: a client's own
+// X-Pomdev-Identity, X-Real-IP and the like never reach the app, on an
+// open relay too.
 func TestIdentityHeaderNotForgeable(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.HTTPAuth = relay.HTTPAuthNone })
 	key, _ := rt.WriteKey(t)
@@ -895,6 +896,12 @@ func TestIdentityHeaderNotForgeable(t *testing.T) {
 	u := strings.TrimPrefix(p.WaitLine(t, "Remote: "), "Remote: ")
 	req, _ := http.NewRequest(http.MethodGet, u+"/", nil)
 	req.Header.Set(access.IdentityHeader, "forged")
+	// Claims of the client's address or identity in other proxies'
+	// dialects, and with "_" for "-" (which CGI-style servers fold).
+	claims := []string{"X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X_Pomdev_Identity", "x_forwarded_for", "X-Forwarded-Port"}
+	for _, k := range claims {
+		req.Header[k] = []string{"203.0.113.9"}
+	}
 	resp, err := h.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -906,6 +913,13 @@ func TestIdentityHeaderNotForgeable(t *testing.T) {
 	}
 	if v := seen[0].Get(access.IdentityHeader); v != "" {
 		t.Fatalf("a forged identity reached the app: %q", v)
+	}
+	for k, v := range seen[0] {
+		for _, x := range v {
+			if strings.Contains(x, "203.0.113.9") {
+				t.Errorf("the client's claim %s: %s reached the app", k, x)
+			}
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pomdev/pomdev/internal/bufpool"
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/httpwire"
+	"github.com/pomdev/pomdev/internal/relay/access"
 )
 
 // The relay's leg into a tunnel: each public request is written on a
@@ -307,15 +308,72 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 	}
 }
 
-// withoutForwarded leaves out the forwarding fields a client sent; the
-// relay writes its own.
+// clientClaims are the fields that name a request's client or its
+// identity, which only the relay may write: forwarding fields of every
+// proxy's dialect, and the relay's identity assertion. They are compared
+// without case and with "_" read as "-", as CGI-style servers (WSGI, PHP,
+// Rack) fold them: X_Pomdev_Identity arrives there as X-Pomdev-Identity.
+var clientClaims = []string{
+	"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+	"x-forwarded-port", "x-forwarded-server", "x-real-ip", "true-client-ip",
+	"x-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip",
+	"x-original-forwarded-for", "x-pomdev-identity",
+}
+
+// claimEqual reports whether the header name k is claim (lower case, with
+// "-"), reading k without case and "_" as "-"; it allocates nothing.
+func claimEqual(k, claim string) bool {
+	if len(k) != len(claim) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != claim[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isClientClaim reports whether the field k a client sent must be left
+// out; the relay's own identity assertion (set by the gate, in canonical
+// form, after the client's were deleted) stays.
+func isClientClaim(k string) bool {
+	if k == access.IdentityHeader {
+		return false
+	}
+	for _, c := range clientClaims {
+		if claimEqual(k, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutForwarded leaves out the client claims a client sent; the relay
+// writes its own X-Forwarded-* fields.
 func withoutForwarded(h http.Header) http.Header {
-	if h["Forwarded"] == nil && h["X-Forwarded-For"] == nil && h["X-Forwarded-Host"] == nil && h["X-Forwarded-Proto"] == nil {
+	found := false
+	for k := range h {
+		if isClientClaim(k) {
+			found = true
+			break
+		}
+	}
+	if !found {
 		return h
 	}
 	out := h.Clone()
-	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(out, k)
+	for k := range out {
+		if isClientClaim(k) {
+			delete(out, k)
+		}
 	}
 	return out
 }

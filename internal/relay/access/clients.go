@@ -22,6 +22,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -251,8 +252,9 @@ func validateMetadata(m *oauthex.ClientRegistrationMetadata) error {
 
 // cimd fetches and caches client ID metadata documents.
 type cimd struct {
-	hc  *http.Client
-	now func() time.Time
+	hc     *http.Client
+	now    func() time.Time
+	flight singleflight.Group
 
 	mu    sync.Mutex
 	cache map[string]cimdEntry
@@ -295,9 +297,46 @@ func newCIMD(allowPrivate bool, roots *x509.CertPool, now func() time.Time) *cim
 	}
 }
 
-// publicOnly refuses connections to loopback, private, link-local,
-// multicast and unspecified addresses (checked on the resolved address, so
-// DNS cannot point a document at the relay's own network).
+// notPublic is every range of the IANA special-purpose address registries
+// (IPv4 and IPv6) that is not globally reachable, plus the translation
+// and tunnelling prefixes that embed such an address (NAT64, 6to4,
+// Teredo): a client metadata document is fetched only from the public
+// internet.
+var notPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		// IPv4 (RFC 6890 and the registry since)
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16",
+		"192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		"255.255.255.255/32",
+		// IPv6
+		"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
+		"2001::/32", "2001:2::/48", "2001:db8::/32", "2001:10::/28", "2001:20::/28", "2002::/16", "3fff::/20",
+		"5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// isPublic reports whether ip is a globally reachable unicast address.
+func isPublic(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// publicOnly refuses connections to any address that is not public
+// (isPublic), checked on the resolved address, so DNS cannot point a
+// document at the relay's own network.
 func publicOnly(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
@@ -307,11 +346,8 @@ func publicOnly(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return err
 	}
-	ip = ip.Unmap()
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(ip) || netip.MustParsePrefix("64:ff9b::/96").Contains(ip) {
-		return fmt.Errorf("client metadata document at %s: address not public", ip)
+	if !isPublic(ip) {
+		return fmt.Errorf("client metadata document at %s: address not public", ip.Unmap())
 	}
 	return nil
 }
@@ -339,7 +375,10 @@ func (m *cimd) get(ctx context.Context, id string) (*client, error) {
 	if ok && e.expires.After(now) {
 		return e.c, e.err
 	}
-	c, err := m.load(ctx, id)
+	// Concurrent requests for one document share one fetch, on a context
+	// of its own (the first requester leaving does not fail the others).
+	v, err, _ := m.flight.Do(id, func() (any, error) { return m.load(context.WithoutCancel(ctx), id) })
+	c, _ := v.(*client)
 	e = cimdEntry{c: c, err: err, expires: now.Add(cimdTTL)}
 	if err != nil {
 		e.expires = now.Add(cimdErrTTL)
@@ -380,11 +419,13 @@ func (m *cimd) load(ctx context.Context, id string) (*client, error) {
 		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
 	}
 	defer resp.Body.Close()
+	// What the document's server answers is not echoed (its status text
+	// and content type are its own words, and pages show these errors).
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("client metadata document %s: %s", id, resp.Status)
+		return nil, fmt.Errorf("client metadata document %s: its server answered with an error, not the document", id)
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return nil, fmt.Errorf("client metadata document %s: content type %q is not JSON", id, mt)
+		return nil, fmt.Errorf("client metadata document %s: not JSON (its content type must be application/json)", id)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, cimdMaxBytes+1))
 	if err != nil {
