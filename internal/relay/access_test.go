@@ -602,15 +602,15 @@ func TestOAuthRegistrationFlood(t *testing.T) {
 	}
 }
 
-// TestOAuthStatusScreenApprove: a stock `ssh -R 0` user with a PTY (tmux)
-// sees the access request on the status screen, with the code the browser
-// shows, and approves it with a; the same request reaches pomdev-events.
-func TestOAuthStatusScreenApprove(t *testing.T) {
+// ownerScreen opens g's tunnel with the stock ssh client on a tmux pane
+// cols wide (the owner's status screen) and sets g.url; tm runs a tmux
+// command on that server, capture reads the pane.
+func (g *gatedTunnel) ownerScreen(t *testing.T, cols int) (tm func(args ...string) string, capture func() string) {
+	t.Helper()
 	tmux := requireTmux(t)
 	sshBin := rt.RequireOpenSSH(t)
-	g := newGated(t, nil, true)
 	sock := filepath.Join(t.TempDir(), "tmux.sock")
-	tm := func(args ...string) string {
+	tm = func(args ...string) string {
 		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("tmux %v: %v: %s", args, err, out)
@@ -620,10 +620,18 @@ func TestOAuthStatusScreenApprove(t *testing.T) {
 	cmdline := strings.Join([]string{sshBin, "-F", "/dev/null", "-i", g.key, "-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
 		"-o", "SetEnv=POMDEV_TARGET=" + g.target(), "-p", g.h.SSHPort(), "-R", "0", "127.0.0.1"}, " ")
-	tm("new-session", "-d", "-s", "owner", "-x", "140", "-y", "40", cmdline+"; sleep 30")
+	tm("new-session", "-d", "-s", "owner", "-x", fmt.Sprint(cols), "-y", "40", cmdline+"; sleep 30")
 	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	capture := func() string { return tm("capture-pane", "-p", "-t", "owner") }
 	g.url = g.h.WaitURL()
+	return tm, func() string { return tm("capture-pane", "-p", "-t", "owner") }
+}
+
+// TestOAuthStatusScreenApprove: a stock `ssh -R 0` user with a PTY (tmux)
+// sees the access request on the status screen, with the code the browser
+// shows, and approves it with a; the same request reaches pomdev-events.
+func TestOAuthStatusScreenApprove(t *testing.T) {
+	g := newGated(t, nil, true)
+	tm, capture := g.ownerScreen(t, 140)
 	events := g.h.RunSSH(g.key, "-T", "--", relay.EventsCommand)
 
 	clientID := g.register(t, redirect)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,24 +38,8 @@ func (g *gatedTunnel) fromClient(ip string) *http.Client {
 // full: its code and its host in punycode with a mark, never cut; the
 // others counted. a approves that request, the one on the screen.
 func TestOAuthPendingFlood(t *testing.T) {
-	tmux := requireTmux(t)
-	sshBin := rt.RequireOpenSSH(t)
 	g := newGated(t, nil, true)
-	sock := filepath.Join(t.TempDir(), "tmux.sock")
-	tm := func(args ...string) string {
-		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v: %s", args, err, out)
-		}
-		return string(out)
-	}
-	cmdline := strings.Join([]string{sshBin, "-F", "/dev/null", "-i", g.key, "-o", "IdentitiesOnly=yes",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-		"-o", "SetEnv=POMDEV_TARGET=" + g.target(), "-p", g.h.SSHPort(), "-R", "0", "127.0.0.1"}, " ")
-	tm("new-session", "-d", "-s", "owner", "-x", "60", "-y", "40", cmdline+"; sleep 30")
-	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	capture := func() string { return tm("capture-pane", "-p", "-t", "owner") }
-	g.url = g.h.WaitURL()
+	tm, capture := g.ownerScreen(t, 60)
 
 	lookalike := "https://сhatgpt.com/connector/oauth/cb" // a Cyrillic с
 	body := fmt.Sprintf(`{"client_name":"ChatGPT%s(real)","redirect_uris":[%q],"token_endpoint_auth_method":"none"}`, strings.Repeat(" ", 100), lookalike)

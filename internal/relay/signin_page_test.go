@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pomdev/pomdev/internal/relay"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
@@ -17,26 +16,9 @@ import (
 func TestSigninPage(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.Auth = relay.AuthSignin })
 	_, signer := rt.WriteKey(t)
-	links := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		c, err := ssh.Dial("tcp", h.SSHAddr, &ssh.ClientConfig{User: "u", HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-			Auth: []ssh.AuthMethod{ssh.PublicKeys(signer), ssh.KeyboardInteractive(func(name, instr string, qs []string, e []bool) ([]string, error) {
-				if strings.Contains(instr, "user_code=") {
-					links <- instr
-				}
-				return []string{}, nil
-			})}})
-		if err == nil {
-			c.Close()
-		}
-		done <- err
-	}()
-	var link string
-	select {
-	case link = <-links:
-	case <-time.After(15 * time.Second):
-		t.Fatal("no sign-in link")
+	_, link, done := startSigninLink(t, h.SSHAddr, signer)
+	if link == "" {
+		t.Fatalf("no sign-in link: %v", <-done)
 	}
 	u, _ := url.Parse(link)
 	code := u.Query().Get("user_code")

@@ -15,6 +15,13 @@ import (
 // link; the connection is left waiting for a person. It returns the
 // client's TCP connection and the handshake's result.
 func startSignin(t *testing.T, addr string, signer ssh.Signer) (net.Conn, <-chan error) {
+	nc, _, done := startSigninLink(t, addr, signer)
+	return nc, done
+}
+
+// startSigninLink is startSignin that also returns the link ("" when the
+// handshake ended first).
+func startSigninLink(t *testing.T, addr string, signer ssh.Signer) (net.Conn, string, <-chan error) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -37,13 +44,14 @@ func startSignin(t *testing.T, addr string, signer ssh.Signer) (net.Conn, <-chan
 		done <- err
 	}()
 	select {
-	case <-links:
+	case link := <-links:
+		return nc, link, done
 	case err := <-done:
-		return nc, doneWith(err)
+		return nc, "", doneWith(err)
 	case <-time.After(15 * time.Second):
 		t.Fatal("no sign-in link")
 	}
-	return nc, done
+	return nc, "", done
 }
 
 func doneWith(err error) <-chan error {

@@ -33,16 +33,13 @@ const (
 // pendingRoom says why no request of client from source may wait on
 // route now, "" when one may.
 func (s *Server) pendingRoom(ctx context.Context, route, client, source string) string {
-	rows, err := s.st.pendingAuths(ctx, s.cfg.Now())
+	rows, err := s.st.pendingOn(ctx, route, s.cfg.Now())
 	if err != nil {
 		return "the relay cannot count the waiting requests"
 	}
-	var all, byClient, bySource int
+	all := len(rows)
+	var byClient, bySource int
 	for _, a := range rows {
-		if a.Route != route {
-			continue
-		}
-		all++
 		if a.ClientID == client {
 			byClient++
 		}

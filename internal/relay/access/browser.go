@@ -1,8 +1,6 @@
 package access
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
 	"strings"
 )
@@ -13,8 +11,8 @@ import (
 // remembered in opstorage.go).
 const BrowserCookie = "pomdev_browser"
 
-// browserCookieLen is the length of a cookie's value: 32 random bytes,
-// base64url without padding.
+// browserCookieLen is the length of a cookie's value: random(32), 32
+// random bytes in base64url without padding.
 const browserCookieLen = 43
 
 // browserOf is the hash of r's browser cookie, "" when it has none of the
@@ -41,9 +39,7 @@ func (s *Server) bindBrowser(w http.ResponseWriter, r *http.Request, row authRow
 	}
 	h := browserOf(r)
 	if h == "" {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		v := base64.RawURLEncoding.EncodeToString(b)
+		v := random(32)
 		http.SetCookie(w, &http.Cookie{
 			Name: BrowserCookie, Value: v, Path: "/oauth/", HttpOnly: true,
 			Secure: strings.HasPrefix(s.cfg.Issuer, "https://"), SameSite: http.SameSiteLaxMode,

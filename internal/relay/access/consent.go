@@ -1,9 +1,7 @@
 package access
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -25,8 +23,8 @@ const ConsentCookie = "pomdev_consent"
 // sent to someone the route lets in, would go from the provider's login
 // straight to the attacker with a code.
 func (s *Server) askConsent(w http.ResponseWriter, r *http.Request, row authRow, d authData) {
-	cookie := randomB64(32)
-	d.ConsentBrowser, d.ConsentToken = hashSecret(cookie), randomB64(24)
+	cookie := random(32)
+	d.ConsentBrowser, d.ConsentToken = hashSecret(cookie), random(24)
 	if err := s.st.setData(r.Context(), row.ID, d); err != nil {
 		s.errorPage(w, http.StatusInternalServerError, "Error", err.Error())
 		return
@@ -37,12 +35,6 @@ func (s *Server) askConsent(w http.ResponseWriter, r *http.Request, row authRow,
 		MaxAge: int(s.cfg.RequestTTL.Seconds()),
 	})
 	http.Redirect(w, r, s.cfg.Issuer+PathApprove+"?id="+url.QueryEscape(row.ID), http.StatusSeeOther)
-}
-
-func randomB64(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // consentBrowser reports whether r comes from the browser row's consent is

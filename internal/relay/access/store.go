@@ -303,7 +303,16 @@ func (s *store) authByCode(ctx context.Context, code string) (authRow, error) {
 }
 
 func (s *store) pendingAuths(ctx context.Context, now time.Time) ([]authRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE state = ? AND expires > ? ORDER BY created`, statePending, now.Unix())
+	return s.pendingWhere(ctx, ``, statePending, now.Unix())
+}
+
+// pendingOn lists the requests waiting on route.
+func (s *store) pendingOn(ctx context.Context, route string, now time.Time) ([]authRow, error) {
+	return s.pendingWhere(ctx, ` AND route = ?`, statePending, now.Unix(), route)
+}
+
+func (s *store) pendingWhere(ctx context.Context, and string, args ...any) ([]authRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE state = ? AND expires > ?`+and+` ORDER BY created`, args...)
 	if err != nil {
 		return nil, err
 	}
