@@ -96,7 +96,17 @@ func TestApexLimits(t *testing.T) {
 		t.Errorf("a stalled body to an unknown route: %d", s)
 	}
 
-	// One address holds at most MaxApexInFlightPerSource requests at once.
+}
+
+// TestApexInFlightBound: one address holds at most
+// MaxApexInFlightPerSource requests to the relay's own endpoints at once;
+// the health check stays outside the bound. The grace is long so that the
+// stalled requests hold their slots for the whole test.
+func TestApexInFlightBound(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.HTTPAuth = relay.HTTPAuthOwner
+		c.BodyGrace = 5 * time.Minute
+	})
 	for range relay.MaxApexInFlightPerSource {
 		c, err := net.Dial("tcp", h.HTTPAddr)
 		if err != nil {
