@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,8 +127,15 @@ func (p *RP) Start(w http.ResponseWriter, r *http.Request, done Done) {
 	p.flows[state] = f
 	p.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: state, Path: "/.pomdev/oidc", MaxAge: int(FlowTTL.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: p.secure(r)})
 	http.Redirect(w, r, p.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(f.verifier), oidc.Nonce(f.nonce)), http.StatusFound)
+}
+
+// secure reports whether the flow's cookie is Secure: when the relay's
+// public address is HTTPS (the relay behind a TLS terminator sees plain
+// HTTP) or the request came over TLS.
+func (p *RP) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(p.cfg.RedirectURL, "https://")
 }
 
 // ServeCallback ends a flow: the code is exchanged (with the PKCE
@@ -145,7 +153,7 @@ func (p *RP) ServeCallback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "This sign-in is unknown or expired: start again from the link in your terminal.", http.StatusBadRequest)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Path: "/.pomdev/oidc", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Path: "/.pomdev/oidc", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: p.secure(r)})
 	if c, err := r.Cookie(cookieName); err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
 		f.done(w, r, Identity{}, errors.New("this sign-in was started in another browser: open the link from your terminal in this one"))
 		return
