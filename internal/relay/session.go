@@ -100,9 +100,12 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		ended   = make(chan struct{}) // the client closed the channel
 	)
 	defer close(ended)
+	// The session's goroutines get the PTY as it was when they started: a
+	// pty-req after shell or exec is refused and changes nothing they read.
 	start := func(mode string) {
 		once.Do(func() {
 			started = true
+			pty := pty
 			go func() {
 				code := c.runSession(ch, mode, pty, resize, ended)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
@@ -120,8 +123,9 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		switch req.Type {
 		case "pty-req":
 			var p ptyRequest
-			if err := ssh.Unmarshal(req.Payload, &p); err != nil || c.opts != nil && c.opts.noPTY {
-				// no-pty / restrict: the client gets lines instead.
+			if err := ssh.Unmarshal(req.Payload, &p); err != nil || c.opts != nil && c.opts.noPTY || started {
+				// no-pty / restrict: the client gets lines instead; once
+				// the session has started, its terminal is what it was.
 				_ = req.Reply(false, nil)
 				continue
 			}
@@ -205,8 +209,9 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				}
 				start(mode)
 			case len(fields) > 0 && fields[0] == AccessCommand:
+				crlf := pty != nil
 				go func() {
-					code := c.runAccess(crlfIf(ch, pty != nil), fields[1:])
+					code := c.runAccess(crlfIf(ch, crlf), fields[1:])
 					_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
 					_ = ch.Close()
 				}()

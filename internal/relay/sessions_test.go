@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"github.com/pomdev/pomdev/internal/relay"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -157,5 +158,49 @@ func TestNoPTYOption(t *testing.T) {
 	rt.WaitFor(t, func() bool { return strings.Contains(out.String(), "Remote: http://") }, "plain lines")
 	if strings.Contains(out.String(), "Port Forward Status") {
 		t.Fatal("the status screen was drawn")
+	}
+}
+
+// TestPTYAfterShell: a pty-req sent after shell (as a hostile client may)
+// is refused and races nothing the running session reads (go test -race
+// reports the race this guards against); the relay goes on serving.
+func TestPTYAfterShell(t *testing.T) {
+	h := rt.StartRelay(t, nil)
+	c, err := dialRelay(t, h, &ssh.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, first := range []string{"shell", "exec"} {
+		ch, reqs, err := c.OpenChannel("session", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ssh.DiscardRequests(reqs)
+		go func() { _, _ = io.Copy(io.Discard, ch) }()
+		payload := []byte(nil)
+		if first == "exec" {
+			payload = ssh.Marshal(struct{ Command string }{relay.AccessCommand + " list"})
+		}
+		if ok, err := ch.SendRequest(first, true, payload); err != nil || !ok {
+			t.Fatalf("%s: %v %v", first, ok, err)
+		}
+		pty := ssh.Marshal(struct {
+			Term             string
+			Cols, Rows, W, H uint32
+			Modes            string
+		}{"xterm", 80, 24, 0, 0, ""})
+		for i := range 50 {
+			ok, err := ch.SendRequest("pty-req", true, pty)
+			if err != nil {
+				break // an exec'd command may end the channel first
+			}
+			if ok {
+				t.Fatalf("pty-req %d after %s accepted", i, first)
+			}
+		}
+		_ = ch.Close()
+	}
+	if _, err := dialRelay(t, h, &ssh.ClientConfig{}); err != nil {
+		t.Fatalf("the relay after pty-req floods: %v", err)
 	}
 }
