@@ -362,6 +362,7 @@ func (g *gatedTunnel) authorizeURL(clientID, challenge, method, resource string)
 type tokens struct {
 	Access  string `json:"access_token"`
 	Refresh string `json:"refresh_token"`
+	IDToken string `json:"id_token"`
 	Error   string `json:"error"`
 }
 
@@ -1058,20 +1059,7 @@ func TestOAuthAdminOnAuthorizePage(t *testing.T) {
 // the identity assertion the app receives.
 func TestOAuthConfidentialClient(t *testing.T) {
 	g := startGated(t, nil)
-	resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json",
-		strings.NewReader(`{"client_name":"server app","redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"client_secret_post"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	if reg.ClientSecret == "" {
-		t.Fatalf("no secret for a confidential client: %+v", reg)
-	}
+	reg := g.registerConfidential(t, "server app")
 	verifier, challenge := pkce()
 	exchange := func(secret string) (int, tokens) {
 		back := g.browse(t, g.authorizeURL(reg.ClientID, challenge, "S256", g.url+"/mcp"), func(code string) { g.sshApprove(t, "approve", code) })
@@ -1085,23 +1073,13 @@ func TestOAuthConfidentialClient(t *testing.T) {
 	if status != 200 || tk.Access == "" {
 		t.Fatalf("token with the secret: %d %+v", status, tk)
 	}
-	ireq, _ := http.NewRequest(http.MethodPost, g.h.R.BaseURL()+access.PathIntrospect, strings.NewReader(url.Values{"token": {tk.Access}}.Encode()))
-	ireq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	ireq.SetBasicAuth(url.QueryEscape(reg.ClientID), url.QueryEscape(reg.ClientSecret))
-	resp, err = g.client().Do(ireq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in struct {
-		Active   bool   `json:"active"`
-		ClientID string `json:"client_id"`
-		Aud      any    `json:"aud"`
-		Scope    string `json:"scope"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&in)
-	resp.Body.Close()
+	in := g.introspect(t, reg, tk.Access)
 	if !in.Active || in.ClientID != reg.ClientID || !strings.Contains(fmt.Sprint(in.Aud), g.url+"/mcp") || !strings.Contains(in.Scope, "mcp") {
 		t.Fatalf("introspection %+v", in)
+	}
+	// Another confidential client learns nothing of that token.
+	if other := g.introspect(t, g.registerConfidential(t, "another app"), tk.Access); other.Active || other.ClientID != "" || other.Scope != "" {
+		t.Fatalf("another client's introspection of the token: %+v", other)
 	}
 
 	// The app checks the assertion with the relay's JWKS.
@@ -1126,6 +1104,83 @@ func TestOAuthConfidentialClient(t *testing.T) {
 	if claims.ClientID != reg.ClientID || claims.Subject != reg.ClientID || claims.Issuer != g.h.R.BaseURL() {
 		t.Fatalf("identity claims %+v", claims)
 	}
+
+	// The ID token that comes with every token response is signed with a
+	// key of its own, published apart: it never passes for an identity
+	// assertion, though its issuer and audience are the assertion's.
+	if tk.IDToken == "" {
+		t.Fatal("no ID token in the token response")
+	}
+	idt, err := jwt.ParseSigned(tk.IDToken, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idClaims jwt.Claims
+	if err := idt.Claims(set.Keys[0].Key, &idClaims); err == nil {
+		t.Fatal("the ID token verifies with the identity assertions' key")
+	}
+	if _, err := g.h.R.Access().VerifyIdentity(tk.IDToken, g.url+"/mcp"); err == nil {
+		t.Fatal("the ID token passes as an identity assertion")
+	}
+	_, body = g.get(t, g.h.R.BaseURL()+access.PathIDTokenJWKS)
+	var idSet jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(body), &idSet); err != nil || len(idSet.Keys) != 1 || idSet.Keys[0].KeyID == set.Keys[0].KeyID {
+		t.Fatalf("ID token JWKS %s: %v", body, err)
+	}
+	if err := idt.Claims(idSet.Keys[0].Key, &idClaims); err != nil || idClaims.Issuer != g.h.R.BaseURL() {
+		t.Fatalf("the ID token against its own key set: %v %+v", err, idClaims)
+	}
+	_, meta := g.get(t, g.h.R.BaseURL()+access.PathASMeta)
+	if !strings.Contains(meta, `"jwks_uri":"`+g.h.R.BaseURL()+access.PathIDTokenJWKS+`"`) {
+		t.Fatalf("metadata's jwks_uri: %s", meta)
+	}
+}
+
+// confidential is a registered confidential client.
+type confidential struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+func (g *gatedTunnel) registerConfidential(t *testing.T, name string) confidential {
+	t.Helper()
+	resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json",
+		strings.NewReader(`{"client_name":"`+name+`","redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"client_secret_post"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reg confidential
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	if reg.ClientSecret == "" {
+		t.Fatalf("no secret for a confidential client: %+v", reg)
+	}
+	return reg
+}
+
+type introspection struct {
+	Active   bool   `json:"active"`
+	ClientID string `json:"client_id"`
+	Aud      any    `json:"aud"`
+	Scope    string `json:"scope"`
+}
+
+func (g *gatedTunnel) introspect(t *testing.T, c confidential, token string) introspection {
+	t.Helper()
+	ireq, _ := http.NewRequest(http.MethodPost, g.h.R.BaseURL()+access.PathIntrospect, strings.NewReader(url.Values{"token": {token}}.Encode()))
+	ireq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	ireq.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	resp, err := g.client().Do(ireq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("introspection: %s", resp.Status)
+	}
+	var in introspection
+	_ = json.NewDecoder(resp.Body).Decode(&in)
+	return in
 }
 
 // TestOAuthAppAuthPassThrough: POMDEV_HTTP_AUTH=app is refused unless the

@@ -64,7 +64,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, oidcDoc b
 		Issuer:                                    iss,
 		AuthorizationEndpoint:                     iss + PathAuthorize,
 		TokenEndpoint:                             iss + PathToken,
-		JWKSURI:                                   iss + PathJWKS,
+		JWKSURI:                                   iss + PathIDTokenJWKS, // ID tokens; identity assertions: PathJWKS
 		RegistrationEndpoint:                      iss + PathRegister,
 		ScopesSupported:                           []string{Scope, "offline_access"},
 		ResponseTypesSupported:                    []string{"code"},

@@ -19,13 +19,20 @@ import (
 
 // Key files in the state directory (0600).
 const (
-	signingKeyFile = "oauth_signing_key.pem" // ES256: identity assertions, ID tokens, JWKS
-	tokenKeyFile   = "oauth_token_key"       // AES-256: access tokens are sealed with it
+	signingKeyFile = "oauth_signing_key.pem"  // ES256: identity assertions (X-Pomdev-Identity), /.well-known/jwks.json
+	idTokenKeyFile = "oauth_id_token_key.pem" // ES256: ID tokens, /oauth/jwks
+	tokenKeyFile   = "oauth_token_key"        // AES-256: access tokens are sealed with it
 )
 
+// keys are the relay's secrets. The assertions apps trust and the ID
+// tokens clients get are signed with different keys, published in
+// different sets: an ID token (which op issues with every token
+// response) never verifies as an identity assertion.
 type keys struct {
 	signing  *ecdsa.PrivateKey
 	kid      string
+	idToken  *ecdsa.PrivateKey
+	idKid    string
 	tokenKey [32]byte
 }
 
@@ -33,44 +40,15 @@ func encodeB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b)
 
 func loadKeys(dir string) (*keys, error) {
 	k := &keys{}
-	path := filepath.Join(dir, signingKeyFile)
+	var err error
+	if k.signing, k.kid, err = loadECKey(filepath.Join(dir, signingKeyFile)); err != nil {
+		return nil, err
+	}
+	if k.idToken, k.idKid, err = loadECKey(filepath.Join(dir, idTokenKeyFile)); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, tokenKeyFile)
 	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		block, _ := pem.Decode(data)
-		if block == nil {
-			return nil, fmt.Errorf("%s: no PEM key (move it away to generate a new one; apps will see a new JWKS)", path)
-		}
-		key, err := x509.ParseECPrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w (move it away to generate a new one)", path, err)
-		}
-		k.signing = key
-	case errors.Is(err, fs.ErrNotExist):
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		if err := writePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})); err != nil {
-			return nil, err
-		}
-		k.signing = key
-	default:
-		return nil, err
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&k.signing.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(pub)
-	k.kid = encodeB64(sum[:12])
-
-	path = filepath.Join(dir, tokenKeyFile)
-	data, err = os.ReadFile(path)
 	switch {
 	case err == nil && len(data) == 32:
 		copy(k.tokenKey[:], data)
@@ -85,6 +63,42 @@ func loadKeys(dir string) (*keys, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// loadECKey reads the P-256 key at path, generating it the first time,
+// and names it by its public key's hash.
+func loadECKey(path string) (*ecdsa.PrivateKey, string, error) {
+	var key *ecdsa.PrivateKey
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		block, _ := pem.Decode(data)
+		if block == nil {
+			return nil, "", fmt.Errorf("%s: no PEM key (move it away to generate a new one; apps will see a new JWKS)", path)
+		}
+		if key, err = x509.ParseECPrivateKey(block.Bytes); err != nil {
+			return nil, "", fmt.Errorf("%s: %w (move it away to generate a new one)", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, "", err
+		}
+		der, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := writePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})); err != nil {
+			return nil, "", err
+		}
+	default:
+		return nil, "", err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(pub)
+	return key, encodeB64(sum[:12]), nil
 }
 
 func writePrivate(path string, data []byte) error {
@@ -105,17 +119,23 @@ func (k *keys) signer() (jose.Signer, error) {
 		(&jose.SignerOptions{}).WithType("JWT"))
 }
 
-// op's key interfaces.
+// identityJWKS is the public set apps verify identity assertions with.
+func (k *keys) identityJWKS() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.signing.PublicKey, KeyID: k.kid, Algorithm: string(jose.ES256), Use: "sig"}}}
+}
+
+// op's key interfaces: op signs ID tokens, and serves their set, with the
+// ID token key only.
 
 type signingKey struct{ k *keys }
 
 func (s signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.ES256 }
-func (s signingKey) Key() any                                    { return s.k.signing }
-func (s signingKey) ID() string                                  { return s.k.kid }
+func (s signingKey) Key() any                                    { return s.k.idToken }
+func (s signingKey) ID() string                                  { return s.k.idKid }
 
 type publicKey struct{ k *keys }
 
-func (p publicKey) ID() string                         { return p.k.kid }
+func (p publicKey) ID() string                         { return p.k.idKid }
 func (p publicKey) Algorithm() jose.SignatureAlgorithm { return jose.ES256 }
 func (p publicKey) Use() string                        { return "sig" }
-func (p publicKey) Key() any                           { return &p.k.signing.PublicKey }
+func (p publicKey) Key() any                           { return &p.k.idToken.PublicKey }

@@ -407,6 +407,11 @@ func (o *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	if err != nil {
 		return err
 	}
+	// A client learns only about its own tokens (RFC 7662 §4): to any
+	// other, another client's token is as good as unknown.
+	if t.ClientID != clientID {
+		return errors.New("token is not active")
+	}
 	resp.Active = true
 	resp.Scope = oidc.SpaceDelimitedArray(t.Scopes)
 	resp.ClientID = t.ClientID

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,15 +37,16 @@ const Scope = "mcp"
 
 // Paths on the relay's domain.
 const (
-	PathAuthorize  = "/oauth/authorize"
-	PathToken      = "/oauth/token"
-	PathRegister   = "/oauth/register"
-	PathRevoke     = "/oauth/revoke"
-	PathIntrospect = "/oauth/introspect"
-	PathApprove    = "/oauth/approve"
-	PathJWKS       = "/.well-known/jwks.json"
-	PathASMeta     = "/.well-known/oauth-authorization-server"
-	PathOIDCMeta   = "/.well-known/openid-configuration"
+	PathAuthorize   = "/oauth/authorize"
+	PathToken       = "/oauth/token"
+	PathRegister    = "/oauth/register"
+	PathRevoke      = "/oauth/revoke"
+	PathIntrospect  = "/oauth/introspect"
+	PathApprove     = "/oauth/approve"
+	PathJWKS        = "/.well-known/jwks.json" // the keys of identity assertions
+	PathIDTokenJWKS = "/oauth/jwks"            // the keys of ID tokens
+	PathASMeta      = "/.well-known/oauth-authorization-server"
+	PathOIDCMeta    = "/.well-known/openid-configuration"
 	// PathPRM is the protected-resource metadata on a route's host (RFC
 	// 9728), also served with the resource's path (/mcp) appended.
 	PathPRM = "/.well-known/oauth-protected-resource"
@@ -196,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 		op.WithCustomTokenEndpoint(op.NewEndpoint(strings.TrimPrefix(PathToken, "/"))),
 		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(strings.TrimPrefix(PathIntrospect, "/"))),
 		op.WithCustomRevocationEndpoint(op.NewEndpoint(strings.TrimPrefix(PathRevoke, "/"))),
-		op.WithCustomKeysEndpoint(op.NewEndpoint(strings.TrimPrefix(PathJWKS, "/"))),
+		op.WithCustomKeysEndpoint(op.NewEndpoint(strings.TrimPrefix(PathIDTokenJWKS, "/"))),
 		op.WithCustomUserinfoEndpoint(op.NewEndpoint("oauth/userinfo")),
 		op.WithCustomEndSessionEndpoint(op.NewEndpoint("oauth/end_session")),
 		op.WithLogger(cfg.Logger),
@@ -284,7 +286,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAuthorize(w, r)
 	case r.URL.Path == PathToken:
 		s.serveToken(w, r)
-	case r.URL.Path == PathAuthorize+"/callback", r.URL.Path == PathRevoke, r.URL.Path == PathIntrospect, r.URL.Path == PathJWKS:
+	case r.URL.Path == PathJWKS:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		_ = json.NewEncoder(w).Encode(s.keys.identityJWKS())
+	case r.URL.Path == PathAuthorize+"/callback", r.URL.Path == PathRevoke, r.URL.Path == PathIntrospect, r.URL.Path == PathIDTokenJWKS:
 		s.provider.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
