@@ -504,6 +504,63 @@ func TestOAuthGate(t *testing.T) {
 	})
 }
 
+// TestOAuthCodeOnce: an authorization code is good for one presentation.
+// One whose PKCE verifier was wrong is spent (a second try with the right
+// verifier gets nothing), and a code presented again after a successful
+// exchange revokes the tokens that exchange got (RFC 6749 §4.1.2), their
+// refreshed successors too.
+func TestOAuthCodeOnce(t *testing.T) {
+	g := startGated(t, nil)
+	mcpURL := g.url + "/mcp"
+	clientID := g.register(t, redirect)
+	code := func(challenge string) string {
+		back := g.browse(t, g.authorizeURL(clientID, challenge, "S256", mcpURL), func(code string) { g.sshApprove(t, "approve", code) })
+		return back.Query().Get("code")
+	}
+	exchange := func(code, verifier string) (int, tokens) {
+		return g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect},
+			"client_id": {clientID}, "code_verifier": {verifier}, "resource": {mcpURL}})
+	}
+
+	verifier, challenge := pkce()
+	c := code(challenge)
+	if status, tk := exchange(c, "a-wrong-verifier-of-the-right-length-0123456789ab"); status != http.StatusBadRequest || tk.Access != "" {
+		t.Fatalf("a wrong verifier: %d %+v", status, tk)
+	}
+	if status, tk := exchange(c, verifier); status != http.StatusBadRequest || tk.Access != "" || tk.Error != "invalid_grant" {
+		t.Fatalf("the right verifier after a wrong one: %d %+v", status, tk)
+	}
+
+	verifier, challenge = pkce()
+	c = code(challenge)
+	status, tk := exchange(c, verifier)
+	if status != http.StatusOK || tk.Access == "" || tk.Refresh == "" {
+		t.Fatalf("exchange: %d %+v", status, tk)
+	}
+	status, tk2 := g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {clientID}})
+	if status != http.StatusOK || tk2.Access == "" {
+		t.Fatalf("refresh: %d %+v", status, tk2)
+	}
+	if resp := g.post(t, mcpURL, tk2.Access); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the refreshed token before the code's reuse: %d", resp.StatusCode)
+	}
+	if status, again := exchange(c, verifier); status != http.StatusBadRequest || again.Access != "" {
+		t.Fatalf("the code presented again: %d %+v", status, again)
+	}
+	for _, a := range []string{tk.Access, tk2.Access} {
+		if resp := g.post(t, mcpURL, a); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a token of the reused code still works: %d", resp.StatusCode)
+		}
+	}
+	if status, _ := g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk2.Refresh}, "client_id": {clientID}}); status != http.StatusBadRequest {
+		t.Fatalf("the refresh token of the reused code still works: %d", status)
+	}
+	rt.WaitFor(t, func() bool {
+		data, _ := os.ReadFile(filepath.Join(g.h.StateDir, access.AuditFile))
+		return strings.Contains(string(data), "authorization code presented twice")
+	}, "the audit trail's line for the reused code")
+}
+
 // TestOAuthAuthorizeRefusals: requests the authorization server refuses
 // before anyone is asked.
 func TestOAuthAuthorizeRefusals(t *testing.T) {

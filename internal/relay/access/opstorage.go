@@ -182,8 +182,24 @@ func (o *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if err != nil {
 		return nil, err
 	}
-	if !row.Expires.After(s.cfg.Now()) || row.State != stateApproved {
+	now := s.cfg.Now()
+	if row.State == stateExchanged {
+		s.codeReused(ctx, row)
+		return nil, errors.New("the code was used before")
+	}
+	if !row.Expires.After(now) || row.State != stateApproved {
 		return nil, errors.New("the code has expired")
+	}
+	// A code is good for one presentation, whatever becomes of it: one
+	// whose PKCE verifier, client or redirect then fails is spent too
+	// (RFC 6749 §4.1.2, RFC 9700 §2.1.1).
+	taken, err := s.st.takeCode(ctx, row.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	if !taken {
+		s.codeReused(ctx, row)
+		return nil, errors.New("the code was used before")
 	}
 	if info := infoFrom(ctx); info != nil && info.route != "" && info.route != row.Route {
 		return nil, oidc.ErrInvalidTarget().WithDescription("resource differs from the authorization request's")
@@ -199,9 +215,27 @@ func (o *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return o.s.st.saveCode(ctx, id, code, o.s.cfg.Now().Add(time.Minute))
 }
 
+// DeleteAuthRequest is op's call once a code's tokens are issued; the
+// exchanged request stays (codeReuseWindow) to recognise a second use.
 func (o *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return o.s.st.deleteAuth(ctx, id)
+	return o.s.st.deleteAuthUnlessExchanged(ctx, id)
 }
+
+// codeReused revokes every token issued from a code presented a second
+// time (RFC 6749 §4.1.2): one of the two presenters should not hold it.
+// The tokens of a code are one family, named by its request.
+func (s *Server) codeReused(ctx context.Context, row authRow) {
+	s.log.Warn("an authorization code was presented twice; revoking every token issued from it", "route", row.Route, "client", row.ClientID)
+	s.audit.add(Entry{Kind: "token", Route: row.Route, Client: row.ClientID, Owner: row.Owner, Decision: "reuse", Reason: "authorization code presented twice; its tokens revoked"})
+	if err := s.st.revokeFamily(ctx, codeFamily(row.ID)); err != nil {
+		s.log.Warn("cannot revoke the tokens of a code", "err", err)
+	}
+	s.forgetVerdicts()
+}
+
+// codeFamily is the family of the tokens issued from the request id's code
+// (refreshed tokens stay in it).
+func codeFamily(id string) string { return "code:" + id }
 
 func (o *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	id, _, exp, err := o.createTokens(ctx, req, "", false)
@@ -235,7 +269,7 @@ func (o *opStorage) createTokens(ctx context.Context, req op.TokenRequest, curre
 		if isDynamic(r.row.ClientID) {
 			_ = s.st.markClientUsed(ctx, r.row.ClientID)
 		}
-		t = tokenRow{Grant: id, Family: random(12), Route: r.row.Route, Owner: r.row.Owner, ClientID: r.row.ClientID,
+		t = tokenRow{Grant: id, Family: codeFamily(r.row.ID), Route: r.row.Route, Owner: r.row.Owner, ClientID: r.row.ClientID,
 			Scopes: r.row.Data.Scopes, AuthTime: r.row.Created, Sub: r.row.Data.Sub, Email: r.row.Data.Email}
 	case *refreshReq:
 		t = r.row

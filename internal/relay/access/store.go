@@ -227,7 +227,14 @@ const (
 	statePending  = "pending"
 	stateApproved = "approved"
 	stateDenied   = "denied"
+	// stateExchanged: the code was presented once. The row stays until
+	// codeReuseWindow has passed, so that a second presentation is
+	// recognised and revokes what the first one got.
+	stateExchanged = "exchanged"
 )
+
+// codeReuseWindow is how long an exchanged code is remembered.
+const codeReuseWindow = 10 * time.Minute
 
 type authRow struct {
 	ID        string
@@ -359,6 +366,25 @@ func (s *store) setData(ctx context.Context, id string, d authData) error {
 
 func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = ?, expires = ? WHERE id = ?`, hashSecret(code), expires.Unix(), id)
+	return err
+}
+
+// takeCode marks the approved request of code exchanged, once: false when
+// another presentation took it first.
+func (s *store) takeCode(ctx context.Context, id string, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET state = ?, expires = ? WHERE id = ? AND state = ? AND expires > ?`,
+		stateExchanged, now.Add(codeReuseWindow).Unix(), id, stateApproved, now.Unix())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// deleteAuthUnlessExchanged deletes a request that has not been exchanged
+// (an exchanged one is kept for codeReuseWindow).
+func (s *store) deleteAuthUnlessExchanged(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ? AND state != ?`, id, stateExchanged)
 	return err
 }
 
