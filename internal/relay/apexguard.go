@@ -23,67 +23,107 @@ const (
 	MaxApexBody = 16 << 10
 	// MaxRegisterBody bounds a dynamic client registration (RFC 7591).
 	MaxRegisterBody = 64 << 10
-	// MaxApexInFlight bounds the requests the relay's own endpoints serve
-	// at once, and MaxApexInFlightPerSource those of one address.
+	// MaxApexInFlight bounds the requests the relay's own endpoints work
+	// on at once (their bodies read), and MaxApexInFlightPerSource those
+	// of one address, bodies being read included.
 	MaxApexInFlight          = 64
 	MaxApexInFlightPerSource = 8
+	// MaxApexReading bounds the bodies being read at once. A body is read
+	// before its request takes one of the MaxApexInFlight slots, so
+	// stalled bodies (which the minimum rate ends) hold only these.
+	MaxApexReading = 1024
 )
 
-// apexGate bounds the relay's own endpoints: requests in flight, relay-wide
-// and per source address.
+// apexGate bounds the relay's own endpoints: bodies being read and
+// requests being served, relay-wide, and both together per source address.
 type apexGate struct {
-	slots chan struct{}
+	reading chan struct{}
+	slots   chan struct{}
 
 	mu  sync.Mutex
-	per map[string]int // requests in flight per source; at most MaxApexInFlight keys
+	per map[string]int // per source; at most MaxApexReading+MaxApexInFlight keys
 }
 
 func newApexGate() *apexGate {
-	return &apexGate{slots: make(chan struct{}, MaxApexInFlight), per: map[string]int{}}
+	return &apexGate{reading: make(chan struct{}, MaxApexReading), slots: make(chan struct{}, MaxApexInFlight), per: map[string]int{}}
 }
 
-func (g *apexGate) enter(src string) bool {
+// apexTicket is a request's place in the gate: first a reading slot,
+// then (work) a serving slot.
+type apexTicket struct {
+	g       *apexGate
+	src     string
+	serving bool
+}
+
+// enter admits a request of src to read its body (false: src or the
+// relay is at its bound).
+func (g *apexGate) enter(src string) (*apexTicket, bool) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.per[src] >= MaxApexInFlightPerSource {
-		g.mu.Unlock()
-		return false
+		return nil, false
 	}
 	select {
-	case g.slots <- struct{}{}:
+	case g.reading <- struct{}{}:
 	default:
-		g.mu.Unlock()
-		return false
+		return nil, false
 	}
 	g.per[src]++
-	g.mu.Unlock()
+	return &apexTicket{g: g, src: src}, true
+}
+
+// work trades the ticket's reading slot for a serving slot (false: all
+// are taken; the ticket still holds its reading slot until leave).
+func (t *apexTicket) work() bool {
+	select {
+	case t.g.slots <- struct{}{}:
+	default:
+		return false
+	}
+	<-t.g.reading
+	t.serving = true
 	return true
 }
 
-func (g *apexGate) leave(src string) {
+func (t *apexTicket) leave() {
+	g := t.g
 	g.mu.Lock()
-	if g.per[src]--; g.per[src] <= 0 {
-		delete(g.per, src)
+	if g.per[t.src]--; g.per[t.src] <= 0 {
+		delete(g.per, t.src)
 	}
-	<-g.slots
 	g.mu.Unlock()
+	if t.serving {
+		<-g.slots
+	} else {
+		<-g.reading
+	}
 }
 
 // guardApex serves req with next only within the apex limits: a slot
 // (503 when none), a body only on POST (400), never multipart (415), at
 // most MaxApexBody (MaxRegisterBody for registration) bytes (413),
 // arriving at the tunnel routes' minimum rate (408). The body is read
-// whole before next sees it, so no handler below can be made to hold more.
+// whole before next sees it, so no handler below can be made to hold more,
+// and before the request takes a serving slot, so stalled bodies cannot
+// crowd out the requests that arrived whole.
 func (r *Relay) guardApex(w http.ResponseWriter, req *http.Request, next func(http.ResponseWriter, *http.Request)) {
-	src := hostOf(req.RemoteAddr)
-	if !r.apex.enter(src) {
-		w.Header().Set("Retry-After", "1")
-		r.page(w, http.StatusServiceUnavailable, "Busy", "The relay's sign-in and authorization pages are serving as many requests as they take; retry in a moment.")
+	ticket, ok := r.apex.enter(hostOf(req.RemoteAddr))
+	if !ok {
+		r.apexBusy(w)
 		return
 	}
-	defer r.apex.leave(src)
+	defer ticket.leave()
+	serve := func(w http.ResponseWriter, req *http.Request) {
+		if !ticket.work() {
+			r.apexBusy(w)
+			return
+		}
+		next(w, req)
+	}
 	hasBody := req.ContentLength != 0 || len(req.TransferEncoding) > 0
 	if !hasBody {
-		next(w, req)
+		serve(w, req)
 		return
 	}
 	if req.Method != http.MethodPost {
@@ -124,7 +164,12 @@ func (r *Relay) guardApex(w http.ResponseWriter, req *http.Request, next func(ht
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	req.TransferEncoding = nil
-	next(w, req)
+	serve(w, req)
+}
+
+func (r *Relay) apexBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	r.page(w, http.StatusServiceUnavailable, "Busy", "The relay's sign-in and authorization pages are serving as many requests as they take; retry in a moment.")
 }
 
 // eofBody is a request body that knows whether it was read to its end.

@@ -170,3 +170,37 @@ func TestOAuthRepeatedParameters(t *testing.T) {
 		t.Fatalf("two codes at the token endpoint: %d %+v", status, tk)
 	}
 }
+
+// TestApexStalledBodiesDoNotCrowdOut: more stalled bodies than the relay
+// serves requests at once, from many addresses, each within its own bound,
+// leave the relay's endpoints serving a request that arrives whole: a body
+// is read before its request takes a serving slot.
+func TestApexStalledBodiesDoNotCrowdOut(t *testing.T) {
+	h := rt.StartRelay(t, func(c *relay.Config) {
+		c.HTTPAuth = relay.HTTPAuthOwner
+		c.BodyGrace = 5 * time.Minute
+	})
+	sources := relay.MaxApexInFlight/4 + 4
+	for i := range sources {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(2+i))}}
+		for range 4 {
+			c, err := d.Dial("tcp", h.HTTPAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\na", access.PathToken)
+		}
+	}
+	// Every stalled request is in (a request after them on a connection
+	// from the same address is refused once the source is at its bound).
+	rt.WaitFor(t, func() bool { return relay.ApexReading(h.R) == sources*4 }, fmt.Sprintf("%d bodies being read", sources*4))
+	resp, err := h.Client().PostForm(h.R.BaseURL()+access.PathToken, url.Values{"grant_type": {"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		t.Fatalf("a whole request while %d bodies stall: %s", sources*4, resp.Status)
+	}
+}

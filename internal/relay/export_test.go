@@ -34,3 +34,6 @@ func Handshakes(r *Relay) int {
 	defer r.startMu.Unlock()
 	return r.startups
 }
+
+// ApexReading counts the bodies the relay's own endpoints are reading.
+func ApexReading(r *Relay) int { return len(r.apex.reading) }
