@@ -501,7 +501,9 @@ func connectError(ctx context.Context, opts Options, ht *headerTransport, hc *ht
 	}
 	var ne *net.OpError
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The SDK may report the end of the handshake's context as its
+		// own cancellation a moment before ctx says it is done.
 		return &ConnectError{URL: opts.URL, Err: err, Reason: ConnectTimeout}
 	case errors.As(err, &ne):
 		return &ConnectError{URL: opts.URL, Err: ne, Reason: ConnectNetwork}
