@@ -70,14 +70,23 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, oidcDoc b
 		ResponseTypesSupported:                    []string{"code"},
 		ResponseModesSupported:                    []string{"query"},
 		GrantTypesSupported:                       []string{"authorization_code", "refresh_token"},
-		TokenEndpointAuthMethodsSupported:         []string{"none", "client_secret_basic", "client_secret_post"},
+		TokenEndpointAuthMethodsSupported:         []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
 		RevocationEndpoint:                        iss + PathRevoke,
-		RevocationEndpointAuthMethodsSupported:    []string{"none", "client_secret_basic", "client_secret_post"},
+		RevocationEndpointAuthMethodsSupported:    []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
 		IntrospectionEndpoint:                     iss + PathIntrospect,
-		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic"}, // op takes only Basic there
+		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "private_key_jwt"}, // op takes only Basic for secrets there
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		ClientIDMetadataDocumentSupported:         true,
+		// RFC 9207: every authorization response names the issuer.
+		AuthorizationResponseIssParameterSupported: true,
 	}
+	algs := make([]string, len(AssertionAlgs))
+	for i, a := range AssertionAlgs {
+		algs[i] = string(a)
+	}
+	meta.TokenEndpointAuthSigningAlgValuesSupported = algs
+	meta.RevocationEndpointAuthSigningAlgValuesSupported = algs
+	meta.IntrospectionEndpointAuthSigningAlgValuesSupported = algs
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if !oidcDoc {
@@ -113,12 +122,18 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "Unregistered redirect", "The application asked to return to an address it did not register; nothing was authorized.")
 		return
 	}
+	w = issWriter{w, s}
 	req, err := op.ParseAuthorizeRequest(r, s.provider.Decoder())
 	if err != nil {
 		op.AuthRequestError(w, r, nil, err, s.provider)
 		return
 	}
 	fail := func(e *oidc.Error) { op.AuthRequestError(w, r, req, e, s.provider) }
+	if m := req.ResponseMode; m != "" && m != oidc.ResponseModeQuery {
+		req.ResponseMode = oidc.ResponseModeQuery
+		fail(oidc.ErrInvalidRequest().WithDescription("response_mode must be query (the only one this relay supports)"))
+		return
+	}
 	resources := f["resource"]
 	if len(resources) != 1 {
 		fail(oidc.ErrInvalidTarget().WithDescription("exactly one resource (RFC 8707) must name the tunnel's MCP URL"))
@@ -178,7 +193,49 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		info.route = route
 	}
+	if err := s.authenticateClient(r, info, s.cfg.Issuer+PathToken); err != nil {
+		s.refuseClient(w, r, err)
+		return
+	}
 	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
+}
+
+// serveClientAuthenticated is revocation and introspection: the client's
+// own authentication method enforced (authenticateClient), then op.
+func (s *Server) serveClientAuthenticated(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint takes a POST of a form")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if k := repeated(r.Form); k != "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the parameter "+strconv.Quote(k)+" is repeated (RFC 6749 §3.1)")
+		return
+	}
+	info := &reqInfo{}
+	if err := s.authenticateClient(r, info, s.cfg.Issuer+r.URL.Path); err != nil {
+		s.refuseClient(w, r, err)
+		return
+	}
+	s.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
+}
+
+// refuseClient answers a failed client authentication: invalid_client, 401
+// (RFC 6749 §5.2), or 503 when the relay cannot check it now.
+func (s *Server) refuseClient(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *clientAuthError
+	if !errors.As(err, &ce) {
+		w.Header().Set("Retry-After", "60")
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", err.Error())
+		return
+	}
+	s.log.Info("client authentication refused", "path", r.URL.Path, "source", sourceIP(r), "why", ce.msg)
+	w.Header().Set("WWW-Authenticate", `Basic realm="pomdev relay"`)
+	oauthError(w, http.StatusUnauthorized, "invalid_client", ce.msg)
 }
 
 // repeated is the first parameter of f given more than once (in the query
@@ -389,12 +446,7 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 		if row.State != stateDenied {
 			why = "Nobody approved this request within 10 minutes."
 		}
-		e := oidc.ErrAccessDenied().WithDescription("%s", why)
-		e.State = row.Data.State
-		back, err := op.AuthResponseURL(row.Data.RedirectURI, oidc.ResponseType(row.Data.ResponseType), oidc.ResponseMode(row.Data.ResponseMode), e, s.provider.Encoder())
-		if err != nil {
-			back = ""
-		}
+		back := s.deniedURL(row, why)
 		_ = s.st.deleteAuth(r.Context(), id)
 		s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: why + " The application has been told.", Back: back})
 		return
@@ -476,12 +528,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, id string, p P
 		http.Redirect(w, r, s.cfg.Issuer+PathAuthorize+"/callback?id="+url.QueryEscape(id), http.StatusSeeOther)
 		return
 	}
-	e := oidc.ErrAccessDenied().WithDescription("%s", why)
-	e.State = row.Data.State
-	back, err := op.AuthResponseURL(row.Data.RedirectURI, oidc.ResponseType(row.Data.ResponseType), oidc.ResponseMode(row.Data.ResponseMode), e, s.provider.Encoder())
-	if err != nil {
-		back = ""
-	}
+	back := s.deniedURL(row, why)
 	_ = s.st.deleteAuth(ctx, id)
 	s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: "You signed in as " + p.String() + ". " + why + " The application has been told.", Back: back})
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -34,6 +35,14 @@ type client struct {
 	redirects []string
 	method    oidc.AuthMethod
 	loginURL  string
+	// A metadata document's client with private_key_jwt: its keys, inline
+	// or at jwksURI, and the one algorithm it signs with ("" any of
+	// AssertionAlgs).
+	jwks    []jose.JSONWebKey
+	jwksURI string
+	signAlg string
+	// source is the address a dynamically registered client came from.
+	source string
 }
 
 var _ op.Client = (*client)(nil)
@@ -87,7 +96,11 @@ func (s *Server) client(ctx context.Context, id string) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unknown client %q", id)
 	}
-	return &client{id: row.ID, name: row.Name, redirects: row.RedirectURIs, method: oidc.AuthMethod(row.AuthMethod), loginURL: login}, nil
+	c := &client{id: row.ID, name: row.Name, redirects: row.RedirectURIs, loginURL: login, source: row.Source}
+	if err := c.setKeys(row.AuthMethod, row.Keys.JWKS, row.Keys.JWKSURI, row.Keys.Alg); err != nil {
+		return nil, fmt.Errorf("client %q: %w", id, err)
+	}
+	return c, nil
 }
 
 // checkRedirect accepts https URLs, http URLs on loopback (native apps,
@@ -169,13 +182,23 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusTooManyRequests, "invalid_request", "too many registrations from this address; retry in a minute")
 		return
 	}
-	var meta oauthex.ClientRegistrationMetadata
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&meta); err != nil {
+	var body struct {
+		oauthex.ClientRegistrationMetadata
+		JWKS       json.RawMessage `json:"jwks"`
+		SigningAlg string          `json:"token_endpoint_auth_signing_alg"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&body); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_client_metadata", "the body is not client metadata JSON: "+err.Error())
 		return
 	}
+	meta := body.ClientRegistrationMetadata
 	if err := validateMetadata(&meta); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_redirect_uri", err.Error())
+		return
+	}
+	var keyed client
+	if err := keyed.setKeys(meta.TokenEndpointAuthMethod, body.JWKS, meta.JWKSURI, body.SigningAlg); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
 		return
 	}
 	ctx := r.Context()
@@ -198,8 +221,12 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	row := clientRow{ID: random(16), Name: meta.ClientName, RedirectURIs: meta.RedirectURIs, AuthMethod: meta.TokenEndpointAuthMethod, Created: now, Source: src}
+	if keyed.method == oidc.AuthMethodPrivateKeyJWT {
+		row.Keys = clientKeys{JWKS: body.JWKS, JWKSURI: keyed.jwksURI, Alg: keyed.signAlg}
+	}
+	meta.JWKS = "" // echoed as registered, an object (registrationResponse)
 	resp := oauthex.ClientRegistrationResponse{ClientRegistrationMetadata: meta, ClientID: row.ID, ClientIDIssuedAt: now}
-	if row.AuthMethod != string(oidc.AuthMethodNone) {
+	if row.AuthMethod == string(oidc.AuthMethodBasic) || row.AuthMethod == string(oidc.AuthMethodPost) {
 		resp.ClientSecret = random(32)
 		row.SecretHash = hashSecret(resp.ClientSecret)
 	}
@@ -210,7 +237,28 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("client registered", "client", row.ID, "name", row.Name, "source", sourceIP(r))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(&resp)
+	_, _ = w.Write(registrationResponse(&resp, row.Keys))
+}
+
+// registrationResponse is resp as JSON with the keys of a private_key_jwt
+// client as registered (oauthex has jwks as a string).
+func registrationResponse(resp *oauthex.ClientRegistrationResponse, k clientKeys) []byte {
+	b, err := json.Marshal(resp)
+	if err != nil || (len(k.JWKS) == 0 && k.Alg == "") {
+		return b
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return b
+	}
+	if len(k.JWKS) > 0 {
+		m["jwks"] = k.JWKS
+	}
+	if k.Alg != "" {
+		m["token_endpoint_auth_signing_alg"], _ = json.Marshal(k.Alg)
+	}
+	out, _ := json.Marshal(m)
+	return out
 }
 
 // validateMetadata checks and completes client metadata (registration and
@@ -230,9 +278,9 @@ func validateMetadata(m *oauthex.ClientRegistrationMetadata) error {
 	switch m.TokenEndpointAuthMethod {
 	case "":
 		m.TokenEndpointAuthMethod = string(oidc.AuthMethodBasic) // RFC 7591 §2
-	case string(oidc.AuthMethodNone), string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost):
+	case string(oidc.AuthMethodNone), string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodPrivateKeyJWT):
 	default:
-		return fmt.Errorf("token_endpoint_auth_method %q is not supported (none, client_secret_basic, client_secret_post)", m.TokenEndpointAuthMethod)
+		return fmt.Errorf("token_endpoint_auth_method %q is not supported (none, client_secret_basic, client_secret_post, private_key_jwt)", m.TokenEndpointAuthMethod)
 	}
 	for _, g := range m.GrantTypes {
 		if g != "authorization_code" && g != "refresh_token" {
@@ -250,14 +298,51 @@ func validateMetadata(m *oauthex.ClientRegistrationMetadata) error {
 	return nil
 }
 
+// setKeys sets the authentication of c from client metadata: method,
+// and for private_key_jwt its keys (jwks, inline, or jwks_uri: exactly one)
+// and signing algorithm. Keys are read whatever the method: metadata that
+// publishes a private or symmetric key is refused even where it would not
+// be used.
+func (c *client) setKeys(method string, jwks json.RawMessage, jwksURI, alg string) error {
+	c.method = oidc.AuthMethod(method)
+	if len(jwks) > 0 && string(jwks) != "null" {
+		keys, err := parseJWKS(jwks)
+		if err != nil {
+			return err
+		}
+		c.jwks = keys
+	}
+	if c.method != oidc.AuthMethodPrivateKeyJWT {
+		return nil
+	}
+	switch {
+	case (c.jwks != nil) == (jwksURI != ""):
+		return errors.New("private_key_jwt needs exactly one of jwks and jwks_uri")
+	case jwksURI != "":
+		if err := checkJWKSURI(jwksURI); err != nil {
+			return err
+		}
+		c.jwksURI = jwksURI
+	}
+	if alg != "" {
+		if !slices.Contains(AssertionAlgs, jose.SignatureAlgorithm(alg)) {
+			return fmt.Errorf("token_endpoint_auth_signing_alg %q is not supported (RS256, PS256, ES256, EdDSA)", alg)
+		}
+		c.signAlg = alg
+	}
+	return nil
+}
+
 // cimd fetches and caches client ID metadata documents.
 type cimd struct {
-	hc     *http.Client
-	now    func() time.Time
-	flight singleflight.Group
+	hc      *http.Client
+	now     func() time.Time
+	timeout time.Duration // of one fetch, all of it
+	flight  singleflight.Group
 
 	mu    sync.Mutex
 	cache map[string]cimdEntry
+	keys  map[string]keySet // by jwks_uri
 }
 
 type cimdEntry struct {
@@ -292,8 +377,10 @@ func newCIMD(allowPrivate bool, roots *x509.CertPool, now func() time.Time) *cim
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		now:   now,
-		cache: map[string]cimdEntry{},
+		now:     now,
+		timeout: 10 * time.Second,
+		cache:   map[string]cimdEntry{},
+		keys:    map[string]keySet{},
 	}
 }
 
@@ -407,7 +494,7 @@ func putBounded[V any](m map[string]V, k string, v V, max int, now time.Time, ex
 }
 
 func (m *cimd) load(ctx context.Context, id string) (*client, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
 	if err != nil {
@@ -436,8 +523,10 @@ func (m *cimd) load(ctx context.Context, id string) (*client, error) {
 	}
 	var doc struct {
 		oauthex.ClientRegistrationMetadata
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
+		ClientID     string          `json:"client_id"`
+		ClientSecret string          `json:"client_secret"`
+		JWKS         json.RawMessage `json:"jwks"`
+		SigningAlg   string          `json:"token_endpoint_auth_signing_alg"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
@@ -448,20 +537,28 @@ func (m *cimd) load(ctx context.Context, id string) (*client, error) {
 	if doc.ClientSecret != "" {
 		return nil, fmt.Errorf("client metadata document %s carries a client_secret", id)
 	}
+	if m := doc.TokenEndpointAuthMethod; m != "" && m != string(oidc.AuthMethodNone) && m != string(oidc.AuthMethodPrivateKeyJWT) {
+		// Shared secrets are what a public document cannot hold (the
+		// draft forbids client_secret_*); a signed assertion proves
+		// possession of a key the document only names.
+		return nil, fmt.Errorf("client metadata document %s: token_endpoint_auth_method %q is not supported (none, private_key_jwt)", id, m)
+	}
 	if doc.TokenEndpointAuthMethod == "" {
 		doc.TokenEndpointAuthMethod = string(oidc.AuthMethodNone)
-	}
-	if doc.TokenEndpointAuthMethod != string(oidc.AuthMethodNone) {
-		return nil, fmt.Errorf("client metadata document %s: token_endpoint_auth_method %q is not supported (none)", id, doc.TokenEndpointAuthMethod)
 	}
 	if err := validateMetadata(&doc.ClientRegistrationMetadata); err != nil {
 		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
 	}
-	name := doc.ClientName
-	if name == "" {
-		name = id
+	c := &client{id: id, method: oidc.AuthMethodNone}
+	if err := c.setKeys(doc.TokenEndpointAuthMethod, doc.JWKS, doc.JWKSURI, doc.SigningAlg); err != nil {
+		return nil, fmt.Errorf("client metadata document %s: %w", id, err)
 	}
-	return &client{id: id, name: name, redirects: slices.Clone(doc.RedirectURIs), method: oidc.AuthMethodNone}, nil
+	c.name = doc.ClientName
+	if c.name == "" {
+		c.name = id
+	}
+	c.redirects = slices.Clone(doc.RedirectURIs)
+	return c, nil
 }
 
 // sourceIP is the request's remote address without its port.

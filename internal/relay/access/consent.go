@@ -6,9 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // ConsentCookie names the cookie of the browser in which a person signed
@@ -138,12 +135,7 @@ func (s *Server) consentDecide(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.cfg.Issuer+PathAuthorize+"/callback?id="+url.QueryEscape(id), http.StatusSeeOther)
 		return
 	}
-	e := oidc.ErrAccessDenied().WithDescription("%s", "you denied the application access")
-	e.State = row.Data.State
-	back, err := op.AuthResponseURL(row.Data.RedirectURI, oidc.ResponseType(row.Data.ResponseType), oidc.ResponseMode(row.Data.ResponseMode), e, s.provider.Encoder())
-	if err != nil {
-		back = ""
-	}
+	back := s.deniedURL(row, "you denied the application access")
 	_ = s.st.deleteAuth(ctx, id)
 	s.render(w, http.StatusForbidden, pageData{Title: "Access denied", Message: "You denied the application access. It has been told.", Back: back})
 }

@@ -78,6 +78,11 @@ type reqInfo struct {
 	client     *client // looked up by serveAuthorize, so op need not fetch it again
 	browser    string  // the hash of the request's browser cookie ("" none)
 	source     string  // the request's source address
+	// asserted is the client a private_key_jwt assertion authenticated
+	// (authenticateClient), assertedSecret the credential op checks for it
+	// on this request alone.
+	asserted       *client
+	assertedSecret string
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -157,7 +162,11 @@ func remembered(g Grant, ok bool, info *reqInfo) string {
 		return ""
 	}
 	switch {
-	case info.client != nil && info.client.method != oidc.AuthMethodNone:
+	case info.client != nil && info.client.method != oidc.AuthMethodNone && isDynamic(info.client.id):
+		// A registration's credentials were issued to the one registrant.
+		// A metadata document's client (ChatGPT's) is one client for all
+		// its users: its key proves which app exchanges the code, not
+		// which person asked, so only the approving browser counts.
 		return byRememberedConfidential
 	case g.bound(info.browser):
 		return byRememberedBrowser
@@ -406,13 +415,24 @@ func (o *opStorage) KeySet(context.Context) ([]op.Key, error) {
 }
 
 func (o *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	if info := infoFrom(ctx); info != nil && info.client != nil && info.client.id == id {
+	info := infoFrom(ctx)
+	if info != nil && info.asserted != nil && info.asserted.id == id {
+		// Authenticated by its assertion: op checks the request's own
+		// credential as a secret (AuthorizeClientIDSecret).
+		c := *info.asserted
+		c.method = oidc.AuthMethodBasic
+		return &c, nil
+	}
+	if info != nil && info.client != nil && info.client.id == id {
 		return info.client, nil
 	}
 	return o.s.client(ctx, id)
 }
 
 func (o *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	if assertedSecretOK(ctx, id, secret) {
+		return nil
+	}
 	c, err := o.s.st.client(ctx, id)
 	if err != nil || c.SecretHash == "" {
 		return oidc.ErrInvalidClient()

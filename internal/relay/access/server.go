@@ -131,6 +131,7 @@ type Server struct {
 	keys     *keys
 	fetch    *cimd
 	dcr      *registrar
+	jtis     *spentJTIs
 	audit    *audit
 
 	bearer  sync.Map     // route -> *auth.RequireBearerTokenOptions
@@ -188,6 +189,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au,
 		fetch:    newCIMD(cfg.AllowPrivateFetch, cfg.FetchRoots, cfg.Now),
 		dcr:      newRegistrar(cfg.Now),
+		jtis:     newSpentJTIs(),
 		verdicts: map[string]*verdict{},
 		failures: map[string]*failureCount{},
 		stop:     make(chan struct{}),
@@ -259,6 +261,7 @@ func (s *Server) sweeper() {
 			s.log.Warn("cannot sweep expired access state", "err", err)
 		}
 		s.dropExpiredVerdicts()
+		s.jtis.sweep(s.cfg.Now())
 	}
 }
 
@@ -290,7 +293,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		_ = json.NewEncoder(w).Encode(s.keys.identityJWKS())
-	case r.URL.Path == PathAuthorize+"/callback", r.URL.Path == PathRevoke, r.URL.Path == PathIntrospect, r.URL.Path == PathIDTokenJWKS:
+	case r.URL.Path == PathRevoke, r.URL.Path == PathIntrospect:
+		s.serveClientAuthenticated(w, r)
+	case r.URL.Path == PathAuthorize+"/callback":
+		s.provider.ServeHTTP(issWriter{w, s}, r)
+	case r.URL.Path == PathIDTokenJWKS:
 		s.provider.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)

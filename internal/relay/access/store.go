@@ -125,8 +125,9 @@ func openStore(dir string, db *sql.DB) (*store, error) {
 		if err := addColumns(db, "grants", "routes", "browsers"); err != nil {
 			return err
 		}
-		// The address a client registered from, for the cap per source.
-		return addColumns(db, "clients", "source")
+		// The address a client registered from, for the cap per source;
+		// the keys of a private_key_jwt client (clientKeys as JSON).
+		return addColumns(db, "clients", "source", "auth_keys")
 	}()
 	if err != nil {
 		if own {
@@ -178,12 +179,24 @@ type clientRow struct {
 	Created      time.Time
 	Used         bool
 	Source       string // the address it registered from
+	Keys         clientKeys
+}
+
+// clientKeys are how a private_key_jwt client's assertions are checked.
+type clientKeys struct {
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+	Alg     string          `json:"alg,omitempty"`
 }
 
 func (s *store) addClient(ctx context.Context, c clientRow) error {
 	uris, _ := json.Marshal(c.RedirectURIs)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created, source) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix(), c.Source)
+	var keys []byte
+	if c.Keys.JWKSURI != "" || len(c.Keys.JWKS) > 0 {
+		keys, _ = json.Marshal(c.Keys)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created, source, auth_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix(), c.Source, string(keys))
 	return err
 }
 
@@ -196,10 +209,10 @@ func (s *store) countUnusedFrom(ctx context.Context, source string) (int, error)
 
 func (s *store) client(ctx context.Context, id string) (clientRow, error) {
 	var c clientRow
-	var uris string
+	var uris, keys string
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, name, redirect_uris, auth_method, created, used FROM clients WHERE id = ?`, id).
-		Scan(&c.ID, &c.SecretHash, &c.Name, &uris, &c.AuthMethod, &created, &c.Used)
+	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, name, redirect_uris, auth_method, created, used, source, auth_keys FROM clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &c.Name, &uris, &c.AuthMethod, &created, &c.Used, &c.Source, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, errNotFound
 	}
@@ -207,6 +220,11 @@ func (s *store) client(ctx context.Context, id string) (clientRow, error) {
 		return c, err
 	}
 	c.Created = time.Unix(created, 0)
+	if keys != "" {
+		if err := json.Unmarshal([]byte(keys), &c.Keys); err != nil {
+			return c, fmt.Errorf("client %s: its keys: %w", id, err)
+		}
+	}
 	err = json.Unmarshal([]byte(uris), &c.RedirectURIs)
 	return c, err
 }
