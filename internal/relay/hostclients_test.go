@@ -1,0 +1,252 @@
+package relay_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/access"
+)
+
+// hostDocs serves client ID metadata documents over TLS with a CA of its
+// own, as chatgpt.com and claude.ai do: ChatGPT's with private_key_jwt,
+// RS256 and a jwks_uri, Claude's with none and its callback.
+type hostDocs struct {
+	*httptest.Server
+	key  *rsa.PrivateKey
+	mu   sync.Mutex
+	jwks int // fetches of the keys
+}
+
+const (
+	chatGPTCallback = "https://chatgpt.com/connector_platform_oauth_redirect"
+	claudeCallback  = "https://claude.ai/api/mcp/auth_callback"
+)
+
+func newHostDocs(t *testing.T) *hostDocs {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &hostDocs{key: key}
+	pub, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "chatgpt-1", Use: "sig", Algorithm: "RS256"}}})
+	d.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		self := "https://" + r.Host + r.URL.Path
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/oauth/chatgpt-client.json":
+			fmt.Fprintf(w, `{"client_id":%q,"client_name":"ChatGPT","redirect_uris":[%q],"grant_types":["authorization_code","refresh_token"],
+"response_types":["code"],"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"RS256","jwks_uri":%q}`,
+				self, chatGPTCallback, "https://"+r.Host+"/oauth/jwks.json")
+		case "/oauth/jwks.json":
+			d.mu.Lock()
+			d.jwks++
+			d.mu.Unlock()
+			_, _ = w.Write(pub)
+		case "/oauth/claude-client.json":
+			fmt.Fprintf(w, `{"client_id":%q,"client_name":"Claude","redirect_uris":[%q],"grant_types":["authorization_code","refresh_token"],
+"response_types":["code"],"token_endpoint_auth_method":"none"}`, self, claudeCallback)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(d.Close)
+	return d
+}
+
+func (d *hostDocs) roots() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(d.Certificate())
+	return p
+}
+
+func (d *hostDocs) chatGPT() string { return d.URL + "/oauth/chatgpt-client.json" }
+func (d *hostDocs) claude() string  { return d.URL + "/oauth/claude-client.json" }
+
+// assertion is a client assertion of ChatGPT's for aud, as its token
+// requests carry one.
+func (d *hostDocs) assertion(t *testing.T, aud string) string {
+	t.Helper()
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: d.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "chatgpt-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	id := d.chatGPT()
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	s, err := jwt.Signed(sig).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{aud}, ID: fmt.Sprintf("%x", b),
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute))}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// authorize runs the browser's part for clientID returning to callback and
+// returns where the relay sends the browser back.
+func (g *gatedTunnel) authorizeAs(t *testing.T, clientID, callback, challenge string, approve func(code string)) *url.URL {
+	t.Helper()
+	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {callback}, "state": {"st-" + clientID},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {g.url + "/mcp"}, "scope": {"mcp"}}
+	back := g.browse(t, g.h.R.BaseURL()+access.PathAuthorize+"?"+q.Encode(), approve)
+	if !strings.HasPrefix(back.String(), callback+"?") {
+		t.Fatalf("sent back to %s, not %s", back, callback)
+	}
+	// RFC 9207: the response names its issuer, and the state comes back.
+	if iss := back.Query().Get("iss"); iss != g.h.R.BaseURL() {
+		t.Fatalf("iss %q in the authorization response %s, want %s", iss, back, g.h.R.BaseURL())
+	}
+	if back.Query().Get("state") != "st-"+clientID {
+		t.Fatalf("state lost: %s", back)
+	}
+	return back
+}
+
+// TestOAuthHostShapedClients: a client shaped as ChatGPT's (a metadata
+// document with private_key_jwt, RS256 and a jwks_uri, on a TLS host with
+// its own CA) and one shaped as Claude's (a document with none, the
+// claude.ai callback) each get the owner's approval through a relay with
+// --http-auth owner and an OpenSSH `ssh -R 0` tunnel, and list tools with
+// their token. ChatGPT's token requests need its assertion, each assertion
+// once; every authorization response, denial included, carries iss.
+func TestOAuthHostShapedClients(t *testing.T) {
+	docs := newHostDocs(t)
+	g := startGated(t, func(c *relay.Config) { c.FetchRoots = docs.roots() })
+	tokenURL := g.h.R.BaseURL() + access.PathToken
+	approve := func(code string) { g.sshApprove(t, "approve", code) }
+
+	_, meta := g.get(t, g.h.R.BaseURL()+access.PathASMeta)
+	for _, want := range []string{`"private_key_jwt"`, `"token_endpoint_auth_signing_alg_values_supported":["RS256","PS256","ES256","EdDSA"]`,
+		`"authorization_response_iss_parameter_supported":true`, `"client_id_metadata_document_supported":true`} {
+		if !strings.Contains(meta, want) {
+			t.Errorf("metadata lacks %s: %s", want, meta)
+		}
+	}
+
+	// ChatGPT.
+	verifier, challenge := pkce()
+	back := g.authorizeAs(t, docs.chatGPT(), chatGPTCallback, challenge, approve)
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {chatGPTCallback},
+		"client_id": {docs.chatGPT()}, "code_verifier": {verifier}, "resource": {g.url + "/mcp"}}
+	// Without its assertion, the code gets nothing.
+	if status, tk := g.token(t, exchange); status != http.StatusUnauthorized || tk.Error != "invalid_client" || tk.Access != "" {
+		t.Fatalf("ChatGPT's code without an assertion: %d %+v", status, tk)
+	}
+	back = g.authorizeAs(t, docs.chatGPT(), chatGPTCallback, challenge, approve)
+	exchange.Set("code", back.Query().Get("code"))
+	a := docs.assertion(t, tokenURL)
+	withAssertion := func(v url.Values, a string) url.Values {
+		v = cloneValues(v)
+		v.Set("client_assertion_type", access.ClientAssertionType)
+		v.Set("client_assertion", a)
+		return v
+	}
+	status, tk := g.token(t, withAssertion(exchange, a))
+	if status != http.StatusOK || tk.Access == "" || tk.Refresh == "" {
+		t.Fatalf("ChatGPT's token: %d %+v", status, tk)
+	}
+	if resp := g.post(t, g.url+"/mcp", tk.Access); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list with ChatGPT's token: %s", resp.Status)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {docs.chatGPT()}}
+	if status, tk := g.token(t, refresh); status != http.StatusUnauthorized || tk.Access != "" {
+		t.Fatalf("refresh without an assertion: %d %+v", status, tk)
+	}
+	// The assertion of the exchange, presented again, is refused: its jti
+	// is spent.
+	if status, tk := g.token(t, withAssertion(refresh, a)); status != http.StatusUnauthorized || tk.Access != "" {
+		t.Fatalf("refresh with a replayed assertion: %d %+v", status, tk)
+	}
+	status, rtk := g.token(t, withAssertion(refresh, docs.assertion(t, tokenURL)))
+	if status != http.StatusOK || rtk.Access == "" {
+		t.Fatalf("refresh with a fresh assertion: %d %+v", status, rtk)
+	}
+	// Revocation needs the assertion too; the revoked token stops.
+	revoke := func(form url.Values) int {
+		resp, err := g.client().PostForm(g.h.R.BaseURL()+access.PathRevoke, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	rev := url.Values{"token": {rtk.Access}, "client_id": {docs.chatGPT()}}
+	if s := revoke(rev); s != http.StatusUnauthorized {
+		t.Fatalf("revocation without an assertion: %d", s)
+	}
+	if s := revoke(withAssertion(rev, docs.assertion(t, g.h.R.BaseURL()+access.PathRevoke))); s != http.StatusOK {
+		t.Fatalf("revocation with an assertion: %d", s)
+	}
+	if resp := g.post(t, g.url+"/mcp", rtk.Access); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a revoked token: %s", resp.Status)
+	}
+
+	// Claude.
+	verifier, challenge = pkce()
+	back = g.authorizeAs(t, docs.claude(), claudeCallback, challenge, approve)
+	status, tk = g.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {claudeCallback},
+		"client_id": {docs.claude()}, "code_verifier": {verifier}, "resource": {g.url + "/mcp"}})
+	if status != http.StatusOK || tk.Access == "" {
+		t.Fatalf("Claude's token: %d %+v", status, tk)
+	}
+	if resp := g.post(t, g.url+"/mcp", tk.Access); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list with Claude's token: %s", resp.Status)
+	}
+	// ChatGPT's assertion authenticates ChatGPT, whose grant Claude's
+	// refresh token is not.
+	if status, tk := g.token(t, withAssertion(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}}, docs.assertion(t, tokenURL))); status != http.StatusBadRequest || tk.Error != "invalid_grant" {
+		t.Fatalf("Claude's refresh token with ChatGPT's assertion: %d %+v", status, tk)
+	}
+
+	// A denial comes back with iss as well. The browser approved Claude
+	// before, but a remembered grant is the owner's decision only for that
+	// browser: a fresh browser is asked again, and denied.
+	g.jar = nil
+	_, challenge = pkce()
+	q := url.Values{"response_type": {"code"}, "client_id": {docs.claude()}, "redirect_uri": {claudeCallback}, "state": {"st"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {g.url + "/mcp"}}
+	back = g.browse(t, g.h.R.BaseURL()+access.PathAuthorize+"?"+q.Encode(), func(code string) { g.sshApprove(t, "deny", code) })
+	if back.Query().Get("error") != "access_denied" || back.Query().Get("iss") != g.h.R.BaseURL() {
+		t.Fatalf("a denial: %s", back)
+	}
+	// Errors answered at once carry iss too, in the query whatever mode
+	// was asked for.
+	for name, mod := range map[string]func(url.Values){
+		"plain PKCE":    func(q url.Values) { q.Set("code_challenge_method", "plain") },
+		"fragment mode": func(q url.Values) { q.Set("response_mode", "fragment") },
+	} {
+		q := cloneValues(q)
+		mod(q)
+		resp, err := g.noRedirect().Get(g.h.R.BaseURL() + access.PathAuthorize + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := resp.Location()
+		if loc == nil || loc.Fragment != "" || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("iss") != g.h.R.BaseURL() {
+			t.Fatalf("%s: %d %v", name, resp.StatusCode, loc)
+		}
+	}
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
