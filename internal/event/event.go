@@ -92,8 +92,19 @@ type Access struct {
 	Route        string `json:"route"`
 	Owner        string `json:"owner"`
 	ClientID     string `json:"client_id"`
-	ClientName   string `json:"client_name"`
+	ClientName   string `json:"client_name"` // what the app calls itself: a claim
 	RedirectHost string `json:"redirect_host"`
+	// Verified is who the app provably is: the host its client ID metadata
+	// document was fetched from over HTTPS (chatgpt.com); "" for an app
+	// that registered itself.
+	Verified string `json:"verified,omitempty"`
+	// Registered is the address a self-registered app (dynamic client
+	// registration) registered from: its name and redirect are its own
+	// word.
+	Registered string `json:"registered,omitempty"`
+	// Mismatch says where the app's claims disagree with each other: its
+	// name with its host, its redirect with its document's host.
+	Mismatch string `json:"mismatch,omitempty"`
 	// Person is who signed in at the relay's identity provider for the
 	// app (--http-auth oidc with owner approval), "" otherwise.
 	Person    string    `json:"person,omitempty"`
@@ -115,20 +126,45 @@ type Tunnel struct {
 	Err     string    `json:"error,omitempty"`
 }
 
-// App is the asking app as the owner should see it: its name, and the
+// App is the asking app as the owner should see it: first who it
+// provably is, then what it calls itself, where the two disagree, and the
 // person signed in for it when there is one.
 func (a Access) App() string {
+	s := a.Identity()
 	if a.Person != "" {
-		return a.ClientName + ", signed in as " + a.Person
+		s += ", signed in as " + a.Person
 	}
-	return a.ClientName
+	return s
+}
+
+// Identity is who the app is: `chatgpt.com (calls itself "ChatGPT")` for
+// a metadata document's client, `"Claude Code", registered dynamically
+// from ADDRESS, unverified` for a registration; its name alone from a
+// relay that says neither.
+func (a Access) Identity() string {
+	var s string
+	switch {
+	case a.Verified != "":
+		s = a.Verified
+		if a.ClientName != "" && a.ClientName != a.ClientID {
+			s += ` (calls itself "` + a.ClientName + `")`
+		}
+	case a.Registered != "":
+		s = `"` + a.ClientName + `", registered dynamically from ` + a.Registered + ", unverified"
+	default:
+		return a.ClientName
+	}
+	if a.Mismatch != "" {
+		s += "; " + a.Mismatch
+	}
+	return s
 }
 
 // ScreenLines is an access request waiting for a decision on a screen width
 // columns wide, each line at most width wide: first the code and where
 // the app returns, which are never cut (a long host is wrapped onto
-// lines of its own), then the app and the route, cut to the width if need
-// be. Text from the network is made terminal-safe; code styles the code.
+// lines of its own), then who asks and for which route, wrapped onto at
+// most three lines, the last cut to the width if need be. Text from the network is made terminal-safe; code styles the code.
 func (a Access) ScreenLines(width int, mark string, code func(string) string) []string {
 	width = max(width, 24)
 	host := termsafe.String(a.RedirectHost)
@@ -145,6 +181,15 @@ func (a Access) ScreenLines(width int, mark string, code func(string) string) []
 			rest = rest[n:]
 		}
 	}
-	app := "  " + termsafe.String(a.App()) + " asks for " + termsafe.String(a.Route)
-	return append(lines, ansi.Truncate(app, width, "…"))
+	// Who asks comes first on its lines, wrapped rather than cut (the
+	// verified host and the warnings matter most), at most three lines.
+	app := ansi.Wrap(termsafe.String(a.App())+" asks for "+termsafe.String(a.Route), width-2, " ")
+	wrapped := strings.Split(app, "\n")
+	if len(wrapped) > 3 {
+		wrapped = append(wrapped[:2], wrapped[2]+" "+strings.Join(wrapped[3:], " "))
+	}
+	for _, l := range wrapped {
+		lines = append(lines, ansi.Truncate("  "+strings.TrimLeft(l, " "), width, "…"))
+	}
+	return lines
 }

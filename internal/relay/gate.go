@@ -143,7 +143,7 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 			fmt.Fprintln(out, err)
 			return 1
 		}
-		fmt.Fprintf(out, "%s %s for %s\n", termsafe.String(req.ClientName), req.State, req.Route)
+		fmt.Fprintf(out, "%s %s for %s\n", termsafe.String(req.App()), req.State, req.Route)
 	case "list":
 		reqs, err := a.Pending(ctx, c.fp)
 		if err != nil {
@@ -160,7 +160,7 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 			return 1
 		}
 		for _, g := range gs {
-			fmt.Fprintf(out, "%s  %s  for %s  until %s\n", g.ID, termsafe.String(g.ClientName), termsafe.String(strings.Join(g.Routes, ", ")), g.Expires.UTC().Format(time.DateOnly))
+			fmt.Fprintf(out, "%s  %s  for %s  until %s\n", g.ID, termsafe.String(g.Who()), termsafe.String(strings.Join(g.Routes, ", ")), g.Expires.UTC().Format(time.DateOnly))
 		}
 	case "token":
 		// A token per live route of this key (on any of its connections),
@@ -210,7 +210,7 @@ func accessLine(q access.Request) string {
 		return fmt.Sprintf("Access: %s (%s) asks for %s · code %s · approve: ssh <relay> %s approve %s",
 			termsafe.String(q.App()), termsafe.String(q.RedirectHost), q.Route, q.Code, AccessCommand, q.Code)
 	default:
-		return fmt.Sprintf("Access: %s %s for %s", termsafe.String(q.ClientName), q.State, q.Route)
+		return fmt.Sprintf("Access: %s %s for %s", termsafe.String(q.App()), q.State, q.Route)
 	}
 }
 

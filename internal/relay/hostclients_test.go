@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/relay/access"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 )
 
 // hostDocs serves client ID metadata documents over TLS with a CA of its
@@ -249,4 +251,81 @@ func cloneValues(v url.Values) url.Values {
 		out[k] = append([]string(nil), vs...)
 	}
 	return out
+}
+
+// TestOAuthImpostorDocument: a metadata document that calls itself
+// "ChatGPT" on another host is shown to the owner as that host first, the
+// name as its claim, with the disagreement said: on the status screen
+// (tmux), the approval page, pomdev-events and pomdev-access list.
+func TestOAuthImpostorDocument(t *testing.T) {
+	var self string
+	doc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":%q,"client_name":"ChatGPT","redirect_uris":[%q],"token_endpoint_auth_method":"none"}`, self, chatGPTCallback)
+	}))
+	defer doc.Close()
+	self = doc.URL + "/chatgpt.json"
+	roots := x509.NewCertPool()
+	roots.AddCert(doc.Certificate())
+	g := newGated(t, func(c *relay.Config) { c.FetchRoots = roots }, true)
+	_, capture := g.ownerScreen(t, 100)
+	events := g.h.RunSSH(g.key, "-T", "--", relay.EventsCommand)
+
+	_, challenge := pkce()
+	q := url.Values{"response_type": {"code"}, "client_id": {self}, "redirect_uri": {chatGPTCallback}, "state": {"st"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {g.url + "/mcp"}}
+	c := g.ownerBrowser()
+	next := g.h.R.BaseURL() + access.PathAuthorize + "?" + q.Encode()
+	var page string
+	for range 5 {
+		resp, err := c.Get(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 3 {
+			page = string(b)
+			break
+		}
+		next = resp.Header.Get("Location")
+		if !strings.HasPrefix(next, "http") {
+			next = g.h.R.BaseURL() + next
+		}
+	}
+	m := codeRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no approval page:\n%s", page)
+	}
+	code := m[1]
+	for _, want := range []string{"<strong>127.0.0.1</strong> (calls itself “ChatGPT”) asks", "the host of its client ID",
+		"its name is not that of its host; it returns to chatgpt.com, not to its own host"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the approval page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<strong>ChatGPT</strong>") {
+		t.Errorf("the approval page shows the claimed name as who asks:\n%s", page)
+	}
+
+	var screen string
+	rt.WaitFor(t, func() bool { screen = capture(); return strings.Contains(screen, "code "+code) }, "the request on the status screen")
+	flat := strings.Join(strings.Fields(screen), " ")
+	for _, want := range []string{`127.0.0.1 (calls itself "ChatGPT"); its name is not that of its host; it returns to chatgpt.com, not to its own host asks for`} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the status screen lacks %q:\n%s", want, screen)
+		}
+	}
+	line := events.WaitContains(t, `"code":"`+code+`"`)
+	var ev relay.Event
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(line, `"verified":"127.0.0.1"`) || !strings.Contains(line, `"mismatch":"its name is not that of its host`) {
+		t.Errorf("pomdev-events: %s", line)
+	}
+	list := g.sshApprove(t, "list", "")
+	if !strings.Contains(list, `Access: 127.0.0.1 (calls itself "ChatGPT"); its name is not that of its host`) {
+		t.Errorf("pomdev-access list: %s", list)
+	}
 }

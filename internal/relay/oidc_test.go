@@ -465,7 +465,7 @@ func TestOIDCConsent(t *testing.T) {
 	if *back != nil || !consentRE.Match(page) {
 		t.Fatalf("after the sign-in the app got %v; page:\n%s", *back, page)
 	}
-	for _, want := range []string{"<h1>Allow ChatGPT?</h1>", "test-user@zitadel.ch", "registered itself with this relay", "<code>http://127.0.0.1:9</code>", routeName(t, g)} {
+	for _, want := range []string{"<h1>Allow “ChatGPT”?</h1>", "test-user@zitadel.ch", "“ChatGPT”, registered dynamically from 127.0.0.1, unverified", "<code>http://127.0.0.1:9</code>", routeName(t, g)} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the consent page lacks %q:\n%s", want, page)
 		}

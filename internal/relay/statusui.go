@@ -113,7 +113,7 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 					m.pending = append(m.pending, q)
 				}
 			} else {
-				m.addLog(fmt.Sprintf("access %s %s for %s (%s)", q.ClientName, q.State, q.Route, q.DecidedBy))
+				m.addLog(fmt.Sprintf("access %s %s for %s (%s)", q.App(), q.State, q.Route, q.DecidedBy))
 			}
 		case msg.log != "":
 			m.addLog(msg.log)

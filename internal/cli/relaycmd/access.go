@@ -63,7 +63,7 @@ to the relay running with the same state directory over its control socket.`,
 			if err := control(o, http.MethodPost, "/access", relay.AccessDecision{Code: o.Args[0], Deny: deny}, &a); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.IO.Out, "%s %s for %s (%s)\n", termsafe.String(a.Request.ClientName), a.Request.State, a.Request.Route, a.Request.Code)
+			fmt.Fprintf(o.IO.Out, "%s %s for %s (%s)\n", termsafe.String(a.Request.App()), a.Request.State, a.Request.Route, a.Request.Code)
 			return nil
 		}
 	}
@@ -83,7 +83,7 @@ to the relay running with the same state directory over its control socket.`,
 			tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CODE\tROUTE\tAPP\tRETURNS TO\tEXPIRES")
 			for _, q := range a.Requests {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", q.Code, q.Route, termsafe.String(q.ClientName), termsafe.String(q.RedirectHost), time.Until(q.Expires).Round(time.Second))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", q.Code, q.Route, termsafe.String(q.App()), termsafe.String(q.RedirectHost), time.Until(q.Expires).Round(time.Second))
 			}
 			return tw.Flush()
 		}),
@@ -113,7 +113,7 @@ under it at once; the app has to ask the owner again.`,
 			tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "GRANT\tAPP\tOWNER KEY\tROUTES\tAPPROVED BY\tUNTIL")
 			for _, g := range a.Grants {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, termsafe.String(g.ClientName), g.Owner, termsafe.String(strings.Join(g.Routes, ",")),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, termsafe.String(g.Who()), g.Owner, termsafe.String(strings.Join(g.Routes, ",")),
 					termsafe.String(g.ApprovedBy), g.Expires.Local().Format(time.DateTime))
 			}
 			return tw.Flush()

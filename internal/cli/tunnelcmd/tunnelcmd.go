@@ -320,7 +320,7 @@ func (p *printer) event(e event.Tunnel) {
 			fmt.Fprintf(p.w, "%s %s (%s) asks for %s · code %s · approve: pomdev access approve %s\n", p.cs.Bold("Access:"),
 				termsafe.String(a.App()), termsafe.String(a.RedirectHost), a.Route, p.cs.Bold(a.Code), a.Code)
 		} else {
-			fmt.Fprintf(p.w, "Access: %s %s for %s\n", termsafe.String(a.ClientName), a.State, a.Route)
+			fmt.Fprintf(p.w, "Access: %s %s for %s\n", termsafe.String(a.App()), a.State, a.Route)
 		}
 	case event.TunnelConnected:
 		if p.url != "" {

@@ -155,7 +155,7 @@ func renderTunnel(e devloop.Tunnel) []tui.Line {
 			add("access", "access: %s (%s) asks for %s · code %s · approve: a in the dashboard, or pomdev access approve %s",
 				a.App(), a.RedirectHost, a.Route, a.Code, a.Code)
 		} else if a != nil {
-			add("access", "access: %s %s for %s (%s)", a.ClientName, a.State, a.Route, a.DecidedBy)
+			add("access", "access: %s %s for %s (%s)", a.App(), a.State, a.Route, a.DecidedBy)
 		}
 	}
 	return out

@@ -286,8 +286,10 @@ func requestOf(a authRow) Request {
 	if a.Data.Sub != "" {
 		person = Person{Sub: a.Data.Sub, Email: a.Data.Email}.String()
 	}
+	verified, registered, mismatch := whoAsks(a)
 	return Request{Code: a.Approval, Route: a.Route, Owner: a.Owner, ClientID: a.ClientID, ClientName: displayName(a.Data.ClientName, a.ClientID),
-		RedirectHost: displayRedirect(a.Data.RedirectURI), Person: person, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
+		RedirectHost: displayRedirect(a.Data.RedirectURI), Verified: verified, Registered: registered, Mismatch: mismatch,
+		Person: person, State: a.State, DecidedBy: a.DecidedBy, Created: a.Created, Expires: a.Expires}
 }
 
 // Errors of Decide.
@@ -459,10 +461,11 @@ func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request) {
 		s.showConsent(w, r, row)
 		return
 	}
+	q := requestOf(row)
 	s.render(w, http.StatusOK, pageData{
-		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, Client: requestOf(row).ClientName,
-		ClientID: row.ClientID, Redirect: requestOf(row).RedirectHost, Route: row.Route, Resource: row.Data.Resource,
-		Expires: row.Expires.Sub(now).Round(time.Second).String(), Person: requestOf(row).Person,
+		Title: "Waiting for the tunnel's owner", Pending: true, Code: row.Approval, who: whoOf(q),
+		ClientID: row.ClientID, Redirect: q.RedirectHost, Route: row.Route, Resource: row.Data.Resource,
+		Expires: row.Expires.Sub(now).Round(time.Second).String(), Person: q.Person,
 		Admin: s.cfg.AdminToken != "" && s.cfg.TokenSafe != nil && s.cfg.TokenSafe(r), ID: id,
 	})
 }
@@ -568,27 +571,29 @@ func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
 }
 
 type pageData struct {
-	Title, Message                                    string
-	Person                                            string // who signed in at the identity provider
-	Pending                                           bool
-	Code, Client, ClientID, Redirect, Route, Resource string
-	Expires                                           string
-	Back                                              string
-	Admin                                             bool // the admin form is offered
-	ID                                                string
+	Title, Message string
+	Person         string // who signed in at the identity provider
+	Pending        bool
+	who
+	Code, ClientID, Redirect, Route, Resource string
+	Expires                                   string
+	Back                                      string
+	Admin                                     bool // the admin form is offered
+	ID                                        string
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+var pageTmpl = template.Must(template.Must(template.New("page").Parse(whoTmpl)).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 {{if .Pending}}<meta http-equiv="refresh" content="2">{{end}}{{if .Back}}<meta http-equiv="refresh" content="3;url={{.Back}}">{{end}}
 <title>{{.Title}} · pomdev relay</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;color:#222}
-code,.code{font-family:ui-monospace,monospace}.code{font-size:2em;letter-spacing:.1em;padding:.2em .5em;border:2px solid #444;border-radius:6px;display:inline-block}
+code,.code{font-family:ui-monospace,monospace;word-break:break-all}.warn{color:#a40}.code{font-size:2em;letter-spacing:.1em;padding:.2em .5em;border:2px solid #444;border-radius:6px;display:inline-block}
 dt{font-weight:600;margin-top:.5em}dd{margin:0}@media(prefers-color-scheme:dark){body{background:#111;color:#eee}.code{border-color:#ccc}}</style></head>
 <body><h1>{{.Title}}</h1>
 {{if .Pending}}
-<p><strong>{{.Client}}</strong> asks to use the tools of the tunnel <code>{{.Route}}</code>.</p>
-<dl><dt>Application</dt><dd>{{.Client}} <small>(<code>{{.ClientID}}</code>)</small></dd>
+<p>{{template "who" .}} asks to use the tools of the tunnel <code>{{.Route}}</code>.</p>
+<dl>{{template "identity" .}}
+<dt>Client ID</dt><dd><code>{{.ClientID}}</code></dd>
 <dt>Returns to</dt><dd><code>{{.Redirect}}</code></dd>
 <dt>Resource</dt><dd><code>{{.Resource}}</code></dd>{{if .Person}}
 <dt>Signed in as</dt><dd>{{.Person}}</dd>{{end}}</dl>

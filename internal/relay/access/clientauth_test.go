@@ -71,7 +71,7 @@ func newKeyHost(t *testing.T) *keyHost {
 }
 
 func (h *keyHost) set(f func(h *keyHost)) { h.mu.Lock(); f(h); h.mu.Unlock() }
-func (h *keyHost) fetches() int          { h.mu.Lock(); defer h.mu.Unlock(); return h.hits }
+func (h *keyHost) fetches() int           { h.mu.Lock(); defer h.mu.Unlock(); return h.hits }
 func (h *keyHost) roots() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(h.Certificate())

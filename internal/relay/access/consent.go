@@ -42,28 +42,15 @@ func consentBrowser(r *http.Request, row authRow) bool {
 		subtle.ConstantTimeCompare([]byte(hashSecret(c.Value)), []byte(row.Data.ConsentBrowser)) == 1
 }
 
-// appIdentity says what is verified about row's client: the host that
-// serves its client ID metadata document, or nothing (a client that
-// registered itself names itself).
-func appIdentity(clientID string) (identity string, verified bool) {
-	if isDynamic(clientID) {
-		return "registered itself with this relay: its name is its own claim", false
-	}
-	if u, err := url.Parse(clientID); err == nil {
-		return "client ID metadata document served by " + displayHost(u.Hostname()), true
-	}
-	return clientID, false
-}
-
 type consentData struct {
-	App, ClientID, Identity string
-	Verified                bool
-	Returns, Route          string
-	Person                  string
-	ID, Token               string
+	who
+	App, ClientID  string
+	Returns, Route string
+	Person         string
+	ID, Token      string
 }
 
-var consentTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
+var consentTmpl = template.Must(template.Must(template.New("consent").Parse(whoTmpl)).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Allow {{.App}}? · pomdev relay</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;color:#222}
@@ -71,8 +58,8 @@ code{font-family:ui-monospace,monospace;word-break:break-all}dt{font-weight:600;
 button{font-size:1em;padding:.4em 1.2em;margin-right:1em}.warn{color:#a40}@media(prefers-color-scheme:dark){body{background:#111;color:#eee}}</style></head>
 <body><h1>Allow {{.App}}?</h1>
 <p>You signed in as <strong>{{.Person}}</strong>. An application asks to call the tools of the tunnel <code>{{.Route}}</code> as you.</p>
-<dl><dt>Application</dt><dd>{{.App}} <small>(<code>{{.ClientID}}</code>)</small></dd>
-<dt>Identity</dt><dd{{if not .Verified}} class="warn"{{end}}>{{.Identity}}</dd>
+<dl>{{template "identity" .}}
+<dt>Client ID</dt><dd><code>{{.ClientID}}</code></dd>
 <dt>Returns to</dt><dd><code>{{.Returns}}</code></dd></dl>
 <p>Allow it only if you started this from that application and it returns where you expect.</p>
 <form method="post" action="approve"><input type="hidden" name="id" value="{{.ID}}"><input type="hidden" name="consent" value="{{.Token}}">
@@ -86,7 +73,11 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, row authRow
 		s.errorPage(w, http.StatusForbidden, "Not this browser", "This request waits for the person who signed in, in the browser they signed in with. Start again from the application.")
 		return
 	}
-	identity, verified := appIdentity(row.ClientID)
+	q := requestOf(row)
+	app := q.Verified
+	if app == "" {
+		app = "“" + q.ClientName + "”"
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	// No form-action: the form's answer redirects to the app, which
@@ -95,7 +86,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, row authRow
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	_ = consentTmpl.Execute(w, consentData{
-		App: displayName(row.Data.ClientName, row.ClientID), ClientID: row.ClientID, Identity: identity, Verified: verified,
+		who: whoOf(q), App: app, ClientID: row.ClientID,
 		Returns: displayRedirect(row.Data.RedirectURI), Route: row.Route, Person: Person{Sub: row.Data.Sub, Email: row.Data.Email}.String(),
 		ID: row.ID, Token: row.Data.ConsentToken,
 	})

@@ -113,6 +113,9 @@ func (o *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 			Resource: info.resource, ClientName: info.clientName, Source: info.source,
 		},
 	}
+	if info.client != nil {
+		row.Data.ClientSource = info.client.source
+	}
 	g, err := s.st.liveGrant(ctx, info.owner, req.ClientID, now)
 	if err != nil && !errors.Is(err, errNotFound) {
 		return nil, err

@@ -279,6 +279,8 @@ type authData struct {
 	ChallengeMeth string   `json:"code_challenge_method"`
 	Resource      string   `json:"resource"`
 	ClientName    string   `json:"client_name"`
+	// ClientSource is the address a registered client registered from.
+	ClientSource string `json:"client_source,omitempty"`
 	// Sub and Email: the person who signed in at the identity provider.
 	Sub   string `json:"sub,omitempty"`
 	Email string `json:"email,omitempty"`
