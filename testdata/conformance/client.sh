@@ -17,8 +17,11 @@ if [ -n "${MCP_CONFORMANCE_CONTEXT:-}" ]; then
   id=$(printf '%s' "$MCP_CONFORMANCE_CONTEXT" | sed -n 's/.*"client_id":"\([^"]*\)".*/\1/p')
   secret=$(printf '%s' "$MCP_CONFORMANCE_CONTEXT" | sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p')
   if [ -n "$id" ]; then
-    export POMDEV_OAUTH_CLIENT_SECRET="$secret"
     set -- --oauth-client-id "$id" "$@"
+    if [ -n "$secret" ]; then
+      printf '%s\n' "$secret" > "$XDG_CONFIG_HOME/secret"
+      set -- --oauth-client-secret-file "$XDG_CONFIG_HOME/secret" "$@"
+    fi
   fi
 fi
 "${POMDEV_BIN:-pomdev}" inspect "$@"

@@ -13,8 +13,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// EnvClientSecret holds the secret of --oauth-client-id (never a flag:
-// command lines are visible to every user of the machine).
+// EnvClientSecret holds the secret of --oauth-client-id, as
+// --oauth-client-secret-file does (never a flag value: command lines are
+// visible to every user of the machine).
 const EnvClientSecret = "POMDEV_OAUTH_CLIENT_SECRET"
 
 // MCPTarget is how a command that talks to an MCP server (inspect,
@@ -25,6 +26,7 @@ type MCPTarget struct {
 	token                        string
 	login                        bool
 	clientIDMetadataURL, oauthID string
+	secretFile                   string
 }
 
 // AddFlags registers -H, --token, --login and its two client flags.
@@ -33,7 +35,8 @@ func (t *MCPTarget) AddFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&t.token, "token", "", "bearer token (sets Authorization: Bearer T)")
 	fl.BoolVar(&t.login, "login", false, "log in with OAuth (browser, PKCE) when the server asks; tokens cached in the config dir")
 	fl.StringVar(&t.clientIDMetadataURL, "client-id-metadata-url", "", "with --login: an https URL of a client ID metadata document to identify as (else dynamic registration)")
-	fl.StringVar(&t.oauthID, "oauth-client-id", "", "with --login: a client ID registered beforehand with the authorization server (its secret, if any, in $"+EnvClientSecret+")")
+	fl.StringVar(&t.oauthID, "oauth-client-id", "", "with --login: a client ID registered beforehand with the authorization server, used before a metadata document or registration (its secret, if any, in --oauth-client-secret-file or $"+EnvClientSecret+")")
+	fl.StringVar(&t.secretFile, "oauth-client-secret-file", "", "with --oauth-client-id: a file holding the client's secret")
 }
 
 // OneURL accepts at most one argument, the server's URL.
@@ -57,6 +60,22 @@ func (t *MCPTarget) Resolve(f *Factory, cfg *config.Loaded, args []string) (url 
 	} else if url, err = DefaultURL(cfg); err != nil {
 		return "", nil, nil, err
 	}
+	secret := os.Getenv(EnvClientSecret)
+	if t.secretFile != "" {
+		if t.oauthID == "" {
+			return "", nil, nil, exitcode.Usagef("--oauth-client-secret-file is the secret of --oauth-client-id: give the client ID too")
+		}
+		if secret != "" {
+			return "", nil, nil, exitcode.Usagef("--oauth-client-secret-file and $%s both give a client secret: give one", EnvClientSecret)
+		}
+		b, err := os.ReadFile(t.secretFile)
+		if err != nil {
+			return "", nil, nil, exitcode.Usagef("--oauth-client-secret-file: %v", err)
+		}
+		if secret = strings.TrimSpace(string(b)); secret == "" {
+			return "", nil, nil, exitcode.Usagef("--oauth-client-secret-file %s is empty", t.secretFile)
+		}
+	}
 	if t.login {
 		dir, err := f.ConfigDir()
 		if err != nil {
@@ -64,7 +83,7 @@ func (t *MCPTarget) Resolve(f *Factory, cfg *config.Loaded, args []string) (url 
 		}
 		login = &mcpcheck.Login{Dir: dir, Out: f.IOStreams.ErrOut, OpenBrowser: f.Browser(),
 			Follow: os.Getenv(mcpcheck.EnvLoginBrowser) == "follow", ClientIDMetadataURL: t.clientIDMetadataURL,
-			ClientID: t.oauthID, ClientSecret: os.Getenv(EnvClientSecret)}
+			ClientID: t.oauthID, ClientSecret: secret}
 	}
 	return url, headers, login, nil
 }
