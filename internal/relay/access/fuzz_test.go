@@ -2,6 +2,8 @@ package access
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"net"
@@ -10,7 +12,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/pomdev/pomdev/internal/fuzzwatch"
 )
@@ -39,7 +44,7 @@ func FuzzClientMetadata(f *testing.F) {
 				}
 			}
 			switch m.TokenEndpointAuthMethod {
-			case "none", "client_secret_basic", "client_secret_post":
+			case "none", "client_secret_basic", "client_secret_post", "private_key_jwt":
 			default:
 				t.Fatalf("accepted auth method %q", m.TokenEndpointAuthMethod)
 			}
@@ -135,6 +140,52 @@ func FuzzGate(f *testing.F) {
 					t.Fatalf("passed %q on route %q", authz, route)
 				}
 			}
+		})
+	})
+}
+
+// FuzzClientAssertion: any client_assertion is refused or accepted
+// without panics, runaway time or memory, and one accepted is signed by
+// the client's key, names it as iss and sub, and is never accepted twice.
+func FuzzClientAssertion(f *testing.F) {
+	s := newTestServer(f)
+	s.fetch.hc.Transport = &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no network in the fuzzer")
+	}}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}})
+	const id = "fuzzclient"
+	if err := s.st.addClient(context.Background(), clientRow{ID: id, Name: "fuzz", RedirectURIs: []string{"https://a.example/cb"},
+		AuthMethod: "private_key_jwt", Created: time.Now(), Keys: clientKeys{JWKS: set}}); err != nil {
+		f.Fatal(err)
+	}
+	sig, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	now := time.Now()
+	good, _ := jwt.Signed(sig).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{"https://relay.example" + PathToken}, ID: "j1",
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(9 * time.Minute))}).Serialize()
+	f.Add(good)
+	f.Add("eyJhbGciOiJub25lIn0.eyJpc3MiOiJmdXp6Y2xpZW50In0.")
+	f.Add("a.b.c")
+	f.Add(strings.Repeat("e", 9000))
+	seen := map[string]bool{}
+	f.Fuzz(func(t *testing.T, a string) {
+		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
+			c, err := s.verifyAssertion(context.Background(), a, "https://relay.example"+PathToken)
+			if err != nil {
+				return
+			}
+			tok, perr := jwt.ParseSigned(a, AssertionAlgs)
+			var claims jwt.Claims
+			if perr != nil || tok.Claims(&key.PublicKey, &claims) != nil || claims.Issuer != id || claims.Subject != id || c.id != id {
+				t.Fatalf("accepted an assertion not signed for the client: %q", a)
+			}
+			if seen[claims.ID] {
+				t.Fatalf("jti %q accepted twice", claims.ID)
+			}
+			seen[claims.ID] = true
 		})
 	})
 }
