@@ -329,3 +329,71 @@ func TestOAuthImpostorDocument(t *testing.T) {
 		t.Errorf("pomdev-access list: %s", list)
 	}
 }
+
+// A registration may ask for private_key_jwt too (the metadata advertises
+// it for every client): its keys are registered, no secret is issued, and
+// its token requests need its assertion.
+func TestOAuthRegisteredPrivateKeyJWT(t *testing.T) {
+	g := startGated(t, nil)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Use: "sig"}}})
+	body := fmt.Sprintf(`{"client_name":"server app","redirect_uris":[%q],"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"PS256","jwks":%s}`, redirect, set)
+	resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	id, _ := reg["client_id"].(string)
+	if resp.StatusCode != http.StatusCreated || id == "" || reg["client_secret"] != nil || reg["jwks"] == nil || reg["token_endpoint_auth_method"] != "private_key_jwt" {
+		t.Fatalf("registration: %d %v", resp.StatusCode, reg)
+	}
+	// A registration that publishes its private key is refused.
+	priv, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key, KeyID: "k1"}}})
+	resp, err = g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json",
+		strings.NewReader(fmt.Sprintf(`{"redirect_uris":[%q],"token_endpoint_auth_method":"private_key_jwt","jwks":%s}`, redirect, priv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a registration with a private key: %d", resp.StatusCode)
+	}
+
+	sign := func(alg jose.SignatureAlgorithm) string {
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		s, _ := jwt.Signed(sig).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{g.h.R.BaseURL() + access.PathToken},
+			ID: fmt.Sprintf("%x", b), IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
+		return s
+	}
+	verifier, challenge := pkce()
+	back := g.browse(t, g.authorizeURL(id, challenge, "S256", g.url+"/mcp"), func(code string) { g.sshApprove(t, "approve", code) })
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirect},
+		"code_verifier": {verifier}, "client_assertion_type": {access.ClientAssertionType}}
+	// RS256 with the right key is not the PS256 it registered.
+	form.Set("client_assertion", sign(jose.RS256))
+	if status, tk := g.token(t, form); status != http.StatusUnauthorized || tk.Access != "" {
+		t.Fatalf("RS256 for a PS256 client: %d %+v", status, tk)
+	}
+	form.Set("client_assertion", sign(jose.PS256))
+	status, tk := g.token(t, form)
+	if status != http.StatusOK || tk.Access == "" {
+		t.Fatalf("token: %d %+v", status, tk)
+	}
+	if resp := g.post(t, g.url+"/mcp", tk.Access); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list: %s", resp.Status)
+	}
+	if status, _ := g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {id}}); status != http.StatusUnauthorized {
+		t.Fatalf("refresh without an assertion: %d", status)
+	}
+}
