@@ -104,6 +104,10 @@ type Tunnel struct {
 	RemoteURL string `yaml:"remote_url"`
 	// Tools are the tool rules a pomdev relay enforces on this tunnel.
 	Tools ToolRules `yaml:"tools"`
+	// PublicPaths are asset paths (globs under one directory, such as
+	// /widgets/**) a pomdev relay with --http-auth serves without a token:
+	// hosts load widgets in frames that cannot send one.
+	PublicPaths []string `yaml:"public_paths"`
 }
 
 // ToolRules name MCP tools (or prefixes ending in *): a tool must not be

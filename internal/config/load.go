@@ -310,6 +310,15 @@ func merge(out *Loaded, layers []layer, opts Options) error {
 				}
 			}
 		}
+		if _, ok := lookup(l.raw, "tunnel.public_paths"); ok {
+			out.Config.Tunnel.PublicPaths = l.cfg.Tunnel.PublicPaths
+			out.sources["tunnel.public_paths"] = Source{Kind: l.kind, Where: l.path}
+			for k, n := range l.lines {
+				if strings.HasPrefix(k, "tunnel.public_paths") {
+					out.lines[k] = n
+				}
+			}
+		}
 		if _, ok := lookup(l.raw, "inspect.headers"); ok {
 			out.Config.Inspect.Headers = l.cfg.Inspect.Headers
 			out.sources["inspect.headers"] = Source{Kind: l.kind, Where: l.path}

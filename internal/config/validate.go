@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/publicpath"
 	"net"
 	"net/http"
 	"net/netip"
@@ -79,6 +80,16 @@ func validate(l *Loaded) error {
 	}
 	c := &l.Config
 	oneOf("log.level", c.Log.Level, LogLevels)
+	if len(c.Tunnel.PublicPaths) > 0 {
+		if _, err := publicpath.Parse(strings.Join(c.Tunnel.PublicPaths, ",")); err != nil {
+			e := at(l.Source("tunnel.public_paths"), "tunnel.public_paths")
+			if e.Line == 0 {
+				e.Line = l.line("tunnel.public_paths")
+			}
+			e.Msg, e.Hint = err.Error(), "globs under one directory of the app, such as /widgets/**"
+			errs = append(errs, e)
+		}
+	}
 	for _, rules := range []struct {
 		key   string
 		globs []string

@@ -67,7 +67,7 @@ func (s *Session) startTunnel(ctx context.Context, g *errgroup.Group) (*tunnel.C
 	tc, err := tunnel.New(tunnel.Config{
 		Addr: addr, User: ra.User, Signers: []ssh.Signer{signer}, KnownHosts: known,
 		Targets: []string{s.target}, RemoteURL: remoteURL, Logger: s.cfg.Logger,
-		ToolsAllow: app.Tunnel.Tools.Allow, ToolsDeny: app.Tunnel.Tools.Deny,
+		ToolsAllow: app.Tunnel.Tools.Allow, ToolsDeny: app.Tunnel.Tools.Deny, PublicPaths: app.Tunnel.PublicPaths,
 		SignIn: func(name, link string) {
 			// The link is in the sign-in event either way.
 			if s.cfg.OpenBrowser != nil {

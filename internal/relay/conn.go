@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/publicpath"
 	"io"
 	"log/slog"
 	"net"
@@ -24,11 +25,12 @@ type conn struct {
 	opts *keyOptions // from authorized_keys (keys mode); nil restricts nothing
 	log  *slog.Logger
 
-	active   atomic.Int64                 // requests in flight through this connection
-	sessions atomic.Int32                 // open session channels
-	screen   atomic.Bool                  // a session draws the status screen
-	appAuth  atomic.Bool                  // POMDEV_HTTP_AUTH=app: requests reach the app as sent
-	tools    atomic.Pointer[policy.Tools] // the tunnel's own tool rules (POMDEV_TOOLS_*)
+	active   atomic.Int64                   // requests in flight through this connection
+	sessions atomic.Int32                   // open session channels
+	screen   atomic.Bool                    // a session draws the status screen
+	appAuth  atomic.Bool                    // POMDEV_HTTP_AUTH=app: requests reach the app as sent
+	tools    atomic.Pointer[policy.Tools]   // the tunnel's own tool rules (POMDEV_TOOLS_*)
+	public   atomic.Pointer[publicpath.Set] // asset paths served without a token (POMDEV_PUBLIC_PATHS)
 
 	mu      sync.Mutex
 	pinging bool   // a keepalive is waiting for its answer
@@ -38,6 +40,8 @@ type conn struct {
 	toolsAllow, toolsDeny string
 	routes                map[string]*route
 	watchers              map[*watcher]struct{}
+	// early are log notes said before any session watched (maxEarlyNotes).
+	early []note
 }
 
 // maxSessions is how many session channels one connection may have open.
@@ -215,6 +219,15 @@ type note struct {
 
 func (c *conn) notify(n note) {
 	c.mu.Lock()
+	if len(c.watchers) == 0 && n.log != "" {
+		// Said before any session watches (an env request refused before
+		// the shell starts): kept for the first one, a few at most.
+		if len(c.early) < maxEarlyNotes {
+			c.early = append(c.early, n)
+		}
+		c.mu.Unlock()
+		return
+	}
 	ws := make([]*watcher, 0, len(c.watchers))
 	for w := range c.watchers {
 		ws = append(ws, w)
@@ -224,3 +237,6 @@ func (c *conn) notify(n note) {
 		w.send(n)
 	}
 }
+
+// maxEarlyNotes bounds the notes kept for a connection's first session.
+const maxEarlyNotes = 8

@@ -68,6 +68,13 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.access.ServePRM(w, req, name)
 			return
 		}
+		if r.publicPath(rt, req) {
+			// A widget's asset: hosts load it in frames that cannot send
+			// credentials. No token, no identity; the audit marks it.
+			req.Header.Del("Authorization")
+			r.serveRoute(w, req, name, rt, &access.Caller{Route: name, Owner: rt.c.fp, Public: true})
+			return
+		}
 		r.access.Gate(w, req, name, rt.c.fp, func(req *http.Request, c access.Caller) { r.serveRoute(w, req, name, rt, &c) })
 		return
 	}
@@ -127,6 +134,9 @@ func (r *Relay) serveRoute(w http.ResponseWriter, req *http.Request, name string
 			decision, reason = "deny", d.Rule
 		case d.Hidden > 0:
 			reason = fmt.Sprintf("policy hid %d tools", d.Hidden)
+		}
+		if caller.Public && decision == "allow" {
+			decision, reason = "public", "public path "+req.URL.Path
 		}
 		r.access.AuditRequest(*caller, ev.RPCMethod, ev.Tool, ev.Status, src, decision, reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/publicpath"
 	"io"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ func (c *conn) watch() *watcher {
 	w := &watcher{ch: make(chan note, 256)}
 	c.mu.Lock()
 	c.watchers[w] = struct{}{}
+	for _, n := range c.early {
+		w.send(n)
+	}
+	c.early = nil
 	for _, rt := range c.routes {
 		w.send(note{route: rt})
 	}
@@ -153,6 +158,14 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				if err := c.setTunnelTools(e.Name, e.Value); err != nil {
 					c.log.Info("bad tool policy from the tunnel", "env", e.Name, "err", err)
 					go c.notify(note{log: e.Name + " refused: " + err.Error()})
+					_ = req.Reply(false, nil)
+					continue
+				}
+			}
+			if e.Name == publicpath.Env {
+				if err := c.setPublic(e.Value); err != nil {
+					c.log.Info("public paths from the tunnel refused", "value", e.Value, "err", err)
+					go c.notify(note{log: publicpath.Env + " refused: " + err.Error()})
 					_ = req.Reply(false, nil)
 					continue
 				}

@@ -3,7 +3,9 @@ package relay
 import (
 	"context"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/publicpath"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/policy"
@@ -92,7 +94,62 @@ func (r *Relay) mayHold(c *conn, name string) error {
 	if ok, where := p.MayHold(r.identityOf(c.fp), name); !ok {
 		return fmt.Errorf("the relay's policy does not let this key hold %q (%s)", name, where)
 	}
+	if s := c.public.Load(); s != nil {
+		return publicAllowed(p, name, *s)
+	}
 	return nil
+}
+
+// publicAllowed says why policy p does not let route name serve the public
+// paths s, nil when it does.
+func publicAllowed(p *policy.Policy, name string, s publicpath.Set) error {
+	pp := p.PublicPathsFor(name)
+	if s.Empty() || pp == nil || s.Under(pp.Prefixes) {
+		return nil
+	}
+	allowed := "no public paths"
+	if len(pp.Prefixes) > 0 {
+		allowed = "public paths only under " + strings.Join(pp.Prefixes, ", ")
+	}
+	return fmt.Errorf("the relay's policy does not let %q serve %s=%s without a token: it allows %s (%s)", name, publicpath.Env, s, allowed, pp.Where)
+}
+
+// setPublic takes a tunnel's POMDEV_PUBLIC_PATHS: refused when the policy
+// does not let a route the connection already holds serve them (ssh may
+// ask for its forwards before it sends the session's env).
+func (c *conn) setPublic(value string) error {
+	s, err := publicpath.Parse(value)
+	if err != nil {
+		return err
+	}
+	p := c.r.currentPolicy()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.routes {
+		if err := publicAllowed(p, name, s); err != nil {
+			return err
+		}
+	}
+	c.public.Store(&s)
+	return nil
+}
+
+// publicPath reports whether req is for one of rt's public asset paths,
+// which a gated route serves without a token: a GET or HEAD (an upgrade
+// too: a dev server's hot reload) for a path the tunnel announced, in
+// canonical form, that the policy in force lets it announce.
+func (r *Relay) publicPath(rt *route, req *http.Request) bool {
+	s := rt.c.public.Load()
+	if s == nil || s.Empty() || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		return false
+	}
+	if !s.Match(req.URL.Path, req.URL.EscapedPath()) {
+		return false
+	}
+	if pp := r.currentPolicy().PublicPathsFor(rt.name); pp != nil && !s.Under(pp.Prefixes) {
+		return false
+	}
+	return true
 }
 
 // reservedFor is the key a route name is kept for, unless the policy no

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/loopback"
+	"github.com/pomdev/pomdev/internal/publicpath"
 	"log/slog"
 	"net"
 	"strconv"
@@ -63,6 +64,9 @@ type Config struct {
 	// the relay lets through or refuses on this tunnel, on top of its own
 	// policy. They need a pomdev relay: against any other, Run fails.
 	ToolsAllow, ToolsDeny []string
+	// PublicPaths are asset paths a pomdev relay serves without a token
+	// (publicpath: POMDEV_PUBLIC_PATHS).
+	PublicPaths []string
 	// OnEvent receives every event; it must not block for long.
 	OnEvent func(event.Tunnel)
 	Logger  *slog.Logger
@@ -307,7 +311,11 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 		// enforce them must not expose the tools anyway.
 		return true, &fatalError{fmt.Errorf("tool rules (--allow-tools, --deny-tools, tunnel.tools) need a pomdev relay to enforce them, and %s is not one (%s); drop the rules or use --relay local or a pomdev relay", c.cfg.Addr, sc.ServerVersion())}
 	}
-	if pomdevRelay && (c.cfg.Static == "" || tools) {
+	public := len(c.cfg.PublicPaths) > 0
+	if public && !pomdevRelay {
+		c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "public paths (" + strings.Join(c.cfg.PublicPaths, ",") + ") are a pomdev relay's: " + c.cfg.Addr + " decides itself what needs a token"})
+	}
+	if pomdevRelay && (c.cfg.Static == "" || tools || public) {
 		if events, err = client.NewSession(); err != nil && tools {
 			return true, &fatalError{fmt.Errorf("relay %s: cannot send the tool rules: %w", c.cfg.Addr, err)}
 		}
@@ -320,6 +328,13 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			if err := c.sendTools(events); err != nil {
 				return true, &fatalError{err}
 			}
+		}
+		if public && events != nil {
+			v := strings.Join(c.cfg.PublicPaths, ",")
+			if err := events.Setenv(publicpath.Env, v); err != nil {
+				return true, &fatalError{fmt.Errorf("relay %s refused the public paths %s=%s (see its message above; a relay older than this pomdev does not know them)", c.cfg.Addr, publicpath.Env, v)}
+			}
+			c.emit(event.Tunnel{Kind: event.TunnelLog, Message: "served without a token by the relay: " + v})
 		}
 	}
 

@@ -39,11 +39,14 @@ type Options struct {
 	Port     int
 	Identity string
 	// Tools are the tunnel's own tool rules (tunnel.tools, --allow-tools, --deny-tools).
-	Tools     config.ToolRules
-	NoBrowser bool
-	RemoteURL string
-	Bind      string
-	JSON      bool
+	Tools config.ToolRules
+	// PublicPaths are served without a token by a pomdev relay
+	// (tunnel.public_paths, --public-paths).
+	PublicPaths []string
+	NoBrowser   bool
+	RemoteURL   string
+	Bind        string
+	JSON        bool
 	// ConfigDir is pomdev's config dir (identity, known_hosts).
 	ConfigDir string
 	// OpenBrowser opens a URL; nil when there is no browser to open.
@@ -85,6 +88,10 @@ route NAME instead (raw bytes, port 443 on the relay; NAME:80 for port 80).`,
 			opts.JSON = cfg.Log.Format == "json"
 			opts.Tools = cfg.Tunnel.Tools
 			if err := factory.ToolFlags(cmd, &opts.Tools); err != nil {
+				return err
+			}
+			opts.PublicPaths = cfg.Tunnel.PublicPaths
+			if err := factory.PublicPathFlag(cmd, &opts.PublicPaths); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("port") {
@@ -209,12 +216,13 @@ func Run(opts *Options) error {
 		OnNewHostKey: func(host, fp string) {
 			fmt.Fprintf(opts.IO.ErrOut, "Trusting relay %s on first use: %s (recorded in %s)\n", host, fp, filepath.Join(opts.ConfigDir, tunnel.KnownHostsFile))
 		},
-		Targets:    []string{opts.Target},
-		Static:     static,
-		StaticPort: staticPort,
-		RemoteURL:  opts.RemoteURL,
-		ToolsAllow: opts.Tools.Allow,
-		ToolsDeny:  opts.Tools.Deny,
+		Targets:     []string{opts.Target},
+		Static:      static,
+		StaticPort:  staticPort,
+		RemoteURL:   opts.RemoteURL,
+		ToolsAllow:  opts.Tools.Allow,
+		ToolsDeny:   opts.Tools.Deny,
+		PublicPaths: opts.PublicPaths,
 		SignIn: func(name, link string) {
 			if canOpen {
 				if err := opts.OpenBrowser(link); err != nil {

@@ -112,6 +112,9 @@ restarts ("Preview: <url>"; --no-preview leaves it out).`,
 			if err := factory.ToolFlags(cmd, &cfg.Config.Tunnel.Tools); err != nil {
 				return err
 			}
+			if err := factory.PublicPathFlag(cmd, &cfg.Config.Tunnel.PublicPaths); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}

@@ -274,6 +274,8 @@ type Caller struct {
 	Route, Client, Grant, Owner string
 	// Email (or the provider's subject) of the person, with --http-auth oidc.
 	Person string
+	// Public: a public asset path of the route, served without a token.
+	Public bool
 }
 
 // AuditRequest records a request that went through the gate, with the

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/publicpath"
 	"io"
 	"os"
 	"strings"
@@ -35,6 +36,17 @@ type Policy struct {
 	TunnelsWhere string
 	Routes       []RouteRule
 	Tools        Tools
+	// PublicPaths bounds the public asset paths tunnels may announce
+	// (publicpath): the directories they may lie under, [] for none, nil
+	// for the default (any one directory a tunnel names).
+	PublicPaths *PathPrefixes
+}
+
+// PathPrefixes are the directories public paths may lie under, and where
+// the policy says so.
+type PathPrefixes struct {
+	Prefixes []string
+	Where    string
 }
 
 // RouteRule applies to the routes whose name matches Name.
@@ -46,7 +58,10 @@ type RouteRule struct {
 	// person the route owner's key is signed in as.
 	Callers []Principal
 	Tools   Tools
-	Where   string
+	// PublicPaths, when set, replaces the relay-wide public_paths for
+	// these routes.
+	PublicPaths *PathPrefixes
+	Where       string
 }
 
 // Principal is who a rule names: any, key:SHA256:…, email:…, domain:…,
@@ -174,6 +189,19 @@ func (p *Policy) ToolsFor(name string) ToolSet {
 	return ts
 }
 
+// PublicPathsFor is what bounds the public paths of route name: the
+// route rule's public_paths, else the relay-wide one; nil when neither is
+// set (the default: any one directory).
+func (p *Policy) PublicPathsFor(name string) *PathPrefixes {
+	if p == nil {
+		return nil
+	}
+	if r := p.Rule(name); r != nil && r.PublicPaths != nil {
+		return r.PublicPaths
+	}
+	return p.PublicPaths
+}
+
 // Error is a problem in a policy file, at a line.
 type Error struct {
 	File string
@@ -257,7 +285,8 @@ func Parse(file string, data []byte) (*Policy, error) {
 							rule.Callers = []Principal{}
 						}
 					},
-					"tools": func(n *yaml.Node) { rule.Tools = p.tools(n, path+".tools") },
+					"tools":        func(n *yaml.Node) { rule.Tools = p.tools(n, path+".tools") },
+					"public_paths": func(n *yaml.Node) { rule.PublicPaths = p.prefixes(n, path+".public_paths") },
 				})
 				if !named && item.Kind == yaml.MappingNode {
 					p.errf(item, "%s needs a name (a route name, or a prefix ending in *)", path)
@@ -265,7 +294,8 @@ func Parse(file string, data []byte) (*Policy, error) {
 				pol.Routes = append(pol.Routes, rule)
 			}
 		},
-		"tools": func(n *yaml.Node) { pol.Tools = p.tools(n, "tools") },
+		"tools":        func(n *yaml.Node) { pol.Tools = p.tools(n, "tools") },
+		"public_paths": func(n *yaml.Node) { pol.PublicPaths = p.prefixes(n, "public_paths") },
 	})
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -397,6 +427,28 @@ func (p *parser) tools(n *yaml.Node, path string) Tools {
 		"deny": func(n *yaml.Node) { t.Deny = p.globs(n, path+".deny") },
 	})
 	return t
+}
+
+// prefixes reads a public_paths list: directories such as /widgets/.
+func (p *parser) prefixes(n *yaml.Node, path string) *PathPrefixes {
+	out := &PathPrefixes{Prefixes: []string{}, Where: p.where(n) + " (" + path + ")"}
+	for _, item := range p.list(n, path) {
+		if item.Kind != yaml.ScalarNode {
+			p.errf(item, "%s must list directories such as /widgets/", path)
+			continue
+		}
+		v := item.Value
+		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "*?[{\\%") || strings.Contains(v, "//") || strings.Contains(v, "/.") {
+			p.errf(item, "%q in %s: a directory of the route such as /widgets/ (no wildcards, dot segments or escapes)", v, path)
+			continue
+		}
+		if _, err := publicpath.Parse(strings.TrimSuffix(v, "/") + "/**"); err != nil {
+			p.errf(item, "%q in %s: %v", v, path, err)
+			continue
+		}
+		out.Prefixes = append(out.Prefixes, v)
+	}
+	return out
 }
 
 func (p *parser) globs(n *yaml.Node, path string) []Glob {
