@@ -62,6 +62,9 @@ Keys:
   tunnel.tools       {allow: [...], deny: [...]}: MCP tool names or prefixes
                      ending in * a pomdev relay refuses and hides on this
                      tunnel (--allow-tools, --deny-tools); pom.run cannot
+  tunnel.public_paths  asset paths (globs under one directory: /widgets/**)
+                     a pomdev relay with --http-auth serves without a token,
+                     for widgets hosts load in frames (--public-paths)
 
   inspect.url        MCP endpoint to check         (default: the app's local server)
   inspect.headers    map of headers sent with every request (values of
