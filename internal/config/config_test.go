@@ -182,6 +182,8 @@ func TestErrors(t *testing.T) {
 		{"bad url", "inspect:\n  url: ftp://x\n", nil, []string{"inspect.url", "not an http(s) URL"}},
 		{"bad tool glob", "tunnel:\n  tools:\n    deny: [delete_*, \"a*b\"]\n", nil, []string{"pomdev.yaml:3: tunnel.tools.deny[1]: \"a*b\": * may only end a name", "a prefix ending in *"}},
 		{"unknown tools key", "tunnel:\n  tools:\n    block: [x]\n", nil, []string{"pomdev.yaml:3: tunnel.tools.block: unknown key", "allow, deny"}},
+		{"public path under /mcp", "tunnel:\n  public_paths: [\"/mcp/**\"]\n", nil, []string{"pomdev.yaml:2: tunnel.public_paths", "never public", "/widgets/**"}},
+		{"public paths in two directories", "tunnel:\n  public_paths:\n    - /widgets/**\n    - /assets/**\n", nil, []string{"tunnel.public_paths", "under one directory"}},
 		{"several at once", "log:\n  level: loud\n  format: xml\n", nil, []string{"log.level", "log.format"}},
 	}
 	for _, tt := range tests {
