@@ -67,8 +67,8 @@ func render(e devloop.Event) []tui.Line {
 		}
 		add("check", "check (%s): local OK, %s: %s; %s", e.Cause, plural(len(e.Tools), "tool"), strings.Join(e.Tools, ", "), lintSummary(e.Errors, e.URL))
 	case devloop.ToolsChanged:
-		add("check", "tools changed: added [%s], removed [%s], changed schemas [%s]; hosts cache tool lists: refresh the connector",
-			strings.Join(e.Added, ", "), strings.Join(e.Removed, ", "), strings.Join(e.Changed, ", "))
+		add("check", "tools changed: added [%s], removed [%s], changed schemas [%s]; hosts cache tool lists: %s",
+			strings.Join(e.Added, ", "), strings.Join(e.Removed, ", "), strings.Join(e.Changed, ", "), RefreshHint)
 	case devloop.CheckTunnel:
 		switch {
 		case e.Protected:
@@ -179,3 +179,8 @@ func plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// RefreshHint is how to make each host read a changed tool list again
+// (they cache it per connector; the tunnel's URL stays the same, so the
+// connector need not be made again).
+const RefreshHint = "refresh each host's copy (ChatGPT: Settings → Apps → the app → Refresh; Claude: Settings → Connectors → the connector → Disconnect, then Connect); the URL stays the same"

@@ -61,7 +61,7 @@ func TestRender(t *testing.T) {
 			"check||warning: widget ui://echo loads assets from localhost, which hosts such as Claude.ai cannot reach; run pomdev up --inline (or serve the widgets from a public origin)"}},
 		{"tunnel check behind OAuth", devloop.CheckTunnel{URL: "https://a.pom.run/mcp", Protected: true}, []string{"check||check: through the tunnel: protected by OAuth — tunnel OK"}},
 		{"tools changed", devloop.ToolsChanged{Added: []string{"new"}, Changed: []string{"echo"}},
-			[]string{"check||tools changed: added [new], removed [], changed schemas [echo]; hosts cache tool lists: refresh the connector"}},
+			[]string{"check||tools changed: added [new], removed [], changed schemas [echo]; hosts cache tool lists: " + RefreshHint}},
 		{"preview", devloop.Preview{URL: "http://127.0.0.1:1/p/t/"}, []string{"preview||http://127.0.0.1:1/p/t/"}},
 		{"stopping", devloop.Stopping{}, []string{"stopping||stopping..."}},
 	} {
