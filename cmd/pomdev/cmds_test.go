@@ -413,7 +413,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		fmt.Fprintf(ts.Stdout(), "status: %d\n%s", resp.StatusCode, body)
+		fmt.Fprintf(ts.Stdout(), "status: %d\ncontent-type: %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	},
 }
 

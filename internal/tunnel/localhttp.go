@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -212,6 +213,13 @@ func (h *httpChan) exchange(req *http.Request, upgrade bool) (*http.Response, er
 	bw := h.up.bw
 	_, _ = bw.WriteString(req.Method + " " + req.RequestURI + " HTTP/1.1\r\nHost: " + h.target + "\r\n")
 	httpwire.WriteHeader(bw, req.Header)
+	if req.Header.Get("X-Forwarded-Host") == "" {
+		// A relay that does not say where the request came to: the app
+		// learns it from the tunnel's URL (widget documents point at it).
+		if u, err := url.Parse(h.f.c.URL()); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+			_, _ = bw.WriteString("X-Forwarded-Host: " + u.Host + "\r\nX-Forwarded-Proto: " + u.Scheme + "\r\n")
+		}
+	}
 	if upgrade {
 		_, _ = bw.WriteString("Connection: Upgrade\r\nUpgrade: " + req.Header.Get("Upgrade") + "\r\n")
 	}

@@ -122,7 +122,13 @@ func TestPlainOpenSSHServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := rt.Decode(t, resp); m["origin"] != "sshd" || m["path"] != "/through-sshd" || m["host"] != o.HostPort() {
+	m := rt.Decode(t, resp)
+	if m["origin"] != "sshd" || m["path"] != "/through-sshd" || m["host"] != o.HostPort() {
 		t.Fatalf("origin saw %v", m)
+	}
+	// sshd says nothing of where the request came to: the tunnel tells the
+	// app its URL (widget documents point at it).
+	if m["xfh"] != strings.TrimPrefix(url, "http://") || m["xfp"] != "http" {
+		t.Fatalf("the app was not told the tunnel's URL: %v", m)
 	}
 }

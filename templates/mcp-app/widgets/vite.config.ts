@@ -4,10 +4,13 @@ import { widgets } from "./scripts/widgets-plugin.ts";
 
 const port = Number(process.env.WIDGETS_PORT ?? 4444);
 
-// Every src/widgets/<name>.tsx is a widget: served at /<name>.html by the
-// dev server and built to dist/<name>.html (dist-inline/ in inline mode).
+// Every src/widgets/<name>.tsx is a widget: served at /widgets/<name>.html
+// by the dev server and built to dist/<name>.html (dist-inline/ in inline
+// mode). The MCP server serves /widgets/ itself and, in development, passes
+// it to this dev server (base /widgets/), so hosts load widgets, their
+// modules and hot reload from the same URL as /mcp (the tunnel's).
 // --mode gallery serves and builds the gallery (gallery.html) instead.
-export default defineConfig(({ mode }) =>
+export default defineConfig(({ mode, command }) =>
   mode === "gallery"
     ? {
         base: "./",
@@ -16,7 +19,7 @@ export default defineConfig(({ mode }) =>
         build: { outDir: "dist-gallery", rollupOptions: { input: "gallery.html" }, chunkSizeWarningLimit: 1024 },
       }
     : {
-        base: "./",
+        base: command === "serve" ? "/widgets/" : "./",
         plugins: [react(), widgets({ inline: mode === "inline", only: process.env.WIDGET })],
         // The widgets are virtual modules, which Vite's start-up scan cannot
         // see: scan the sources, so dependencies are bundled before the first
@@ -26,10 +29,13 @@ export default defineConfig(({ mode }) =>
           host: "127.0.0.1",
           port,
           strictPort: true,
-          // Hosts load the widget's modules from this server into a sandboxed
-          // iframe on their own origin, so the dev server must allow it.
-          origin: `http://localhost:${port}`,
+          // Hosts load the widget's modules into a sandboxed iframe on
+          // their own origin, so the dev server must allow it.
           cors: { origin: true },
+          // What the dev server may read: the widgets and the packages.
+          // Through a tunnel /widgets/ is public (hosts' frames send no
+          // credentials), so the server's sources and .env stay out of reach.
+          fs: { strict: true, allow: [".", "../node_modules"] },
         },
         build: {
           outDir: mode === "inline" ? "dist-inline" : "dist",

@@ -3,10 +3,12 @@
 import { fileURLToPath } from "node:url";
 
 export type WidgetMode =
-  // HTML fetched from the Vite dev server (npm run dev): hot reload, assets on localhost.
+  // HTML fetched from the Vite dev server (npm run dev): hot reload; the server passes
+  // /widgets/ to it, so assets load from wherever /mcp is reached.
   | { kind: "dev"; devUrl: string }
-  // Built, content-hashed assets (npm run build), served by this server under /widgets/.
-  | { kind: "built"; dir: string; baseUrl: string }
+  // Built, content-hashed assets (npm run build), served by this server under /widgets/:
+  // from the origin each request came to, or BASE_URL when set (fixedBase).
+  | { kind: "built"; dir: string; baseUrl: string; fixedBase?: boolean }
   // One self-contained HTML document per widget (INLINE=1): nothing to load from elsewhere.
   | { kind: "inline"; dir: string };
 
@@ -29,7 +31,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (env.WIDGETS_DEV_URL) {
     widgets = { kind: "dev", devUrl: trimSlash(env.WIDGETS_DEV_URL) };
   } else {
-    widgets = { kind: "built", dir: env.WIDGETS_DIR || widgetsDir, baseUrl: base };
+    widgets = { kind: "built", dir: env.WIDGETS_DIR || widgetsDir, baseUrl: base, fixedBase: Boolean(env.BASE_URL) };
   }
   return { port, host, widgets };
 }

@@ -9,6 +9,17 @@ import { setTimeout as delay } from "node:timers/promises";
 import { RESOURCE_MIME_TYPE, registerAppResource } from "@modelcontextprotocol/ext-apps/server";
 import type { McpServer } from "@modelcontextprotocol/server";
 import { type WidgetMode, widgetsDir } from "./config.js";
+import { claudeWidgetDomain } from "./public.js";
+
+/**
+ * Where a request for a widget came from: the public origin its documents
+ * and assets load from (the tunnel's URL behind pomdev up), and whether
+ * the host is Claude, which renders widgets on a domain of its own.
+ */
+export interface Reach {
+  origin?: string;
+  claude?: boolean;
+}
 
 /**
  * Descriptions of the widgets, shown to clients in resources/list. Every
@@ -46,30 +57,36 @@ export interface WidgetCsp {
   baseUriDomains?: string[];
 }
 
-export function registerWidgets(server: McpServer, mode: WidgetMode): void {
+export function registerWidgets(server: McpServer, mode: WidgetMode, reach: Reach = {}): void {
   for (const name of widgetNames(mode)) {
     const uri = `ui://${name}`;
     const description = descriptions[name] ?? `The ${name} widget.`;
     registerAppResource(server, `${name} widget`, uri, { description }, async () => {
-      const { html, csp } = await widgetHtml(name, mode);
-      return {
-        contents: [
-          {
-            uri,
-            mimeType: RESOURCE_MIME_TYPE,
-            text: html,
-            _meta: { ui: { csp, prefersBorder: true } },
-          },
-        ],
-      };
+      const { html, csp } = await widgetHtml(name, mode, reach.origin);
+      // CSP on the resource, not the tool: Claude reads it only here.
+      const ui: Record<string, unknown> = { csp, prefersBorder: true };
+      if (reach.claude && reach.origin) ui.domain = claudeWidgetDomain(`${reach.origin}/mcp`);
+      return { contents: [{ uri, mimeType: RESOURCE_MIME_TYPE, text: html, _meta: { ui } }] };
     });
   }
 }
 
-export async function widgetHtml(name: string, mode: WidgetMode): Promise<{ html: string; csp: WidgetCsp }> {
+/**
+ * widgetHtml is a widget's document and the CSP lists for it. Its assets
+ * load from origin (where the request came from: the tunnel's URL), under
+ * /widgets/: the server serves the built assets there, and in development
+ * passes /widgets/ (hot reload's WebSocket too) to the Vite dev server, so
+ * a host that renders the widget anywhere reaches them through the same
+ * URL as /mcp, never localhost.
+ */
+export async function widgetHtml(
+  name: string,
+  mode: WidgetMode,
+  origin?: string,
+): Promise<{ html: string; csp: WidgetCsp }> {
   switch (mode.kind) {
     case "dev": {
-      const url = `${mode.devUrl}/${name}.html`;
+      const url = `${mode.devUrl}/widgets/${name}.html`;
       // The dev server may still be starting (npm run dev starts both at once).
       const deadline = Date.now() + 15_000;
       let res: Response;
@@ -91,19 +108,19 @@ export async function widgetHtml(name: string, mode: WidgetMode): Promise<{ html
           `the widget dev server answered ${res.status} for ${url}: is widgets/src/widgets/${name}.tsx there?`,
         );
       }
-      const origin = new URL(mode.devUrl).origin;
-      const ws = origin.replace(/^http/, "ws");
+      const from = origin ?? new URL(mode.devUrl).origin;
+      const ws = from.replace(/^http/, "ws");
       return {
-        html: withBase(await res.text(), `${mode.devUrl}/`),
-        csp: { connectDomains: [origin, ws], resourceDomains: [origin], baseUriDomains: [origin] },
+        html: withBase(await res.text(), `${from}/widgets/`),
+        csp: { connectDomains: [from, ws], resourceDomains: [from], baseUriDomains: [from] },
       };
     }
     case "built": {
       const html = await readWidgetFile(join(mode.dir, "dist", `${name}.html`), "npm run build");
-      const origin = new URL(mode.baseUrl).origin;
+      const from = mode.fixedBase ? new URL(mode.baseUrl).origin : (origin ?? new URL(mode.baseUrl).origin);
       return {
-        html: withBase(html, `${mode.baseUrl}/widgets/`),
-        csp: { connectDomains: [], resourceDomains: [origin], baseUriDomains: [origin] },
+        html: withBase(html, `${from}/widgets/`),
+        csp: { connectDomains: [], resourceDomains: [from], baseUriDomains: [from] },
       };
     }
     case "inline": {

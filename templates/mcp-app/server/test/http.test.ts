@@ -150,3 +150,46 @@ test("a foreign Host is refused", async () => {
   });
   assert.equal(status, 403);
 });
+
+test("in development /widgets/ is the dev server's, its WebSocket too", async () => {
+  const { createServer: createHttp, request } = await import("node:http");
+  const seen: string[] = [];
+  const dev = createHttp((req, res) => {
+    seen.push(`${req.method} ${req.url} host=${req.headers.host} fwd=${req.headers["x-forwarded-host"] ?? ""}`);
+    res.writeHead(200, { "Content-Type": "text/javascript" });
+    res.end("export default 1;");
+  });
+  dev.on("upgrade", (req, socket) => {
+    seen.push(`UPGRADE ${req.url}`);
+    socket.end("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello");
+  });
+  await new Promise<void>((resolve) => dev.listen(0, "127.0.0.1", resolve));
+  const devUrl = `http://127.0.0.1:${(dev.address() as AddressInfo).port}`;
+  const app = createApp({ port: 0, host: "127.0.0.1", widgets: { kind: "dev", devUrl } });
+  const url = await listen(app);
+  try {
+    const res = await fetch(`${url}/widgets/src/echo.tsx?t=1`, { headers: { "X-Forwarded-Host": "app.pom.run" } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/javascript");
+    assert.equal(await res.text(), "export default 1;");
+    assert.equal((await fetch(`${url}/widgets/x`, { method: "POST" })).status, 404);
+    const upgraded = await new Promise<string>((resolve, reject) => {
+      const req = request(`${url}/widgets/?token=t`, { headers: { Connection: "Upgrade", Upgrade: "websocket" } });
+      req.on("upgrade", (r, socket, head) => {
+        socket.destroy();
+        resolve(`${r.statusCode} ${head.toString()}`);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(upgraded, "101 hello");
+    assert.deepEqual(seen, [
+      `GET /widgets/src/echo.tsx?t=1 host=${new URL(devUrl).host} fwd=`,
+      "UPGRADE /widgets/?token=t",
+    ]);
+  } finally {
+    await app.close();
+    dev.closeAllConnections();
+    await new Promise<void>((resolve) => dev.close(() => resolve()));
+  }
+});

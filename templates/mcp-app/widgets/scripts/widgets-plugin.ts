@@ -59,19 +59,22 @@ export function widgets(options: WidgetsOptions = {}): Plugin {
       ].join("\n");
     },
     configureServer(server) {
+      // The dev server's base (/widgets/): pages are at /widgets/<name>.html.
+      const base = server.config.base;
       server.middlewares.use(async (req, res, next) => {
-        const path = (req.url ?? "/").split("?")[0] ?? "/";
+        const full = (req.url ?? "/").split("?")[0] ?? "/";
+        const path = full.startsWith(base) ? `/${full.slice(base.length)}` : full;
         const names = discoverWidgets(root);
-        if (path === "/" || path === "/index.html") {
-          const links = names.map((n) => `<li><a href="/${n}.html">${n}</a></li>`).join("");
+        if (full === "/" || path === "/" || path === "/index.html") {
+          const links = names.map((n) => `<li><a href="${base}${n}.html">${n}</a></li>`).join("");
           res.setHeader("Content-Type", "text/html; charset=utf-8");
           res.end(page("widgets", "", `<ul>${links}</ul>`));
           return;
         }
         const name = /^\/([\w-]+)\.html$/.exec(path)?.[1];
-        if (!name || !names.includes(name)) return next();
+        if (!name || !names.includes(name) || !full.startsWith(base)) return next();
         const html = await server.transformIndexHtml(
-          path,
+          full,
           page(name, "", `<script type="module" src="/@id/__x00__${entryId}${name}"></script>`),
         );
         res.setHeader("Content-Type", "text/html; charset=utf-8");
