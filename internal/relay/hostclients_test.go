@@ -164,6 +164,24 @@ func TestOAuthHostShapedClients(t *testing.T) {
 	if resp := g.post(t, g.url+"/mcp", tk.Access); resp.StatusCode != http.StatusOK {
 		t.Fatalf("tools/list with ChatGPT's token: %s", resp.Status)
 	}
+	// Introspection authenticates the client too: with its assertion it
+	// learns about its own token, without one it gets 401.
+	introspect := func(form url.Values) (int, string) {
+		resp, err := g.client().PostForm(g.h.R.BaseURL()+access.PathIntrospect, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	in := url.Values{"token": {tk.Access}, "client_id": {docs.chatGPT()}}
+	if s, body := introspect(in); s != http.StatusUnauthorized {
+		t.Fatalf("introspection without an assertion: %d %s", s, body)
+	}
+	if s, body := introspect(withAssertion(in, docs.assertion(t, g.h.R.BaseURL()+access.PathIntrospect))); s != http.StatusOK || !strings.Contains(body, `"active":true`) {
+		t.Fatalf("introspection with an assertion: %d %s", s, body)
+	}
 	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {docs.chatGPT()}}
 	if status, tk := g.token(t, refresh); status != http.StatusUnauthorized || tk.Access != "" {
 		t.Fatalf("refresh without an assertion: %d %+v", status, tk)
