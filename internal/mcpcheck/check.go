@@ -55,6 +55,8 @@ type Options struct {
 	OAuthHandler auth.OAuthHandler
 	// ClientName is the name in clientInfo ("" is pomdev-inspect).
 	ClientName string
+	// UserAgent replaces pomdev's ("" pomdev/VERSION).
+	UserAgent string
 }
 
 // Report is the outcome, rendered as text or as the documented JSON.
@@ -70,6 +72,8 @@ type Report struct {
 	Call         *CallResult    `json:"call,omitempty"`
 	Findings     []Finding      `json:"findings"`
 	Timings      []Timing       `json:"timings"`
+
+	contents map[string]*mcp.ResourceContents // the UI resources read, by URI
 }
 
 // ServerInfo is the server's implementation info.
@@ -366,6 +370,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		step("prompts/list", start)
 	}
 
+	rep.contents = uiContents
 	rep.Findings = Lint(LintInput{Tools: rep.Tools, Contents: uiContents, ReadErrs: uiErrors, Listed: listed, Local: loopback.IsLoopback(u.Hostname())})
 	for i := range rep.Tools {
 		if ui := rep.Tools[i].UI; ui != nil {
@@ -444,7 +449,11 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 	version := build.Current().Version // reads the build info once per connection
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel)
-	ht := &headerTransport{base: base, headers: opts.Headers, agent: "pomdev/" + version, run: run}
+	agent := "pomdev/" + version
+	if opts.UserAgent != "" {
+		agent = opts.UserAgent
+	}
+	ht := &headerTransport{base: base, headers: opts.Headers, agent: agent, run: run}
 	hc := &http.Client{Transport: ht}
 
 	caps, err := capabilities(opts.Client, !opts.NoApps)

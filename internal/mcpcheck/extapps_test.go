@@ -52,6 +52,19 @@ func TestExtAppsExamples(t *testing.T) {
 					t.Errorf("%s %s: %s", f.Rule, f.Subject, f.Message)
 				}
 			}
+			if err := CheckHosts(context.Background(), Options{URL: url, Timeout: 60 * time.Second}, rep, Hosts); err != nil {
+				t.Fatal(err)
+			}
+			// What the hosts would do with them is reported; none of it is
+			// an error for these servers (on loopback, with no domain).
+			for _, f := range rep.Findings {
+				if f.Host != "" {
+					t.Logf("%s %s [%s] %s: %s", f.Severity, f.Rule, f.Host, f.Subject, f.Message)
+					if f.Severity == SeverityError {
+						t.Errorf("host finding %s [%s] %s: %s", f.Rule, f.Host, f.Subject, f.Message)
+					}
+				}
+			}
 		})
 	}
 	if n < 6 {

@@ -18,7 +18,9 @@ const (
 
 // Finding is one lint result.
 type Finding struct {
-	Rule     string `json:"rule"`
+	Rule string `json:"rule"`
+	// Host is the host a host rule (HOST…) is about: chatgpt, claude.
+	Host     string `json:"host,omitempty"`
 	Severity string `json:"severity"`
 	Subject  string `json:"subject"` // the tool name or resource URI
 	Message  string `json:"message"`

@@ -6,6 +6,7 @@ package inspect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,8 @@ type Options struct {
 	// Apps extension (--no-apps).
 	Client string
 	NoApps bool
+	// Hosts are the hosts whose rules apply (--host): chatgpt, claude.
+	Hosts []string
 	// Login, when set (--login), uses and refreshes cached tokens and logs
 	// in through the browser on a 401.
 	Login *mcpcheck.Login
@@ -50,6 +53,7 @@ type Options struct {
 func NewCmdInspect(f *factory.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{}
 	var target factory.MCPTarget
+	var host string
 	cmd := &cobra.Command{
 		Use:   "inspect [URL]",
 		Short: "Check an MCP server as a host would: tools, resources, MCP Apps lint",
@@ -60,6 +64,14 @@ binding, resources and templates, the UI resources tools reference (read even
 when not listed) with the CSP a host applies, prompts, and optionally one tool
 call, checked against its outputSchema. Each step is timed. The MCP Apps lint
 follows the specification; docs/INSPECT.md lists its rules.
+
+--host chatgpt|claude|all adds what those hosts will do with the widgets beyond
+the specification (CSP on the tool, widgets withheld from clients without the
+extension, localhost or private addresses behind a public URL, Claude's widget
+domain, sources Claude strips, ChatGPT's openai/outputTemplate and domain);
+for Claude the server is read a second time as Claude reads it (no MCP Apps
+extension declared, Claude's User-Agent). Each finding names its host, the
+rule and its source; docs/INSPECT.md lists them.
 
 --login signs in with the official Go SDK's OAuth client when the server asks
 (discovery, PKCE, dynamic registration, refresh, step-up); tokens are cached.
@@ -73,7 +85,8 @@ tool failed.`,
 		Example: `  pomdev inspect http://127.0.0.1:8080/mcp
   pomdev inspect https://my-app.pom.run/mcp --token "$TOKEN" --json
   pomdev inspect https://my-app.pom.run/mcp --login
-  pomdev inspect --call echo --args '{"text":"hi"}'`,
+  pomdev inspect --call echo --args '{"text":"hi"}'
+  pomdev inspect https://my-app.pom.run/mcp --host all`,
 		Args: factory.OneURL("inspect"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.Config()
@@ -87,6 +100,11 @@ tool failed.`,
 			}
 			if opts.Args != "" && opts.Call == "" {
 				return exitcode.Usagef("--args needs --call TOOL")
+			}
+			if host != "" {
+				if opts.Hosts, err = mcpcheck.ParseHosts(host); err != nil {
+					return exitcode.Usagef("%v", err)
+				}
 			}
 			if !slices.Contains(mcpcheck.Profiles, opts.Client) {
 				return exitcode.Usagef("--client %q: want %s", opts.Client, strings.Join(mcpcheck.Profiles, ", "))
@@ -105,6 +123,7 @@ tool failed.`,
 	fl.BoolVar(&opts.Strict, "strict", false, "exit 1 on warnings too")
 	fl.StringVar(&opts.Client, "client", mcpcheck.ProfileDefault, "client profile whose capabilities are declared: "+strings.Join(mcpcheck.Profiles, ", ")+" (docs/INSPECT.md)")
 	fl.BoolVar(&opts.NoApps, "no-apps", false, "leave out the MCP Apps extension: see the text-only tools a host without it gets")
+	fl.StringVar(&host, "host", "", "also check what these hosts will do with the widgets: chatgpt, claude or all (docs/INSPECT.md)")
 	fl.Duration("timeout", 30*time.Second, "bound on the whole check")
 	factory.BindFlag(fl, "timeout", "inspect.timeout")
 	return cmd
@@ -123,9 +142,15 @@ func Run(opts *Options) error {
 		handler = h
 		timeout += 5 * time.Minute // for the sign-in in the browser
 	}
-	rep, err := mcpcheck.Run(opts.Ctx, mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: timeout,
+	copts := mcpcheck.Options{URL: opts.URL, Headers: opts.Headers, Timeout: timeout,
 		Call: opts.Call, Args: json.RawMessage(opts.Args), HTTPClient: opts.HTTPClient, Client: opts.Client, NoApps: opts.NoApps,
-		OAuthHandler: handler})
+		OAuthHandler: handler}
+	rep, err := mcpcheck.Run(opts.Ctx, copts)
+	if rep != nil && len(opts.Hosts) > 0 && (err == nil || errors.As(err, new(*mcpcheck.ToolError))) {
+		if herr := mcpcheck.CheckHosts(opts.Ctx, copts, rep, opts.Hosts); herr != nil && err == nil {
+			err = herr
+		}
+	}
 	if rep != nil {
 		if opts.JSON {
 			enc := json.NewEncoder(opts.IO.Out)
@@ -269,7 +294,11 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, rep *mcpcheck.Report) {
 			case mcpcheck.SeverityWarning:
 				sev = cs.Yellow(sev)
 			}
-			fmt.Fprintf(w, "  %-7s %s %s: %s\n          fix: %s\n", sev, f.Rule, e(f.Subject), e(f.Message), e(f.Fix))
+			rule := f.Rule
+			if f.Host != "" {
+				rule += " [" + f.Host + "]"
+			}
+			fmt.Fprintf(w, "  %-7s %s %s: %s\n          fix: %s\n", sev, rule, e(f.Subject), e(f.Message), e(f.Fix))
 		}
 	}
 	errs, warns := count(rep.Findings)
