@@ -45,7 +45,8 @@ func (s *Session) check(ctx context.Context, cause string, last map[string]strin
 	if tc := s.tc.Load(); tc != nil && tc.URL() != "" {
 		remote := tc.URL() + "/mcp"
 		ev := CheckTunnel{URL: remote}
-		trep, err := mcpcheck.Run(ctx, mcpcheck.Options{URL: remote, Timeout: checkTimeout})
+		topts := mcpcheck.Options{URL: remote, Timeout: checkTimeout}
+		trep, err := mcpcheck.Run(ctx, topts)
 		var ae *mcpcheck.AuthError
 		if errors.As(err, &ae) {
 			// A pomdev relay's OAuth gate: pass it as the owner, with a
@@ -53,8 +54,8 @@ func (s *Session) check(ctx context.Context, cause string, last map[string]strin
 			// check goes through everything a host goes through.
 			if tok, _, terr := tc.OwnerToken(ctx); terr == nil {
 				ev.Gated = true
-				trep, err = mcpcheck.Run(ctx, mcpcheck.Options{URL: remote, Timeout: checkTimeout,
-					Headers: map[string]string{"Authorization": "Bearer " + tok}})
+				topts.Headers = map[string]string{"Authorization": "Bearer " + tok}
+				trep, err = mcpcheck.Run(ctx, topts)
 			}
 		}
 		switch {
@@ -62,6 +63,16 @@ func (s *Session) check(ctx context.Context, cause string, last map[string]strin
 			for _, f := range trep.Findings {
 				if f.Rule == "APP010" && !slices.Contains(ev.LocalhostWidgets, f.Subject) {
 					ev.LocalhostWidgets = append(ev.LocalhostWidgets, f.Subject)
+				}
+			}
+			// What ChatGPT and Claude will do with the widgets, read
+			// through the tunnel as they read it.
+			if trep.Findings = nil; mcpcheck.CheckHosts(ctx, topts, trep, mcpcheck.Hosts) == nil {
+				ev.HostsChecked = true
+				for _, f := range trep.Findings {
+					if f.Host != "" && f.Severity != mcpcheck.SeverityInfo {
+						ev.Hosts = append(ev.Hosts, f)
+					}
 				}
 			}
 		case errors.As(err, &ae):

@@ -94,6 +94,10 @@ type CheckTunnel struct {
 	Gated, Protected bool
 	Err              error
 	LocalhostWidgets []string
+	// Hosts are the errors and warnings of the host rules (ChatGPT,
+	// Claude) through the tunnel; HostsChecked says they were checked.
+	Hosts        []mcpcheck.Finding
+	HostsChecked bool
 }
 
 // Preview is the local MCP Apps host (pomdev preview) of the session,

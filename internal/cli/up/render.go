@@ -83,6 +83,10 @@ func render(e devloop.Event) []tui.Line {
 		for _, w := range e.LocalhostWidgets {
 			add("check", "warning: widget %s loads assets from localhost, which hosts such as Claude.ai cannot reach; run pomdev up --inline (or serve the widgets from a public origin)", w)
 		}
+		// Only what a host would refuse: the usual case keeps the pane as it is.
+		for _, f := range e.Hosts {
+			add("check", "hosts: %s %s [%s] %s: %s; fix: %s", f.Severity, f.Rule, f.Host, f.Subject, f.Message, f.Fix)
+		}
 	case devloop.Preview:
 		add(kindPreview, "%s", e.URL)
 	case devloop.Stopping:

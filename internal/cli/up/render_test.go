@@ -60,6 +60,10 @@ func TestRender(t *testing.T) {
 			"check||check: through the tunnel OK (https://a.pom.run/mcp)",
 			"check||warning: widget ui://echo loads assets from localhost, which hosts such as Claude.ai cannot reach; run pomdev up --inline (or serve the widgets from a public origin)"}},
 		{"tunnel check behind OAuth", devloop.CheckTunnel{URL: "https://a.pom.run/mcp", Protected: true}, []string{"check||check: through the tunnel: protected by OAuth — tunnel OK"}},
+		{"tunnel check with what a host refuses", devloop.CheckTunnel{URL: "https://a.pom.run/mcp", HostsChecked: true,
+			Hosts: []mcpcheck.Finding{{Rule: "HOST004", Host: "claude", Severity: "error", Subject: "ui://echo", Message: "wrong domain\x1b[2J", Fix: "set it"}}}, []string{
+			"check||check: through the tunnel OK (https://a.pom.run/mcp)",
+			"check||hosts: error HOST004 [claude] ui://echo: wrong domain\\x1b[2J; fix: set it"}},
 		{"tools changed", devloop.ToolsChanged{Added: []string{"new"}, Changed: []string{"echo"}},
 			[]string{"check||tools changed: added [new], removed [], changed schemas [echo]; hosts cache tool lists: " + RefreshHint}},
 		{"preview", devloop.Preview{URL: "http://127.0.0.1:1/p/t/"}, []string{"preview||http://127.0.0.1:1/p/t/"}},
