@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,7 +76,10 @@ restarts or the widget changes, the page renders again with the last result.
 --check renders one call headless in Chromium (chromium, chromium-browser or
 google-chrome on PATH, or --browser) and exits non-zero on a CSP violation, a
 console error, an uncaught exception or a widget that renders nothing: a widget
-smoke test for CI. --screenshot saves the render as PNG.
+smoke test for CI. It also applies the host rules of the profile's host
+(pomdev inspect --host: what ChatGPT or Claude refuses beyond the
+specification); their errors fail the check too. --screenshot saves the render
+as PNG.
 
 URL defaults to inspect.url in pomdev.yaml, else the app's server process
 (http://127.0.0.1:<port>/mcp); a tunnel's URL works too (--token, -H or --login
@@ -201,7 +205,7 @@ func Run(opts *Options) error {
 		return factory.Exit(err)
 	}
 	if opts.Check {
-		return check(opts, srv, tools)
+		return check(opts, srv, tools, mo)
 	}
 	fmt.Fprintf(opts.IO.Out, "preview: %s\n", srv.URL())
 	n := fmt.Sprintf("%d tools", len(tools))
@@ -232,7 +236,7 @@ func withWidget(tools []*mcp.Tool) []string {
 	return out
 }
 
-func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
+func check(opts *Options, srv *preview.Server, tools []*mcp.Tool, mo mcpcheck.Options) error {
 	found := false
 	for _, t := range tools {
 		found = found || t.Name == opts.Tool
@@ -258,12 +262,13 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 		return exitcode.New(exitcode.Unreachable, err, "")
 	}
 	profile, _ := preview.LookupProfile(opts.Profile)
+	hosts, hostErrs := hostFindings(opts.Ctx, mo, profile.Name)
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"url": opts.URL, "tool": opts.Tool, "profile": profile.Name, "theme": opts.Theme,
-			"ok": res.OK(), "rendered": res.Done != nil && res.Done.Mounted, "text": text(res), "problems": nonNil(res.Problems),
-			"screenshot": opts.Screenshot})
+			"ok": res.OK() && hostErrs == 0, "rendered": res.Done != nil && res.Done.Mounted, "text": text(res), "problems": nonNil(res.Problems),
+			"hostFindings": nonNilFindings(hosts), "screenshot": opts.Screenshot})
 	} else {
 		cs := opts.IO.ColorScheme()
 		state := cs.Green("rendered")
@@ -277,6 +282,13 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 		for _, p := range res.Problems {
 			printReport(opts.IO.Out, cs, p)
 		}
+		for _, f := range hosts {
+			mark := cs.Yellow("!")
+			if f.Severity == mcpcheck.SeverityError {
+				mark = cs.Red("✗")
+			}
+			fmt.Fprintf(opts.IO.Out, "  %s %s %s [%s] %s: %s\n    fix: %s\n", mark, f.Severity, f.Rule, f.Host, termsafe.String(f.Subject), termsafe.String(f.Message), termsafe.String(f.Fix))
+		}
 		if res.Done != nil && !res.Done.Mounted {
 			fmt.Fprintf(opts.IO.Out, "  %s the widget rendered nothing within %s\n", cs.Red("✗"), opts.Wait)
 		}
@@ -288,6 +300,10 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 		if fi, err := os.Stat(opts.Screenshot); err != nil || fi.ModTime().Before(started) {
 			return exitcode.New(exitcode.Failure, fmt.Errorf("the browser wrote no screenshot to %s", opts.Screenshot), "check that the directory is writable")
 		}
+	}
+	if res.OK() && hostErrs > 0 {
+		return exitcode.New(exitcode.Failure, fmt.Errorf("the widget of %s rendered, but %s would refuse it: %d host finding(s)", opts.Tool, profile.Title, hostErrs),
+			"each finding above says how to fix it (pomdev inspect --host lists them all)")
 	}
 	if !res.OK() {
 		if toolOnly(res) {
@@ -356,4 +372,40 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, r preview.Report) {
 	if r.Hint != "" {
 		fmt.Fprintf(w, "    %s\n", cs.Gray("hint: "+e(r.Hint)))
 	}
+}
+
+// hostFindings are the errors and warnings of the host rules of the
+// profile's host (mcpcheck.HostRules), and how many are errors; none when
+// the profile is no host the rules know or the server cannot be read.
+func hostFindings(ctx context.Context, mo mcpcheck.Options, host string) ([]mcpcheck.Finding, int) {
+	if !slices.Contains(mcpcheck.Hosts, host) {
+		return nil, 0
+	}
+	rep, err := mcpcheck.Run(ctx, mo)
+	if err != nil {
+		return nil, 0
+	}
+	rep.Findings = nil
+	if mcpcheck.CheckHosts(ctx, mo, rep, []string{host}) != nil {
+		return nil, 0
+	}
+	var out []mcpcheck.Finding
+	errs := 0
+	for _, f := range rep.Findings {
+		if f.Severity == mcpcheck.SeverityInfo {
+			continue
+		}
+		out = append(out, f)
+		if f.Severity == mcpcheck.SeverityError {
+			errs++
+		}
+	}
+	return out, errs
+}
+
+func nonNilFindings(f []mcpcheck.Finding) []mcpcheck.Finding {
+	if f == nil {
+		return []mcpcheck.Finding{}
+	}
+	return f
 }
