@@ -61,6 +61,9 @@ func TestScripts(t *testing.T) {
 					env.Setenv("NODE"+v+"_DIR", filepath.Dir(bin))
 				}
 			}
+			// puppeteer-core (installed by .ci/run, Node 22) for pages a
+			// script drives.
+			env.Setenv("PUPPETEER", os.Getenv("POMDEV_TEST_PUPPETEER"))
 			for _, k := range []string{"POMDEV_CONFIG", "POMDEV_LOG_LEVEL", "POMDEV_LOG_FORMAT", "POMDEV_TUNNEL_RELAY", "NO_COLOR"} {
 				env.Setenv(k, "")
 			}
