@@ -38,7 +38,7 @@ type keyHost struct {
 	stall chan struct{} // closed when a stalled JWKS fetch may end
 }
 
-func newKeyHost(t *testing.T) *keyHost {
+func newKeyHost(t testing.TB) *keyHost {
 	h := &keyHost{docs: map[string]string{}, ctype: "application/json", stall: make(chan struct{})}
 	h.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
@@ -79,7 +79,7 @@ func (h *keyHost) roots() *x509.CertPool {
 }
 
 // publicJWKS is the JWKS of the public halves of keys, by kid.
-func publicJWKS(t *testing.T, keys map[string]any) string {
+func publicJWKS(t testing.TB, keys map[string]any) string {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	for kid, k := range keys {
@@ -100,7 +100,7 @@ func publicJWKS(t *testing.T, keys map[string]any) string {
 }
 
 // assertion signs claims with key as kid.
-func assertion(t *testing.T, key any, alg jose.SignatureAlgorithm, kid string, claims any) string {
+func assertion(t testing.TB, key any, alg jose.SignatureAlgorithm, kid string, claims any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
 	if kid != "" {
@@ -419,5 +419,40 @@ func TestAuthenticateClient(t *testing.T) {
 	}
 	if err := (&opStorage{s: s}).AuthorizeClientIDSecret(ctx, uid, p); err != nil {
 		t.Fatalf("op's check of the request's credential: %v", err)
+	}
+}
+
+// BenchmarkVerifyAssertion: what a token request with private_key_jwt
+// costs the relay (keys cached): RS256 verification, claims, jti.
+func BenchmarkVerifyAssertion(b *testing.B) {
+	t := b
+	host := newKeyHost(t)
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	host.set(func(h *keyHost) {
+		h.docs["/chatgpt.json"] = chatGPTDoc
+		h.jwks = publicJWKS(t, map[string]any{"k1": key})
+	})
+	s, err := New(Config{Issuer: "https://relay.example", StateDir: b.TempDir(), Resolver: oneRoute{}, AllowPrivateFetch: true, FetchRoots: host.roots()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	id := host.URL + "/chatgpt.json"
+	tokenURL := "https://relay.example" + PathToken
+	now := time.Now()
+	as := make([]string, b.N)
+	for i := range as {
+		as[i] = assertion(t, key, jose.RS256, "k1", &jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{tokenURL}, ID: fmt.Sprint(i),
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute))})
+	}
+	if _, err := s.verifyAssertion(context.Background(), assertion(t, key, jose.RS256, "k1", &jwt.Claims{Issuer: id, Subject: id,
+		Audience: jwt.Audience{tokenURL}, ID: "warm", Expiry: jwt.NewNumericDate(now.Add(time.Minute))}), tokenURL); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.verifyAssertion(context.Background(), as[i], tokenURL); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
