@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,7 @@ func (r Report) Failure() bool {
 	case "csp", "console", "error", "host", "tool":
 		return true
 	}
+	// "advice" (a host rule's warning) is said, not failed.
 	return r.Kind == "done" && !r.Mounted
 }
 
@@ -635,6 +637,10 @@ func (s *Server) apiSandbox(w http.ResponseWriter, r *http.Request) {
 		Profile string `json:"profile"`
 		CSP     CSP    `json:"csp"`
 		Domain  string `json:"domain"`
+		// URI and Tool are the resource and tool rendered: the host rules'
+		// findings about them come back (hosts).
+		URI  string `json:"uri"`
+		Tool string `json:"tool"`
 	}
 	if !decode(w, r, &req) {
 		return
@@ -661,7 +667,35 @@ func (s *Server) apiSandbox(w http.ResponseWriter, r *http.Request) {
 		"policy":  pol.Header,
 		"refused": nonNil(pol.Refused),
 		"dropped": nonNil(pol.Dropped),
+		"hosts":   s.hostFindings(r.Context(), p.Name, req.URI, req.Tool),
 	})
+}
+
+// hostFindings are the errors and warnings of the host rules of the
+// profile's host (mcpcheck.HostRules: what ChatGPT or Claude refuses beyond
+// the specification) about the resource uri or the tool; none when the
+// profile is no host the rules know or the server cannot be read now.
+func (s *Server) hostFindings(ctx context.Context, host, uri, tool string) []mcpcheck.Finding {
+	out := []mcpcheck.Finding{}
+	if !slices.Contains(mcpcheck.Hosts, host) {
+		return out
+	}
+	o := s.opts.MCP
+	o.Call = ""
+	rep, err := mcpcheck.Run(ctx, o)
+	if err != nil {
+		return out
+	}
+	rep.Findings = nil
+	if mcpcheck.CheckHosts(ctx, o, rep, []string{host}) != nil {
+		return out
+	}
+	for _, f := range rep.Findings {
+		if f.Severity != mcpcheck.SeverityInfo && (f.Subject == uri || f.Subject == tool) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func nonNil(s []string) []string {

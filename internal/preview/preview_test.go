@@ -697,3 +697,36 @@ func TestClientName(t *testing.T) {
 		t.Fatalf("%v %+v", err, res)
 	}
 }
+
+// The sandbox of a render says what the profile's real host refuses about
+// that widget beyond the specification (the host rules): Claude's wrong
+// domain for the claude profile, as an error; Claude's domain given to
+// ChatGPT for the chatgpt profile, as a warning; nothing for a good one.
+func TestSandboxHostFindings(t *testing.T) {
+	mcpURL, _ := fixture(t)
+	s := start(t, mcpURL)
+	hosts := func(profile, tool string) []mcpcheck.Finding {
+		body := fmt.Sprintf(`{"profile":%q,"csp":{},"uri":"ui://fixture/%s.html","tool":%q}`, profile, tool, tool)
+		req, _ := http.NewRequest("POST", s.URL()+"api/sandbox", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var sb struct{ Hosts []mcpcheck.Finding }
+		if err := json.NewDecoder(resp.Body).Decode(&sb); err != nil {
+			t.Fatal(err)
+		}
+		return sb.Hosts
+	}
+	if h := hosts("claude", "domain"); len(h) != 1 || h[0].Rule != "HOST004" || h[0].Severity != mcpcheck.SeverityError {
+		t.Fatalf("claude, a wrong domain: %+v", h)
+	}
+	if h := hosts("chatgpt", "domain"); len(h) != 1 || h[0].Rule != "HOST007" || h[0].Severity != mcpcheck.SeverityWarning {
+		t.Fatalf("chatgpt, Claude's domain: %+v", h)
+	}
+	if h := hosts("claude", "good"); len(h) != 0 {
+		t.Fatalf("claude, a good widget: %+v", h)
+	}
+}

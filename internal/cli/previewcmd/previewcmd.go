@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -205,7 +204,7 @@ func Run(opts *Options) error {
 		return factory.Exit(err)
 	}
 	if opts.Check {
-		return check(opts, srv, tools, mo)
+		return check(opts, srv, tools)
 	}
 	fmt.Fprintf(opts.IO.Out, "preview: %s\n", srv.URL())
 	n := fmt.Sprintf("%d tools", len(tools))
@@ -236,7 +235,7 @@ func withWidget(tools []*mcp.Tool) []string {
 	return out
 }
 
-func check(opts *Options, srv *preview.Server, tools []*mcp.Tool, mo mcpcheck.Options) error {
+func check(opts *Options, srv *preview.Server, tools []*mcp.Tool) error {
 	found := false
 	for _, t := range tools {
 		found = found || t.Name == opts.Tool
@@ -262,13 +261,18 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool, mo mcpcheck.Op
 		return exitcode.New(exitcode.Unreachable, err, "")
 	}
 	profile, _ := preview.LookupProfile(opts.Profile)
-	hosts, hostErrs := hostFindings(opts.Ctx, mo, profile.Name)
+	var advice []preview.Report // host rules' warnings: said, not failed
+	for _, r := range res.Reports {
+		if r.Kind == "advice" {
+			advice = append(advice, r)
+		}
+	}
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"url": opts.URL, "tool": opts.Tool, "profile": profile.Name, "theme": opts.Theme,
-			"ok": res.OK() && hostErrs == 0, "rendered": res.Done != nil && res.Done.Mounted, "text": text(res), "problems": nonNil(res.Problems),
-			"hostFindings": nonNilFindings(hosts), "screenshot": opts.Screenshot})
+			"ok": res.OK(), "rendered": res.Done != nil && res.Done.Mounted, "text": text(res), "problems": nonNil(res.Problems),
+			"advice": nonNil(advice), "screenshot": opts.Screenshot})
 	} else {
 		cs := opts.IO.ColorScheme()
 		state := cs.Green("rendered")
@@ -282,12 +286,8 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool, mo mcpcheck.Op
 		for _, p := range res.Problems {
 			printReport(opts.IO.Out, cs, p)
 		}
-		for _, f := range hosts {
-			mark := cs.Yellow("!")
-			if f.Severity == mcpcheck.SeverityError {
-				mark = cs.Red("✗")
-			}
-			fmt.Fprintf(opts.IO.Out, "  %s %s %s [%s] %s: %s\n    fix: %s\n", mark, f.Severity, f.Rule, f.Host, termsafe.String(f.Subject), termsafe.String(f.Message), termsafe.String(f.Fix))
+		for _, r := range advice {
+			printReport(opts.IO.Out, cs, r)
 		}
 		if res.Done != nil && !res.Done.Mounted {
 			fmt.Fprintf(opts.IO.Out, "  %s the widget rendered nothing within %s\n", cs.Red("✗"), opts.Wait)
@@ -300,10 +300,6 @@ func check(opts *Options, srv *preview.Server, tools []*mcp.Tool, mo mcpcheck.Op
 		if fi, err := os.Stat(opts.Screenshot); err != nil || fi.ModTime().Before(started) {
 			return exitcode.New(exitcode.Failure, fmt.Errorf("the browser wrote no screenshot to %s", opts.Screenshot), "check that the directory is writable")
 		}
-	}
-	if res.OK() && hostErrs > 0 {
-		return exitcode.New(exitcode.Failure, fmt.Errorf("the widget of %s rendered, but %s would refuse it: %d host finding(s)", opts.Tool, profile.Title, hostErrs),
-			"each finding above says how to fix it (pomdev inspect --host lists them all)")
 	}
 	if !res.OK() {
 		if toolOnly(res) {
@@ -356,13 +352,16 @@ func nonNil(r []preview.Report) []preview.Report {
 // the widget or the server and is escaped.
 func printReport(w io.Writer, cs *iostreams.ColorScheme, r preview.Report) {
 	e := termsafe.String
-	label := map[string]string{"csp": "CSP", "console": "console", "error": "error", "host": "host", "tool": "tool", "message": "widget", "log": "log", "dropped": "…"}[r.Kind]
+	label := map[string]string{"csp": "CSP", "console": "console", "error": "error", "host": "host", "tool": "tool", "message": "widget", "log": "log", "dropped": "…", "advice": "host"}[r.Kind]
 	if label == "" {
 		label = e(r.Kind)
 	}
 	mark := cs.Red("✗")
-	if r.Kind == "message" || r.Kind == "dropped" {
+	switch r.Kind {
+	case "message", "dropped":
 		mark = cs.Gray("·")
+	case "advice":
+		mark = cs.Yellow("!")
 	}
 	subject := ""
 	if r.Tool != "" {
@@ -372,40 +371,4 @@ func printReport(w io.Writer, cs *iostreams.ColorScheme, r preview.Report) {
 	if r.Hint != "" {
 		fmt.Fprintf(w, "    %s\n", cs.Gray("hint: "+e(r.Hint)))
 	}
-}
-
-// hostFindings are the errors and warnings of the host rules of the
-// profile's host (mcpcheck.HostRules), and how many are errors; none when
-// the profile is no host the rules know or the server cannot be read.
-func hostFindings(ctx context.Context, mo mcpcheck.Options, host string) ([]mcpcheck.Finding, int) {
-	if !slices.Contains(mcpcheck.Hosts, host) {
-		return nil, 0
-	}
-	rep, err := mcpcheck.Run(ctx, mo)
-	if err != nil {
-		return nil, 0
-	}
-	rep.Findings = nil
-	if mcpcheck.CheckHosts(ctx, mo, rep, []string{host}) != nil {
-		return nil, 0
-	}
-	var out []mcpcheck.Finding
-	errs := 0
-	for _, f := range rep.Findings {
-		if f.Severity == mcpcheck.SeverityInfo {
-			continue
-		}
-		out = append(out, f)
-		if f.Severity == mcpcheck.SeverityError {
-			errs++
-		}
-	}
-	return out, errs
-}
-
-func nonNilFindings(f []mcpcheck.Finding) []mcpcheck.Finding {
-	if f == nil {
-		return []mcpcheck.Finding{}
-	}
-	return f
 }

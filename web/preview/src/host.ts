@@ -275,10 +275,19 @@ async function mount(tool: Tool, args: JSONObject, result: CallResult | null) {
   const html = c.text ?? (c.blob ? new TextDecoder().decode(Uint8Array.from(atob(c.blob), (ch) => ch.charCodeAt(0))) : "");
   const ui = ((c._meta as JSONObject | undefined)?.ui ?? {}) as { csp?: McpUiResourceCsp; permissions?: McpUiResourcePermissions; domain?: string };
   const p = profile();
-  const sb = await api<{ url: string; origin: string; policy: string; refused: string[]; dropped: string[] }>("sandbox", {
+  const sb = await api<{
+    url: string;
+    origin: string;
+    policy: string;
+    refused: string[];
+    dropped: string[];
+    hosts?: { rule: string; severity: string; message: string; fix: string }[];
+  }>("sandbox", {
     profile: p.name,
     csp: ui.csp ?? {},
     domain: typeof ui.domain === "string" ? ui.domain : "",
+    uri,
+    tool: tool.name,
   });
   for (const d of sb.dropped) {
     report({
@@ -289,6 +298,10 @@ async function mount(tool: Tool, args: JSONObject, result: CallResult | null) {
     });
   }
   for (const r of sb.refused) report({ kind: "host", uri, message: `_meta.ui.csp entry ${JSON.stringify(r)} is not an origin; ignored` });
+  // What the real host refuses beyond the specification (pomdev inspect --host).
+  for (const f of sb.hosts ?? []) {
+    report({ kind: f.severity === "error" ? "host" : "advice", uri, message: `${f.rule}: ${f.message}`, hint: f.fix });
+  }
   if (ui.domain) note(`_meta.ui.domain ${ui.domain}: a real host serves the widget from that origin; here it has one of its own, ${sb.origin}.`);
 
   const f = el("iframe", { title: `${tool.name} widget`, src: sb.url });
