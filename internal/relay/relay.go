@@ -31,6 +31,7 @@ import (
 	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -326,7 +327,7 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, err
 	}
 	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
-	if r.db, err = access.OpenDB(cfg.StateDir); err != nil {
+	if r.db, err = relaystore.Open(cfg.StateDir); err != nil {
 		return nil, Info{}, fmt.Errorf("relay: %w", err)
 	}
 	if r.book, err = openRouteBook(r.db, cfg.StateDir, cfg.RouteNameTTL, cfg.MaxRouteNames, cfg.Now()); err != nil {

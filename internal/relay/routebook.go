@@ -41,13 +41,8 @@ type routeBook struct {
 	pruneDue bool                  // names were dropped from memory; guarded by Relay.mu
 }
 
-const routesSchema = `CREATE TABLE IF NOT EXISTS routes (name TEXT PRIMARY KEY, fp TEXT NOT NULL, used INTEGER NOT NULL)`
-
 func openRouteBook(db *sql.DB, dir string, ttl time.Duration, max int, now time.Time) (*routeBook, error) {
 	b := &routeBook{db: db, ttl: ttl, max: max, names: map[string]knownRoute{}}
-	if _, err := db.Exec(routesSchema); err != nil {
-		return nil, err
-	}
 	rows, err := db.Query(`SELECT name, fp, used FROM routes`)
 	if err != nil {
 		return nil, err

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/relay/access"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 )
 
 func testDB(t testing.TB, dir string) *sql.DB {
 	t.Helper()
-	db, err := access.OpenDB(dir)
+	db, err := relaystore.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,21 +80,6 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS sessions (fp TEXT PRIMARY KEY, expires INTEGER NOT NULL)`); err != nil {
-		return nil, err
-	}
-	// Who signed in (identity provider), in databases of earlier versions too.
-	for _, col := range []string{"sub", "email"} {
-		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = ?`, col).Scan(&n); err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			if _, err := db.Exec(`ALTER TABLE sessions ADD COLUMN ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil {
-				return nil, err
-			}
-		}
-	}
 	rows, err := db.Query(`SELECT fp, expires, sub, email FROM sessions WHERE expires > ?`, now().Unix())
 	if err != nil {
 		return nil, err
@@ -102,11 +87,16 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 	for rows.Next() {
 		var fp, sub, email string
 		var exp int64
-		if rows.Scan(&fp, &exp, &sub, &email) == nil {
-			s.sessions[fp] = session{expires: time.Unix(exp, 0), sub: sub, email: email}
+		if err := rows.Scan(&fp, &exp, &sub, &email); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("signed-in keys: %w", err)
 		}
+		s.sessions[fp] = session{expires: time.Unix(exp, 0), sub: sub, email: email}
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("signed-in keys: %w", err)
+	}
 	// sessions.json of earlier versions: imported once, then renamed.
 	legacy := filepath.Join(dir, sessionsFile)
 	old := map[string]time.Time{}

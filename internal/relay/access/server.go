@@ -73,7 +73,7 @@ type Config struct {
 	Issuer   string
 	StateDir string
 	Resolver Resolver
-	// DB is the relay's database (OpenDB); nil opens one in StateDir.
+	// DB is the relay's database (relay/store.Open); nil opens one in StateDir.
 	DB *sql.DB
 	// AdminToken, when set, lets the relay's admin decide a request on its
 	// authorize page, where TokenSafe says the token may be sent (TLS, an

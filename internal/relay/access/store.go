@@ -8,150 +8,37 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the CGO-free SQLite driver, registered as "sqlite"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 )
-
-// DBFile is the relay's database in its state directory.
-const DBFile = "relay.db"
 
 // store is the access state in SQLite: OAuth clients, authorization
 // requests waiting for (or given) the owner's approval, grants, and
 // tokens. Secrets (client secrets, token identifiers, refresh tokens) are
-// kept only as SHA-256 hashes.
+// kept only as SHA-256 hashes. The schema is relaystore's.
 type store struct {
 	db  *sql.DB
 	own bool // opened here, closed by close
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS clients (
-	id TEXT PRIMARY KEY,
-	secret_hash TEXT NOT NULL DEFAULT '',
-	name TEXT NOT NULL,
-	redirect_uris TEXT NOT NULL,
-	auth_method TEXT NOT NULL,
-	created INTEGER NOT NULL,
-	used INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS auth_requests (
-	id TEXT PRIMARY KEY,
-	approval TEXT NOT NULL UNIQUE,
-	code_hash TEXT UNIQUE,
-	route TEXT NOT NULL,
-	owner TEXT NOT NULL,
-	client_id TEXT NOT NULL,
-	state TEXT NOT NULL,
-	decided_by TEXT NOT NULL DEFAULT '',
-	data TEXT NOT NULL,
-	created INTEGER NOT NULL,
-	expires INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grants (
-	id TEXT PRIMARY KEY,
-	owner TEXT NOT NULL,
-	client_id TEXT NOT NULL,
-	client_name TEXT NOT NULL,
-	approved_by TEXT NOT NULL,
-	created INTEGER NOT NULL,
-	expires INTEGER NOT NULL,
-	UNIQUE (owner, client_id)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-	hash TEXT PRIMARY KEY,
-	kind TEXT NOT NULL,
-	grant_id TEXT NOT NULL,
-	family TEXT NOT NULL,
-	route TEXT NOT NULL,
-	owner TEXT NOT NULL,
-	client_id TEXT NOT NULL,
-	scopes TEXT NOT NULL,
-	auth_time INTEGER NOT NULL,
-	expires INTEGER NOT NULL,
-	used INTEGER NOT NULL DEFAULT 0,
-	revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS tokens_family ON tokens (family);
-CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);
-`
-
-// OpenDB opens (creating it) the relay's SQLite database in dir: one
-// writer at a time, WAL, a 5 s busy timeout. The relay keeps its routes and
-// sign-in sessions there too.
-func OpenDB(dir string) (*sql.DB, error) {
-	path := filepath.Join(dir, DBFile)
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	// One writer at a time is what SQLite allows; one connection also
-	// keeps every statement on the same view of the database.
-	db.SetMaxOpenConns(1)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("%s: %w (move it away to start afresh)", path, err)
-	}
-	_ = os.Chmod(path, 0o600)
-	return db, nil
-}
-
-// openStore uses db (nil: it opens its own, and closes it with close).
+// openStore uses db (nil: it opens relay.db in dir, and closes it with
+// close), whose schema relaystore brings up to date.
 func openStore(dir string, db *sql.DB) (*store, error) {
-	own := db == nil
-	if own {
-		var err error
-		if db, err = OpenDB(dir); err != nil {
+	if db == nil {
+		db, err := relaystore.Open(dir)
+		if err != nil {
 			return nil, err
 		}
+		return &store{db: db, own: true}, nil
 	}
-	err := func() error {
-		if _, err := db.Exec(schema); err != nil {
-			return err
-		}
-		// The person a token was issued to (identity provider), added after
-		// the first version of the table.
-		if err := addColumns(db, "tokens", "sub", "email"); err != nil {
-			return err
-		}
-		// The routes a grant covers and the browsers bound to it, added
-		// later: a grant from before covers no route, so its owner is
-		// asked again.
-		if err := addColumns(db, "grants", "routes", "browsers"); err != nil {
-			return err
-		}
-		// The address a client registered from, for the cap per source;
-		// the keys of a private_key_jwt client (clientKeys as JSON).
-		return addColumns(db, "clients", "source", "auth_keys")
-	}()
-	if err != nil {
-		if own {
-			db.Close()
-		}
-		return nil, fmt.Errorf("%s: %w (move it away to start afresh; grants will be asked for again)", filepath.Join(dir, DBFile), err)
+	if err := relaystore.Migrate(db); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, relaystore.File), err)
 	}
-	return &store{db: db, own: own}, nil
-}
-
-// addColumns adds text columns (default ”) that table lacks.
-func addColumns(db *sql.DB, table string, cols ...string) error {
-	for _, col := range cols {
-		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, table, col).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			if _, err := db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return &store{db: db}, nil
 }
 
 func (s *store) close() error {
