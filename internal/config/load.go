@@ -292,29 +292,20 @@ func merge(out *Loaded, layers []layer, opts Options) error {
 		if err := v.MergeConfigMap(nest(flat)); err != nil {
 			return &Error{File: l.path, Msg: err.Error()}
 		}
-		if _, ok := l.raw["processes"]; ok {
-			out.Config.Processes = l.cfg.Processes
-			out.sources["processes"] = Source{Kind: l.kind, Where: l.path}
-			for k, n := range l.lines {
-				if strings.HasPrefix(k, "processes") {
-					out.lines[k] = n
-				}
+		// Lists and lists of mappings are taken whole from the layer, with
+		// their lines.
+		for key, take := range map[string]func(){
+			"processes":           func() { out.Config.Processes = l.cfg.Processes },
+			"tunnel.tools":        func() { out.Config.Tunnel.Tools = l.cfg.Tunnel.Tools },
+			"tunnel.public_paths": func() { out.Config.Tunnel.PublicPaths = l.cfg.Tunnel.PublicPaths },
+		} {
+			if _, ok := lookup(l.raw, key); !ok {
+				continue
 			}
-		}
-		if _, ok := lookup(l.raw, "tunnel.tools"); ok {
-			out.Config.Tunnel.Tools = l.cfg.Tunnel.Tools
-			out.sources["tunnel.tools"] = Source{Kind: l.kind, Where: l.path}
+			take()
+			out.sources[key] = Source{Kind: l.kind, Where: l.path}
 			for k, n := range l.lines {
-				if strings.HasPrefix(k, "tunnel.tools") {
-					out.lines[k] = n
-				}
-			}
-		}
-		if _, ok := lookup(l.raw, "tunnel.public_paths"); ok {
-			out.Config.Tunnel.PublicPaths = l.cfg.Tunnel.PublicPaths
-			out.sources["tunnel.public_paths"] = Source{Kind: l.kind, Where: l.path}
-			for k, n := range l.lines {
-				if strings.HasPrefix(k, "tunnel.public_paths") {
+				if strings.HasPrefix(k, key) {
 					out.lines[k] = n
 				}
 			}

@@ -291,25 +291,18 @@ func notReachable(host string) bool {
 func loadedOrigins(doc string) []string {
 	w := parseWidget(doc)
 	w.scriptRefs()
-	var base *url.URL
+	base := w.baseURL()
 	var out []string
-	if b, err := url.Parse(w.base); err == nil && b.IsAbs() {
-		base = b
-		out = append(out, b.Scheme+"://"+b.Host)
+	if base != nil {
+		out = append(out, base.Scheme+"://"+base.Host)
 	}
 	for _, r := range w.refs {
 		if notLoaded(r.raw) {
 			continue
 		}
-		u, err := url.Parse(r.raw)
-		if err != nil {
+		u, _ := resolveRef(base, r.raw)
+		if u == nil {
 			continue
-		}
-		if !u.IsAbs() {
-			if base == nil || strings.HasPrefix(r.raw, "//") {
-				continue
-			}
-			u = base.ResolveReference(u)
 		}
 		switch u.Scheme {
 		case "http", "https", "ws", "wss":

@@ -195,37 +195,25 @@ func lintWidget(uri, doc string, pol policy, local bool, add adder) {
 			add(rule, uri, msg, fix)
 		}
 	}
-	var base *url.URL
-	if w.base != "" {
-		b, err := url.Parse(w.base)
-		if err == nil && b.IsAbs() {
-			base = b
-			w.refs = append(w.refs, ref{list: cspBaseURI, raw: w.base, what: "<base href>"})
-		}
+	base := w.baseURL()
+	if base != nil {
+		w.refs = append(w.refs, ref{list: cspBaseURI, raw: w.base, what: "<base href>"})
 	}
 	for _, r := range w.refs {
 		if notLoaded(r.raw) {
 			continue
 		}
-		u, err := url.Parse(r.raw)
-		if err != nil {
+		u, unresolved := resolveRef(base, r.raw)
+		if unresolved {
+			rule := "APP016"
+			if strings.Contains(r.what, "url()") || strings.Contains(r.what, "@import") {
+				rule = "APP019" // a missing image or font, not a blank widget
+			}
+			once(rule, r.what, fmt.Sprintf("%s %q is relative and there is no <base href>: in a sandboxed srcdoc iframe it resolves to nothing", r.what, r.raw),
+				"inline the asset (an inline build: pomdev up --inline), or add <base href=\"https://your.origin/\"> and list that origin in the CSP")
 			continue
 		}
-		if !u.IsAbs() && !strings.HasPrefix(r.raw, "//") {
-			if base == nil {
-				rule := "APP016"
-				if strings.Contains(r.what, "url()") || strings.Contains(r.what, "@import") {
-					rule = "APP019" // a missing image or font, not a blank widget
-				}
-				once(rule, r.what, fmt.Sprintf("%s %q is relative and there is no <base href>: in a sandboxed srcdoc iframe it resolves to nothing", r.what, r.raw),
-					"inline the asset (an inline build: pomdev up --inline), or add <base href=\"https://your.origin/\"> and list that origin in the CSP")
-				continue
-			}
-			u = base.ResolveReference(u)
-		} else if u.Scheme == "" {
-			u.Scheme = "https"
-		}
-		if u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss" {
+		if u == nil || u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss" {
 			continue
 		}
 		origin := u.Scheme + "://" + u.Host
@@ -259,4 +247,35 @@ func lintWidget(uri, doc string, pol policy, local bool, add adder) {
 				fmt.Sprintf("add <div id=%q></div> to the HTML, or mount on an element it has", id))
 		}
 	}
+}
+
+// baseURL is the document's <base href> when it is absolute, else nil.
+func (w *widgetDoc) baseURL() *url.URL {
+	if w.base == "" {
+		return nil
+	}
+	if b, err := url.Parse(w.base); err == nil && b.IsAbs() {
+		return b
+	}
+	return nil
+}
+
+// resolveRef is a reference as the browser resolves it in the widget:
+// absolute, protocol-relative (https, as hosts serve widgets), or
+// relative to base; nil for one that does not parse, and unresolved for
+// a relative one without a base.
+func resolveRef(base *url.URL, raw string) (u *url.URL, unresolved bool) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, false
+	case !u.IsAbs() && !strings.HasPrefix(raw, "//"):
+		if base == nil {
+			return nil, true
+		}
+		return base.ResolveReference(u), false
+	case u.Scheme == "":
+		u.Scheme = "https"
+	}
+	return u, false
 }

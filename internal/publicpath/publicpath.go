@@ -12,7 +12,6 @@
 package publicpath
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -113,9 +112,6 @@ func canonical(path string) bool {
 	}
 	return true
 }
-
-// ErrNotCanonical is why a request path cannot be public.
-var ErrNotCanonical = errors.New("not a canonical path")
 
 // Match reports whether a request's path is public: escapedPath is the
 // path as sent (URL.EscapedPath), which must have no escaped slash,

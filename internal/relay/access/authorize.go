@@ -176,12 +176,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // serveToken passes the RFC 8707 resource of a token request to storage,
 // which checks it against the grant.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	}
-	if k := repeated(r.Form); k != "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "the parameter "+strconv.Quote(k)+" is repeated (RFC 6749 §3.1)")
+	if !parseOAuthForm(w, r) {
 		return
 	}
 	info := &reqInfo{}
@@ -208,12 +203,7 @@ func (s *Server) serveClientAuthenticated(w http.ResponseWriter, r *http.Request
 		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint takes a POST of a form")
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	}
-	if k := repeated(r.Form); k != "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "the parameter "+strconv.Quote(k)+" is repeated (RFC 6749 §3.1)")
+	if !parseOAuthForm(w, r) {
 		return
 	}
 	info := &reqInfo{}
@@ -236,6 +226,21 @@ func (s *Server) refuseClient(w http.ResponseWriter, r *http.Request, err error)
 	s.log.Info("client authentication refused", "path", r.URL.Path, "source", sourceIP(r), "why", ce.msg)
 	w.Header().Set("WWW-Authenticate", `Basic realm="pomdev relay"`)
 	oauthError(w, http.StatusUnauthorized, "invalid_client", ce.msg)
+}
+
+// parseOAuthForm reads the form of a request to an endpoint that answers
+// in JSON (token, revocation, introspection), answering the error itself
+// when it is unreadable or repeats a parameter.
+func parseOAuthForm(w http.ResponseWriter, r *http.Request) bool {
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return false
+	}
+	if k := repeated(r.Form); k != "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the parameter "+strconv.Quote(k)+" is repeated (RFC 6749 §3.1)")
+		return false
+	}
+	return true
 }
 
 // repeated is the first parameter of f given more than once (in the query

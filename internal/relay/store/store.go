@@ -136,7 +136,7 @@ func Open(dir string) (*sql.DB, error) {
 // new version, so a step that fails leaves the database as it was before
 // it.
 func Migrate(db *sql.DB) error {
-	v, err := version(db)
+	v, err := SchemaVersion(db)
 	if err != nil {
 		return err
 	}
@@ -166,9 +166,7 @@ func Migrate(db *sql.DB) error {
 }
 
 // SchemaVersion is db's schema version (PRAGMA user_version).
-func SchemaVersion(db *sql.DB) (int, error) { return version(db) }
-
-func version(db *sql.DB) (int, error) {
+func SchemaVersion(db *sql.DB) (int, error) {
 	var v int
 	err := db.QueryRow(`PRAGMA user_version`).Scan(&v)
 	return v, err
