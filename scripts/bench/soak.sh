@@ -24,7 +24,7 @@ OP=$(free_port); SP=$(free_port); HP=$(free_port)
 "$work/pomdev" relay --state-dir "$work/state" --ssh-addr "127.0.0.1:$SP" --http-addr "127.0.0.1:$HP" \
   --http-auth owner --log-level warn > "$work/relay.out" 2> "$work/relay.err" & RELAY=$!; pids+=($RELAY)
 wait_for "grep -q Connect '$work/relay.out'"
-ssh "${SSHOPTS[@]}" -p "$SP" -T -o "SetEnv=POMDEV_TARGET=127.0.0.1:$OP" -R 0 127.0.0.1 < /dev/null > "$work/ssh.out" 2>&1 & pids+=($!)
+ssh "${SSHOPTS[@]}" -p "$SP" -T -o "SetEnv=POMDEV_TARGET=127.0.0.1:$OP POMDEV_PUBLIC_PATHS=/widgets/**" -R 0 127.0.0.1 < /dev/null > "$work/ssh.out" 2>&1 & pids+=($!)
 wait_for "grep -q Remote: '$work/ssh.out'"
 URL=$(grep Remote: "$work/ssh.out" | head -1 | awk '{print $2}' | tr -d '\r')
 TOKEN=$(ssh "${SSHOPTS[@]}" -p "$SP" -T 127.0.0.1 pomdev-access token < /dev/null | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["token"])')

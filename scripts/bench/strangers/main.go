@@ -91,7 +91,17 @@ func main() {
 		}
 	}
 	big := bytes.Repeat([]byte("a"), 10<<20)
-	run("resets (40 pipelined GETs, SO_LINGER 0)", 4, func(ctx context.Context, t *tally) { reset(ctx, t, frontAddr) })
+	run("resets (40 pipelined GETs, SO_LINGER 0)", 4, func(ctx context.Context, t *tally) { reset(ctx, t, frontAddr, "localhost", "/") })
+	// The tunnel's public asset path (no token): every request reaches the
+	// app, and the connection is reset mid-answer.
+	run("public asset resets (40 pipelined GETs through the tunnel)", 4, func(ctx context.Context, t *tally) {
+		reset(ctx, t, frontAddr, tunnelHost, "/widgets/app.js")
+	})
+	run("client assertions (garbage and alg none)", 4, func(ctx context.Context, t *tally) {
+		post(ctx, t, apex+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader(
+			"grant_type=authorization_code&code=x&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"+
+				"&client_assertion=eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2NoYXRncHQuY29tL2MifQ."))
+	})
 	run("slow bodies (1 of 1000 bytes)", 64, func(ctx context.Context, t *tally) { slowBody(ctx, t, frontAddr) })
 	run("10 MB forms", 4, func(ctx context.Context, t *tally) {
 		path := []string{"/oauth/token", "/oauth/register", "/.pomdev/sign_in", "/oauth/authorize"}[t.n.Load()%4]
@@ -261,13 +271,13 @@ func answer(ctx context.Context, t *tally, req *http.Request) []byte {
 	return b
 }
 
-func reset(ctx context.Context, t *tally, addr string) {
+func reset(ctx context.Context, t *tally, addr, host, path string) {
 	c, err := stranger(ctx, addr)
 	if err != nil {
 		t.add("error: " + short(err))
 		return
 	}
-	_, _ = io.WriteString(c, strings.Repeat("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", 40))
+	_, _ = io.WriteString(c, strings.Repeat("GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n", 40))
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	one := make([]byte, 1)
 	_, err = c.Read(one)
