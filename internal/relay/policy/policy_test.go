@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -193,13 +194,18 @@ func TestEnforceSSEUnbuffered(t *testing.T) {
 func FuzzEnforce(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_x"}}`), []byte("data: {\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\"}]}}\n\n"))
 	f.Add([]byte(`[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"id":2,"method":"tools/call","params":{"name":"ok"}}]`), []byte(`{"id":1,"result":{"tools":[{"name":"delete_a"},{"name":"b"}]}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","Name":"delete_x"}}`), []byte(`{}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"delete_x"}}`), []byte(`{}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok"},"params":{"name":"delete_x"}}`), []byte(`{}`))
 	ts := ToolSet{{Deny: []Glob{{Text: "delete_*"}}}}
 	f.Fuzz(func(t *testing.T, body, answer []byte) {
 		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
 			for _, ct := range []string{"text/event-stream", "application/json"} {
+				var got []byte
 				called := false
 				origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					called = true
+					got, _ = io.ReadAll(r.Body)
 					w.Header().Set("Content-Type", ct)
 					_, _ = w.Write(answer)
 				})
@@ -207,12 +213,13 @@ func FuzzEnforce(f *testing.F) {
 				req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(string(body)))
 				req.Header.Set("Content-Type", "application/json")
 				Enforce(rec, req, ts, origin)
-				// A body that calls a denied tool never reaches the app.
-				if msgs, _, err := parseMessages(body); err == nil && called {
-					for _, m := range msgs {
-						if m.Method != nil && *m.Method == "tools/call" {
-							if name, ok := toolName(m.Params); ok && strings.HasPrefix(name, "delete_") {
-								t.Fatalf("a call of %q reached the app", name)
+				// A body that calls a denied tool never reaches the app,
+				// however the app reads it.
+				if called {
+					for _, read := range []func([]byte) []string{jsCalls, goCalls} {
+						for _, name := range read(got) {
+							if strings.HasPrefix(name, "delete_") {
+								t.Fatalf("the app received %q, which calls %q", got, name)
 							}
 						}
 					}
@@ -220,6 +227,68 @@ func FuzzEnforce(f *testing.F) {
 			}
 		})
 	})
+}
+
+// The oracles of FuzzEnforce are two apps' readings of a body, written
+// apart from the policy's reader. jsCalls reads as JSON.parse does: keys
+// as written, the last of a repeated key winning (encoding/json's maps do
+// the same).
+func jsCalls(body []byte) []string {
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return nil
+	}
+	msgs, ok := v.([]any)
+	if !ok {
+		msgs = []any{v}
+	}
+	var names []string
+	for _, m := range msgs {
+		obj, _ := m.(map[string]any)
+		params, _ := obj["params"].(map[string]any)
+		if method, _ := obj["method"].(string); method == "tools/call" {
+			if name, ok := params["name"].(string); ok {
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}
+
+// goCalls reads as a Go server decoding into structs does: keys matched
+// without case ("Method" is method), the last one winning.
+func goCalls(body []byte) []string {
+	type call struct {
+		Method string
+		Params struct{ Name string }
+	}
+	var batch []call
+	if json.Unmarshal(body, &batch) != nil {
+		var one call
+		if json.Unmarshal(body, &one) != nil {
+			return nil
+		}
+		batch = []call{one}
+	}
+	var names []string
+	for _, c := range batch {
+		if c.Method == "tools/call" {
+			names = append(names, c.Params.Name)
+		}
+	}
+	return names
+}
+
+// The oracles see what FuzzEnforce guards against: the readings differ
+// where apps do.
+func TestEnforceOracles(t *testing.T) {
+	body := []byte(`[{"method":"tools/call","params":{"name":"a"}},{"Method":"tools/call","params":{"Name":"b","name":"c"}}]`)
+	if got := strings.Join(jsCalls(body), ","); got != "a" {
+		t.Errorf("jsCalls: %s", got)
+	}
+	if got := strings.Join(goCalls(body), ","); got != "a,c" {
+		t.Errorf("goCalls: %s", got)
+	}
 }
 
 // Keys the apps read differently are refused: a key repeated (JavaScript
