@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/pomdev/pomdev/internal/loopback"
-	"github.com/pomdev/pomdev/internal/relay/policy"
 )
 
 // Error is a configuration problem. It names where the value came from (a
@@ -95,7 +95,7 @@ func validate(l *Loaded) error {
 		globs []string
 	}{{"tunnel.tools.allow", c.Tunnel.Tools.Allow}, {"tunnel.tools.deny", c.Tunnel.Tools.Deny}} {
 		for i, g := range rules.globs {
-			err := policy.CheckToolGlob(g)
+			err := toolrule.Check(g)
 			if err == nil && strings.Contains(g, ",") {
 				err = errors.New("one name per list item")
 			}

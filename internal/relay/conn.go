@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/relay/access"
-	"github.com/pomdev/pomdev/internal/relay/policy"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -29,7 +29,7 @@ type conn struct {
 	sessions atomic.Int32                   // open session channels
 	screen   atomic.Bool                    // a session draws the status screen
 	appAuth  atomic.Bool                    // POMDEV_HTTP_AUTH=app: requests reach the app as sent
-	tools    atomic.Pointer[policy.Tools]   // the tunnel's own tool rules (POMDEV_TOOLS_*)
+	tools    atomic.Pointer[toolrule.Tools] // the tunnel's own tool rules (POMDEV_TOOLS_*)
 	public   atomic.Pointer[publicpath.Set] // asset paths served without a token (POMDEV_PUBLIC_PATHS)
 
 	mu      sync.Mutex

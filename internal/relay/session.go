@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"strings"
 	"sync"
@@ -154,7 +155,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				// Channels kept open for the old target must not be reused.
 				c.closeIdle()
 			}
-			if e.Name == EnvToolsAllow || e.Name == EnvToolsDeny {
+			if e.Name == toolrule.EnvAllow || e.Name == toolrule.EnvDeny {
 				if err := c.setTunnelTools(e.Name, e.Value); err != nil {
 					c.log.Info("bad tool policy from the tunnel", "env", e.Name, "err", err)
 					go c.notify(note{log: e.Name + " refused: " + err.Error()})

@@ -4,21 +4,12 @@ import (
 	"context"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/policy"
-)
-
-// Env requests with which a tunnel sets a tool policy for itself
-// (comma-separated names or prefixes ending in *), enforced by the relay
-// on top of the relay's own:
-//
-//	ssh -R 0 -o SetEnv=POMDEV_TOOLS_DENY=delete_*,drop_table relay
-const (
-	EnvToolsAllow = "POMDEV_TOOLS_ALLOW"
-	EnvToolsDeny  = "POMDEV_TOOLS_DENY"
 )
 
 // loadPolicy reads the policy file, if any, and watches it.
@@ -166,7 +157,7 @@ func (r *Relay) reservedFor(name string, now time.Time) string {
 }
 
 // toolsFor is the tool rules in force on rt.
-func (r *Relay) toolsFor(rt *route) policy.ToolSet {
+func (r *Relay) toolsFor(rt *route) toolrule.ToolSet {
 	ts := r.currentPolicy().ToolsFor(rt.name)
 	if own := rt.c.tools.Load(); own != nil && !own.Empty() {
 		ts = append(ts, *own)
@@ -179,12 +170,12 @@ func (c *conn) setTunnelTools(name, value string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	allow, deny := c.toolsAllow, c.toolsDeny
-	if name == EnvToolsAllow {
+	if name == toolrule.EnvAllow {
 		allow = value
 	} else {
 		deny = value
 	}
-	t, err := policy.ParseTunnelTools(allow, deny)
+	t, err := toolrule.ParseTunnel(allow, deny)
 	if err != nil {
 		return err
 	}
@@ -194,7 +185,7 @@ func (c *conn) setTunnelTools(name, value string) error {
 }
 
 // enforcing is next under the tool rules ts, recording what was decided.
-func enforcing(ts policy.ToolSet, d *policy.Decision, next http.Handler) http.Handler {
+func enforcing(ts toolrule.ToolSet, d *policy.Decision, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		*d = policy.Enforce(w, req, ts, next)
 	})

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"github.com/pomdev/pomdev/internal/loopback"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"log/slog"
 	"net"
 	"strconv"
@@ -506,12 +507,6 @@ func (c *Client) setURL(u string) {
 	c.emit(event.Tunnel{Kind: event.TunnelReady, URL: u})
 }
 
-// Env requests that carry the tunnel's tool rules to pomdev relay.
-const (
-	envToolsAllow = "POMDEV_TOOLS_ALLOW"
-	envToolsDeny  = "POMDEV_TOOLS_DENY"
-)
-
 // sendTools sends the tool rules on s; the relay refuses rules it cannot
 // read, and then nothing is exposed.
 func (c *Client) sendTools(s *ssh.Session) error {
@@ -519,7 +514,7 @@ func (c *Client) sendTools(s *ssh.Session) error {
 	for _, e := range []struct {
 		name  string
 		globs []string
-	}{{envToolsAllow, c.cfg.ToolsAllow}, {envToolsDeny, c.cfg.ToolsDeny}} {
+	}{{toolrule.EnvAllow, c.cfg.ToolsAllow}, {toolrule.EnvDeny, c.cfg.ToolsDeny}} {
 		if len(e.globs) == 0 {
 			continue
 		}

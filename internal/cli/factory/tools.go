@@ -1,12 +1,12 @@
 package factory
 
 import (
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"strings"
 
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/publicpath"
-	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -44,7 +44,7 @@ func ToolFlags(cmd *cobra.Command, t *config.ToolRules) error {
 		}
 		vals, _ := cmd.Flags().GetStringSlice(f.name)
 		for _, v := range vals {
-			if err := policy.CheckToolGlob(v); err != nil {
+			if err := toolrule.Check(v); err != nil {
 				return exitcode.Usagef("--%s %q: %v (a tool name, or a prefix ending in *)", f.name, v, err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"log/slog"
 	"strings"
 
@@ -18,7 +19,6 @@ import (
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/relay"
-	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/pomdev/pomdev/internal/watch"
 	"github.com/spf13/cobra"
 )
@@ -185,7 +185,7 @@ func Run(opts *Options) error {
 // toolsLabel is the tunnel's own tool rules for the dashboard ("" none),
 // written as the relay shows them.
 func toolsLabel(t config.ToolRules) string {
-	rules, err := policy.ParseTunnelTools(strings.Join(t.Allow, ","), strings.Join(t.Deny, ","))
+	rules, err := toolrule.ParseTunnel(strings.Join(t.Allow, ","), strings.Join(t.Deny, ","))
 	if err != nil || rules.Empty() {
 		return ""
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"mime"
 	"net/http"
@@ -51,7 +52,7 @@ type message = mcpwire.Message
 // naming the rule; tools/list answers (JSON or SSE, on the POST that asked
 // or a GET stream that replays one) lose the denied tools; a POST body that
 // cannot be read as JSON-RPC is refused. ts must not be empty.
-func Enforce(w http.ResponseWriter, r *http.Request, ts ToolSet, next http.Handler) Decision {
+func Enforce(w http.ResponseWriter, r *http.Request, ts toolrule.ToolSet, next http.Handler) Decision {
 	var d Decision
 	if why := refusedShape(r); why != "" {
 		d.Rule = why
@@ -380,7 +381,7 @@ func answer(w http.ResponseWriter, status int, body []byte) {
 // soon as its blank line arrives; anything else passes unchanged.
 type filter struct {
 	w      http.ResponseWriter
-	ts     ToolSet
+	ts     toolrule.ToolSet
 	lists  map[string]bool // ids of tools/list requests; nil: any result with tools
 	others map[string]bool // ids of the request's other messages, whose results are left alone
 	d      *Decision
@@ -402,7 +403,7 @@ const (
 
 var errTooLarge = errors.New("policy: answer too large to filter")
 
-func newFilter(w http.ResponseWriter, ts ToolSet, lists map[string]bool, d *Decision) *filter {
+func newFilter(w http.ResponseWriter, ts toolrule.ToolSet, lists map[string]bool, d *Decision) *filter {
 	return &filter{w: w, ts: ts, lists: lists, d: d}
 }
 

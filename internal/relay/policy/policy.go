@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"os"
 	"strings"
@@ -35,7 +36,7 @@ type Policy struct {
 	// TunnelsWhere is where tunnels.allow is written ("" when absent).
 	TunnelsWhere string
 	Routes       []RouteRule
-	Tools        Tools
+	Tools        toolrule.Tools
 	// PublicPaths bounds the public asset paths tunnels may announce
 	// (publicpath): the directories they may lie under, [] for none, nil
 	// for the default (any one directory a tunnel names).
@@ -51,13 +52,13 @@ type PathPrefixes struct {
 
 // RouteRule applies to the routes whose name matches Name.
 type RouteRule struct {
-	Name    Glob
+	Name    toolrule.Glob
 	Holders []Principal // nil: anyone who may open tunnels
 	// Callers are the people an MCP client may be granted access for
 	// (--http-auth oidc); nil: the route's owner only. "owner" names the
 	// person the route owner's key is signed in as.
 	Callers []Principal
-	Tools   Tools
+	Tools   toolrule.Tools
 	// PublicPaths, when set, replaces the relay-wide public_paths for
 	// these routes.
 	PublicPaths *PathPrefixes
@@ -175,11 +176,11 @@ func (p *Policy) MayHold(id Identity, name string) (bool, string) {
 
 // ToolsFor is the tool rules in force on route name, relay-wide first,
 // then the route's own.
-func (p *Policy) ToolsFor(name string) ToolSet {
+func (p *Policy) ToolsFor(name string) toolrule.ToolSet {
 	if p == nil {
 		return nil
 	}
-	var ts ToolSet
+	var ts toolrule.ToolSet
 	if !p.Tools.Empty() {
 		ts = append(ts, p.Tools)
 	}
@@ -414,14 +415,14 @@ func (p *parser) principals(n *yaml.Node, path string) []Principal {
 	return out
 }
 
-func (p *parser) tools(n *yaml.Node, path string) Tools {
-	t := Tools{Source: p.where(n) + " (" + path + ")"}
+func (p *parser) tools(n *yaml.Node, path string) toolrule.Tools {
+	t := toolrule.Tools{Source: p.where(n) + " (" + path + ")"}
 	p.mapping(n, path, map[string]func(*yaml.Node){
 		"allow": func(n *yaml.Node) {
 			t.Allow = p.globs(n, path+".allow")
 			if t.Allow == nil {
 				// An empty allow list allows nothing.
-				t.Allow = []Glob{}
+				t.Allow = []toolrule.Glob{}
 			}
 		},
 		"deny": func(n *yaml.Node) { t.Deny = p.globs(n, path+".deny") },
@@ -451,24 +452,24 @@ func (p *parser) prefixes(n *yaml.Node, path string) *PathPrefixes {
 	return out
 }
 
-func (p *parser) globs(n *yaml.Node, path string) []Glob {
-	var out []Glob
+func (p *parser) globs(n *yaml.Node, path string) []toolrule.Glob {
+	var out []toolrule.Glob
 	for _, item := range p.list(n, path) {
-		if g, ok := p.glob(item, path, toolGlob); ok {
+		if g, ok := p.glob(item, path, toolrule.Check); ok {
 			out = append(out, g)
 		}
 	}
 	return out
 }
 
-func (p *parser) glob(n *yaml.Node, path string, check func(string) error) (Glob, bool) {
+func (p *parser) glob(n *yaml.Node, path string, check func(string) error) (toolrule.Glob, bool) {
 	if n.Kind != yaml.ScalarNode {
 		p.errf(n, "%s must be a string", path)
-		return Glob{}, false
+		return toolrule.Glob{}, false
 	}
 	if err := check(n.Value); err != nil {
 		p.errf(n, "%q in %s: %v", n.Value, path, err)
-		return Glob{}, false
+		return toolrule.Glob{}, false
 	}
-	return Glob{Text: n.Value, Where: p.where(n)}, true
+	return toolrule.Glob{Text: n.Value, Where: p.where(n)}, true
 }

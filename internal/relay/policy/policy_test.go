@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -112,22 +113,6 @@ extra: 1
 	}
 }
 
-func TestParseTunnelTools(t *testing.T) {
-	tt, err := ParseTunnelTools("", " delete_*, drop_table ,")
-	if err != nil || tt.Allow != nil || len(tt.Deny) != 2 || tt.String() != "deny delete_*,drop_table" {
-		t.Fatalf("%+v %v", tt, err)
-	}
-	if ok, rule := (ToolSet{tt}).Decide("drop_table"); ok || rule != `deny "drop_table" at the tunnel's own tool policy` {
-		t.Fatalf("%v %q", ok, rule)
-	}
-	if _, err := ParseTunnelTools("a b", ""); err == nil {
-		t.Fatal("a space in a tool name")
-	}
-	if _, err := ParseTunnelTools("", "*x"); err == nil {
-		t.Fatal("a * not at the end")
-	}
-}
-
 // sseOrigin answers a GET with an SSE stream that replays a tools/list
 // answer and a notification, as a resumed stream does.
 func sseOrigin(events ...string) http.Handler {
@@ -142,7 +127,7 @@ func sseOrigin(events ...string) http.Handler {
 }
 
 func TestEnforceGETStream(t *testing.T) {
-	ts := ToolSet{{Deny: []Glob{{Text: "delete_*", Where: "p:1"}}}}
+	ts := toolrule.ToolSet{{Deny: []toolrule.Glob{{Text: "delete_*", Where: "p:1"}}}}
 	list := "id: 7\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"delete_all\",\"inputSchema\":{}},{\"name\":\"echo\",\"inputSchema\":{}}]}}\n\n"
 	note := ": keep-alive\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n"
 	rec := httptest.NewRecorder()
@@ -160,7 +145,7 @@ func TestEnforceGETStream(t *testing.T) {
 // An SSE answer is written event by event: the first event reaches the
 // client while the app still holds the stream open.
 func TestEnforceSSEUnbuffered(t *testing.T) {
-	ts := ToolSet{{Deny: []Glob{{Text: "x"}}}}
+	ts := toolrule.ToolSet{{Deny: []toolrule.Glob{{Text: "x"}}}}
 	release := make(chan struct{})
 	first := make(chan string, 1)
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -197,7 +182,7 @@ func FuzzEnforce(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","Name":"delete_x"}}`), []byte(`{}`))
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"delete_x"}}`), []byte(`{}`))
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok"},"params":{"name":"delete_x"}}`), []byte(`{}`))
-	ts := ToolSet{{Deny: []Glob{{Text: "delete_*"}}}}
+	ts := toolrule.ToolSet{{Deny: []toolrule.Glob{{Text: "delete_*"}}}}
 	f.Fuzz(func(t *testing.T, body, answer []byte) {
 		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
 			for _, ct := range []string{"text/event-stream", "application/json"} {
@@ -296,7 +281,7 @@ func TestEnforceOracles(t *testing.T) {
 // key only by case (encoding/json's struct decoding matches "Name" as
 // "name", JavaScript does not).
 func TestEnforceExactKeys(t *testing.T) {
-	ts := ToolSet{{Deny: []Glob{{Text: "delete_*", Where: "p:1"}}}}
+	ts := toolrule.ToolSet{{Deny: []toolrule.Glob{{Text: "delete_*", Where: "p:1"}}}}
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_all","Name":"echo"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_all"}}`,

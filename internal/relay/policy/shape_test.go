@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,7 @@ import (
 // exec_*; it returns the status, the body and whether the app saw it.
 func enforceOnce(t *testing.T, req *http.Request, answer func(w http.ResponseWriter, r *http.Request)) (int, string, bool) {
 	t.Helper()
-	ts := ToolSet{{Deny: []Glob{{Text: "exec_*", Where: "p:1"}}}}
+	ts := toolrule.ToolSet{{Deny: []toolrule.Glob{{Text: "exec_*", Where: "p:1"}}}}
 	called := false
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		called = true
