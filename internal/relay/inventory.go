@@ -2,33 +2,13 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
+	"github.com/pomdev/pomdev/internal/relay/control"
 	"sort"
 	"time"
 )
 
-// RouteInfo is one live route in the relay's inventory: who holds it, what
-// it reaches, what guards it and when it was last used.
-type RouteInfo struct {
-	Name       string    `json:"name"`
-	URL        string    `json:"url"`
-	Static     bool      `json:"static,omitempty"`
-	OwnerKey   string    `json:"owner_key"`
-	OwnerSub   string    `json:"owner_sub,omitempty"`
-	OwnerEmail string    `json:"owner_email,omitempty"`
-	Remote     string    `json:"remote"` // the SSH client's address
-	Target     string    `json:"target"` // as the tunnel asked; the client side resolves it
-	HTTPAuth   string    `json:"http_auth"`
-	Tools      string    `json:"tools"` // the tool rules in force
-	Grants     int       `json:"grants"`
-	Since      time.Time `json:"since"`
-	Requests   int64     `json:"requests"`
-	Last       time.Time `json:"last_request,omitzero"`
-}
-
 // Inventory lists every live route, by name.
-func (r *Relay) Inventory(ctx context.Context) []RouteInfo {
+func (r *Relay) Inventory(ctx context.Context) []control.RouteInfo {
 	r.mu.Lock()
 	routes := make([]*route, 0, len(r.routes))
 	for _, rt := range r.routes {
@@ -43,10 +23,10 @@ func (r *Relay) Inventory(ctx context.Context) []RouteInfo {
 			}
 		}
 	}
-	out := make([]RouteInfo, 0, len(routes))
+	out := make([]control.RouteInfo, 0, len(routes))
 	for _, rt := range routes {
 		id := r.identityOf(rt.c.fp)
-		ri := RouteInfo{Name: rt.name, URL: rt.url, Static: rt.static, OwnerKey: rt.c.fp, OwnerSub: id.Sub, OwnerEmail: id.Email,
+		ri := control.RouteInfo{Name: rt.name, URL: rt.url, Static: rt.static, OwnerKey: rt.c.fp, OwnerSub: id.Sub, OwnerEmail: id.Email,
 			Remote: rt.c.sc.RemoteAddr().String(), Since: rt.created, Requests: rt.requests.Load(), Grants: grants[rt.c.fp]}
 		if rt.static {
 			ri.Target = "static (the client's -R target)"
@@ -80,9 +60,14 @@ func (r *Relay) Inventory(ctx context.Context) []RouteInfo {
 	return out
 }
 
-func (r *Relay) inventoryControl(mux *http.ServeMux) {
-	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(ControlAnswer{Routes: r.Inventory(req.Context())})
-	})
+// controlBackend is the relay as its control socket sees it.
+func (r *Relay) controlBackend() control.Backend {
+	b := control.Backend{Routes: r.Inventory}
+	if r.signin != nil {
+		b.Approve = r.signin.decide
+	}
+	if r.access != nil {
+		b.Access = r.access
+	}
+	return b
 }

@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/relay/control"
 	"log/slog"
 	"net"
 	"net/http"
@@ -351,7 +352,7 @@ func New(cfg Config) (*Relay, Info, error) {
 		}
 		if r.controlLn != nil {
 			r.controlLn.Close()
-			_ = os.Remove(SocketPath(cfg.StateDir))
+			_ = os.Remove(control.SocketPath(cfg.StateDir))
 		}
 		r.db.Close()
 		return nil, Info{}, err
@@ -400,10 +401,10 @@ func (r *Relay) prepareAuth(info *Info) error {
 	if r.signin != nil || r.access != nil || cfg.PolicyFile != "" {
 		// Listening here, not in Serve, makes `relay approve` and `relay
 		// access` work as soon as New returns.
-		if r.controlLn, err = listenControl(cfg.StateDir); err != nil {
+		if r.controlLn, err = control.Listen(cfg.StateDir); err != nil {
 			return err
 		}
-		r.control = &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+		r.control = &http.Server{Handler: control.Handler(r.controlBackend()), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return nil
 }
@@ -471,7 +472,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	if r.control != nil {
 		_ = r.control.Close()
 		_ = r.controlLn.Close()
-		_ = os.Remove(SocketPath(r.cfg.StateDir))
+		_ = os.Remove(control.SocketPath(r.cfg.StateDir))
 	}
 	err := r.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -4,11 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -333,64 +331,4 @@ func (s *signin) servePage(w http.ResponseWriter, req *http.Request, tokenSafe b
 %s%s
 </body></html>
 `, html.EscapeString(msg), details, form)
-}
-
-// listenControl opens the control socket (0600 in the 0700 state dir).
-func listenControl(dir string) (net.Listener, error) {
-	path := SocketPath(dir)
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another relay is running with state dir %s (its control socket answers)", dir)
-	}
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
-}
-
-// ApproveRequest is the control socket's request body.
-type ApproveRequest struct {
-	Code string `json:"code"`
-	Deny bool   `json:"deny,omitempty"`
-}
-
-// ApproveResponse is its answer.
-type ApproveResponse struct {
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Error       string `json:"error,omitempty"`
-}
-
-func (r *Relay) controlHandler() http.Handler {
-	mux := http.NewServeMux()
-	if r.access != nil {
-		r.accessControl(mux)
-	}
-	r.inventoryControl(mux)
-	mux.HandleFunc("POST /approve", func(w http.ResponseWriter, req *http.Request) {
-		if r.signin == nil {
-			http.Error(w, "this relay has no sign-in (--auth signin)", http.StatusNotFound)
-			return
-		}
-		var ar ApproveRequest
-		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&ar); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(ApproveResponse{Error: "bad request: " + err.Error()})
-			return
-		}
-		fp, err := r.signin.decide(ar.Code, !ar.Deny)
-		if err != nil {
-			w.WriteHeader(http.StatusNotFound)
-			_ = json.NewEncoder(w).Encode(ApproveResponse{Error: err.Error()})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(ApproveResponse{Fingerprint: fp})
-	})
-	return mux
 }

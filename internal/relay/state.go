@@ -22,12 +22,7 @@ const (
 	adminTokenFile   = "admin_token"
 	sessionsFile     = "sessions.json" // before relay.db; migrated
 	legacyRoutesFile = "routes.json"   // before routes.jsonl; migrated
-	socketFile       = "relay.sock"
 )
-
-// SocketPath is where a relay with stateDir listens for `pomdev relay
-// approve`.
-func SocketPath(stateDir string) string { return filepath.Join(stateDir, socketFile) }
 
 func ensureStateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -1,12 +1,10 @@
 package relaycmd
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
+	ctl "github.com/pomdev/pomdev/internal/relay/control"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/factory"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/iostreams"
-	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/spf13/cobra"
 )
@@ -59,8 +56,8 @@ to the relay running with the same state directory over its control socket.`,
 	}
 	decide := func(deny bool) func(*ControlOptions) error {
 		return func(o *ControlOptions) error {
-			var a relay.ControlAnswer
-			if err := control(o, http.MethodPost, "/access", relay.AccessDecision{Code: o.Args[0], Deny: deny}, &a); err != nil {
+			var a ctl.Answer
+			if err := control(o, http.MethodPost, "/access", ctl.AccessDecision{Code: o.Args[0], Deny: deny}, &a); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.IO.Out, "%s %s for %s (%s)\n", termsafe.String(a.Request.App()), a.Request.State, a.Request.Route, a.Request.Code)
@@ -72,7 +69,7 @@ to the relay running with the same state directory over its control socket.`,
 		controlCmd(f, "approve CODE", "Approve a pending access request", "", "  pomdev relay access approve KQ4M-7TXD", code, decide(false)),
 		controlCmd(f, "deny CODE", "Deny a pending access request", "", "  pomdev relay access deny KQ4M-7TXD", code, decide(true)),
 		controlCmd(f, "list", "List the pending access requests", "", "", factory.NoArgs, func(o *ControlOptions) error {
-			var a relay.ControlAnswer
+			var a ctl.Answer
 			if err := control(o, http.MethodGet, "/access", nil, &a); err != nil {
 				return err
 			}
@@ -102,7 +99,7 @@ under it at once; the app has to ask the owner again.`,
 	}
 	cmd.AddCommand(
 		controlCmd(f, "list", "List the grants", "", "", factory.NoArgs, func(o *ControlOptions) error {
-			var a relay.ControlAnswer
+			var a ctl.Answer
 			if err := control(o, http.MethodGet, "/grants", nil, &a); err != nil {
 				return err
 			}
@@ -119,7 +116,7 @@ under it at once; the app has to ask the owner again.`,
 			return tw.Flush()
 		}),
 		controlCmd(f, "revoke GRANT", "Revoke a grant and its tokens", "", "  pomdev relay grants revoke Zm9vYmFyYmF6", factory.ExactArgs(1, "the grant's ID, from pomdev relay grants list"), func(o *ControlOptions) error {
-			if err := control(o, http.MethodPost, "/grants/revoke", map[string]string{"id": o.Args[0]}, nil); err != nil {
+			if err := control(o, http.MethodPost, "/grants/revoke", ctl.Revoke{ID: o.Args[0]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.IO.Out, "Grant %s revoked.\n", o.Args[0])
@@ -149,46 +146,22 @@ func resolveStateDir(f *factory.Factory, cmd *cobra.Command, dir *string) error 
 	return nil
 }
 
-// socketClient is an HTTP client of the Unix socket sock.
-func socketClient(sock string) *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}
-}
-
-// control calls the relay's control socket.
-func control(o *ControlOptions, method, path string, body, out any) error {
-	sock := relay.SocketPath(o.StateDir)
-	client := socketClient(sock)
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://relay"+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return exitcode.New(exitcode.Unreachable, fmt.Errorf("no relay answers on %s: %w", sock, err),
+// control calls the relay's control socket; out, when not nil, gets its
+// answer.
+func control(o *ControlOptions, method, path string, body any, out *ctl.Answer) error {
+	c := ctl.NewClient(o.StateDir)
+	a, err := c.Call(context.Background(), method, path, body)
+	switch {
+	case errors.Is(err, ctl.ErrUnreachable):
+		return exitcode.New(exitcode.Unreachable, err,
 			"start it with the same --state-dir, or pass the state dir it uses (a relay has a control socket with --auth signin, --http-auth owner or --policy)")
+	case errors.Is(err, ctl.ErrNoAccess):
+		return exitcode.New(exitcode.Failure, err, "start it with --http-auth owner")
+	case err != nil:
+		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound && resp.Header.Get("Content-Type") != "application/json" {
-		return exitcode.New(exitcode.Failure, fmt.Errorf("the relay on %s does not authorize HTTP requests", sock), "start it with --http-auth owner")
-	}
-	var a relay.ControlAnswer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a); err != nil {
-		return fmt.Errorf("relay answered %s with an unreadable body: %w", resp.Status, err)
-	}
-	if a.Error != "" {
-		return fmt.Errorf("%s", strings.TrimSpace(a.Error))
-	}
-	if p, ok := out.(*relay.ControlAnswer); ok {
-		*p = a
+	if out != nil {
+		*out = a
 	}
 	return nil
 }

@@ -5,13 +5,12 @@ package relaycmd
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
+	ctl "github.com/pomdev/pomdev/internal/relay/control"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -401,26 +400,20 @@ that directory (same user).`,
 
 // ApproveRun asks the relay to approve or deny the code.
 func ApproveRun(opts *ApproveOptions) error {
-	sock := relay.SocketPath(opts.StateDir)
-	client := socketClient(sock)
-	body, _ := json.Marshal(relay.ApproveRequest{Code: opts.Code, Deny: opts.Deny})
-	resp, err := client.Post("http://relay/approve", "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		return exitcode.New(exitcode.Unreachable, fmt.Errorf("no relay answers on %s: %w", sock, err),
+	fp, err := ctl.NewClient(opts.StateDir).Approve(context.Background(), opts.Code, opts.Deny)
+	switch {
+	case errors.Is(err, ctl.ErrUnreachable):
+		return exitcode.New(exitcode.Unreachable, err,
 			"start it with --auth signin and the same --state-dir, or pass the state dir it uses")
-	}
-	defer resp.Body.Close()
-	var ar relay.ApproveResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ar); err != nil {
-		return fmt.Errorf("relay answered %s with an unreadable body: %w", resp.Status, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s", ar.Error)
+	case errors.Is(err, ctl.ErrNoSignin):
+		return exitcode.New(exitcode.Failure, err, "pomdev relay approve decides SSH sign-ins of a relay started with --auth signin")
+	case err != nil:
+		return err
 	}
 	verb := "approved"
 	if opts.Deny {
 		verb = "denied"
 	}
-	fmt.Fprintf(opts.IO.Out, "Sign-in %s %s for key %s\n", strings.ToUpper(opts.Code), verb, ar.Fingerprint)
+	fmt.Fprintf(opts.IO.Out, "Sign-in %s %s for key %s\n", strings.ToUpper(opts.Code), verb, fp)
 	return nil
 }

@@ -3,6 +3,7 @@ package relaycmd
 import (
 	"bytes"
 	"context"
+	ctl "github.com/pomdev/pomdev/internal/relay/control"
 	"net"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := os.Stat(relay.SocketPath(rc.StateDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(ctl.SocketPath(rc.StateDir)); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind: %v", err)
 	}
 }

@@ -3,12 +3,12 @@ package relaycmd
 import (
 	"encoding/json"
 	"fmt"
+	ctl "github.com/pomdev/pomdev/internal/relay/control"
 	"net/http"
 	"text/tabwriter"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/cli/factory"
-	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/termsafe"
 	"github.com/spf13/cobra"
 )
@@ -27,13 +27,13 @@ with the same state directory over its control socket (present with --auth
 signin, --http-auth owner or --policy).`,
 		"  pomdev relay routes\n  pomdev relay routes --json | jq '.[] | select(.tools == \"all\")'", factory.NoArgs,
 		func(o *ControlOptions) error {
-			var a relay.ControlAnswer
+			var a ctl.Answer
 			if err := control(o, http.MethodGet, "/routes", nil, &a); err != nil {
 				return err
 			}
 			if asJSON {
 				if a.Routes == nil {
-					a.Routes = []relay.RouteInfo{}
+					a.Routes = []ctl.RouteInfo{}
 				}
 				enc := json.NewEncoder(o.IO.Out)
 				enc.SetIndent("", "  ")
