@@ -40,9 +40,15 @@ func TestReuseAllocates(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		// A collection during the loop empties the pool once or twice;
 		// a hundred buffers leave room for that and stay far below a
-		// thousand.
-		if got := after.TotalAlloc - before.TotalAlloc; got > 100*Size {
-			t.Errorf("short=%v: %d rounds allocated %d KiB, want under %d KiB", short, rounds, got>>10, 100*Size>>10)
+		// thousand. The race detector's pool drops a quarter of its Puts:
+		// 600 buffers there, still well below what a pool that keeps
+		// nothing allocates.
+		limit := uint64(100 * Size)
+		if raceEnabled {
+			limit = 600 * Size
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > limit {
+			t.Errorf("short=%v: %d rounds allocated %d KiB, want under %d KiB", short, rounds, got>>10, limit>>10)
 		}
 	}
 }
