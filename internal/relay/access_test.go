@@ -541,6 +541,14 @@ func TestOAuthCodeOnce(t *testing.T) {
 	if status != http.StatusOK || tk2.Access == "" {
 		t.Fatalf("refresh: %d %+v", status, tk2)
 	}
+	// A client the relay does not know is the caller's mistake
+	// (invalid_client), not a server error, and uses nobody's token.
+	for _, id := range []string{"", "nope", strings.Repeat("é", 200)} {
+		status, bad := g.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk2.Refresh}, "client_id": {id}})
+		if status/100 != 4 || bad.Access != "" || (bad.Error != "invalid_client" && bad.Error != "invalid_request") {
+			t.Fatalf("refresh with client_id %.20q: %d %+v", id, status, bad)
+		}
+	}
 	if resp := g.post(t, mcpURL, tk2.Access); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the refreshed token before the code's reuse: %d", resp.StatusCode)
 	}

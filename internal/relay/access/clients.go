@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -93,8 +94,14 @@ func (s *Server) client(ctx context.Context, id string) (*client, error) {
 		return &cc, nil
 	}
 	row, err := s.st.client(ctx, id)
+	if errors.Is(err, errNotFound) {
+		// The client's own mistake (401 invalid_client), not the
+		// relay's (500); the ID is the caller's, so only its head is
+		// echoed.
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client %q", clip(id, 64))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("unknown client %q", id)
+		return nil, fmt.Errorf("client %q: %w", clip(id, 64), err)
 	}
 	c := &client{id: row.ID, name: row.Name, redirects: row.RedirectURIs, loginURL: login, source: row.Source}
 	if err := c.setKeys(row.AuthMethod, row.Keys.JWKS, row.Keys.JWKSURI, row.Keys.Alg); err != nil {
@@ -574,4 +581,16 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// clip is s's first n bytes, on a rune boundary, for messages that echo
+// what a caller sent.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
