@@ -9,8 +9,6 @@ type Recorder struct {
 	http.ResponseWriter
 	Status int
 	Bytes  int64
-	// Err is set by proxies when the request failed in between.
-	Err string
 }
 
 // WriteHeader records the first status (and a later 101).
@@ -36,19 +34,3 @@ func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Flush is needed by httputil.ReverseProxy, which asserts http.Flusher.
 func (r *Recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
-
-// RecorderOf is the Recorder w is or wraps (through Unwrap, as a tool
-// policy's filter wraps it), nil when there is none.
-func RecorderOf(w http.ResponseWriter) *Recorder {
-	for range 8 {
-		switch v := w.(type) {
-		case *Recorder:
-			return v
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = v.Unwrap()
-		default:
-			return nil
-		}
-	}
-	return nil
-}

@@ -196,7 +196,7 @@ func Observe(w http.ResponseWriter, r *http.Request, h http.Handler) event.Reque
 	start := time.Now()
 	h.ServeHTTP(rec, r)
 	ev := event.Request{Time: start, Method: r.Method, Path: r.URL.RequestURI(), Status: rec.Status,
-		Bytes: rec.Bytes, Duration: time.Since(start), RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool, Err: rec.Err}
+		Bytes: rec.Bytes, Duration: time.Since(start), RPCMethod: call.Method, RPCID: call.ID, Tool: call.Tool}
 	if ev.Status == 0 {
 		ev.Status = 499
 	}

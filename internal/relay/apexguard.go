@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/front"
 )
 
 // Limits of the relay's own endpoints on its domain (the authorization
@@ -108,7 +108,7 @@ func (t *apexTicket) leave() {
 // and before the request takes a serving slot, so stalled bodies cannot
 // crowd out the requests that arrived whole.
 func (r *Relay) guardApex(w http.ResponseWriter, req *http.Request, next func(http.ResponseWriter, *http.Request)) {
-	ticket, ok := r.apex.enter(hostOf(req.RemoteAddr))
+	ticket, ok := r.apex.enter(front.HostOf(req.RemoteAddr))
 	if !ok {
 		r.apexBusy(w)
 		return
@@ -146,10 +146,10 @@ func (r *Relay) guardApex(w http.ResponseWriter, req *http.Request, next func(ht
 	// nothing else hangs on its context.
 	_, cancel := context.WithCancelCause(req.Context())
 	defer cancel(nil)
-	rb := &rateBody{rc: http.NewResponseController(w), body: req.Body, grace: r.cfg.BodyGrace, rate: r.cfg.MinBodyRate, cancel: cancel}
+	rb := front.MinRate(w, req.Body, r.cfg.BodyGrace, r.cfg.MinBodyRate, cancel)
 	body, err := io.ReadAll(io.LimitReader(rb, limit+1))
 	switch {
-	case rb.tripped.Load():
+	case rb.Tripped():
 		w.Header().Set("Connection", "close")
 		r.page(w, http.StatusRequestTimeout, "Too slow", fmt.Sprintf("The request body arrived slower than %d bytes/s.", r.cfg.MinBodyRate))
 		return
@@ -170,70 +170,4 @@ func (r *Relay) guardApex(w http.ResponseWriter, req *http.Request, next func(ht
 func (r *Relay) apexBusy(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	r.page(w, http.StatusServiceUnavailable, "Busy", "The relay's sign-in and authorization pages are serving as many requests as they take; retry in a moment.")
-}
-
-// eofBody is a request body that knows whether it was read to its end.
-type eofBody struct {
-	io.ReadCloser
-	eof atomic.Bool
-}
-
-func (b *eofBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.eof.Store(true)
-	}
-	return n, err
-}
-
-// closeUnread answers with Connection: close when the request's body was
-// not read to its end by the time the answer starts. Otherwise net/http
-// reads the rest of the body (up to 256 KiB) before it writes the answer,
-// to keep the connection: a peer that declares a body and stalls would
-// hold the connection, and the answer, for as long as it likes.
-type closeUnread struct {
-	http.ResponseWriter
-	body  *eofBody
-	wrote bool
-}
-
-func (c *closeUnread) WriteHeader(code int) {
-	if !c.wrote && code >= 200 {
-		c.wrote = true
-		if !c.body.eof.Load() {
-			c.Header().Set("Connection", "close")
-		}
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *closeUnread) Write(p []byte) (int, error) {
-	if !c.wrote {
-		c.WriteHeader(http.StatusOK)
-	}
-	return c.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flush,
-// hijack, deadlines, full duplex).
-func (c *closeUnread) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
-// Flush passes through for handlers that assert http.Flusher.
-func (c *closeUnread) Flush() {
-	if !c.wrote {
-		c.WriteHeader(http.StatusOK)
-	}
-	_ = http.NewResponseController(c.ResponseWriter).Flush()
-}
-
-// watchUnread wraps w and req so that an answer that starts before the
-// body was read whole closes the connection (closeUnread); requests
-// without a body are left as they are.
-func watchUnread(w http.ResponseWriter, req *http.Request) http.ResponseWriter {
-	if req.ContentLength == 0 && len(req.TransferEncoding) == 0 || req.Body == nil || req.Body == http.NoBody {
-		return w
-	}
-	b := &eofBody{ReadCloser: req.Body}
-	req.Body = b
-	return &closeUnread{ResponseWriter: w, body: b}
 }

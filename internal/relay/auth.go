@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/relay/front"
 	"log/slog"
 	"net"
 	"os"
@@ -97,7 +98,7 @@ func (r *Relay) serverConfig(nc net.Conn) *ssh.ServerConfig {
 						// Sign-in waits for a person: the connection
 						// gives back its handshake slot and is counted
 						// among the sign-ins waiting instead.
-						src := hostOf(meta.RemoteAddr().String())
+						src := front.HostOf(meta.RemoteAddr().String())
 						hc, _ := nc.(*handshakeConn)
 						if hc != nil {
 							hc.release()

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"github.com/pomdev/pomdev/internal/relay/front"
 	"net"
 	"strconv"
 	"time"
@@ -11,23 +12,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// errTunnel marks failures to open a channel: the client is gone.
-type errTunnel struct{ err error }
-
-func (e *errTunnel) Error() string { return "tunnel offline: " + e.err.Error() }
-func (e *errTunnel) Unwrap() error { return e.err }
-
-// errTarget marks a SOCKS failure: the client could not reach the target.
-type errTarget struct {
-	target string
-	err    error
-}
-
-func (e *errTarget) Error() string {
-	return "local server not reachable on " + e.target + ": " + e.err.Error()
-}
-func (e *errTarget) Unwrap() error { return e.err }
-
 type forwardedTCPPayload struct {
 	Addr       string
 	Port       uint32
@@ -35,9 +19,9 @@ type forwardedTCPPayload struct {
 	OriginPort uint32
 }
 
-// dial opens a forwarded-tcpip channel for rt and, for dynamic routes,
-// runs the SOCKS5 CONNECT to the target inside it.
-func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
+// Dial opens a forwarded-tcpip channel for rt and, for dynamic routes,
+// runs the SOCKS5 CONNECT to the target inside it (the front's Tunnel).
+func (rt *route) Dial(ctx context.Context, origin string) (net.Conn, error) {
 	oh, op := "127.0.0.1", 0
 	if h, p, err := net.SplitHostPort(origin); err == nil {
 		oh = h
@@ -79,7 +63,7 @@ func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
 		return nil, ctx.Err()
 	}
 	if res.err != nil {
-		return nil, &errTunnel{res.err}
+		return nil, &front.OfflineError{Err: res.err}
 	}
 	cc := &chanConn{Channel: res.ch, local: rt.c.sc.LocalAddr(), remote: rt.c.sc.RemoteAddr()}
 	if rt.static {
@@ -93,7 +77,7 @@ func (rt *route) dial(ctx context.Context, origin string) (net.Conn, error) {
 	case err := <-errc:
 		if err != nil {
 			_ = cc.Close()
-			return nil, &errTarget{target: target, err: err}
+			return nil, &front.TargetError{Target: target, Err: err}
 		}
 	case <-ctx.Done():
 		_ = cc.Close()

@@ -1,13 +1,17 @@
 package relay
 
-import "time"
+import (
+	"time"
+
+	"github.com/pomdev/pomdev/internal/relay/front"
+)
 
 // SetStreamIdle shortens how long idle channels are kept, for a test; it
 // returns what restores it.
 func SetStreamIdle(d time.Duration) func() {
-	old := streamIdle
-	streamIdle = d
-	return func() { streamIdle = old }
+	old := front.StreamIdle
+	front.StreamIdle = d
+	return func() { front.StreamIdle = old }
 }
 
 // OpenStreams counts the forwarded channels the relay holds for HTTP.
@@ -16,7 +20,7 @@ func OpenStreams(r *Relay) int {
 	defer r.mu.Unlock()
 	n := 0
 	for _, rt := range r.routes {
-		n += len(rt.streams.slots)
+		n += rt.link.Open()
 	}
 	return n
 }

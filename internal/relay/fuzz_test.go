@@ -5,6 +5,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/fuzzwatch"
+	"github.com/pomdev/pomdev/internal/relay/front"
 	"github.com/pomdev/pomdev/internal/termsafe"
 	"reflect"
 	"strings"
@@ -12,56 +13,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 )
-
-func TestRouteFromHost(t *testing.T) {
-	tests := []struct {
-		host, domain string
-		name         string
-		apex, ok     bool
-	}{
-		{"brave-otter-042.localhost:8080", "localhost", "brave-otter-042", false, true},
-		{"Brave-Otter-042.LOCALHOST", "localhost", "brave-otter-042", false, true},
-		{"app.t.example.com.", "t.example.com", "app", false, true},
-		{"localhost:8080", "localhost", "", true, true},
-		{"a.b.localhost", "localhost", "", false, false},
-		{"-x.localhost", "localhost", "", false, false},
-		{"x.otherhost", "localhost", "", false, false},
-		{"xlocalhost", "localhost", "", false, false},
-		{"[::1]:8080", "localhost", "", false, false},
-		{"", "localhost", "", false, false},
-	}
-	for _, tt := range tests {
-		name, apex, ok := routeFromHost(tt.host, tt.domain)
-		if name != tt.name || apex != tt.apex || ok != tt.ok {
-			t.Errorf("routeFromHost(%q) = %q %v %v, want %q %v %v", tt.host, name, apex, ok, tt.name, tt.apex, tt.ok)
-		}
-	}
-}
-
-// FuzzRouteFromHost: whatever Host a public client sends, a route name
-// that comes out is a valid DNS label under the domain.
-func FuzzRouteFromHost(f *testing.F) {
-	for _, s := range []string{"brave-otter-042.localhost:8080", "localhost", "a.b.localhost", "x.localhost:", "..localhost", "\x00.localhost"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, host string) {
-		fuzzwatch.Run(t, fuzzwatch.Limits{}, func() {
-			name, apex, ok := routeFromHost(host, "localhost")
-			if !ok {
-				return
-			}
-			if apex {
-				if name != "" {
-					t.Fatalf("apex with name %q", name)
-				}
-				return
-			}
-			if !validLabel(name) || !strings.Contains(strings.ToLower(host), name+".localhost") {
-				t.Fatalf("%q gave route %q", host, name)
-			}
-		})
-	})
-}
 
 // FuzzForwardRequest: a tcpip-forward payload either is refused or
 // yields a valid route name and the right kind of route.
@@ -80,7 +31,7 @@ func FuzzForwardRequest(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if !validLabel(name) {
+			if !front.ValidLabel(name) {
 				t.Fatalf("%+v gave invalid route %q", fr, name)
 			}
 			if kind == "static" && name != fr.Addr {
@@ -92,7 +43,7 @@ func FuzzForwardRequest(f *testing.F) {
 
 func TestDynamicNames(t *testing.T) {
 	a, b := dynamicName("SHA256:a", 0), dynamicName("SHA256:a", 0)
-	if a != b || !validLabel(a) {
+	if a != b || !front.ValidLabel(a) {
 		t.Fatalf("%q %q", a, b)
 	}
 	if dynamicName("SHA256:a", 1) == a {

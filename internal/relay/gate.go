@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/front"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 	"github.com/pomdev/pomdev/internal/termsafe"
@@ -48,7 +49,7 @@ func (v resolver) RouteOf(resource string) (string, bool) {
 	default:
 		return "", false
 	}
-	name, apex, ok := routeFromHost(u.Host, v.r.cfg.Domain)
+	name, apex, ok := front.RouteFromHost(u.Host, v.r.cfg.Domain)
 	if !ok || apex || v.r.urlFor(name) != u.Scheme+"://"+strings.ToLower(u.Host) {
 		return "", false
 	}

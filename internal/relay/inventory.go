@@ -4,7 +4,6 @@ import (
 	"context"
 	"github.com/pomdev/pomdev/internal/relay/control"
 	"sort"
-	"time"
 )
 
 // Inventory lists every live route, by name.
@@ -27,7 +26,7 @@ func (r *Relay) Inventory(ctx context.Context) []control.RouteInfo {
 	for _, rt := range routes {
 		id := r.identityOf(rt.c.fp)
 		ri := control.RouteInfo{Name: rt.name, URL: rt.url, Static: rt.static, OwnerKey: rt.c.fp, OwnerSub: id.Sub, OwnerEmail: id.Email,
-			Remote: rt.c.sc.RemoteAddr().String(), Since: rt.created, Requests: rt.requests.Load(), Grants: grants[rt.c.fp]}
+			Remote: rt.c.sc.RemoteAddr().String(), Since: rt.created, Requests: rt.link.Requests(), Grants: grants[rt.c.fp]}
 		if rt.static {
 			ri.Target = "static (the client's -R target)"
 		} else {
@@ -51,9 +50,7 @@ func (r *Relay) Inventory(ctx context.Context) []control.RouteInfo {
 				ri.Tools += t.String()
 			}
 		}
-		if n := rt.last.Load(); n != 0 {
-			ri.Last = time.Unix(0, n)
-		}
+		ri.Last = rt.link.Last()
 		out = append(out, ri)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

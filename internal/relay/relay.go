@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/front"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 	relaystore "github.com/pomdev/pomdev/internal/relay/store"
@@ -275,6 +276,7 @@ type Relay struct {
 	access     *access.Server // nil with HTTPAuth none
 	adminToken string         // decides sign-ins and access requests on the relay's pages
 	db         *sql.DB        // relay.db: route names, sign-in sessions, OAuth state
+	front      *front.Front
 	http       *http.Server
 	control    *http.Server
 	controlLn  net.Listener
@@ -358,6 +360,12 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, err
 	}
 	r.sshConfig = r.newSSHConfig()
+	r.front = front.New(front.Config{
+		Domain: cfg.Domain, Scheme: cfg.Scheme, URLFor: r.urlFor, SingleRoute: cfg.SingleRoute,
+		MaxStreamsPerSource: cfg.MaxStreamsPerSource, MinBodyRate: cfg.MinBodyRate, BodyGrace: cfg.BodyGrace,
+		TrustedProxies: cfg.TrustedProxies, Tunnels: routeTable{r}, Access: r.access,
+		Apex: http.HandlerFunc(r.serveApex), Log: r.log,
+	})
 	r.http = &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -539,7 +547,7 @@ func (r *Relay) serveSSH() error {
 			continue
 		}
 		delay = 0
-		src := hostOf(nc.RemoteAddr().String())
+		src := front.HostOf(nc.RemoteAddr().String())
 		if !r.startHandshake(src) {
 			r.log.Debug("too many connections in their handshake; closing", "remote", nc.RemoteAddr().String())
 			_ = nc.Close()
@@ -551,15 +559,6 @@ func (r *Relay) serveSSH() error {
 			r.handleConn(nc, func() { r.endHandshake(src) })
 		}()
 	}
-}
-
-// hostOf is an address without its port: the source address that limits
-// are counted by, and the client IP of X-Forwarded-For.
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
 }
 
 // startHandshake counts a connection entering its handshake, unless that

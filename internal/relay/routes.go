@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/relay/front"
+	"github.com/pomdev/pomdev/internal/toolrule"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -22,42 +24,66 @@ type route struct {
 	url      string
 	created  time.Time
 
-	// streams are the forwarded channels carrying HTTP (forward.go).
-	streams *streams
-
-	requests atomic.Int64 // served through the front
-	last     atomic.Int64 // unix nanoseconds of the last request
-
-	mu sync.Mutex
-	// inFlight counts requests per source address (entries only while
-	// one is in flight).
-	inFlight map[string]int
-}
-
-// enter counts a request from src, unless src already has limit in flight.
-func (rt *route) enter(src string, limit int) bool {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.inFlight[src] >= limit {
-		return false
-	}
-	if rt.inFlight == nil {
-		rt.inFlight = map[string]int{}
-	}
-	rt.inFlight[src]++
-	return true
-}
-
-func (rt *route) leave(src string) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.inFlight[src]--; rt.inFlight[src] <= 0 {
-		delete(rt.inFlight, src)
-	}
+	// link is the front's state: the forwarded channels carrying HTTP,
+	// requests in flight per source.
+	link *front.Link
 }
 
 // closeIdle closes the route's idle channels.
-func (rt *route) closeIdle() { rt.streams.closeIdle() }
+func (rt *route) closeIdle() { rt.link.CloseIdle() }
+
+// The route is the front's Tunnel.
+var _ front.Tunnel = (*route)(nil)
+
+func (rt *route) Owner() string     { return rt.c.fp }
+func (rt *route) AppAuth() bool     { return rt.c.appAuth.Load() }
+func (rt *route) Link() *front.Link { return rt.link }
+func (rt *route) Begin()            { rt.c.active.Add(1) }
+
+func (rt *route) End(ev *event.Request) {
+	rt.c.active.Add(-1)
+	rt.c.notify(note{req: ev})
+}
+
+// UpstreamHost is, as pom.run does, the target's own address for a
+// dynamic route, which MCP servers' DNS-rebinding checks require; a
+// static route keeps the request's Host.
+func (rt *route) UpstreamHost() string {
+	if rt.static {
+		return ""
+	}
+	return rt.c.targetOf()
+}
+
+func (rt *route) PublicPath(req *http.Request) bool { return rt.c.r.publicPath(rt, req) }
+func (rt *route) Tools() toolrule.ToolSet           { return rt.c.r.toolsFor(rt) }
+
+// routeTable is the relay's routes as the front sees them.
+type routeTable struct{ r *Relay }
+
+func (t routeTable) Lookup(name string) (front.Tunnel, bool) {
+	rt, known := t.r.lookup(name)
+	if rt == nil {
+		return nil, known
+	}
+	return rt, known
+}
+
+func (t routeTable) Only() string { return t.r.onlyRoute() }
+
+// onlyRoute is the name of the single live route, "" when there are none
+// or several.
+func (r *Relay) onlyRoute() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.routes) != 1 {
+		return ""
+	}
+	for name := range r.routes {
+		return name
+	}
+	return ""
+}
 
 type forwardRequest struct {
 	Addr string
@@ -153,7 +179,7 @@ func classifyForward(fr forwardRequest, fp string) (kind, name string, err error
 	case isDynamicAddr(fr.Addr) && fr.Port == 0:
 		return "dynamic", dynamicName(fp, 0), nil
 	case fr.Port == 80 || fr.Port == 443:
-		if !validLabel(fr.Addr) || fr.Addr == "localhost" {
+		if !front.ValidLabel(fr.Addr) || fr.Addr == "localhost" {
 			return "", "", fmt.Errorf("%q is not a valid route name (lowercase letters, digits and -, at most 63)", fr.Addr)
 		}
 		return "static", fr.Addr, nil
@@ -168,7 +194,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port, static: kind == "static", name: name, streams: newStreams(r.cfg.MaxStreams)}
+	rt := &route{c: c, bindAddr: fr.Addr, bindPort: fr.Port, static: kind == "static", name: name, link: front.NewLink(r.cfg.MaxStreams)}
 	if !rt.static {
 		rt.bindPort = virtualPort(c.fp)
 	}

@@ -183,10 +183,3 @@ func (c *conn) setTunnelTools(name, value string) error {
 	c.tools.Store(&t)
 	return nil
 }
-
-// enforcing is next under the tool rules ts, recording what was decided.
-func enforcing(ts toolrule.ToolSet, d *policy.Decision, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		*d = policy.Enforce(w, req, ts, next)
-	})
-}

@@ -1,4 +1,4 @@
-package relay
+package front
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // is aborted as net/http aborts it.
 func TestRecoverPanicLogs(t *testing.T) {
 	var buf bytes.Buffer
-	r := &Relay{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	r := New(Config{Log: slog.New(slog.NewTextHandler(&buf, nil))})
 	req := httptest.NewRequest(http.MethodGet, "http://localhost/oauth/authorize?x=1", nil)
 	var got any
 	func() {

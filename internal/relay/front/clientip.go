@@ -1,4 +1,4 @@
-package relay
+package front
 
 import (
 	"net"
@@ -14,12 +14,12 @@ import (
 // X-Forwarded-For the app sees — then counts the client, not the proxy.
 // Without trusted proxies, or from any other peer, the header is ignored
 // (and replaced before the request reaches an app).
-func (r *Relay) clientAddr(req *http.Request) {
-	if len(r.cfg.TrustedProxies) == 0 {
+func (f *Front) clientAddr(req *http.Request) {
+	if len(f.cfg.TrustedProxies) == 0 {
 		return
 	}
 	peer, err := netip.ParseAddrPort(req.RemoteAddr)
-	if err != nil || !r.trusted(peer.Addr()) {
+	if err != nil || !f.trusted(peer.Addr()) {
 		return
 	}
 	hops := forwardedFor(req.Header)
@@ -28,16 +28,16 @@ func (r *Relay) clientAddr(req *http.Request) {
 		if err != nil {
 			return // a hop the relay cannot read: keep the proxy as the source
 		}
-		if !r.trusted(a) {
+		if !f.trusted(a) {
 			req.RemoteAddr = net.JoinHostPort(a.Unmap().String(), "0")
 			return
 		}
 	}
 }
 
-func (r *Relay) trusted(a netip.Addr) bool {
+func (f *Front) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range r.cfg.TrustedProxies {
+	for _, p := range f.cfg.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}

@@ -1,4 +1,4 @@
-package relay
+package front
 
 import (
 	"bufio"
@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/bufpool"
-	"github.com/pomdev/pomdev/internal/event"
 	"github.com/pomdev/pomdev/internal/httpwire"
 	"github.com/pomdev/pomdev/internal/relay/access"
 )
@@ -38,8 +38,8 @@ type stream struct {
 	// reported on first.
 	first   chan error
 	watched bool        // a watcher was started and has not reported yet
-	idle    bool        // guarded by the pool's mu
-	expire  *time.Timer // closes the channel after streamIdle idle
+	idle    bool        // guarded by the Link's mu
+	expire  *time.Timer // closes the channel after StreamIdle idle
 	retired bool        // closed and its slot given back
 }
 
@@ -47,26 +47,74 @@ type stream struct {
 // http.Transport's default does).
 const maxRespHeader = 1 << 20
 
-// streamIdle is how long an idle channel is kept open (a variable for
+// StreamIdle is how long an idle channel is kept open (a variable for
 // tests).
-var streamIdle = 60 * time.Second
+var StreamIdle = 60 * time.Second
 
 var errHeadTooLarge = errors.New("answer head larger than 1 MiB")
 
-// streams is a route's channels: at most MaxStreams open at once (slots),
-// the idle ones newest last.
-type streams struct {
+// Link is the front's state for one tunnel: its kept channels (at most
+// max open at once, the idle ones newest last), the requests in flight
+// per source address, and counts the relay shows. The relay's core makes
+// one per route (NewLink) and closes its idle channels when the route
+// goes or its target changes (CloseIdle).
+type Link struct {
 	slots chan struct{}
 	mu    sync.Mutex
 	idle  []*stream
+
+	requests atomic.Int64 // served through the front
+	last     atomic.Int64 // unix nanoseconds of the last request
+
+	fmu sync.Mutex
+	// inFlight counts requests per source address (entries only while
+	// one is in flight).
+	inFlight map[string]int
 }
 
-func newStreams(max int) *streams { return &streams{slots: make(chan struct{}, max)} }
+// NewLink is a Link with at most max channels open.
+func NewLink(max int) *Link { return &Link{slots: make(chan struct{}, max)} }
 
-// get returns an idle channel, or opens one when a slot is free, waiting
-// for one otherwise. reused reports a channel that served before.
-func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool, err error) {
-	p := rt.streams
+// Requests is how many requests the front passed to the tunnel.
+func (l *Link) Requests() int64 { return l.requests.Load() }
+
+// Last is when the last one came (zero before any).
+func (l *Link) Last() time.Time {
+	if n := l.last.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Open is how many channels are open.
+func (l *Link) Open() int { return len(l.slots) }
+
+// enter counts a request from src, unless src already has limit in flight.
+func (l *Link) enter(src string, limit int) bool {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if l.inFlight[src] >= limit {
+		return false
+	}
+	if l.inFlight == nil {
+		l.inFlight = map[string]int{}
+	}
+	l.inFlight[src]++
+	return true
+}
+
+func (l *Link) leave(src string) {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if l.inFlight[src]--; l.inFlight[src] <= 0 {
+		delete(l.inFlight, src)
+	}
+}
+
+// get returns an idle channel, or opens one through t when a slot is
+// free, waiting for one otherwise. reused reports a channel that served
+// before.
+func (p *Link) get(ctx context.Context, t Tunnel, origin string) (s *stream, reused bool, err error) {
 	p.mu.Lock()
 	for len(p.idle) > 0 {
 		s = p.idle[len(p.idle)-1]
@@ -82,7 +130,7 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
-	conn, err := rt.dial(ctx, origin)
+	conn, err := t.Dial(ctx, origin)
 	if err != nil {
 		<-p.slots
 		return nil, false, err
@@ -94,16 +142,15 @@ func (rt *route) get(ctx context.Context, origin string) (s *stream, reused bool
 }
 
 // put keeps s for the next request, watching it while it waits, and
-// closes it if it is still idle after streamIdle.
-func (rt *route) put(s *stream) {
-	p := rt.streams
+// closes it if it is still idle after StreamIdle.
+func (p *Link) put(s *stream) {
 	p.mu.Lock()
 	s.idle, s.watched = true, true
 	p.idle = append(p.idle, s)
 	if s.expire == nil {
-		s.expire = time.AfterFunc(streamIdle, func() { p.retireIdle(s) })
+		s.expire = time.AfterFunc(StreamIdle, func() { p.retireIdle(s) })
 	} else {
-		s.expire.Reset(streamIdle)
+		s.expire.Reset(StreamIdle)
 	}
 	p.mu.Unlock()
 	go func() {
@@ -117,7 +164,7 @@ func (rt *route) put(s *stream) {
 }
 
 // retireIdle closes s if it is idle and reports whether it was.
-func (p *streams) retireIdle(s *stream) bool {
+func (p *Link) retireIdle(s *stream) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !s.idle {
@@ -135,13 +182,13 @@ func (p *streams) retireIdle(s *stream) bool {
 }
 
 // drop closes s and frees its slot.
-func (rt *route) drop(s *stream) {
-	rt.streams.mu.Lock()
-	defer rt.streams.mu.Unlock()
-	rt.streams.retireLocked(s)
+func (p *Link) drop(s *stream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retireLocked(s)
 }
 
-func (p *streams) retireLocked(s *stream) {
+func (p *Link) retireLocked(s *stream) {
 	if s.retired {
 		return
 	}
@@ -153,8 +200,8 @@ func (p *streams) retireLocked(s *stream) {
 	<-p.slots
 }
 
-// closeIdle closes the idle channels (a route released, a new target).
-func (p *streams) closeIdle() {
+// CloseIdle closes the idle channels (a route released, a new target).
+func (p *Link) CloseIdle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.idle {
@@ -164,22 +211,29 @@ func (p *streams) closeIdle() {
 	p.idle = nil
 }
 
-// forwarder is the http.Handler of a route.
+// forwarder carries one request on a tunnel's channels.
 type forwarder struct {
-	r      *Relay
-	rt     *route
+	f      *Front
+	t      Tunnel
+	link   *Link
 	origin string // the public client's address, for forwarded-tcpip
 }
 
-func (f forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	rt := f.rt
+// outcome is what the forwarder tells the chain: the status it answered
+// when the writer could not see it (a hijacked upgrade) and why the
+// request failed, if it did.
+type outcome struct {
+	status int
+	err    error
+}
+
+func (f forwarder) serve(w http.ResponseWriter, req *http.Request) outcome {
 	ctx := req.Context()
 	upgrade := httpwire.IsUpgrade(req.Header)
 	for attempt := 0; ; attempt++ {
-		s, reused, err := rt.get(ctx, f.origin)
+		s, reused, err := f.link.get(ctx, f.t, f.origin)
 		if err != nil {
-			f.fail(w, req, err)
-			return
+			return f.fail(w, req, err)
 		}
 		// A public client that leaves (or a body too slow) closes the
 		// channel, which ends whatever waits on it.
@@ -187,22 +241,19 @@ func (f forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		resp, err := f.exchange(s, req, upgrade)
 		if err != nil {
 			stop()
-			rt.drop(s)
+			f.link.drop(s)
 			// A kept channel the client closed just as it was taken: a
 			// request without a body is sent again on a fresh one.
 			if reused && attempt == 0 && !errors.Is(err, errBody) && (req.Body == nil || req.Body == http.NoBody) && ctx.Err() == nil {
 				continue
 			}
-			f.fail(w, req, err)
-			return
+			return f.fail(w, req, err)
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols && upgrade {
 			stop()
-			f.switchProtocols(w, s, resp)
-			return
+			return f.switchProtocols(w, s, resp)
 		}
-		f.answer(w, req, s, resp, stop)
-		return
+		return f.answer(w, req, s, resp, stop)
 	}
 }
 
@@ -211,13 +262,12 @@ var errBody = errors.New("reading the request body")
 
 // exchange writes req on s and reads the head of the answer.
 func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.Response, error) {
-	rt := f.rt
 	bw := s.bw
 	host := req.Host
-	if !rt.static {
+	if h := f.t.UpstreamHost(); h != "" {
 		// As pom.run does: the upstream sees its own address as Host,
 		// which MCP servers' DNS-rebinding checks require.
-		host = rt.c.targetOf()
+		host = h
 	}
 	uri := req.RequestURI
 	if uri == "" || req.ProtoMajor == 2 && !strings.HasPrefix(uri, "/") {
@@ -231,10 +281,10 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 	_, _ = bw.WriteString("\r\n")
 	hdr := req.Header
 	httpwire.WriteHeader(bw, withoutForwarded(hdr))
-	_, _ = bw.WriteString("X-Forwarded-For: " + hostOf(req.RemoteAddr) + "\r\n")
+	_, _ = bw.WriteString("X-Forwarded-For: " + HostOf(req.RemoteAddr) + "\r\n")
 	_, _ = bw.WriteString("X-Forwarded-Host: " + req.Host + "\r\n")
 	proto := "http"
-	if req.TLS != nil || f.r.cfg.Scheme == "https" {
+	if req.TLS != nil || f.f.cfg.Scheme == "https" {
 		proto = "https"
 	}
 	_, _ = bw.WriteString("X-Forwarded-Proto: " + proto + "\r\n")
@@ -411,7 +461,7 @@ func writeBody(bw *bufio.Writer, req *http.Request) error {
 // answer copies resp to w: bodies of known length as they come, streams
 // (event streams, unknown length) flushed at every read. A public client
 // that leaves ends the copy; a channel whose answer was read whole is kept.
-func (f forwarder) answer(w http.ResponseWriter, req *http.Request, s *stream, resp *http.Response, stop func() bool) {
+func (f forwarder) answer(w http.ResponseWriter, req *http.Request, s *stream, resp *http.Response, stop func() bool) outcome {
 	h := w.Header()
 	httpwire.CopyHeader(h, resp.Header)
 	switch {
@@ -454,35 +504,32 @@ func (f forwarder) answer(w http.ResponseWriter, req *http.Request, s *stream, r
 	bufpool.Proxy.Put(buf)
 	resp.Body.Close()
 	if !stop() || err != nil || resp.Close || req.Close {
-		if err != nil {
-			if rec := event.RecorderOf(w); rec != nil && req.Context().Err() == nil {
-				rec.Err = err.Error()
-			}
+		f.link.drop(s)
+		if err != nil && req.Context().Err() == nil {
+			return outcome{err: err}
 		}
-		f.rt.drop(s)
-		return
+		return outcome{}
 	}
-	f.rt.put(s)
+	f.link.put(s)
+	return outcome{}
 }
 
 // switchProtocols passes a 101 answer to the public client and then bytes
 // both ways; the channel is not reused.
-func (f forwarder) switchProtocols(w http.ResponseWriter, s *stream, resp *http.Response) {
-	defer f.rt.drop(s)
+func (f forwarder) switchProtocols(w http.ResponseWriter, s *stream, resp *http.Response) outcome {
+	defer f.link.drop(s)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		f.fail(w, nil, err)
-		return
+		return f.fail(w, nil, err)
 	}
 	defer conn.Close()
-	if rec := event.RecorderOf(w); rec != nil {
-		rec.Status = http.StatusSwitchingProtocols
-	}
+	out := outcome{status: http.StatusSwitchingProtocols}
 	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	httpwire.WriteHeader(brw.Writer, resp.Header)
 	_, _ = brw.WriteString("Connection: Upgrade\r\nUpgrade: " + resp.Header.Get("Upgrade") + "\r\n\r\n")
-	if brw.Flush() != nil {
-		return
+	if err := brw.Flush(); err != nil {
+		out.err = err
+		return out
 	}
 	done := make(chan struct{}, 2)
 	go func() {
@@ -497,6 +544,7 @@ func (f forwarder) switchProtocols(w http.ResponseWriter, s *stream, resp *http.
 	}()
 	<-done
 	<-done
+	return out
 }
 
 func closeWrite(c net.Conn) {
@@ -507,26 +555,40 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// fail answers a request the tunnel could not carry.
-func (f forwarder) fail(w http.ResponseWriter, req *http.Request, err error) {
-	if rec := event.RecorderOf(w); rec != nil {
-		rec.Err = err.Error()
-	}
-	r := f.r
-	var et *errTarget
-	var eo *errTunnel
+// OfflineError is a channel the tunnel could not open: its client is gone.
+type OfflineError struct{ Err error }
+
+func (e *OfflineError) Error() string { return "tunnel offline: " + e.Err.Error() }
+func (e *OfflineError) Unwrap() error { return e.Err }
+
+// TargetError is a tunnel's client that could not reach its local server.
+type TargetError struct {
+	Target string
+	Err    error
+}
+
+func (e *TargetError) Error() string {
+	return "local server not reachable on " + e.Target + ": " + e.Err.Error()
+}
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// fail answers a request the tunnel could not carry, and returns why.
+func (f forwarder) fail(w http.ResponseWriter, req *http.Request, err error) outcome {
+	var et *TargetError
+	var eo *OfflineError
 	switch {
 	case req != nil && slowBody(req):
-		r.page(w, http.StatusRequestTimeout, "Request body too slow",
-			fmt.Sprintf("The request body arrived slower than %d bytes per second; the request was ended so that it does not hold the tunnel.", r.cfg.MinBodyRate))
+		Page(w, http.StatusRequestTimeout, "Request body too slow",
+			fmt.Sprintf("The request body arrived slower than %d bytes per second; the request was ended so that it does not hold the tunnel.", f.f.cfg.MinBodyRate))
 	case errors.As(err, &et):
-		r.page(w, http.StatusServiceUnavailable, "Local server not reachable",
-			fmt.Sprintf("The tunnel is up, but its client could not connect to %s (%v). Check that your server is running and listening on that address, and that the tunnel points at it (POMDEV_TARGET, or pomdev tunnel --target).", et.target, et.err))
+		Page(w, http.StatusServiceUnavailable, "Local server not reachable",
+			fmt.Sprintf("The tunnel is up, but its client could not connect to %s (%v). Check that your server is running and listening on that address, and that the tunnel points at it (POMDEV_TARGET, or pomdev tunnel --target).", et.Target, et.Err))
 	case errors.As(err, &eo):
-		r.page(w, http.StatusBadGateway, "Tunnel offline", "The tunnel's SSH connection went away. Reconnect and retry.")
+		Page(w, http.StatusBadGateway, "Tunnel offline", "The tunnel's SSH connection went away. Reconnect and retry.")
 	case errors.Is(err, context.Canceled) || req != nil && req.Context().Err() != nil:
 		// The public client left; nobody to answer.
 	default:
-		r.page(w, http.StatusBadGateway, "Bad gateway", "The local server's answer could not be relayed: "+err.Error())
+		Page(w, http.StatusBadGateway, "Bad gateway", "The local server's answer could not be relayed: "+err.Error())
 	}
+	return outcome{err: err}
 }
