@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
@@ -24,6 +25,10 @@ type conn struct {
 	fp   string
 	opts *keyOptions // from authorized_keys (keys mode); nil restricts nothing
 	log  *slog.Logger
+	// ctx is cancelled when the connection ends (or the relay stops):
+	// work done for it runs under it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	active   atomic.Int64                   // requests in flight through this connection
 	sessions atomic.Int32                   // open session channels
@@ -68,10 +73,12 @@ func (r *Relay) handleConn(nc net.Conn, handshaken func()) {
 		routes:   map[string]*route{},
 		watchers: map[*watcher]struct{}{},
 	}
+	c.ctx, c.cancel = context.WithCancel(r.ctx)
 	c.log = r.log.With("fingerprint", c.fp, "remote", sc.RemoteAddr().String())
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
+		c.cancel()
 		_ = sc.Close()
 		return
 	}
@@ -154,6 +161,7 @@ func optionsOf(p *ssh.Permissions) *keyOptions {
 
 // teardown releases the connection's routes and forgets it.
 func (c *conn) teardown() {
+	defer c.cancel()
 	c.mu.Lock()
 	routes := make([]*route, 0, len(c.routes))
 	for _, rt := range c.routes {

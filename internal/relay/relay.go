@@ -35,6 +35,7 @@ import (
 	"github.com/pomdev/pomdev/internal/relay/policy"
 	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 )
 
 // Authentication modes.
@@ -288,7 +289,13 @@ type Relay struct {
 	book   *routeBook         // route name -> key, persisted; its map is guarded by mu
 	conns  map[*conn]struct{} // live SSH connections
 	closed bool
-	wg     sync.WaitGroup
+	// wg tracks every connection's goroutines (handshake, serve loop);
+	// Shutdown waits for them.
+	wg sync.WaitGroup
+	// ctx is the relay's root: cancelled by Shutdown, the parent of each
+	// connection's.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	screens atomic.Int32 // status screens drawn (maxScreens)
 
@@ -323,6 +330,7 @@ func New(cfg Config) (*Relay, Info, error) {
 
 		startupsBySrc: map[string]int{},
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	var info Info
 	var err error
 	r.hostKey, info.HostKeyCreated, err = loadOrCreateHostKey(cfg.StateDir)
@@ -436,13 +444,20 @@ func (r *Relay) urlFor(name string) string {
 // Serve runs the SSH and HTTP servers (and, in signin mode, the control
 // socket) until ctx is cancelled, then shuts down gracefully: stop
 // accepting, drain in-flight requests for up to 10 s, close tunnels.
+//
+// Every goroutine Serve starts is in one errgroup: the SSH accept loop
+// (whose connections are in wg, which Shutdown waits for), the keepalive
+// ticker, the HTTP server and the control socket's. The first to fail
+// stops the others; Serve returns only when all of them have, with the
+// first error (the control socket's included).
 func (r *Relay) Serve(ctx context.Context) error {
-	errc := make(chan error, 3)
-	go func() { errc <- r.serveSSH() }()
-	stopKeepalive := make(chan struct{})
-	defer close(stopKeepalive)
-	go r.keepalive(stopKeepalive)
-	go func() {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(r.serveSSH)
+	g.Go(func() error {
+		r.keepalive(gctx.Done())
+		return nil
+	})
+	g.Go(func() error {
 		var err error
 		if r.cfg.TLS != nil {
 			err = r.http.ServeTLS(r.cfg.HTTPListener, "", "")
@@ -450,24 +465,26 @@ func (r *Relay) Serve(ctx context.Context) error {
 			err = r.http.Serve(r.cfg.HTTPListener)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+			return nil
 		}
-		errc <- err
-	}()
+		return fmt.Errorf("http: %w", err)
+	})
 	if r.control != nil {
-		go func() { _ = r.control.Serve(r.controlLn) }()
+		g.Go(func() error {
+			err := r.control.Serve(r.controlLn)
+			if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("control socket: %w", err)
+		})
 	}
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if serr := r.Shutdown(sctx); err == nil {
-		err = serr
-	}
-	return err
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return r.Shutdown(sctx)
+	})
+	return g.Wait()
 }
 
 // Shutdown stops accepting, waits for in-flight HTTP requests until ctx
@@ -476,6 +493,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	defer r.cancel()
 	_ = r.cfg.SSHListener.Close()
 	if r.control != nil {
 		_ = r.control.Close()

@@ -256,7 +256,7 @@ func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <
 	defer c.unwatch(w)
 	if a := c.r.access; a != nil {
 		// A session that starts late still learns what waits for this key.
-		if qs, err := a.Pending(context.Background(), c.fp); err == nil {
+		if qs, err := a.Pending(c.ctx, c.fp); err == nil {
 			for i := range qs {
 				w.send(note{access: &qs[i]})
 			}
@@ -465,7 +465,7 @@ func (c *conn) runScreen(ch ssh.Channel, pty *ptyRequest, resize <-chan windowCh
 	m := newStatusModel(cols, rows, c.active.Load)
 	if a := c.r.access; a != nil {
 		m.decide = func(code string, allow bool) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 			defer cancel()
 			_, err := a.Decide(ctx, code, allow, c.fp, "key "+c.fp+" (status screen)")
 			return err
