@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/relay/console"
 	"html"
 	"io"
 	"net/http"
@@ -727,7 +728,7 @@ func TestOAuthStatusScreenApprove(t *testing.T) {
 	if status != 200 || g.post(t, g.url+"/mcp", tk.Access).StatusCode != 200 {
 		t.Fatalf("token %d %+v", status, tk)
 	}
-	var ev relay.Event
+	var ev console.Event
 	if err := json.Unmarshal([]byte(events.WaitContains(t, `"type":"access"`)), &ev); err != nil || ev.Route == "" {
 		t.Fatalf("access event %+v %v", ev, err)
 	}

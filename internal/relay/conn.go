@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
+	"github.com/pomdev/pomdev/internal/relay/console"
 	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"log/slog"
@@ -13,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pomdev/pomdev/internal/event"
-	"github.com/pomdev/pomdev/internal/relay/access"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -175,7 +174,7 @@ func (c *conn) teardown() {
 	c.r.mu.Lock()
 	delete(c.r.conns, c)
 	c.r.mu.Unlock()
-	c.notify(note{closed: true})
+	c.notify(note{Closed: true})
 }
 
 // ping sends one keepalive@openssh.com request, unless one is still
@@ -217,17 +216,11 @@ func (c *conn) targetOf() string {
 }
 
 // note is what a connection tells its watchers (status sessions).
-type note struct {
-	route  *route
-	req    *event.Request
-	access *access.Request
-	log    string
-	closed bool
-}
+type note = console.Note
 
 func (c *conn) notify(n note) {
 	c.mu.Lock()
-	if len(c.watchers) == 0 && n.log != "" {
+	if len(c.watchers) == 0 && n.Log != "" {
 		// Said before any session watches (an env request refused before
 		// the shell starts): kept for the first one, a few at most.
 		if len(c.early) < maxEarlyNotes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/relay/console"
 	"io"
 	"net"
 	"net/http"
@@ -34,7 +35,7 @@ const EnvHTTPAuth = "POMDEV_HTTP_AUTH"
 // access requests from any SSH client with the same key:
 //
 //	ssh -p 2222 relay pomdev-access approve KQ4M-7TXD
-const AccessCommand = "pomdev-access"
+const AccessCommand = console.AccessCommand
 
 // resolver is the relay as the authorization server sees it.
 type resolver struct{ r *Relay }
@@ -71,7 +72,7 @@ func (v resolver) Owner(route string) string {
 func (v resolver) Notify(req access.Request) {
 	for _, c := range v.r.liveConns() {
 		if c.fp == req.Owner {
-			c.notify(note{access: &req})
+			c.notify(note{Access: &req})
 		}
 	}
 }
@@ -126,7 +127,7 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 		fmt.Fprintln(out, "This relay does not authorize HTTP requests (--http-auth none): there is nothing to approve.")
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	usage := "usage: " + AccessCommand + " approve CODE | deny CODE | list | grants | revoke GRANT | token"
 	if len(args) == 0 {
@@ -152,7 +153,7 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 			return 1
 		}
 		for _, q := range reqs {
-			fmt.Fprintln(out, accessLine(q))
+			fmt.Fprintln(out, console.AccessLine(q))
 		}
 	case "grants":
 		gs, err := a.Grants(ctx, c.fp)
@@ -202,17 +203,6 @@ func (c *conn) runAccess(out io.Writer, args []string) uint32 {
 		return 2
 	}
 	return 0
-}
-
-// accessLine is an access request as a plain line.
-func accessLine(q access.Request) string {
-	switch q.State {
-	case "pending":
-		return fmt.Sprintf("Access: %s (%s) asks for %s · code %s · approve: ssh <relay> %s approve %s",
-			termsafe.String(q.App()), termsafe.String(q.RedirectHost), q.Route, q.Code, AccessCommand, q.Code)
-	default:
-		return fmt.Sprintf("Access: %s %s for %s", termsafe.String(q.App()), q.State, q.Route)
-	}
 }
 
 // OwnerToken is a line of `pomdev-access token`.

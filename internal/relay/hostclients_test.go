@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/relay/console"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -335,7 +336,7 @@ func TestOAuthImpostorDocument(t *testing.T) {
 		}
 	}
 	line := events.WaitContains(t, `"code":"`+code+`"`)
-	var ev relay.Event
+	var ev console.Event
 	if err := json.Unmarshal([]byte(line), &ev); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/pomdev/pomdev/internal/relay/console"
 	"io"
 	"log/slog"
 	"net/http"
@@ -368,7 +369,7 @@ func TestOpenSSHEventsStream(t *testing.T) {
 	h := rt.StartRelay(t, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
 	key, _ := rt.WriteKey(t)
 	p := h.RunSSH(key, "-T", "-R", "0", "--", relay.EventsCommand)
-	var ev relay.Event
+	var ev console.Event
 	if err := json.Unmarshal([]byte(p.WaitContains(t, `"type":"tunnel"`)), &ev); err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +435,7 @@ func TestRequestFieldsEscaped(t *testing.T) {
 	lines := h.RunSSH(key1, "-T", "-R", "0")
 	linesURL := strings.TrimPrefix(lines.WaitLine(t, "Remote: "), "Remote: ")
 	events := h.RunSSH(key2, "-T", "-R", "0", "--", relay.EventsCommand)
-	var tunnel relay.Event
+	var tunnel console.Event
 	if err := json.Unmarshal([]byte(events.WaitContains(t, `"type":"tunnel"`)), &tunnel); err != nil {
 		t.Fatal(err)
 	}

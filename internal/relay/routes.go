@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"github.com/pomdev/pomdev/internal/relay/console"
 	"net"
 	"net/http"
 	"strconv"
@@ -29,6 +30,11 @@ type route struct {
 	link *front.Link
 }
 
+// view is the route as a session shows it.
+func (rt *route) view() *console.Route {
+	return &console.Route{Name: rt.name, URL: rt.url, Static: rt.static}
+}
+
 // closeIdle closes the route's idle channels.
 func (rt *route) closeIdle() { rt.link.CloseIdle() }
 
@@ -42,7 +48,7 @@ func (rt *route) Begin()            { rt.c.active.Add(1) }
 
 func (rt *route) End(ev *event.Request) {
 	rt.c.active.Add(-1)
-	rt.c.notify(note{req: ev})
+	rt.c.notify(note{Req: ev})
 }
 
 // UpstreamHost is, as pom.run does, the target's own address for a
@@ -107,14 +113,14 @@ func (c *conn) handleGlobal(req *ssh.Request) {
 			}
 			if !c.opts.allowsListen(fr.Addr, fr.Port) {
 				c.log.Info("remote forward refused by authorized_keys options", "address", fr.Addr, "port", fr.Port)
-				c.notify(note{log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: not permitted for this key (authorized_keys: restrict, no-port-forwarding or permitlisten)"})
+				c.notify(note{Log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: not permitted for this key (authorized_keys: restrict, no-port-forwarding or permitlisten)"})
 				_ = req.Reply(false, nil)
 				return
 			}
 			rt, err := c.r.addRoute(c, fr)
 			if err != nil {
 				c.log.Info("remote forward refused", "address", fr.Addr, "port", fr.Port, "err", err)
-				c.notify(note{log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: " + err.Error()})
+				c.notify(note{Log: "remote forward " + net.JoinHostPort(fr.Addr, strconv.Itoa(int(fr.Port))) + " refused: " + err.Error()})
 				_ = req.Reply(false, nil)
 				return
 			}
@@ -124,7 +130,7 @@ func (c *conn) handleGlobal(req *ssh.Request) {
 			}
 			_ = req.Reply(true, payload)
 			c.log.Info("tunnel open", "route", rt.name, "url", rt.url, "static", rt.static)
-			c.notify(note{route: rt})
+			c.notify(note{Route: rt.view()})
 		case "cancel-tcpip-forward":
 			var fr forwardRequest
 			if err := ssh.Unmarshal(req.Payload, &fr); err != nil {

@@ -68,7 +68,7 @@ func (r *Relay) policyChanged(p *policy.Policy) {
 	for _, rt := range drop {
 		_, where := p.MayHold(r.identityOf(rt.c.fp), rt.name)
 		r.log.Info("tunnel closed: the reloaded policy does not let its key hold the route", "route", rt.name, "rule", where)
-		rt.c.notify(note{log: "tunnel " + rt.name + " closed by the relay's policy (" + where + ")"})
+		rt.c.notify(note{Log: "tunnel " + rt.name + " closed by the relay's policy (" + where + ")"})
 		rt.c.mu.Lock()
 		delete(rt.c.routes, rt.name)
 		rt.c.mu.Unlock()

@@ -1,7 +1,9 @@
-package relay
+package console
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 
 // noteMsg carries a connection note into the status screen.
 type noteMsg struct {
-	note
+	Note
 	target string
 }
 
@@ -85,10 +87,10 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.dropPending(msg.code)
 	case noteMsg:
 		switch {
-		case msg.route != nil:
-			row := forwardRow{name: msg.route.name, url: msg.route.url, local: msg.target, static: msg.route.static}
+		case msg.Route != nil:
+			row := forwardRow{name: msg.Route.Name, url: msg.Route.URL, local: msg.target, static: msg.Route.Static}
 			if row.static {
-				row.local = "(chosen by the client: -R " + msg.route.name + ":PORT:HOST:PORT)"
+				row.local = "(chosen by the client: -R " + msg.Route.Name + ":PORT:HOST:PORT)"
 			}
 			replaced := false
 			for i := range m.forwards {
@@ -99,14 +101,14 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			if !replaced {
 				m.forwards = append(m.forwards, row)
 			}
-		case msg.req != nil:
+		case msg.Req != nil:
 			m.served++
-			m.requests = append(m.requests, *msg.req)
+			m.requests = append(m.requests, *msg.Req)
 			if len(m.requests) > keepRequests {
 				m.requests = m.requests[len(m.requests)-keepRequests:]
 			}
-		case msg.access != nil:
-			q := *msg.access
+		case msg.Access != nil:
+			q := *msg.Access
 			m.dropPending(q.Code)
 			if q.State == "pending" {
 				if len(m.pending) < keepPending {
@@ -115,8 +117,8 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			} else {
 				m.addLog(fmt.Sprintf("access %s %s for %s (%s)", q.App(), q.State, q.Route, q.DecidedBy))
 			}
-		case msg.log != "":
-			m.addLog(msg.log)
+		case msg.Log != "":
+			m.addLog(msg.Log)
 		}
 	}
 	return m, nil
@@ -217,4 +219,127 @@ func (m *statusModel) View() tea.View {
 	v := tea.NewView(strings.Join(lines, "\n"))
 	v.AltScreen = true
 	return v
+}
+
+// Screen sizes a client may ask for: the screen's cells are allocated
+// from them (≈ 220 bytes each), so a terminal of 60000 x 2000 would take
+// gigabytes; 300 x 100 takes ≈ 6.5 MiB.
+const (
+	maxScreenCols, maxScreenRows         = 300, 100
+	defaultScreenCols, defaultScreenRows = 80, 24
+)
+
+// screenSize clamps a client's terminal size to what the status screen
+// draws; zero means the classic 80 x 24.
+func screenSize(cols, rows uint32) (int, int) {
+	w, h := int(min(cols, maxScreenCols)), int(min(rows, maxScreenRows))
+	if w == 0 {
+		w = defaultScreenCols
+	}
+	if h == 0 {
+		h = defaultScreenRows
+	}
+	return w, h
+}
+
+// termName keeps a client's TERM printable and short.
+func termName(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f {
+			return "xterm-256color"
+		}
+	}
+	return s
+}
+
+// Size is a terminal's size as a client reports it.
+type Size struct{ Cols, Rows uint32 }
+
+// Screen is what the status screen needs beyond the session.
+type Screen struct {
+	Size Size
+	Term string
+	// Resize carries the client's window changes.
+	Resize <-chan Size
+	// Open reports the requests in flight on the connection.
+	Open func() int64
+	// Decide approves or denies an access request (nil when the relay
+	// authorizes nothing).
+	Decide func(code string, allow bool) error
+}
+
+// RunScreen draws the status screen with Bubble Tea over ch until the
+// person quits (q, Ctrl-C) or the connection closes. A panic in the
+// screen ends this session only (Bubble Tea recovers it).
+func RunScreen(ch io.ReadWriter, s Session, sc Screen) error {
+	cols, rows := screenSize(sc.Size.Cols, sc.Size.Rows)
+	m := newStatusModel(cols, rows, sc.Open)
+	m.decide = sc.Decide
+	env := []string{"TERM=" + termName(sc.Term)}
+	p := tea.NewProgram(m,
+		tea.WithInput(ch),
+		tea.WithOutput(CRLFWriter{ch}),
+		tea.WithEnvironment(env),
+		tea.WithWindowSize(cols, rows),
+		tea.WithoutSignalHandler(),
+	)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case wc := <-sc.Resize:
+				cols, rows := screenSize(wc.Cols, wc.Rows)
+				p.Send(tea.WindowSizeMsg{Width: cols, Height: rows})
+			case n := <-s.Notes:
+				if n.Closed {
+					p.Quit()
+					return
+				}
+				msg := noteMsg{Note: n}
+				if n.Route != nil {
+					msg.target = s.Target()
+				}
+				p.Send(msg)
+			}
+		}
+	}()
+	_, err := p.Run()
+	return err
+}
+
+// CRLFIf maps newlines for a client's raw terminal.
+func CRLFIf(w io.Writer, pty bool) io.Writer {
+	if pty {
+		return CRLFWriter{w}
+	}
+	return w
+}
+
+// CRLFWriter turns "\n" into "\r\n". Bubble Tea, given an input that is
+// not a terminal, assumes the output terminal maps newlines (ONLCR) as a
+// local PTY would; over SSH the client's terminal is raw, so the relay maps
+// them itself.
+type CRLFWriter struct{ W io.Writer }
+
+func (c CRLFWriter) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\n') < 0 {
+		return c.W.Write(p)
+	}
+	out := make([]byte, 0, len(p)+16)
+	for i, b := range p {
+		if b == '\n' && (i == 0 || p[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, b)
+	}
+	if _, err := c.W.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
