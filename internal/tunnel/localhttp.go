@@ -211,7 +211,7 @@ func (h *httpChan) closeUpstream() {
 // interim 1xx answers other than 101.
 func (h *httpChan) exchange(req *http.Request, upgrade bool) (*http.Response, error) {
 	bw := h.up.bw
-	_, _ = bw.WriteString(req.Method + " " + req.RequestURI + " HTTP/1.1\r\nHost: " + h.target + "\r\n")
+	httpwire.WriteRequestLine(bw, req, h.target)
 	httpwire.WriteHeader(bw, req.Header)
 	if req.Header.Get("X-Forwarded-Host") == "" {
 		// A relay that does not say where the request came to: the app
@@ -220,40 +220,18 @@ func (h *httpChan) exchange(req *http.Request, upgrade bool) (*http.Response, er
 			_, _ = bw.WriteString("X-Forwarded-Host: " + u.Host + "\r\nX-Forwarded-Proto: " + u.Scheme + "\r\n")
 		}
 	}
-	if upgrade {
-		_, _ = bw.WriteString("Connection: Upgrade\r\nUpgrade: " + req.Header.Get("Upgrade") + "\r\n")
-	}
-	switch {
-	case req.ContentLength > 0 || req.ContentLength == 0 && httpwire.BodyMethod(req.Method):
-		_, _ = bw.WriteString("Content-Length: " + strconv.FormatInt(req.ContentLength, 10) + "\r\n\r\n")
-		if req.ContentLength > 0 {
-			if _, err := io.CopyN(bw, req.Body, req.ContentLength); err != nil {
-				return nil, fmt.Errorf("reading the request body: %w", err)
-			}
+	if httpwire.WriteFraming(bw, req, upgrade) {
+		buf := bufpool.Proxy.Get()
+		err := httpwire.WriteBody(bw, req, buf)
+		bufpool.Proxy.Put(buf)
+		if err != nil {
+			return nil, err
 		}
-	case req.ContentLength < 0:
-		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		cw := httputil.NewChunkedWriter(bw)
-		if _, err := io.Copy(cw, req.Body); err != nil {
-			return nil, fmt.Errorf("reading the request body: %w", err)
-		}
-		_ = cw.Close()
-		_, _ = bw.WriteString("\r\n")
-	default:
-		_, _ = bw.WriteString("\r\n")
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	for {
-		resp, err := http.ReadResponse(h.up.br, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, nil
-		}
-	}
+	return httpwire.ReadResponse(h.up.br, nil, 0, req)
 }
 
 // writeResponse copies the answer to the channel. Bodies of known length

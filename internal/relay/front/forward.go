@@ -244,7 +244,7 @@ func (f forwarder) serve(w http.ResponseWriter, req *http.Request) outcome {
 			f.link.drop(s)
 			// A kept channel the client closed just as it was taken: a
 			// request without a body is sent again on a fresh one.
-			if reused && attempt == 0 && !errors.Is(err, errBody) && (req.Body == nil || req.Body == http.NoBody) && ctx.Err() == nil {
+			if reused && attempt == 0 && !errors.Is(err, httpwire.ErrBody) && (req.Body == nil || req.Body == http.NoBody) && ctx.Err() == nil {
 				continue
 			}
 			return f.fail(w, req, err)
@@ -257,9 +257,6 @@ func (f forwarder) serve(w http.ResponseWriter, req *http.Request) outcome {
 	}
 }
 
-// errBody marks a failure reading the public request's body.
-var errBody = errors.New("reading the request body")
-
 // exchange writes req on s and reads the head of the answer.
 func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.Response, error) {
 	bw := s.bw
@@ -269,16 +266,7 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 		// which MCP servers' DNS-rebinding checks require.
 		host = h
 	}
-	uri := req.RequestURI
-	if uri == "" || req.ProtoMajor == 2 && !strings.HasPrefix(uri, "/") {
-		uri = req.URL.RequestURI()
-	}
-	_, _ = bw.WriteString(req.Method)
-	_, _ = bw.WriteString(" ")
-	_, _ = bw.WriteString(uri)
-	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
-	_, _ = bw.WriteString(host)
-	_, _ = bw.WriteString("\r\n")
+	httpwire.WriteRequestLine(bw, req, host)
 	hdr := req.Header
 	httpwire.WriteHeader(bw, withoutForwarded(hdr))
 	_, _ = bw.WriteString("X-Forwarded-For: " + HostOf(req.RemoteAddr) + "\r\n")
@@ -288,23 +276,8 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 		proto = "https"
 	}
 	_, _ = bw.WriteString("X-Forwarded-Proto: " + proto + "\r\n")
-	if strings.Contains(strings.ToLower(strings.Join(hdr["Te"], ",")), "trailers") {
-		_, _ = bw.WriteString("Te: trailers\r\n")
-	}
-	if upgrade {
-		_, _ = bw.WriteString("Connection: Upgrade\r\nUpgrade: " + hdr.Get("Upgrade") + "\r\n")
-	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
+	hasBody := httpwire.WriteFraming(bw, req, upgrade)
 	var bodyErr chan error
-	switch {
-	case req.ContentLength > 0 || req.ContentLength == 0 && httpwire.BodyMethod(req.Method):
-		_, _ = bw.WriteString("Content-Length: " + strconv.FormatInt(req.ContentLength, 10) + "\r\n\r\n")
-	case req.ContentLength < 0 && hasBody:
-		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	default:
-		_, _ = bw.WriteString("\r\n")
-		hasBody = false
-	}
 	if hasBody {
 		if req.ContentLength >= 0 && req.ContentLength <= 64<<10 {
 			// Small bodies (MCP messages) are written here, before the
@@ -335,27 +308,21 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 			return nil, err
 		}
 	}
-	for {
-		s.lim.N = maxRespHeader
-		resp, err := http.ReadResponse(s.br, req)
-		s.lim.N = -1
-		if err != nil {
-			if bodyErr != nil {
-				if berr := <-bodyErr; berr != nil {
-					return nil, berr
-				}
+	resp, err := httpwire.ReadResponse(s.br, s.lim, maxRespHeader, req)
+	if err != nil {
+		if bodyErr != nil {
+			if berr := <-bodyErr; berr != nil {
+				return nil, berr
 			}
-			return nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			if bodyErr != nil {
-				// The answer's body may stream while the request's is
-				// still being written; the stream is not reused then.
-				resp.Close = true
-			}
-			return resp, nil
-		}
+		return nil, err
 	}
+	if bodyErr != nil {
+		// The answer's body may stream while the request's is still
+		// being written; the stream is not reused then.
+		resp.Close = true
+	}
+	return resp, nil
 }
 
 // clientClaims are the fields that name a request's client or its
@@ -432,30 +399,7 @@ func withoutForwarded(h http.Header) http.Header {
 func writeBody(bw *bufio.Writer, req *http.Request) error {
 	buf := bufpool.Proxy.Get()
 	defer bufpool.Proxy.Put(buf)
-	if req.ContentLength >= 0 {
-		if _, err := io.CopyBuffer(bw, io.LimitReader(req.Body, req.ContentLength), buf); err != nil {
-			return fmt.Errorf("%w: %w", errBody, err)
-		}
-		return bw.Flush()
-	}
-	for {
-		n, err := req.Body.Read(buf)
-		if n > 0 {
-			fmt.Fprintf(bw, "%x\r\n", n)
-			_, _ = bw.Write(buf[:n])
-			_, _ = bw.WriteString("\r\n")
-			if ferr := bw.Flush(); ferr != nil {
-				return ferr
-			}
-		}
-		if err == io.EOF {
-			_, _ = bw.WriteString("0\r\n\r\n")
-			return bw.Flush()
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %w", errBody, err)
-		}
-	}
+	return httpwire.WriteBody(bw, req, buf)
 }
 
 // answer copies resp to w: bodies of known length as they come, streams
