@@ -16,6 +16,7 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/pomdev/pomdev/internal/loopback"
+	"github.com/pomdev/pomdev/internal/relayrule"
 )
 
 // Error is a configuration problem. It names where the value came from (a
@@ -225,8 +226,9 @@ func validate(l *Loaded) error {
 	if rl.PublicPort < 0 || rl.PublicPort > 65535 {
 		bad("relay.public_port", fmt.Sprintf("%d is out of range", rl.PublicPort), "use 1-65535, or 0 for the listener's port")
 	}
-	if rl.Auth == "keys" && rl.AuthorizedKeys == "" {
-		bad("relay.authorized_keys", "missing", "keys mode needs an OpenSSH authorized_keys file")
+	for _, p := range relayrule.Check(relayrule.Settings{Auth: rl.Auth, AuthorizedKeys: rl.AuthorizedKeys, HTTPAuth: rl.HTTPAuth,
+		OIDCIssuer: rl.OIDCIssuer, OIDCClientID: rl.OIDCClientID, OIDCClientSecretFile: rl.OIDCClientSecretFile, OwnerApproval: rl.OwnerApproval}) {
+		bad(p.Key, p.Msg, p.Hint)
 	}
 	if err := checkHostPort(rl.DefaultTarget); err != nil {
 		bad("relay.default_target", err.Error(), "for example: localhost:8080")

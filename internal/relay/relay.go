@@ -34,6 +34,7 @@ import (
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
 	relaystore "github.com/pomdev/pomdev/internal/relay/store"
+	"github.com/pomdev/pomdev/internal/relayrule"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 )
@@ -169,16 +170,9 @@ func (c *Config) setDefaults() error {
 		c.Auth = AuthOpen
 	}
 	switch c.Auth {
-	case AuthOpen, AuthSignin:
-	case AuthKeys:
-		if c.AuthorizedKeys == "" {
-			return errors.New("relay: keys mode needs an authorized_keys file (--authorized-keys)")
-		}
+	case AuthOpen, AuthSignin, AuthKeys:
 	default:
-		return fmt.Errorf("relay: auth %q is not one of open, keys, signin", c.Auth)
-	}
-	if c.OIDC.Issuer != "" && c.Auth != AuthSignin {
-		return errors.New("relay: an identity provider (--oidc-issuer) binds keys to people when they sign in: it needs --auth signin")
+		return fmt.Errorf("relay: relay.auth %q is not one of open, keys, signin", c.Auth)
 	}
 	if c.DefaultTarget == "" {
 		c.DefaultTarget = "localhost:8080"
@@ -228,13 +222,17 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	if c.HTTPAuth != HTTPAuthOwner && c.HTTPAuth != HTTPAuthNone && c.HTTPAuth != HTTPAuthOIDC {
-		return fmt.Errorf("relay: http auth %q is not owner, oidc or none", c.HTTPAuth)
+		return fmt.Errorf("relay: relay.http_auth %q is not owner, oidc or none", c.HTTPAuth)
 	}
-	if c.OwnerApproval && c.HTTPAuth != HTTPAuthOIDC {
-		return errors.New("relay: owner approval after the identity provider's sign-in needs http auth oidc (with owner, the owner's approval is the only check)")
+	// The cross-field rules are pomdev.yaml's (relayrule): the CLI has
+	// checked them already, with where each value came from.
+	var errs []error
+	for _, p := range relayrule.Check(relayrule.Settings{Auth: c.Auth, AuthorizedKeys: c.AuthorizedKeys, HTTPAuth: c.HTTPAuth,
+		OIDCIssuer: c.OIDC.Issuer, OIDCClientID: c.OIDC.ClientID, OwnerApproval: c.OwnerApproval}) {
+		errs = append(errs, fmt.Errorf("relay: %w", p))
 	}
-	if c.HTTPAuth == HTTPAuthOIDC && c.OIDC.Issuer == "" {
-		return errors.New("relay: http auth oidc signs people in with the identity provider: it needs --oidc-issuer")
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -209,17 +209,9 @@ func portOf(addr string) string {
 
 // oidcConfig reads the identity provider's settings and secret file.
 func oidcConfig(rc config.Relay) (oidcrp.Config, error) {
+	// The settings agree (relayrule, checked with the configuration).
 	if rc.OIDCIssuer == "" {
-		if rc.OIDCClientID != "" || rc.OIDCClientSecretFile != "" {
-			return oidcrp.Config{}, exitcode.Usagef("--oidc-client-id and --oidc-client-secret-file need --oidc-issuer")
-		}
 		return oidcrp.Config{}, nil
-	}
-	if rc.OIDCClientID == "" {
-		return oidcrp.Config{}, exitcode.Usagef("--oidc-issuer needs --oidc-client-id (the relay's client at the provider)")
-	}
-	if rc.Auth != relay.AuthSignin {
-		return oidcrp.Config{}, exitcode.Usagef("--oidc-issuer binds keys to people when they sign in: use it with --auth signin")
 	}
 	c := oidcrp.Config{Issuer: rc.OIDCIssuer, ClientID: rc.OIDCClientID}
 	if rc.OIDCClientSecretFile != "" {
@@ -252,12 +244,6 @@ func Run(opts *Options) error {
 			return exitcode.New(exitcode.Usage, fmt.Errorf("TLS certificate %s / key %s: %w", rc.TLSCert, rc.TLSKey, err), "give a PEM certificate (chain) and its private key")
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	if rc.HTTPAuth == relay.HTTPAuthOIDC && rc.OIDCIssuer == "" {
-		return exitcode.Usagef("--http-auth oidc signs apps' users in with an identity provider: give --oidc-issuer and --oidc-client-id (and --auth signin)")
-	}
-	if rc.OwnerApproval && rc.HTTPAuth != relay.HTTPAuthOIDC {
-		return exitcode.Usagef("--owner-approval adds the owner's approval to --http-auth oidc; with --http-auth owner it is the only check already")
 	}
 	oidcCfg, err := oidcConfig(rc)
 	if err != nil {

@@ -1,0 +1,58 @@
+// Package relayrule is the relay's cross-field setting rules, written
+// once: pomdev.yaml's validation (internal/config, which says where each
+// value came from: a file's line, an environment variable, a flag) and the
+// relay itself (relay.New, for programs that embed it) both check with
+// them, and both name the settings by their configuration keys.
+package relayrule
+
+// Settings are the relay settings the rules read.
+type Settings struct {
+	Auth                 string // relay.auth: open, keys, signin
+	AuthorizedKeys       string // relay.authorized_keys
+	HTTPAuth             string // relay.http_auth: owner, oidc, none ("" for the default)
+	OIDCIssuer           string // relay.oidc_issuer
+	OIDCClientID         string // relay.oidc_client_id
+	OIDCClientSecretFile string // relay.oidc_client_secret_file
+	OwnerApproval        bool   // relay.owner_approval
+}
+
+// Problem is a rule a setting breaks: Key is the setting to change.
+type Problem struct {
+	Key, Msg, Hint string
+}
+
+func (p Problem) Error() string {
+	s := p.Key + ": " + p.Msg
+	if p.Hint != "" {
+		s += " (" + p.Hint + ")"
+	}
+	return s
+}
+
+// Check returns the rules s breaks, none when it is consistent.
+func Check(s Settings) []Problem {
+	var out []Problem
+	bad := func(key, msg, hint string) { out = append(out, Problem{key, msg, hint}) }
+	if s.Auth == "keys" && s.AuthorizedKeys == "" {
+		bad("relay.authorized_keys", "missing", "keys mode needs an OpenSSH authorized_keys file")
+	}
+	if s.OIDCIssuer == "" {
+		if s.OIDCClientID != "" || s.OIDCClientSecretFile != "" {
+			bad("relay.oidc_issuer", "missing", "relay.oidc_client_id and relay.oidc_client_secret_file are for an identity provider; name it")
+		}
+	} else {
+		if s.OIDCClientID == "" {
+			bad("relay.oidc_client_id", "missing", "relay.oidc_issuer needs the relay's client ID at the provider")
+		}
+		if s.Auth != "signin" {
+			bad("relay.auth", "an identity provider (relay.oidc_issuer) binds keys to people when they sign in", "use signin")
+		}
+	}
+	if s.HTTPAuth == "oidc" && s.OIDCIssuer == "" {
+		bad("relay.http_auth", "oidc signs apps' users in with an identity provider", "give relay.oidc_issuer and relay.oidc_client_id, with relay.auth signin")
+	}
+	if s.OwnerApproval && s.HTTPAuth != "oidc" {
+		bad("relay.owner_approval", "adds the owner's approval to relay.http_auth oidc", "with owner, the owner's approval is the only check already")
+	}
+	return out
+}
