@@ -25,6 +25,9 @@ type Request struct {
 	RPCMethod string `json:"rpc_method,omitempty"`
 	RPCID     string `json:"rpc_id,omitempty"`
 	Tool      string `json:"tool,omitempty"`
+	// Partial: the JSON-RPC fields were read from the head of a large
+	// body only (mcpwire.PeekRequest), and are unverified.
+	Partial bool `json:"partial,omitempty"`
 	// Err says why the request failed inside the tunnel, if it did.
 	Err string `json:"error,omitempty"`
 }

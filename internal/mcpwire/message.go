@@ -92,10 +92,10 @@ func strictObject(raw []byte, known []string) (map[string]json.RawMessage, error
 	if _, err := dec.Token(); err != nil {
 		return nil, err
 	}
-	if dec.More() {
-		return nil, errors.New("data after the object")
-	}
-	if _, err := dec.Token(); err == nil {
+	// Only space may follow: JSON.parse and encoding/json refuse
+	// anything else (a stray "}" too, which the decoder's More and Token
+	// do not report).
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
 		return nil, errors.New("data after the object")
 	}
 	return obj, nil

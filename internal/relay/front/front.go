@@ -222,7 +222,7 @@ func (f *Front) serve(w http.ResponseWriter, req *http.Request, name string, t T
 	if !ts.Empty() {
 		// One reader for policy, events and audit: what the enforcement
 		// read decides what they name.
-		ev.RPCMethod, ev.Tool = d.Method, d.Tool
+		ev.RPCMethod, ev.Tool, ev.Partial = d.Method, d.Tool, false
 	}
 	if d.Rule != "" {
 		f.log.Info("request refused by the tool policy", "route", name, "tool", d.Denied, "rule", d.Rule, "remote", req.RemoteAddr)
@@ -238,6 +238,12 @@ func (f *Front) serve(w http.ResponseWriter, req *http.Request, name string, t T
 		}
 		if caller.Public && decision == "allow" {
 			decision, reason = "public", "public path "+req.URL.Path
+		}
+		if ev.Partial && ev.Tool != "" && reason == "" {
+			// Read from a large body's head: what follows could name
+			// another tool to the app (a route with tool rules reads
+			// bodies whole).
+			reason = fmt.Sprintf("tool name from the body's first %d bytes, unverified", mcpwire.PeekLimit)
 		}
 		f.cfg.Access.AuditRequest(*caller, ev.RPCMethod, ev.Tool, ev.Status, src, decision, reason)
 	}

@@ -3,12 +3,15 @@ package front
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,10 +133,12 @@ func (resolver) Owner(string) string    { return owner }
 func (resolver) Notify(access.Request)  {}
 
 type rig struct {
-	t      *testing.T
-	srv    *httptest.Server
-	tunnel *pipeTunnel
-	token  string
+	t        *testing.T
+	access   *access.Server
+	srv      *httptest.Server
+	tunnel   *pipeTunnel
+	token    string
+	stateDir string // the access server's
 }
 
 // newRig serves app behind a front with route "app" on tunnel p (and
@@ -158,7 +163,8 @@ func newRig(t *testing.T, p *pipeTunnel, gated bool, app http.Handler, mod func(
 		MaxStreamsPerSource: 8, MinBodyRate: 1 << 10, BodyGrace: time.Second,
 	}
 	if gated {
-		s, err := access.New(access.Config{Issuer: "http://relay.test", StateDir: t.TempDir(), Resolver: resolver{}})
+		r.stateDir = t.TempDir()
+		s, err := access.New(access.Config{Issuer: "http://relay.test", StateDir: r.stateDir, Resolver: resolver{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +172,7 @@ func newRig(t *testing.T, p *pipeTunnel, gated bool, app http.Handler, mod func(
 		if r.token, _, err = s.MintOwner(context.Background(), "app", owner); err != nil {
 			t.Fatal(err)
 		}
-		cfg.Access = s
+		cfg.Access, r.access = s, s
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -487,5 +493,49 @@ func TestUpgrade(t *testing.T) {
 	c.Close()
 	if ev := p.lastEvent(t); ev.Status != http.StatusSwitchingProtocols {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// On a route without tool rules the audit line's tool comes from the
+// event's reader: a body read whole names what every app reads; of a body
+// too large to read whole, only its head is read and the line says so.
+func TestAuditToolNames(t *testing.T) {
+	p := &pipeTunnel{}
+	r := newRig(t, p, true, echoHeaders, nil)
+	hdr := map[string]string{"Authorization": "Bearer " + r.token, "Content-Type": "application/json"}
+	pad := strings.Repeat("x", 70<<10)
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"small"},"Params":{"name":"spoofed"}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"harmless","arguments":{"p":"` + pad + `"}},"params":{"name":"evil"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo"}}`,
+	} {
+		readAll(t, r.do(http.MethodPost, "app.relay.test", "/mcp", body, hdr))
+		p.lastEvent(t)
+	}
+	if err := r.access.FlushAudit(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(r.stateDir, access.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []access.Entry
+	for line := range strings.Lines(string(data)) {
+		var e access.Entry
+		if json.Unmarshal([]byte(line), &e) == nil && e.Kind == "request" {
+			lines = append(lines, e)
+		}
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d request lines:\n%s", len(lines), data)
+	}
+	if lines[0].Tool != "" || strings.Contains(string(data), "spoofed") {
+		t.Fatalf("a message apps read differently named a tool: %+v", lines[0])
+	}
+	if lines[1].Tool != "harmless" || !strings.Contains(lines[1].Reason, "unverified") {
+		t.Fatalf("a head-only reading is not marked: %+v", lines[1])
+	}
+	if lines[2].Tool != "echo" || lines[2].Reason != "" {
+		t.Fatalf("a plain call: %+v", lines[2])
 	}
 }
