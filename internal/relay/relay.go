@@ -625,21 +625,3 @@ func (r *Relay) Routes() map[string]string {
 	}
 	return out
 }
-
-// saveRoute writes a route name's use to the database; when names were
-// dropped from memory (past MaxRouteNames) their rows go too, so the table
-// stays as bounded as the map.
-func (r *Relay) saveRoute(k knownRoute) {
-	if err := r.book.save(k); err != nil {
-		r.log.Warn("cannot save route names", "err", err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.book.pruneDue {
-		return
-	}
-	r.book.pruneDue = false
-	if err := r.book.prune(); err != nil {
-		r.log.Warn("cannot prune route names", "err", err)
-	}
-}

@@ -67,7 +67,7 @@ func openRouteBook(db *sql.DB, dir string, ttl time.Duration, max int, now time.
 	before := len(b.names)
 	b.expire(now, nil)
 	if len(b.names) != before {
-		if err := b.prune(); err != nil {
+		if err := b.prune(b.snapshot()); err != nil {
 			return nil, err
 		}
 	}
@@ -192,19 +192,34 @@ func (b *routeBook) save(ks ...knownRoute) error {
 	return tx.Commit()
 }
 
-// prune deletes the rows of names no longer in memory (expired or past
-// max); the caller holds the relay's mu or is the only user.
-func (b *routeBook) prune() error {
-	rows, err := b.db.Query(`SELECT name FROM routes`)
+// snapshot is the names in memory; the caller holds the relay's mu.
+func (b *routeBook) snapshot() map[string]struct{} {
+	keep := make(map[string]struct{}, len(b.names))
+	for name := range b.names {
+		keep[name] = struct{}{}
+	}
+	return keep
+}
+
+// prune deletes the rows of names not in keep (the names in memory when
+// it was taken: the others expired or went past max), each only as it was
+// read (a row a new use rewrote since stays); the caller does not hold the
+// relay's mu.
+func (b *routeBook) prune(keep map[string]struct{}) error {
+	rows, err := b.db.Query(`SELECT name, used FROM routes`)
 	if err != nil {
 		return err
 	}
-	var gone []string
+	type row struct {
+		name string
+		used int64
+	}
+	var gone []row
 	for rows.Next() {
-		var name string
-		if rows.Scan(&name) == nil {
-			if _, ok := b.names[name]; !ok {
-				gone = append(gone, name)
+		var x row
+		if rows.Scan(&x.name, &x.used) == nil {
+			if _, ok := keep[x.name]; !ok {
+				gone = append(gone, x)
 			}
 		}
 	}
@@ -214,10 +229,32 @@ func (b *routeBook) prune() error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, name := range gone {
-		if _, err := tx.Exec(`DELETE FROM routes WHERE name = ?`, name); err != nil {
+	for _, x := range gone {
+		if _, err := tx.Exec(`DELETE FROM routes WHERE name = ? AND used = ?`, x.name, x.used); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// saveRoute writes a route name's use to the database; when names were
+// dropped from memory (past MaxRouteNames) their rows go too, so the table
+// stays as bounded as the map.
+func (r *Relay) saveRoute(k knownRoute) {
+	if err := r.book.save(k); err != nil {
+		r.log.Warn("cannot save route names", "err", err)
+	}
+	r.mu.Lock()
+	if !r.book.pruneDue {
+		r.mu.Unlock()
+		return
+	}
+	r.book.pruneDue = false
+	keep := r.book.snapshot()
+	r.mu.Unlock()
+	// The table is read and rows deleted without the relay's mu: routing
+	// does not wait on the database.
+	if err := r.book.prune(keep); err != nil {
+		r.log.Warn("cannot prune route names", "err", err)
+	}
 }
