@@ -28,6 +28,9 @@ type conn struct {
 	// work done for it runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// wg tracks the connection's goroutines (sessions, pings); its serve
+	// loop waits for them before it returns.
+	wg sync.WaitGroup
 
 	active   atomic.Int64                   // requests in flight through this connection
 	sessions atomic.Int32                   // open session channels
@@ -127,7 +130,17 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 		c.log.Debug("connection ended", "err", err)
 	}
 	c.teardown()
+	c.wg.Wait()
 	c.log.Info("client disconnected")
+}
+
+// spawn runs f on a goroutine the connection waits for.
+func (c *conn) spawn(f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
 }
 
 func (c *conn) handleChannel(nch ssh.NewChannel) {
@@ -140,10 +153,10 @@ func (c *conn) handleChannel(nch ssh.NewChannel) {
 			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
 			return
 		}
-		go func() {
+		c.spawn(func() {
 			defer c.sessions.Add(-1)
 			c.handleSession(nch)
-		}()
+		})
 	default:
 		_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
 	}
@@ -194,7 +207,7 @@ func (c *conn) ping() {
 	}
 	c.pinging = true
 	c.mu.Unlock()
-	go func() {
+	c.spawn(func() {
 		_, _, err := c.sc.SendRequest("keepalive@openssh.com", true, nil)
 		c.mu.Lock()
 		c.pinging = false
@@ -202,7 +215,7 @@ func (c *conn) ping() {
 			c.missed = 0
 		}
 		c.mu.Unlock()
-	}()
+	})
 }
 
 // targetOf is where a dynamic forward of c CONNECTs.

@@ -29,7 +29,8 @@ func TestServeJoinsItsGoroutines(t *testing.T) {
 	for _, g := range strings.Split(stacks, "\n\n") {
 		for _, fn := range []string{
 			"relay.(*Relay).Serve", "relay.(*Relay).serveSSH", "relay.(*Relay).keepalive",
-			"relay.(*conn).serve", "relay.(*Relay).handleConn",
+			"relay.(*conn).serve", "relay.(*Relay).handleConn", "relay.(*conn).handleSession",
+			"relay.(*conn).runSession", "relay.(*conn).ping",
 		} {
 			if strings.Contains(g, fn) {
 				t.Errorf("%s still runs after Serve returned:\n%s", fn, g)

@@ -109,7 +109,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		once.Do(func() {
 			started = true
 			pty := pty
-			go func() {
+			c.spawn(func() {
 				code := c.runSession(ch, mode, pty, resize, ended)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
 				_ = ch.Close()
@@ -119,7 +119,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 					// channels kept open for reuse.
 					_ = c.sc.Close()
 				}
-			}()
+			})
 		})
 	}
 	for req := range reqs {
@@ -155,7 +155,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			if e.Name == toolrule.EnvAllow || e.Name == toolrule.EnvDeny {
 				if err := c.setTunnelTools(e.Name, e.Value); err != nil {
 					c.log.Info("bad tool policy from the tunnel", "env", e.Name, "err", err)
-					go c.notify(note{Log: e.Name + " refused: " + err.Error()})
+					c.spawn(func() { c.notify(note{Log: e.Name + " refused: " + err.Error()}) })
 					_ = req.Reply(false, nil)
 					continue
 				}
@@ -163,7 +163,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			if e.Name == publicpath.Env {
 				if err := c.setPublic(e.Value); err != nil {
 					c.log.Info("public paths from the tunnel refused", "value", e.Value, "err", err)
-					go c.notify(note{Log: publicpath.Env + " refused: " + err.Error()})
+					c.spawn(func() { c.notify(note{Log: publicpath.Env + " refused: " + err.Error()}) })
 					_ = req.Reply(false, nil)
 					continue
 				}
@@ -172,7 +172,9 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				switch {
 				case e.Value == "app" && c.r.access != nil && !c.r.cfg.AllowAppAuth:
 					c.log.Info("POMDEV_HTTP_AUTH=app refused: the relay does not allow it")
-					go c.notify(note{Log: "POMDEV_HTTP_AUTH=app refused: this relay authorizes every request itself (its admin can allow it with --allow-app-auth)"})
+					c.spawn(func() {
+						c.notify(note{Log: "POMDEV_HTTP_AUTH=app refused: this relay authorizes every request itself (its admin can allow it with --allow-app-auth)"})
+					})
 					_ = req.Reply(false, nil)
 					continue
 				case e.Value == "app":
@@ -221,11 +223,11 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				start(mode)
 			case len(fields) > 0 && fields[0] == AccessCommand:
 				crlf := pty != nil
-				go func() {
+				c.spawn(func() {
 					code := c.runAccess(console.CRLFIf(ch, crlf), fields[1:])
 					_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
 					_ = ch.Close()
-				}()
+				})
 				started = true
 			default:
 				start("lines")
@@ -277,13 +279,13 @@ func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <
 		}
 		return 0
 	case "events", "events-quiet":
-		go func() { _, _ = io.Copy(io.Discard, ch) }()
+		c.spawn(func() { _, _ = io.Copy(io.Discard, ch) })
 		console.Events(ch, s, mode == "events")
 		return 0
 	default:
 		// The client's stdin is not used; its EOF (ssh -T < /dev/null)
 		// does not end the session, closing the channel does.
-		go func() { _, _ = io.Copy(io.Discard, ch) }()
+		c.spawn(func() { _, _ = io.Copy(io.Discard, ch) })
 		var out io.Writer = ch
 		if pty != nil {
 			// The client's terminal is raw.
