@@ -7,7 +7,11 @@
 // typed *Config.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/pomdev/pomdev/internal/relayrule"
+)
 
 // FileName is the project configuration file looked up in the current
 // directory when --config is not given.
@@ -210,10 +214,11 @@ func Defaults() Config {
 		Tunnel:  Tunnel{Relay: "pom.run", Target: "localhost:8080"},
 		Inspect: Inspect{Timeout: 30 * time.Second},
 		Relay: Relay{
-			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8088", Domain: "localhost",
-			PublicURLScheme: "http", Auth: "open", DefaultTarget: "localhost:8080",
-			SessionTTL: 24 * time.Hour, KeepaliveInterval: 15 * time.Second, MaxTunnelsPerKey: 8,
-			RouteNameTTL: 90 * 24 * time.Hour, GrantTTL: 30 * 24 * time.Hour,
+			SSHAddr: "127.0.0.1:2222", HTTPAddr: "127.0.0.1:8088", Domain: relayrule.DefaultDomain,
+			PublicURLScheme: "http", Auth: "open", DefaultTarget: relayrule.DefaultTarget,
+			SessionTTL: relayrule.DefaultSessionTTL, KeepaliveInterval: relayrule.DefaultKeepaliveInterval,
+			MaxTunnelsPerKey: relayrule.DefaultMaxTunnelsPerKey, RouteNameTTL: relayrule.DefaultRouteNameTTL,
+			GrantTTL: relayrule.DefaultGrantTTL,
 		},
 	}
 }

@@ -30,7 +30,7 @@ func (r *Relay) prepareOIDC() error {
 	defer cancel()
 	rp, err := oidcrp.New(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("relay: %w (is --oidc-issuer right and reachable from here?)", err)
+		return fmt.Errorf("relay: %w (is relay.oidc_issuer right and reachable from here?)", err)
 	}
 	r.rp = rp
 	if r.signin != nil {

@@ -150,7 +150,7 @@ func (c *Config) setDefaults() error {
 		return errors.New("relay: a state directory is required")
 	}
 	if c.Domain == "" {
-		c.Domain = "localhost"
+		c.Domain = relayrule.DefaultDomain
 	}
 	if c.Scheme == "" {
 		c.Scheme = "http"
@@ -159,7 +159,7 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	if c.Scheme != "http" && c.Scheme != "https" {
-		return fmt.Errorf("relay: scheme %q is not http or https", c.Scheme)
+		return fmt.Errorf("relay: relay.public_url_scheme %q is not http or https", c.Scheme)
 	}
 	if c.PublicPort == 0 {
 		if a, ok := c.HTTPListener.Addr().(*net.TCPAddr); ok {
@@ -175,30 +175,31 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("relay: relay.auth %q is not one of open, keys, signin", c.Auth)
 	}
 	if c.DefaultTarget == "" {
-		c.DefaultTarget = "localhost:8080"
+		c.DefaultTarget = relayrule.DefaultTarget
 	}
 	if _, _, err := splitTarget(c.DefaultTarget); err != nil {
-		return fmt.Errorf("relay: default target: %w", err)
+		return fmt.Errorf("relay: relay.default_target: %w", err)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
 		}
 	}
-	def(&c.SessionTTL, 24*time.Hour)
+	def(&c.SessionTTL, relayrule.DefaultSessionTTL)
 	def(&c.CodeTTL, 15*time.Minute)
-	def(&c.KeepaliveInterval, 15*time.Second)
+	def(&c.KeepaliveInterval, relayrule.DefaultKeepaliveInterval)
 	def(&c.HandshakeTimeout, 30*time.Second)
 	if c.KeepaliveMax <= 0 {
 		c.KeepaliveMax = 3
 	}
 	if c.MaxTunnelsPerKey <= 0 {
-		c.MaxTunnelsPerKey = 8
+		c.MaxTunnelsPerKey = relayrule.DefaultMaxTunnelsPerKey
 	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 128
 	}
-	def(&c.RouteNameTTL, 90*24*time.Hour)
+	def(&c.RouteNameTTL, relayrule.DefaultRouteNameTTL)
+	def(&c.GrantTTL, relayrule.DefaultGrantTTL)
 	if c.MaxRouteNames <= 0 {
 		c.MaxRouteNames = 100_000
 	}

@@ -23,7 +23,7 @@ func (r *Relay) loadPolicy() error {
 	}
 	if where := w.Policy().NeedsIdentity(); where != "" && r.rp == nil {
 		w.Close()
-		return fmt.Errorf("%s: email, domain and sub principals name people, and this relay signs no one in with an OpenID Connect provider (--oidc-issuer); name SSH keys (key:SHA256:…) instead", where)
+		return fmt.Errorf("%s: email, domain and sub principals name people, and this relay signs no one in with an OpenID Connect provider (relay.oidc_issuer); name SSH keys (key:SHA256:…) instead", where)
 	}
 	r.policy = w
 	return nil

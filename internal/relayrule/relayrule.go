@@ -1,9 +1,11 @@
-// Package relayrule is the relay's cross-field setting rules, written
-// once: pomdev.yaml's validation (internal/config, which says where each
+// Package relayrule is the relay's defaults and cross-field setting
+// rules, written once: pomdev.yaml's validation (internal/config, which says where each
 // value came from: a file's line, an environment variable, a flag) and the
 // relay itself (relay.New, for programs that embed it) both check with
 // them, and both name the settings by their configuration keys.
 package relayrule
+
+import "time"
 
 // Settings are the relay settings the rules read.
 type Settings struct {
@@ -56,3 +58,15 @@ func Check(s Settings) []Problem {
 	}
 	return out
 }
+
+// The relay's defaults, by key, for pomdev.yaml's defaults and for a relay
+// embedded with a zero Config alike.
+const (
+	DefaultDomain            = "localhost"         // relay.domain
+	DefaultTarget            = "localhost:8080"    // relay.default_target
+	DefaultSessionTTL        = 24 * time.Hour      // relay.session_ttl
+	DefaultKeepaliveInterval = 15 * time.Second    // relay.keepalive_interval
+	DefaultMaxTunnelsPerKey  = 8                   // relay.max_tunnels_per_key
+	DefaultRouteNameTTL      = 90 * 24 * time.Hour // relay.route_name_ttl
+	DefaultGrantTTL          = 30 * 24 * time.Hour // relay.grant_ttl
+)
