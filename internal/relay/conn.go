@@ -28,9 +28,11 @@ type conn struct {
 	// work done for it runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// wg tracks the connection's goroutines (sessions, pings); its serve
-	// loop waits for them before it returns.
-	wg sync.WaitGroup
+	// wg tracks the connection's goroutines (sessions, pings, channel
+	// opens); its serve loop waits for them before it returns. ended
+	// (guarded by mu) is set before that wait: nothing joins after it.
+	wg    sync.WaitGroup
+	ended bool
 
 	active   atomic.Int64                   // requests in flight through this connection
 	sessions atomic.Int32                   // open session channels
@@ -130,17 +132,28 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 		c.log.Debug("connection ended", "err", err)
 	}
 	c.teardown()
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
 	c.wg.Wait()
 	c.log.Info("client disconnected")
 }
 
-// spawn runs f on a goroutine the connection waits for.
-func (c *conn) spawn(f func()) {
+// spawn runs f on a goroutine the connection waits for; once the
+// connection has ended it runs nothing and reports false.
+func (c *conn) spawn(f func()) bool {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return false
+	}
 	c.wg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		f()
 	}()
+	return true
 }
 
 func (c *conn) handleChannel(nch ssh.NewChannel) {
@@ -153,10 +166,13 @@ func (c *conn) handleChannel(nch ssh.NewChannel) {
 			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
 			return
 		}
-		c.spawn(func() {
+		if !c.spawn(func() {
 			defer c.sessions.Add(-1)
 			c.handleSession(nch)
-		})
+		}) {
+			c.sessions.Add(-1)
+			_ = nch.Reject(ssh.ConnectionFailed, "the connection is closing")
+		}
 	default:
 		_ = nch.Reject(ssh.Prohibited, "this relay accepts only sessions and remote forwards (ssh -R)")
 	}
@@ -207,7 +223,7 @@ func (c *conn) ping() {
 	}
 	c.pinging = true
 	c.mu.Unlock()
-	c.spawn(func() {
+	_ = c.spawn(func() {
 		_, _, err := c.sc.SendRequest("keepalive@openssh.com", true, nil)
 		c.mu.Lock()
 		c.pinging = false

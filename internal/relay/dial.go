@@ -33,11 +33,13 @@ func (rt *route) Dial(ctx context.Context, origin string) (net.Conn, error) {
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
+	// The channel's goroutines are the connection's: it waits for them.
+	started := rt.c.spawn(func() {
 		for attempt := 0; ; attempt++ {
 			ch, reqs, err := rt.c.sc.OpenChannel("forwarded-tcpip", payload)
-			if err == nil {
-				go ssh.DiscardRequests(reqs)
+			if err == nil && !rt.c.spawn(func() { ssh.DiscardRequests(reqs) }) {
+				_ = ch.Close()
+				ch, err = nil, errors.New("the connection is closing")
 			}
 			// A client learns a dynamic forward's port from the reply to
 			// tcpip-forward; a request racing that reply is refused as an
@@ -50,16 +52,21 @@ func (rt *route) Dial(ctx context.Context, origin string) (net.Conn, error) {
 			done <- result{ch, err}
 			return
 		}
-	}()
+	})
+	if !started {
+		return nil, &front.OfflineError{Err: errors.New("the connection is closing")}
+	}
 	var res result
 	select {
 	case res = <-done:
 	case <-ctx.Done():
-		go func() {
+		// A channel that opens after all is closed (once the connection
+		// has ended, its channels close with it).
+		_ = rt.c.spawn(func() {
 			if r := <-done; r.err == nil {
 				_ = r.ch.Close()
 			}
-		}()
+		})
 		return nil, ctx.Err()
 	}
 	if res.err != nil {
@@ -72,7 +79,10 @@ func (rt *route) Dial(ctx context.Context, origin string) (net.Conn, error) {
 	target := rt.c.targetOf()
 	host, port, _ := splitTarget(target)
 	errc := make(chan error, 1)
-	go func() { errc <- socks5.Connect(cc, host, port) }()
+	if !rt.c.spawn(func() { errc <- socks5.Connect(cc, host, port) }) {
+		_ = cc.Close()
+		return nil, &front.OfflineError{Err: errors.New("the connection is closing")}
+	}
 	select {
 	case err := <-errc:
 		if err != nil {

@@ -109,7 +109,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		once.Do(func() {
 			started = true
 			pty := pty
-			c.spawn(func() {
+			_ = c.spawn(func() {
 				code := c.runSession(ch, mode, pty, resize, ended)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
 				_ = ch.Close()
@@ -155,7 +155,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			if e.Name == toolrule.EnvAllow || e.Name == toolrule.EnvDeny {
 				if err := c.setTunnelTools(e.Name, e.Value); err != nil {
 					c.log.Info("bad tool policy from the tunnel", "env", e.Name, "err", err)
-					c.spawn(func() { c.notify(note{Log: e.Name + " refused: " + err.Error()}) })
+					_ = c.spawn(func() { c.notify(note{Log: e.Name + " refused: " + err.Error()}) })
 					_ = req.Reply(false, nil)
 					continue
 				}
@@ -163,7 +163,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			if e.Name == publicpath.Env {
 				if err := c.setPublic(e.Value); err != nil {
 					c.log.Info("public paths from the tunnel refused", "value", e.Value, "err", err)
-					c.spawn(func() { c.notify(note{Log: publicpath.Env + " refused: " + err.Error()}) })
+					_ = c.spawn(func() { c.notify(note{Log: publicpath.Env + " refused: " + err.Error()}) })
 					_ = req.Reply(false, nil)
 					continue
 				}
@@ -172,7 +172,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				switch {
 				case e.Value == "app" && c.r.access != nil && !c.r.cfg.AllowAppAuth:
 					c.log.Info("POMDEV_HTTP_AUTH=app refused: the relay does not allow it")
-					c.spawn(func() {
+					_ = c.spawn(func() {
 						c.notify(note{Log: "POMDEV_HTTP_AUTH=app refused: this relay authorizes every request itself (its admin can allow it with --allow-app-auth)"})
 					})
 					_ = req.Reply(false, nil)
@@ -223,7 +223,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				start(mode)
 			case len(fields) > 0 && fields[0] == AccessCommand:
 				crlf := pty != nil
-				c.spawn(func() {
+				_ = c.spawn(func() {
 					code := c.runAccess(console.CRLFIf(ch, crlf), fields[1:])
 					_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: code}))
 					_ = ch.Close()
@@ -279,13 +279,13 @@ func (c *conn) runSession(ch ssh.Channel, mode string, pty *ptyRequest, resize <
 		}
 		return 0
 	case "events", "events-quiet":
-		c.spawn(func() { _, _ = io.Copy(io.Discard, ch) })
+		_ = c.spawn(func() { _, _ = io.Copy(io.Discard, ch) })
 		console.Events(ch, s, mode == "events")
 		return 0
 	default:
 		// The client's stdin is not used; its EOF (ssh -T < /dev/null)
 		// does not end the session, closing the channel does.
-		c.spawn(func() { _, _ = io.Copy(io.Discard, ch) })
+		_ = c.spawn(func() { _, _ = io.Copy(io.Discard, ch) })
 		var out io.Writer = ch
 		if pty != nil {
 			// The client's terminal is raw.
