@@ -71,11 +71,6 @@ func (v resolver) Notify(req access.Request) {
 	}
 }
 
-// gated reports whether requests on rt need a token.
-func (r *Relay) gated(rt *route) bool {
-	return r.access != nil && !rt.c.appAuth.Load()
-}
-
 func (r *Relay) newAccess() (*access.Server, error) {
 	var signIn func(http.ResponseWriter, *http.Request, func(http.ResponseWriter, *http.Request, access.Person, error))
 	if r.cfg.HTTPAuth == HTTPAuthOIDC {
