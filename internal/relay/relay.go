@@ -508,7 +508,12 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.signin.shutdown() // a sign-in waiting for a person does not hold up the stop
 	}
 	cerr := r.close()
+	// With the tunnels' connections closed, what the front started ends:
+	// upgraded connections are cut, channel watchers see their channels
+	// close.
+	r.front.Close()
 	r.wg.Wait()
+	r.front.Wait()
 	if r.policy != nil {
 		r.policy.Close()
 	}

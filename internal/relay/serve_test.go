@@ -30,7 +30,8 @@ func TestServeJoinsItsGoroutines(t *testing.T) {
 		for _, fn := range []string{
 			"relay.(*Relay).Serve", "relay.(*Relay).serveSSH", "relay.(*Relay).keepalive",
 			"relay.(*conn).serve", "relay.(*Relay).handleConn", "relay.(*conn).handleSession",
-			"relay.(*conn).runSession", "relay.(*conn).ping", "relay.(*route).Dial",
+			"relay.(*conn).runSession", "relay.(*conn).ping", "relay.(*route).Dial", "front.(*Link).put",
+			"front.forwarder.switchProtocols", "front.forwarder.exchange",
 		} {
 			if strings.Contains(g, fn) {
 				t.Errorf("%s still runs after Serve returned:\n%s", fn, g)

@@ -141,9 +141,9 @@ func (p *Link) get(ctx context.Context, t Tunnel, origin string) (s *stream, reu
 	return s, false, nil
 }
 
-// put keeps s for the next request, watching it while it waits, and
-// closes it if it is still idle after StreamIdle.
-func (p *Link) put(s *stream) {
+// put keeps s for the next request, watching it while it waits (on a
+// goroutine of f's), and closes it if it is still idle after StreamIdle.
+func (p *Link) put(s *stream, f *Front) {
 	p.mu.Lock()
 	s.idle, s.watched = true, true
 	p.idle = append(p.idle, s)
@@ -153,15 +153,22 @@ func (p *Link) put(s *stream) {
 		s.expire.Reset(StreamIdle)
 	}
 	p.mu.Unlock()
-	go func() {
+	if !f.spawn(func() {
 		_, err := s.br.Peek(1)
 		// Nothing was asked if s is still idle: the client closed the
 		// channel (or sent what nobody asked for).
 		if !p.retireIdle(s) {
 			s.first <- err
 		}
-	}()
+	}) {
+		if !p.retireIdle(s) {
+			s.first <- errStopping
+		}
+	}
 }
+
+// errStopping ends what the front would start once it is closed.
+var errStopping = errors.New("the relay is stopping")
 
 // retireIdle closes s if it is idle and reports whether it was.
 func (p *Link) retireIdle(s *stream) bool {
@@ -292,7 +299,9 @@ func (f forwarder) exchange(s *stream, req *http.Request, upgrade bool) (*http.R
 				return nil, err
 			}
 			bodyErr = make(chan error, 1)
-			go func() { bodyErr <- writeBody(bw, req) }()
+			if !f.f.spawn(func() { bodyErr <- writeBody(bw, req) }) {
+				return nil, errStopping
+			}
 		}
 	}
 	if bodyErr == nil {
@@ -454,7 +463,7 @@ func (f forwarder) answer(w http.ResponseWriter, req *http.Request, s *stream, r
 		}
 		return outcome{}
 	}
-	f.link.put(s)
+	f.link.put(s, f.f)
 	return outcome{}
 }
 
@@ -476,20 +485,43 @@ func (f forwarder) switchProtocols(w http.ResponseWriter, s *stream, resp *http.
 		return out
 	}
 	done := make(chan struct{}, 2)
-	go func() {
+	if !f.f.spawn(func() {
 		_, _ = io.Copy(s.conn, brw.Reader)
 		closeWrite(s.conn)
 		done <- struct{}{}
-	}()
-	go func() {
+	}) {
+		return out
+	}
+	if !f.f.spawn(func() {
 		_, _ = io.Copy(conn, s.br)
 		closeWrite(conn)
 		done <- struct{}{}
-	}()
+	}) {
+		_ = s.conn.Close()
+		<-done
+		return out
+	}
 	<-done
+	// One side has finished: the other gets UpgradeLinger to finish too
+	// (a peer that keeps its half open after the other's end holds
+	// nothing for longer), and none once the relay stops.
+	t := time.NewTimer(UpgradeLinger)
+	defer t.Stop()
+	select {
+	case <-done:
+		return out
+	case <-t.C:
+	case <-f.f.quit:
+	}
+	_ = conn.Close()
+	_ = s.conn.Close()
 	<-done
 	return out
 }
+
+// UpgradeLinger is how long an upgraded connection's other half may stay
+// open after one half has ended (a variable for tests).
+var UpgradeLinger = 10 * time.Second
 
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
@@ -97,6 +98,14 @@ type Config struct {
 type Front struct {
 	cfg Config
 	log *slog.Logger
+
+	// wg tracks the goroutines the front starts beside request handlers
+	// (idle channel watchers, large bodies written, upgraded copies);
+	// once closed (quit), it starts none.
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	quit   chan struct{}
 }
 
 // New is a front for cfg.
@@ -110,8 +119,40 @@ func New(cfg Config) *Front {
 	if cfg.MinBodyRate <= 0 {
 		cfg.MinBodyRate = 1
 	}
-	return &Front{cfg: cfg, log: cfg.Log}
+	return &Front{cfg: cfg, log: cfg.Log, quit: make(chan struct{})}
 }
+
+// spawn runs fn on a goroutine Wait waits for; once the front is closed
+// it runs nothing and reports false.
+func (f *Front) spawn(fn func()) bool {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return false
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go func() {
+		defer f.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Close makes the front start nothing more and ends upgraded connections
+// whose tunnel side has ended. Wait then returns once the front's
+// goroutines have (their tunnels' channels closed).
+func (f *Front) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		f.closed = true
+		close(f.quit)
+	}
+}
+
+// Wait waits for the goroutines the front started.
+func (f *Front) Wait() { f.wg.Wait() }
 
 // ServeHTTP routes req by Host: the bare domain to the relay's own pages,
 // a route's name to its tunnel.

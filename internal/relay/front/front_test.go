@@ -539,3 +539,40 @@ func TestAuditToolNames(t *testing.T) {
 		t.Fatalf("a plain call: %+v", lines[2])
 	}
 }
+
+// An upgraded connection whose app has closed its half ends within
+// UpgradeLinger even if the client keeps its own half open.
+func TestUpgradeLinger(t *testing.T) {
+	old := UpgradeLinger
+	UpgradeLinger = 100 * time.Millisecond
+	t.Cleanup(func() { UpgradeLinger = old })
+	app := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nbye\n")
+		brw.Flush()
+		conn.Close() // the app's half ends at once
+	})
+	p := &pipeTunnel{}
+	r := newRig(t, p, false, app, nil)
+	c, err := net.Dial("tcp", r.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.relay.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// The client writes nothing and closes nothing: the front ends the
+	// upgrade by itself.
+	if ev := p.lastEvent(t); ev.Status != http.StatusSwitchingProtocols {
+		t.Fatalf("event %+v", ev)
+	}
+	if got, _ := io.ReadAll(br); string(got) != "bye\n" {
+		t.Fatalf("read %q before the end", got)
+	}
+}
