@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/pomdev/pomdev/internal/fuzzwatch"
 )
 
@@ -38,6 +39,24 @@ func FuzzDecode(f *testing.F) {
 			name, ok := StringKey(m.Params, "name")
 			if s.Params != nil && s.Params.Name != nil && (!ok || name != *s.Params.Name) {
 				t.Fatalf("tool: Decode %q (%v), encoding/json %q", name, ok, *s.Params.Name)
+			}
+			// A third app: a server on the official Go SDK, which decodes
+			// with exact keys (and wants "jsonrpc":"2.0").
+			if msg, err := jsonrpc.DecodeMessage(in); err == nil && m.Method != nil {
+				if req, isReq := msg.(*jsonrpc.Request); isReq {
+					if req.Method != *m.Method {
+						t.Fatalf("method: Decode %q, go-sdk %q", *m.Method, req.Method)
+					}
+					var p struct {
+						Name *string `json:"name"`
+					}
+					if json.Unmarshal(req.Params, &p) == nil && p.Name != nil && (!ok || name != *p.Name) {
+						// encoding/json here reads go-sdk's params; the
+						// exact key is what matters, and Decode refused
+						// any case variant.
+						t.Fatalf("tool: Decode %q (%v), go-sdk %q", name, ok, *p.Name)
+					}
+				}
 			}
 		})
 	})

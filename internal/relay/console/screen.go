@@ -286,9 +286,11 @@ func RunScreen(ch io.ReadWriter, s Session, sc Screen) error {
 		tea.WithWindowSize(cols, rows),
 		tea.WithoutSignalHandler(),
 	)
-	stop := make(chan struct{})
-	defer close(stop)
+	// The notes and resizes are fed from a goroutine that ends before
+	// RunScreen returns.
+	stop, fed := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(fed)
 		for {
 			select {
 			case <-stop:
@@ -310,6 +312,8 @@ func RunScreen(ch io.ReadWriter, s Session, sc Screen) error {
 		}
 	}()
 	_, err := p.Run()
+	close(stop)
+	<-fed
 	return err
 }
 
