@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/pomdev/pomdev/internal/publicpath"
 	"github.com/pomdev/pomdev/internal/relay/console"
+	"github.com/pomdev/pomdev/internal/taskgroup"
 	"github.com/pomdev/pomdev/internal/toolrule"
 	"io"
 	"log/slog"
@@ -28,11 +29,9 @@ type conn struct {
 	// work done for it runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// wg tracks the connection's goroutines (sessions, pings, channel
-	// opens); its serve loop waits for them before it returns. ended
-	// (guarded by mu) is set before that wait: nothing joins after it.
-	wg    sync.WaitGroup
-	ended bool
+	// tasks are the connection's goroutines (sessions, pings, channel
+	// opens); its serve loop closes and waits for them before it returns.
+	tasks taskgroup.Group
 
 	active   atomic.Int64                   // requests in flight through this connection
 	sessions atomic.Int32                   // open session channels
@@ -132,29 +131,14 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 		c.log.Debug("connection ended", "err", err)
 	}
 	c.teardown()
-	c.mu.Lock()
-	c.ended = true
-	c.mu.Unlock()
-	c.wg.Wait()
+	c.tasks.Close()
+	c.tasks.Wait()
 	c.log.Info("client disconnected")
 }
 
 // spawn runs f on a goroutine the connection waits for; once the
 // connection has ended it runs nothing and reports false.
-func (c *conn) spawn(f func()) bool {
-	c.mu.Lock()
-	if c.ended {
-		c.mu.Unlock()
-		return false
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
+func (c *conn) spawn(f func()) bool { return c.tasks.Go(f) }
 
 func (c *conn) handleChannel(nch ssh.NewChannel) {
 	switch nch.ChannelType() {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
+	"github.com/pomdev/pomdev/internal/relayrule"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 )
@@ -160,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 			*d = v
 		}
 	}
-	def(&cfg.GrantTTL, 30*24*time.Hour)
+	def(&cfg.GrantTTL, relayrule.DefaultGrantTTL)
 	def(&cfg.AccessTTL, time.Hour)
 	def(&cfg.RequestTTL, 10*time.Minute)
 	if cfg.MaxClients <= 0 {

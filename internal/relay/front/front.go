@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
@@ -24,6 +23,7 @@ import (
 	"github.com/pomdev/pomdev/internal/mcpwire"
 	"github.com/pomdev/pomdev/internal/relay/access"
 	"github.com/pomdev/pomdev/internal/relay/policy"
+	"github.com/pomdev/pomdev/internal/taskgroup"
 	"github.com/pomdev/pomdev/internal/toolrule"
 )
 
@@ -99,13 +99,11 @@ type Front struct {
 	cfg Config
 	log *slog.Logger
 
-	// wg tracks the goroutines the front starts beside request handlers
+	// tasks are the goroutines the front starts beside request handlers
 	// (idle channel watchers, large bodies written, upgraded copies);
 	// once closed (quit), it starts none.
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
-	quit   chan struct{}
+	tasks taskgroup.Group
+	quit  chan struct{}
 }
 
 // New is a front for cfg.
@@ -124,35 +122,19 @@ func New(cfg Config) *Front {
 
 // spawn runs fn on a goroutine Wait waits for; once the front is closed
 // it runs nothing and reports false.
-func (f *Front) spawn(fn func()) bool {
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return false
-	}
-	f.wg.Add(1)
-	f.mu.Unlock()
-	go func() {
-		defer f.wg.Done()
-		fn()
-	}()
-	return true
-}
+func (f *Front) spawn(fn func()) bool { return f.tasks.Go(fn) }
 
 // Close makes the front start nothing more and ends upgraded connections
 // whose tunnel side has ended. Wait then returns once the front's
 // goroutines have (their tunnels' channels closed).
 func (f *Front) Close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.closed {
-		f.closed = true
+	if f.tasks.Close() {
 		close(f.quit)
 	}
 }
 
 // Wait waits for the goroutines the front started.
-func (f *Front) Wait() { f.wg.Wait() }
+func (f *Front) Wait() { f.tasks.Wait() }
 
 // ServeHTTP routes req by Host: the bare domain to the relay's own pages,
 // a route's name to its tunnel.

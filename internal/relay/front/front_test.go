@@ -206,6 +206,23 @@ func (r *rig) do(method, host, path, body string, hdr map[string]string) *http.R
 	return resp
 }
 
+// upgrade opens a raw connection to the front and asks route app to
+// switch to the echo protocol; the 101 has been read.
+func (r *rig) upgrade() (net.Conn, *bufio.Reader) {
+	r.t.Helper()
+	c, err := net.Dial("tcp", r.srv.Listener.Addr().String())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { c.Close() })
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.relay.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		r.t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return c, br
+}
+
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
@@ -474,18 +491,7 @@ func TestUpgrade(t *testing.T) {
 		brw.Flush()
 	})
 	p := &pipeTunnel{}
-	r := newRig(t, p, false, app, nil)
-	c, err := net.Dial("tcp", r.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.relay.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	c, br := newRig(t, p, false, app, nil).upgrade()
 	io.WriteString(c, "hello\n")
 	if got, _ := br.ReadString('\n'); got != "echo: hello\n" {
 		t.Fatalf("through the upgrade: %q", got)
@@ -556,17 +562,7 @@ func TestUpgradeLinger(t *testing.T) {
 		conn.Close() // the app's half ends at once
 	})
 	p := &pipeTunnel{}
-	r := newRig(t, p, false, app, nil)
-	c, err := net.Dial("tcp", r.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.relay.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	_, br := newRig(t, p, false, app, nil).upgrade()
 	// The client writes nothing and closes nothing: the front ends the
 	// upgrade by itself.
 	if ev := p.lastEvent(t); ev.Status != http.StatusSwitchingProtocols {
