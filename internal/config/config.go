@@ -148,6 +148,10 @@ type Relay struct {
 	// StateDir holds the host key, admin token and sessions; empty means
 	// the user config dir's pomdev/relay.
 	StateDir string `yaml:"state_dir"`
+	// Store is the PostgreSQL database (postgres://user@host/db) that
+	// holds route names, sign-ins and OAuth state instead of relay.db in
+	// the state directory; relays given one store share that state.
+	Store string `yaml:"store"`
 	// Auth is open, keys or signin.
 	Auth string `yaml:"auth"`
 	// AuthorizedKeys is the authorized_keys file of keys mode.

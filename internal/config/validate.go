@@ -227,7 +227,7 @@ func validate(l *Loaded) error {
 		bad("relay.public_port", fmt.Sprintf("%d is out of range", rl.PublicPort), "use 1-65535, or 0 for the listener's port")
 	}
 	for _, p := range relayrule.Check(relayrule.Settings{Auth: rl.Auth, AuthorizedKeys: rl.AuthorizedKeys, HTTPAuth: rl.HTTPAuth,
-		OIDCIssuer: rl.OIDCIssuer, OIDCClientID: rl.OIDCClientID, OIDCClientSecretFile: rl.OIDCClientSecretFile, OwnerApproval: rl.OwnerApproval}) {
+		OIDCIssuer: rl.OIDCIssuer, OIDCClientID: rl.OIDCClientID, OIDCClientSecretFile: rl.OIDCClientSecretFile, OwnerApproval: rl.OwnerApproval, Store: rl.Store}) {
 		bad(p.Key, p.Msg, p.Hint)
 	}
 	if err := checkHostPort(rl.DefaultTarget); err != nil {

@@ -67,6 +67,7 @@ func TestLegacyStateMigrates(t *testing.T) {
 
 	g := newGated(t, func(c *relay.Config) {
 		c.StateDir = state
+		c.Store = "" // this is relay.db's import; the store import is TestLegacyStateToPostgres
 		c.PublicPort = 8443
 		c.GrantTTL = 50 * 365 * 24 * time.Hour
 	}, true)

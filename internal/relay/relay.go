@@ -59,9 +59,12 @@ type Config struct {
 	// PublicPort in printed URLs; 0 means the HTTP listener's port. The
 	// port is left out when it is the scheme's default.
 	PublicPort int
-	// StateDir holds the host key, admin token, sign-in sessions, known
-	// routes and the control socket.
+	// StateDir holds the host key, admin token, the control socket and,
+	// without Store, relay.db (route names, sign-in sessions, OAuth state).
 	StateDir string
+	// Store, when set, is the PostgreSQL database (postgres://…) that
+	// holds what relay.db would: relays given the same store share it.
+	Store string
 	// Auth is open, keys or signin (default open).
 	Auth string
 	// AuthorizedKeys is the OpenSSH authorized_keys file for keys mode.
@@ -229,7 +232,7 @@ func (c *Config) setDefaults() error {
 	// checked them already, with where each value came from.
 	var errs []error
 	for _, p := range relayrule.Check(relayrule.Settings{Auth: c.Auth, AuthorizedKeys: c.AuthorizedKeys, HTTPAuth: c.HTTPAuth,
-		OIDCIssuer: c.OIDC.Issuer, OIDCClientID: c.OIDC.ClientID, OwnerApproval: c.OwnerApproval}) {
+		OIDCIssuer: c.OIDC.Issuer, OIDCClientID: c.OIDC.ClientID, OwnerApproval: c.OwnerApproval, Store: c.Store}) {
 		errs = append(errs, fmt.Errorf("relay: %w", p))
 	}
 	if len(errs) > 0 {
@@ -275,7 +278,7 @@ type Relay struct {
 	signin     *signin
 	access     *access.Server // nil with HTTPAuth none
 	adminToken string         // decides sign-ins and access requests on the relay's pages
-	db         *sql.DB        // relay.db: route names, sign-in sessions, OAuth state
+	db         *sql.DB        // relay.db or Store: route names, sign-in sessions, OAuth state
 	front      *front.Front
 	http       *http.Server
 	control    *http.Server
@@ -337,7 +340,7 @@ func New(cfg Config) (*Relay, Info, error) {
 		return nil, Info{}, err
 	}
 	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
-	if r.db, err = relaystore.Open(cfg.StateDir); err != nil {
+	if r.db, err = relaystore.Open(cfg.StateDir, cfg.Store); err != nil {
 		return nil, Info{}, fmt.Errorf("relay: %w", err)
 	}
 	if r.book, err = openRouteBook(r.db, cfg.StateDir, cfg.RouteNameTTL, cfg.MaxRouteNames, cfg.Now()); err != nil {

@@ -184,7 +184,7 @@ func (b *routeBook) save(ks ...knownRoute) error {
 	}
 	defer tx.Rollback()
 	for _, k := range ks {
-		if _, err := tx.Exec(`INSERT INTO routes (name, fp, used) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET fp = excluded.fp, used = excluded.used`,
+		if _, err := tx.Exec(`INSERT INTO routes (name, fp, used) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET fp = excluded.fp, used = excluded.used`,
 			k.Name, k.FP, k.Used.Unix()); err != nil {
 			return err
 		}
@@ -230,7 +230,7 @@ func (b *routeBook) prune(keep map[string]struct{}) error {
 	}
 	defer tx.Rollback()
 	for _, x := range gone {
-		if _, err := tx.Exec(`DELETE FROM routes WHERE name = ? AND used = ?`, x.name, x.used); err != nil {
+		if _, err := tx.Exec(`DELETE FROM routes WHERE name = $1 AND used = $2`, x.name, x.used); err != nil {
 			return err
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 func testDB(t testing.TB, dir string) *sql.DB {
 	t.Helper()
-	db, err := relaystore.Open(dir)
+	db, err := relaystore.Open(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}

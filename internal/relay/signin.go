@@ -78,7 +78,7 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
-	rows, err := db.Query(`SELECT fp, expires, sub, email FROM sessions WHERE expires > ?`, now().Unix())
+	rows, err := db.Query(`SELECT fp, expires, sub, email FROM sessions WHERE expires > $1`, now().Unix())
 	if err != nil {
 		return nil, err
 	}
@@ -117,12 +117,12 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 
 // saveSession records a key's sign-in and forgets expired ones.
 func (s *signin) saveSession(fp string, ss session) error {
-	if _, err := s.db.Exec(`INSERT INTO sessions (fp, expires, sub, email) VALUES (?, ?, ?, ?)
+	if _, err := s.db.Exec(`INSERT INTO sessions (fp, expires, sub, email) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (fp) DO UPDATE SET expires = excluded.expires, sub = excluded.sub, email = excluded.email`,
 		fp, ss.expires.Unix(), ss.sub, ss.email); err != nil {
 		return err
 	}
-	_, err := s.db.Exec(`DELETE FROM sessions WHERE expires <= ?`, s.now().Unix())
+	_, err := s.db.Exec(`DELETE FROM sessions WHERE expires <= $1`, s.now().Unix())
 	return err
 }
 

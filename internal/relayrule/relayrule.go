@@ -5,7 +5,10 @@
 // them, and both name the settings by their configuration keys.
 package relayrule
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // Settings are the relay settings the rules read.
 type Settings struct {
@@ -16,6 +19,15 @@ type Settings struct {
 	OIDCClientID         string // relay.oidc_client_id
 	OIDCClientSecretFile string // relay.oidc_client_secret_file
 	OwnerApproval        bool   // relay.owner_approval
+	Store                string // relay.store: "" (relay.db) or postgres://…
+}
+
+// IsPostgresURL reports whether s names a PostgreSQL database
+// (postgres:// or postgresql://), the one store a relay takes besides its
+// own relay.db.
+func IsPostgresURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
 }
 
 // Problem is a rule a setting breaks: Key is the setting to change.
@@ -52,6 +64,10 @@ func Check(s Settings) []Problem {
 	}
 	if s.HTTPAuth == "oidc" && s.OIDCIssuer == "" {
 		bad("relay.http_auth", "oidc signs apps' users in with an identity provider", "give relay.oidc_issuer and relay.oidc_client_id, with relay.auth signin")
+	}
+	if s.Store != "" && !IsPostgresURL(s.Store) {
+		// The value is not repeated: it may hold a password.
+		bad("relay.store", "is not a postgres:// URL", "give postgres://user@host/db (the password in PGPASSWORD or ~/.pgpass), or leave it unset for relay.db in the state directory")
 	}
 	if s.OwnerApproval && s.HTTPAuth != "oidc" {
 		bad("relay.owner_approval", "adds the owner's approval to relay.http_auth oidc", "with owner, the owner's approval is the only check already")

@@ -78,6 +78,8 @@ Keys:
     public_url_scheme  http | https, for printed URLs      (default http)
     public_port        port in printed URLs, 0 = the listener's
     state_dir          host key, admin token, sessions     (default <config dir>/pomdev/relay)
+    store              postgres://user@host/db shared by   (default relay.db in state_dir)
+                       relays: names, sign-ins, OAuth
     auth               open | keys | signin                (default open)
     authorized_keys    OpenSSH authorized_keys file for keys
     allow_open_auth    allow open auth on a non-loopback address

@@ -24,6 +24,7 @@ import (
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 	"github.com/spf13/cobra"
 )
 
@@ -133,6 +134,7 @@ config).`,
 	fl.String("public-url-scheme", "http", "scheme of printed URLs: http or https")
 	fl.Int("public-port", 0, "port of printed URLs when a proxy changes it (0: the HTTP listener's)")
 	fl.String("state-dir", "", "state directory (default: <user config dir>/pomdev/relay)")
+	fl.String("store", "", "PostgreSQL database for route names, sign-ins and OAuth state (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass); default: relay.db in the state directory")
 	fl.String("auth", "open", "client authentication: open, keys or signin")
 	fl.String("authorized-keys", "", "OpenSSH authorized_keys file for --auth keys")
 	fl.Bool("allow-open-auth", false, "allow --auth open on a non-loopback address")
@@ -156,7 +158,7 @@ config).`,
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
 		{"public-url-scheme", "relay.public_url_scheme"}, {"public-port", "relay.public_port"},
-		{"state-dir", "relay.state_dir"}, {"auth", "relay.auth"}, {"authorized-keys", "relay.authorized_keys"},
+		{"state-dir", "relay.state_dir"}, {"store", "relay.store"}, {"auth", "relay.auth"}, {"authorized-keys", "relay.authorized_keys"},
 		{"allow-open-auth", "relay.allow_open_auth"}, {"default-target", "relay.default_target"},
 		{"tls-cert", "relay.tls_cert"}, {"tls-key", "relay.tls_key"}, {"session-ttl", "relay.session_ttl"},
 		{"keepalive-interval", "relay.keepalive_interval"}, {"max-tunnels-per-key", "relay.max_tunnels_per_key"},
@@ -265,7 +267,7 @@ func Run(opts *Options) error {
 	proxies, _ := config.ParseTrustedProxies(rc.TrustedProxies) // validated with the configuration
 	r, info, err := relay.New(relay.Config{
 		SSHListener: sshLn, HTTPListener: httpLn, Domain: rc.Domain, Scheme: scheme,
-		PublicPort: rc.PublicPort, StateDir: stateDir, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
+		PublicPort: rc.PublicPort, StateDir: stateDir, Store: rc.Store, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
@@ -338,6 +340,9 @@ func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info re
 		fmt.Fprintf(w, "  Policy     %s (%d route rules; reloaded on change)\n", p.File, len(p.Routes))
 	}
 	fmt.Fprintf(w, "  State      %s\n", stateDir)
+	if rc.Store != "" {
+		fmt.Fprintf(w, "  Store      %s (PostgreSQL; schema version %d)\n", relaystore.Redact(rc.Store), relaystore.Version)
+	}
 	if info.AdminToken != "" {
 		if info.AdminTokenCreated {
 			fmt.Fprintf(w, "  Admin      %s (new; also in %s)\n", info.AdminToken, filepath.Join(stateDir, "admin_token"))

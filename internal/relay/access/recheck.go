@@ -12,7 +12,7 @@ type personToken struct{ route, sub, email string }
 
 // livePeople lists the (route, person) pairs that hold live tokens.
 func (s *store) livePeople(ctx context.Context, now time.Time) ([]personToken, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT route, sub, email FROM tokens WHERE revoked = 0 AND expires > ? AND sub != ''`, now.Unix())
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT route, sub, email FROM tokens WHERE revoked = 0 AND expires > $1 AND sub != ''`, now.Unix())
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +30,7 @@ func (s *store) livePeople(ctx context.Context, now time.Time) ([]personToken, e
 
 // revokePerson revokes every token of sub on route.
 func (s *store) revokePerson(ctx context.Context, route, sub string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE route = ? AND sub = ? AND revoked = 0`, route, sub)
+	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE route = $1 AND sub = $2 AND revoked = 0`, route, sub)
 	if err != nil {
 		return 0, err
 	}

@@ -29,7 +29,7 @@ type store struct {
 // close), whose schema relaystore brings up to date.
 func openStore(dir string, db *sql.DB) (*store, error) {
 	if db == nil {
-		db, err := relaystore.Open(dir)
+		db, err := relaystore.Open(dir, "")
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +82,7 @@ func (s *store) addClient(ctx context.Context, c clientRow) error {
 	if c.Keys.JWKSURI != "" || len(c.Keys.JWKS) > 0 {
 		keys, _ = json.Marshal(c.Keys)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created, source, auth_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created, source, auth_keys) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix(), c.Source, string(keys))
 	return err
 }
@@ -90,7 +90,7 @@ func (s *store) addClient(ctx context.Context, c clientRow) error {
 // countUnusedFrom counts the registrations from source never used yet.
 func (s *store) countUnusedFrom(ctx context.Context, source string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM clients WHERE used = 0 AND source = ?`, source).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM clients WHERE used = 0 AND source = $1`, source).Scan(&n)
 	return n, err
 }
 
@@ -98,7 +98,7 @@ func (s *store) client(ctx context.Context, id string) (clientRow, error) {
 	var c clientRow
 	var uris, keys string
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, name, redirect_uris, auth_method, created, used, source, auth_keys FROM clients WHERE id = ?`, id).
+	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, name, redirect_uris, auth_method, created, used, source, auth_keys FROM clients WHERE id = $1`, id).
 		Scan(&c.ID, &c.SecretHash, &c.Name, &uris, &c.AuthMethod, &created, &c.Used, &c.Source, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, errNotFound
@@ -117,7 +117,7 @@ func (s *store) client(ctx context.Context, id string) (clientRow, error) {
 }
 
 func (s *store) markClientUsed(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE clients SET used = 1 WHERE id = ?`, id)
+	_, err := s.db.ExecContext(ctx, `UPDATE clients SET used = 1 WHERE id = $1`, id)
 	return err
 }
 
@@ -182,7 +182,7 @@ type authData struct {
 
 func (s *store) addAuth(ctx context.Context, a authRow) error {
 	data, _ := json.Marshal(a.Data)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (id, approval, route, owner, client_id, state, decided_by, data, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (id, approval, route, owner, client_id, state, decided_by, data, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		a.ID, a.Approval, a.Route, a.Owner, a.ClientID, a.State, a.DecidedBy, string(data), a.Created.Unix(), a.Expires.Unix())
 	return err
 }
@@ -205,15 +205,15 @@ func scanAuth(row interface{ Scan(...any) error }) (authRow, error) {
 }
 
 func (s *store) auth(ctx context.Context, id string) (authRow, error) {
-	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE id = ?`, id))
+	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE id = $1`, id))
 }
 
 func (s *store) authByApproval(ctx context.Context, code string) (authRow, error) {
-	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE approval = ?`, code))
+	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE approval = $1`, code))
 }
 
 func (s *store) authByCode(ctx context.Context, code string) (authRow, error) {
-	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE code_hash = ?`, hashSecret(code)))
+	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE code_hash = $1`, hashSecret(code)))
 }
 
 func (s *store) pendingAuths(ctx context.Context, now time.Time) ([]authRow, error) {
@@ -222,11 +222,11 @@ func (s *store) pendingAuths(ctx context.Context, now time.Time) ([]authRow, err
 
 // pendingOn lists the requests waiting on route.
 func (s *store) pendingOn(ctx context.Context, route string, now time.Time) ([]authRow, error) {
-	return s.pendingWhere(ctx, ` AND route = ?`, statePending, now.Unix(), route)
+	return s.pendingWhere(ctx, ` AND route = $3`, statePending, now.Unix(), route)
 }
 
 func (s *store) pendingWhere(ctx context.Context, and string, args ...any) ([]authRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE state = ? AND expires > ?`+and+` ORDER BY created`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE state = $1 AND expires > $2`+and+` ORDER BY created`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -251,10 +251,10 @@ func (s *store) decide(ctx context.Context, id, state, by string, now time.Time)
 // decideWith decides a pending request, replacing its data when d is set
 // (the person who signed in).
 func (s *store) decideWith(ctx context.Context, id, state, by string, now time.Time, d *authData) (bool, error) {
-	q, args := `UPDATE auth_requests SET state = ?, decided_by = ? WHERE id = ? AND state = ? AND expires > ?`, []any{state, by, id, statePending, now.Unix()}
+	q, args := `UPDATE auth_requests SET state = $1, decided_by = $2 WHERE id = $3 AND state = $4 AND expires > $5`, []any{state, by, id, statePending, now.Unix()}
 	if d != nil {
 		data, _ := json.Marshal(d)
-		q, args = `UPDATE auth_requests SET state = ?, decided_by = ?, data = ? WHERE id = ? AND state = ? AND expires > ?`, []any{state, by, string(data), id, statePending, now.Unix()}
+		q, args = `UPDATE auth_requests SET state = $1, decided_by = $2, data = $3 WHERE id = $4 AND state = $5 AND expires > $6`, []any{state, by, string(data), id, statePending, now.Unix()}
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -267,19 +267,19 @@ func (s *store) decideWith(ctx context.Context, id, state, by string, now time.T
 // setData replaces a pending request's data.
 func (s *store) setData(ctx context.Context, id string, d authData) error {
 	data, _ := json.Marshal(d)
-	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET data = ? WHERE id = ? AND state = ?`, string(data), id, statePending)
+	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET data = $1 WHERE id = $2 AND state = $3`, string(data), id, statePending)
 	return err
 }
 
 func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = ?, expires = ? WHERE id = ?`, hashSecret(code), expires.Unix(), id)
+	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = $1, expires = $2 WHERE id = $3`, hashSecret(code), expires.Unix(), id)
 	return err
 }
 
 // takeCode marks the approved request of code exchanged, once: false when
 // another presentation took it first.
 func (s *store) takeCode(ctx context.Context, id string, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET state = ?, expires = ? WHERE id = ? AND state = ? AND expires > ?`,
+	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET state = $1, expires = $2 WHERE id = $3 AND state = $4 AND expires > $5`,
 		stateExchanged, now.Add(codeReuseWindow).Unix(), id, stateApproved, now.Unix())
 	if err != nil {
 		return false, err
@@ -291,12 +291,12 @@ func (s *store) takeCode(ctx context.Context, id string, now time.Time) (bool, e
 // deleteAuthUnlessExchanged deletes a request that has not been exchanged
 // (an exchanged one is kept for codeReuseWindow).
 func (s *store) deleteAuthUnlessExchanged(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ? AND state != ?`, id, stateExchanged)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = $1 AND state != $2`, id, stateExchanged)
 	return err
 }
 
 func (s *store) deleteAuth(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, id)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = $1`, id)
 	return err
 }
 
@@ -349,7 +349,7 @@ func (s *store) putGrant(ctx context.Context, g Grant) (string, error) {
 		return "", err
 	}
 	defer tx.Rollback()
-	old, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = ? AND client_id = ?`, g.Owner, g.ClientID))
+	old, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = $1 AND client_id = $2`, g.Owner, g.ClientID))
 	switch {
 	case err == nil:
 		routes := old.Routes
@@ -359,13 +359,13 @@ func (s *store) putGrant(ctx context.Context, g Grant) (string, error) {
 		for _, r := range g.Routes {
 			routes = appendBounded(routes, r, maxGrantRoutes)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE grants SET client_name = ?, approved_by = ?, expires = ?, routes = ? WHERE id = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE grants SET client_name = $1, approved_by = $2, expires = $3, routes = $4 WHERE id = $5`,
 			g.ClientName, g.ApprovedBy, g.Expires.Unix(), strings.Join(routes, " "), old.ID); err != nil {
 			return "", err
 		}
 		g.ID = old.ID
 	case errors.Is(err, errNotFound):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO grants (id, owner, client_id, client_name, approved_by, created, expires, routes, browsers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO grants (id, owner, client_id, client_name, approved_by, created, expires, routes, browsers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '')`,
 			g.ID, g.Owner, g.ClientID, g.ClientName, g.ApprovedBy, g.Created.Unix(), g.Expires.Unix(), strings.Join(g.Routes, " ")); err != nil {
 			return "", err
 		}
@@ -382,11 +382,11 @@ func (s *store) bindBrowser(ctx context.Context, id, h string) error {
 		return err
 	}
 	defer tx.Rollback()
-	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = $1`, id))
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE grants SET browsers = ? WHERE id = ?`, strings.Join(appendBounded(g.browsers, h, maxBrowsers), " "), id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE grants SET browsers = $1 WHERE id = $2`, strings.Join(appendBounded(g.browsers, h, maxBrowsers), " "), id); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -409,19 +409,19 @@ const grantCols = `id, owner, client_id, client_name, approved_by, created, expi
 
 // liveGrant is the unexpired grant of owner to client.
 func (s *store) liveGrant(ctx context.Context, owner, clientID string, now time.Time) (Grant, error) {
-	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = ? AND client_id = ? AND expires > ?`, owner, clientID, now.Unix()))
+	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = $1 AND client_id = $2 AND expires > $3`, owner, clientID, now.Unix()))
 }
 
 func (s *store) grantByID(ctx context.Context, id string) (Grant, error) {
-	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = $1`, id))
 }
 
 // grants lists the unexpired grants, of one owner or ("") all.
 func (s *store) grants(ctx context.Context, owner string, now time.Time) ([]Grant, error) {
-	q := `SELECT ` + grantCols + ` FROM grants WHERE expires > ?`
+	q := `SELECT ` + grantCols + ` FROM grants WHERE expires > $1`
 	args := []any{now.Unix()}
 	if owner != "" {
-		q += ` AND owner = ?`
+		q += ` AND owner = $2`
 		args = append(args, owner)
 	}
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created`, args...)
@@ -447,14 +447,14 @@ func (s *store) revokeGrant(ctx context.Context, id string) error {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = ?`, id)
+	res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = $1`, id)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return errNotFound
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE grant_id = ?`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE grant_id = $1`, id); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -484,7 +484,7 @@ type tokenRow struct {
 }
 
 func (s *store) addToken(ctx context.Context, tx *sql.Tx, secret string, t tokenRow) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, sub, email) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, sub, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		hashSecret(secret), t.Kind, t.Grant, t.Family, t.Route, t.Owner, t.ClientID, strings.Join(t.Scopes, " "), t.AuthTime.Unix(), t.Expires.Unix(), t.Sub, t.Email)
 	return err
 }
@@ -493,7 +493,7 @@ func (s *store) token(ctx context.Context, secret string) (tokenRow, error) {
 	var t tokenRow
 	var scopes string
 	var authTime, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, used, revoked, sub, email FROM tokens WHERE hash = ?`, hashSecret(secret)).
+	err := s.db.QueryRowContext(ctx, `SELECT kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, used, revoked, sub, email FROM tokens WHERE hash = $1`, hashSecret(secret)).
 		Scan(&t.Kind, &t.Grant, &t.Family, &t.Route, &t.Owner, &t.ClientID, &scopes, &authTime, &expires, &t.Used, &t.Revoked, &t.Sub, &t.Email)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errNotFound
@@ -506,7 +506,7 @@ func (s *store) token(ctx context.Context, secret string) (tokenRow, error) {
 // useRefresh marks a refresh token used, within tx; false means it already
 // was (a reuse) or is revoked.
 func (s *store) useRefresh(ctx context.Context, tx *sql.Tx, secret string) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE tokens SET used = 1 WHERE hash = ? AND kind = ? AND used = 0 AND revoked = 0`, hashSecret(secret), kindRefresh)
+	res, err := tx.ExecContext(ctx, `UPDATE tokens SET used = 1 WHERE hash = $1 AND kind = $2 AND used = 0 AND revoked = 0`, hashSecret(secret), kindRefresh)
 	if err != nil {
 		return false, err
 	}
@@ -515,12 +515,12 @@ func (s *store) useRefresh(ctx context.Context, tx *sql.Tx, secret string) (bool
 }
 
 func (s *store) revokeFamily(ctx context.Context, family string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE family = ?`, family)
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE family = $1`, family)
 	return err
 }
 
 func (s *store) revokeToken(ctx context.Context, secret string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE hash = ?`, hashSecret(secret))
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE hash = $1`, hashSecret(secret))
 	return err
 }
 
@@ -533,14 +533,14 @@ const UnusedClientTTL = time.Hour
 // registered more than UnusedClientTTL ago that never got a token.
 func (s *store) sweep(ctx context.Context, now time.Time) error {
 	for _, q := range []string{
-		`DELETE FROM auth_requests WHERE expires <= ?`,
-		`DELETE FROM tokens WHERE expires <= ?`,
-		`DELETE FROM grants WHERE expires <= ?`,
+		`DELETE FROM auth_requests WHERE expires <= $1`,
+		`DELETE FROM tokens WHERE expires <= $1`,
+		`DELETE FROM grants WHERE expires <= $1`,
 	} {
 		if _, err := s.db.ExecContext(ctx, q, now.Unix()); err != nil {
 			return err
 		}
 	}
-	_, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE used = 0 AND created <= ?`, now.Add(-UnusedClientTTL).Unix())
+	_, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE used = 0 AND created <= $1`, now.Add(-UnusedClientTTL).Unix())
 	return err
 }

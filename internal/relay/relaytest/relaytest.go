@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/pgtest"
 	"github.com/pomdev/pomdev/internal/relay"
 	"golang.org/x/crypto/ssh"
 )
@@ -49,6 +50,9 @@ type Harness struct {
 	Info     relay.Info
 	Config   relay.Config
 	StateDir string
+	// Store is the relay's store: "" (relay.db in StateDir), or a fresh
+	// PostgreSQL database when POMDEV_TEST_STORE=postgres.
+	Store    string
 	SSHAddr  string
 	HTTPAddr string
 	cancel   context.CancelFunc
@@ -57,7 +61,7 @@ type Harness struct {
 
 func StartRelay(t *testing.T, mod func(*relay.Config)) *Harness {
 	t.Helper()
-	h := &Harness{t: t, StateDir: t.TempDir()}
+	h := &Harness{t: t, StateDir: t.TempDir(), Store: pgtest.Store(t)}
 	h.start(mod, "127.0.0.1:0", "127.0.0.1:0")
 	return h
 }
@@ -73,7 +77,7 @@ func (h *Harness) start(mod func(*relay.Config), sshAddr, httpAddr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := relay.Config{SSHListener: sl, HTTPListener: hl, StateDir: h.StateDir, Domain: "localhost"}
+	cfg := relay.Config{SSHListener: sl, HTTPListener: hl, StateDir: h.StateDir, Store: h.Store, Domain: "localhost"}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -1,18 +1,26 @@
-// Package store is the relay's database, relay.db in its state
-// directory: it opens it and owns its schema, one ordered list of
-// migrations for every table (the relay's route names and sign-in
+// Package store is the relay's database: relay.db (SQLite) in its state
+// directory by default, or a PostgreSQL database that several relays
+// share (relay.store). It opens it and owns its schema, one ordered list
+// of migrations for every table (the relay's route names and sign-in
 // sessions, and the authorization server's clients, requests, grants and
-// tokens), with the version in SQLite's PRAGMA user_version. The packages
-// that use the database create no schema.
+// tokens) run on either engine, with the version in SQLite's PRAGMA
+// user_version or PostgreSQL's table pomdev_schema. The packages that use
+// the database create no schema; their statements are written once for
+// both engines ($1, $2 … parameters, which SQLite also reads by number).
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
+	"github.com/pomdev/pomdev/internal/relayrule"
 	_ "modernc.org/sqlite" // the CGO-free SQLite driver, registered as "sqlite"
 )
 
@@ -26,7 +34,7 @@ const File = "relay.db"
 // after them run once, in order, on a database at the version before.
 type migration struct {
 	name string
-	up   func(*sql.Tx) error
+	up   func(*sql.Tx, Engine) error
 }
 
 var migrations = []migration{
@@ -37,7 +45,7 @@ CREATE TABLE IF NOT EXISTS clients (
 	name TEXT NOT NULL,
 	redirect_uris TEXT NOT NULL,
 	auth_method TEXT NOT NULL,
-	created INTEGER NOT NULL,
+	created BIGINT NOT NULL,
 	used INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS auth_requests (
@@ -50,8 +58,8 @@ CREATE TABLE IF NOT EXISTS auth_requests (
 	state TEXT NOT NULL,
 	decided_by TEXT NOT NULL DEFAULT '',
 	data TEXT NOT NULL,
-	created INTEGER NOT NULL,
-	expires INTEGER NOT NULL
+	created BIGINT NOT NULL,
+	expires BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS grants (
 	id TEXT PRIMARY KEY,
@@ -59,8 +67,8 @@ CREATE TABLE IF NOT EXISTS grants (
 	client_id TEXT NOT NULL,
 	client_name TEXT NOT NULL,
 	approved_by TEXT NOT NULL,
-	created INTEGER NOT NULL,
-	expires INTEGER NOT NULL,
+	created BIGINT NOT NULL,
+	expires BIGINT NOT NULL,
 	UNIQUE (owner, client_id)
 );
 CREATE TABLE IF NOT EXISTS tokens (
@@ -72,8 +80,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 	owner TEXT NOT NULL,
 	client_id TEXT NOT NULL,
 	scopes TEXT NOT NULL,
-	auth_time INTEGER NOT NULL,
-	expires INTEGER NOT NULL,
+	auth_time BIGINT NOT NULL,
+	expires BIGINT NOT NULL,
 	used INTEGER NOT NULL DEFAULT 0,
 	revoked INTEGER NOT NULL DEFAULT 0
 );
@@ -89,13 +97,13 @@ CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);`)},
 	// The keys of a private_key_jwt client.
 	{"clients.auth_keys", addColumns("clients", "auth_keys")},
 	// Route names kept for their keys.
-	{"routes", exec(`CREATE TABLE IF NOT EXISTS routes (name TEXT PRIMARY KEY, fp TEXT NOT NULL, used INTEGER NOT NULL)`)},
+	{"routes", exec(`CREATE TABLE IF NOT EXISTS routes (name TEXT PRIMARY KEY, fp TEXT NOT NULL, used BIGINT NOT NULL)`)},
 	// Signed-in keys (--auth signin) and who they signed in as.
-	{"sessions", func(tx *sql.Tx) error {
-		if err := exec(`CREATE TABLE IF NOT EXISTS sessions (fp TEXT PRIMARY KEY, expires INTEGER NOT NULL)`)(tx); err != nil {
+	{"sessions", func(tx *sql.Tx, e Engine) error {
+		if err := exec(`CREATE TABLE IF NOT EXISTS sessions (fp TEXT PRIMARY KEY, expires BIGINT NOT NULL)`)(tx, e); err != nil {
 			return err
 		}
-		return addColumns("sessions", "sub", "email")(tx)
+		return addColumns("sessions", "sub", "email")(tx, e)
 	}},
 }
 
@@ -105,9 +113,49 @@ var Version = len(migrations)
 // ErrNewer is a database whose schema is newer than this pomdev's.
 var ErrNewer = errors.New("made by a newer pomdev")
 
-// Open opens (creating it) relay.db in dir and brings its schema to
-// Version: one writer at a time, WAL, a 5 s busy timeout.
-func Open(dir string) (*sql.DB, error) {
+// Engine is the database a store runs on.
+type Engine string
+
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
+// EngineOf is the engine of a database opened by Open.
+func EngineOf(db *sql.DB) Engine {
+	if _, ok := db.Driver().(*stdlib.Driver); ok {
+		return Postgres
+	}
+	return SQLite
+}
+
+// Redact is store with its password hidden, for messages and logs.
+func Redact(store string) string {
+	u, err := url.Parse(store)
+	if err != nil {
+		return "(a store URL that does not parse)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// Open opens the relay's database and brings its schema to Version:
+// with store "", relay.db in dir (created); otherwise the PostgreSQL
+// database store names (postgres://user:password@host/db?sslmode=…).
+func Open(dir, store string) (*sql.DB, error) {
+	if store == "" {
+		return openSQLite(dir)
+	}
+	return openPostgres(store)
+}
+
+// openSQLite opens relay.db in dir: one writer at a time, WAL, a 5 s busy
+// timeout.
+func openSQLite(dir string) (*sql.DB, error) {
 	path := filepath.Join(dir, File)
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
@@ -132,59 +180,161 @@ func Open(dir string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Migrate applies the migrations db lacks, each in a transaction with its
-// new version, so a step that fails leaves the database as it was before
-// it.
-func Migrate(db *sql.DB) error {
-	v, err := SchemaVersion(db)
+// Bounds of a PostgreSQL store's pool: enough connections for a node's
+// concurrent sign-ins and token checks, few enough that a fleet of nodes
+// stays well under the server's max_connections (100 by default).
+const (
+	pgMaxConns    = 16
+	pgIdleConns   = 4
+	pgIdleTimeout = 5 * time.Minute
+	// pgOpenTimeout bounds reaching the server when the relay starts.
+	pgOpenTimeout = 15 * time.Second
+)
+
+func openPostgres(store string) (*sql.DB, error) {
+	name := Redact(store)
+	if !relayrule.IsPostgresURL(store) {
+		return nil, fmt.Errorf("store %s: not a postgres:// URL (leave relay.store unset for relay.db in the state directory)", name)
+	}
+	db, err := sql.Open("pgx", store)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
-	if v > Version {
-		return fmt.Errorf("schema version %d: %w (this one knows %d)", v, ErrNewer, Version)
+	db.SetMaxOpenConns(pgMaxConns)
+	db.SetMaxIdleConns(pgIdleConns)
+	db.SetConnMaxIdleTime(pgIdleTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpenTimeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w (is PostgreSQL running there, and may this user connect?)", name, err)
 	}
-	for i := v; i < Version; i++ {
-		m := migrations[i]
-		tx, err := db.Begin()
-		if err != nil {
-			return err
+	if err := Migrate(db); err != nil {
+		db.Close()
+		if errors.Is(err, ErrNewer) {
+			return nil, fmt.Errorf("store %s: %w (every relay of a store must run this pomdev or a newer one)", name, err)
 		}
-		if err := m.up(tx); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("schema step %d (%s): %w", i+1, m.name, err)
-		}
-		// PRAGMA takes no parameters; the value is a number of ours.
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("schema step %d (%s): %w", i+1, m.name, err)
-		}
+		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
-	return nil
+	return db, nil
 }
 
-// SchemaVersion is db's schema version (PRAGMA user_version).
-func SchemaVersion(db *sql.DB) (int, error) {
+// pgLock is the advisory lock under which PostgreSQL migrations run, so
+// that relays starting together on one store migrate it once.
+const pgLock = 0x706f6d646576 // "pomdev"
+
+// Migrate applies the migrations db lacks, each in a transaction with its
+// new version, so a step that fails leaves the database as it was before
+// it. On PostgreSQL each step holds an advisory lock and reads the
+// version again under it: relays migrating one store at once take turns.
+func Migrate(db *sql.DB) error {
+	e := EngineOf(db)
+	for {
+		done, err := migrateStep(db, e)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateStep applies the one migration after db's version; done when
+// there is none.
+func migrateStep(db *sql.DB, e Engine) (done bool, err error) {
+	tx, err := db.Begin()
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if e == Postgres {
+		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock($1)`, pgLock); err != nil {
+			return false, err
+		}
+		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS pomdev_schema (version INTEGER NOT NULL)`); err != nil {
+			return false, err
+		}
+	}
+	v, err := schemaVersion(tx, e)
+	if err != nil {
+		return false, err
+	}
+	if v > Version {
+		return false, fmt.Errorf("schema version %d: %w (this one knows %d)", v, ErrNewer, Version)
+	}
+	if v == Version {
+		return true, tx.Commit()
+	}
+	m := migrations[v]
+	if err := m.up(tx, e); err != nil {
+		return false, fmt.Errorf("schema step %d (%s): %w", v+1, m.name, err)
+	}
+	if err := setVersion(tx, e, v+1); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("schema step %d (%s): %w", v+1, m.name, err)
+	}
+	return false, nil
+}
+
+// querier is a database or a transaction.
+type querier interface {
+	QueryRow(string, ...any) *sql.Row
+}
+
+func schemaVersion(q querier, e Engine) (int, error) {
 	var v int
-	err := db.QueryRow(`PRAGMA user_version`).Scan(&v)
+	if e == Postgres {
+		err := q.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM pomdev_schema`).Scan(&v)
+		return v, err
+	}
+	err := q.QueryRow(`PRAGMA user_version`).Scan(&v)
 	return v, err
 }
 
-func exec(q string) func(*sql.Tx) error {
-	return func(tx *sql.Tx) error {
+func setVersion(tx *sql.Tx, e Engine, v int) error {
+	if e == Postgres {
+		if _, err := tx.Exec(`DELETE FROM pomdev_schema`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO pomdev_schema (version) VALUES ($1)`, v)
+		return err
+	}
+	// PRAGMA takes no parameters; the value is a number of ours.
+	_, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v))
+	return err
+}
+
+// SchemaVersion is db's schema version (0 before any migration).
+func SchemaVersion(db *sql.DB) (int, error) {
+	e := EngineOf(db)
+	if e == Postgres {
+		var exists bool
+		if err := db.QueryRow(`SELECT to_regclass('pomdev_schema') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+			return 0, err
+		}
+	}
+	return schemaVersion(db, e)
+}
+
+func exec(q string) func(*sql.Tx, Engine) error {
+	return func(tx *sql.Tx, _ Engine) error {
 		_, err := tx.Exec(q)
 		return err
 	}
 }
 
 // addColumns adds the text columns (default ”) table lacks.
-func addColumns(table string, cols ...string) func(*sql.Tx) error {
-	return func(tx *sql.Tx) error {
+func addColumns(table string, cols ...string) func(*sql.Tx, Engine) error {
+	return func(tx *sql.Tx, e Engine) error {
 		for _, col := range cols {
+			if e == Postgres {
+				if _, err := tx.Exec(`ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil {
+					return err
+				}
+				continue
+			}
 			var n int
-			if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, table, col).Scan(&n); err != nil {
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2`, table, col).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {

@@ -59,7 +59,7 @@ func TestMigrateLegacy(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(dir)
+	db, err := Open(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestMigrateLegacy(t *testing.T) {
 		t.Fatalf("rows after the migration: %q %q %q", name, routes, fp)
 	}
 	db.Close()
-	db, err = Open(dir)
+	db, err = Open(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestMigrateLegacy(t *testing.T) {
 // A database from a newer pomdev is refused, not changed.
 func TestMigrateNewer(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(dir)
+	db, err := Open(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestMigrateNewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(dir); !errors.Is(err, ErrNewer) || !strings.Contains(err.Error(), "move the file away") {
+	if _, err := Open(dir, ""); !errors.Is(err, ErrNewer) || !strings.Contains(err.Error(), "move the file away") {
 		t.Fatalf("a newer database: %v", err)
 	}
 }
@@ -127,7 +127,7 @@ func TestMigrateStepFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw.Close()
-	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "schema step") {
+	if _, err := Open(dir, ""); err == nil || !strings.Contains(err.Error(), "schema step") {
 		t.Fatalf("a failing step: %v", err)
 	}
 	raw, _ = sql.Open("sqlite", "file:"+filepath.Join(dir, File))
