@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -119,7 +120,7 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 func (s *signin) saveSession(fp string, ss session) error {
 	if _, err := s.db.Exec(`INSERT INTO sessions (fp, expires, sub, email) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (fp) DO UPDATE SET expires = excluded.expires, sub = excluded.sub, email = excluded.email`,
-		fp, ss.expires.Unix(), ss.sub, ss.email); err != nil {
+		fp, ss.expires.Unix(), relaystore.Text(ss.sub), relaystore.Text(ss.email)); err != nil {
 		return err
 	}
 	_, err := s.db.Exec(`DELETE FROM sessions WHERE expires <= $1`, s.now().Unix())

@@ -179,11 +179,16 @@ func remembered(g Grant, ok bool, info *reqInfo) string {
 
 func (o *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
 	row, err := o.s.st.auth(ctx, id)
+	if errors.Is(err, errNotFound) {
+		// The caller's mistake (a stranger's id, or one finished), not
+		// the relay's: a 400 logged as a warning, not a server error.
+		return nil, oidc.ErrInvalidRequest().WithDescription("no such authorization request: start again from the app")
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !row.Expires.After(o.s.cfg.Now()) {
-		return nil, errors.New("the authorization request has expired")
+		return nil, oidc.ErrInvalidRequest().WithDescription("the authorization request has expired: start again from the app")
 	}
 	return &authReq{row: row}, nil
 }

@@ -30,7 +30,7 @@ func (s *store) livePeople(ctx context.Context, now time.Time) ([]personToken, e
 
 // revokePerson revokes every token of sub on route.
 func (s *store) revokePerson(ctx context.Context, route, sub string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE route = $1 AND sub = $2 AND revoked = 0`, route, sub)
+	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE route = $1 AND sub = $2 AND revoked = 0`, txt(route), txt(sub))
 	if err != nil {
 		return 0, err
 	}

@@ -48,6 +48,11 @@ func (s *store) close() error {
 	return s.db.Close()
 }
 
+// txt is a value as the store keeps it (relaystore.Text): every string a
+// stranger may have chosen goes through it on the way in, and lookups by
+// one that does not pass unchanged find nothing.
+func txt(s string) string { return relaystore.Text(s) }
+
 func hashSecret(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
@@ -83,14 +88,14 @@ func (s *store) addClient(ctx context.Context, c clientRow) error {
 		keys, _ = json.Marshal(c.Keys)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (id, secret_hash, name, redirect_uris, auth_method, created, source, auth_keys) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		c.ID, c.SecretHash, c.Name, string(uris), c.AuthMethod, c.Created.Unix(), c.Source, string(keys))
+		txt(c.ID), c.SecretHash, txt(c.Name), string(uris), txt(c.AuthMethod), c.Created.Unix(), txt(c.Source), string(keys))
 	return err
 }
 
 // countUnusedFrom counts the registrations from source never used yet.
 func (s *store) countUnusedFrom(ctx context.Context, source string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM clients WHERE used = 0 AND source = $1`, source).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM clients WHERE used = 0 AND source = $1`, txt(source)).Scan(&n)
 	return n, err
 }
 
@@ -98,6 +103,9 @@ func (s *store) client(ctx context.Context, id string) (clientRow, error) {
 	var c clientRow
 	var uris, keys string
 	var created int64
+	if !relaystore.Storable(id) {
+		return c, errNotFound
+	}
 	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, name, redirect_uris, auth_method, created, used, source, auth_keys FROM clients WHERE id = $1`, id).
 		Scan(&c.ID, &c.SecretHash, &c.Name, &uris, &c.AuthMethod, &created, &c.Used, &c.Source, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -117,7 +125,7 @@ func (s *store) client(ctx context.Context, id string) (clientRow, error) {
 }
 
 func (s *store) markClientUsed(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE clients SET used = 1 WHERE id = $1`, id)
+	_, err := s.db.ExecContext(ctx, `UPDATE clients SET used = 1 WHERE id = $1`, txt(id))
 	return err
 }
 
@@ -183,7 +191,7 @@ type authData struct {
 func (s *store) addAuth(ctx context.Context, a authRow) error {
 	data, _ := json.Marshal(a.Data)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (id, approval, route, owner, client_id, state, decided_by, data, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		a.ID, a.Approval, a.Route, a.Owner, a.ClientID, a.State, a.DecidedBy, string(data), a.Created.Unix(), a.Expires.Unix())
+		a.ID, a.Approval, txt(a.Route), txt(a.Owner), txt(a.ClientID), a.State, txt(a.DecidedBy), string(data), a.Created.Unix(), a.Expires.Unix())
 	return err
 }
 
@@ -205,10 +213,16 @@ func scanAuth(row interface{ Scan(...any) error }) (authRow, error) {
 }
 
 func (s *store) auth(ctx context.Context, id string) (authRow, error) {
+	if !relaystore.Storable(id) {
+		return authRow{}, errNotFound
+	}
 	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE id = $1`, id))
 }
 
 func (s *store) authByApproval(ctx context.Context, code string) (authRow, error) {
+	if !relaystore.Storable(code) {
+		return authRow{}, errNotFound
+	}
 	return scanAuth(s.db.QueryRowContext(ctx, `SELECT `+authCols+` FROM auth_requests WHERE approval = $1`, code))
 }
 
@@ -222,7 +236,7 @@ func (s *store) pendingAuths(ctx context.Context, now time.Time) ([]authRow, err
 
 // pendingOn lists the requests waiting on route.
 func (s *store) pendingOn(ctx context.Context, route string, now time.Time) ([]authRow, error) {
-	return s.pendingWhere(ctx, ` AND route = $3`, statePending, now.Unix(), route)
+	return s.pendingWhere(ctx, ` AND route = $3`, statePending, now.Unix(), txt(route))
 }
 
 func (s *store) pendingWhere(ctx context.Context, and string, args ...any) ([]authRow, error) {
@@ -251,10 +265,11 @@ func (s *store) decide(ctx context.Context, id, state, by string, now time.Time)
 // decideWith decides a pending request, replacing its data when d is set
 // (the person who signed in).
 func (s *store) decideWith(ctx context.Context, id, state, by string, now time.Time, d *authData) (bool, error) {
-	q, args := `UPDATE auth_requests SET state = $1, decided_by = $2 WHERE id = $3 AND state = $4 AND expires > $5`, []any{state, by, id, statePending, now.Unix()}
+	by = txt(by)
+	q, args := `UPDATE auth_requests SET state = $1, decided_by = $2 WHERE id = $3 AND state = $4 AND expires > $5`, []any{state, by, txt(id), statePending, now.Unix()}
 	if d != nil {
 		data, _ := json.Marshal(d)
-		q, args = `UPDATE auth_requests SET state = $1, decided_by = $2, data = $3 WHERE id = $4 AND state = $5 AND expires > $6`, []any{state, by, string(data), id, statePending, now.Unix()}
+		q, args = `UPDATE auth_requests SET state = $1, decided_by = $2, data = $3 WHERE id = $4 AND state = $5 AND expires > $6`, []any{state, by, string(data), txt(id), statePending, now.Unix()}
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -267,12 +282,12 @@ func (s *store) decideWith(ctx context.Context, id, state, by string, now time.T
 // setData replaces a pending request's data.
 func (s *store) setData(ctx context.Context, id string, d authData) error {
 	data, _ := json.Marshal(d)
-	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET data = $1 WHERE id = $2 AND state = $3`, string(data), id, statePending)
+	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET data = $1 WHERE id = $2 AND state = $3`, string(data), txt(id), statePending)
 	return err
 }
 
 func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = $1, expires = $2 WHERE id = $3`, hashSecret(code), expires.Unix(), id)
+	_, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = $1, expires = $2 WHERE id = $3`, hashSecret(code), expires.Unix(), txt(id))
 	return err
 }
 
@@ -280,7 +295,7 @@ func (s *store) saveCode(ctx context.Context, id, code string, expires time.Time
 // another presentation took it first.
 func (s *store) takeCode(ctx context.Context, id string, now time.Time) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET state = $1, expires = $2 WHERE id = $3 AND state = $4 AND expires > $5`,
-		stateExchanged, now.Add(codeReuseWindow).Unix(), id, stateApproved, now.Unix())
+		stateExchanged, now.Add(codeReuseWindow).Unix(), txt(id), stateApproved, now.Unix())
 	if err != nil {
 		return false, err
 	}
@@ -291,12 +306,12 @@ func (s *store) takeCode(ctx context.Context, id string, now time.Time) (bool, e
 // deleteAuthUnlessExchanged deletes a request that has not been exchanged
 // (an exchanged one is kept for codeReuseWindow).
 func (s *store) deleteAuthUnlessExchanged(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = $1 AND state != $2`, id, stateExchanged)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = $1 AND state != $2`, txt(id), stateExchanged)
 	return err
 }
 
 func (s *store) deleteAuth(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = $1`, id)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = $1`, txt(id))
 	return err
 }
 
@@ -349,6 +364,10 @@ func (s *store) putGrant(ctx context.Context, g Grant) (string, error) {
 		return "", err
 	}
 	defer tx.Rollback()
+	g.Owner, g.ClientID, g.ClientName, g.ApprovedBy = txt(g.Owner), txt(g.ClientID), txt(g.ClientName), txt(g.ApprovedBy)
+	for i, r := range g.Routes {
+		g.Routes[i] = txt(r)
+	}
 	old, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = $1 AND client_id = $2`, g.Owner, g.ClientID))
 	switch {
 	case err == nil:
@@ -382,11 +401,11 @@ func (s *store) bindBrowser(ctx context.Context, id, h string) error {
 		return err
 	}
 	defer tx.Rollback()
-	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = $1`, id))
+	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = $1`, txt(id)))
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE grants SET browsers = $1 WHERE id = $2`, strings.Join(appendBounded(g.browsers, h, maxBrowsers), " "), id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE grants SET browsers = $1 WHERE id = $2`, strings.Join(appendBounded(g.browsers, txt(h), maxBrowsers), " "), g.ID); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -409,10 +428,16 @@ const grantCols = `id, owner, client_id, client_name, approved_by, created, expi
 
 // liveGrant is the unexpired grant of owner to client.
 func (s *store) liveGrant(ctx context.Context, owner, clientID string, now time.Time) (Grant, error) {
+	if !relaystore.Storable(owner, clientID) {
+		return Grant{}, errNotFound
+	}
 	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE owner = $1 AND client_id = $2 AND expires > $3`, owner, clientID, now.Unix()))
 }
 
 func (s *store) grantByID(ctx context.Context, id string) (Grant, error) {
+	if !relaystore.Storable(id) {
+		return Grant{}, errNotFound
+	}
 	return scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = $1`, id))
 }
 
@@ -422,7 +447,7 @@ func (s *store) grants(ctx context.Context, owner string, now time.Time) ([]Gran
 	args := []any{now.Unix()}
 	if owner != "" {
 		q += ` AND owner = $2`
-		args = append(args, owner)
+		args = append(args, txt(owner))
 	}
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created`, args...)
 	if err != nil {
@@ -447,14 +472,14 @@ func (s *store) revokeGrant(ctx context.Context, id string) error {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = $1`, id)
+	res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = $1`, txt(id))
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return errNotFound
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE grant_id = $1`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE grant_id = $1`, txt(id)); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -485,7 +510,7 @@ type tokenRow struct {
 
 func (s *store) addToken(ctx context.Context, tx *sql.Tx, secret string, t tokenRow) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, family, route, owner, client_id, scopes, auth_time, expires, sub, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		hashSecret(secret), t.Kind, t.Grant, t.Family, t.Route, t.Owner, t.ClientID, strings.Join(t.Scopes, " "), t.AuthTime.Unix(), t.Expires.Unix(), t.Sub, t.Email)
+		hashSecret(secret), t.Kind, txt(t.Grant), txt(t.Family), txt(t.Route), txt(t.Owner), txt(t.ClientID), txt(strings.Join(t.Scopes, " ")), t.AuthTime.Unix(), t.Expires.Unix(), txt(t.Sub), txt(t.Email))
 	return err
 }
 
@@ -515,7 +540,7 @@ func (s *store) useRefresh(ctx context.Context, tx *sql.Tx, secret string) (bool
 }
 
 func (s *store) revokeFamily(ctx context.Context, family string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE family = $1`, family)
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE family = $1`, txt(family))
 	return err
 }
 

@@ -17,7 +17,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
 	"github.com/pomdev/pomdev/internal/relayrule"
@@ -346,4 +348,26 @@ func addColumns(table string, cols ...string) func(*sql.Tx, Engine) error {
 		}
 		return nil
 	}
+}
+
+// Text is s as every store keeps it: valid UTF-8 without NUL, which
+// PostgreSQL refuses in text and SQLite takes. Bytes that are not UTF-8
+// and NULs become U+FFFD, so a stranger's value is stored the same way on
+// either engine instead of failing on one.
+func Text(s string) string {
+	if Storable(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// Storable reports whether every value is kept as it is (Text changes
+// none): a lookup by any other value finds nothing, on either engine.
+func Storable(values ...string) bool {
+	for _, s := range values {
+		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+			return false
+		}
+	}
+	return true
 }
