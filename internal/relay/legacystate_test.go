@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomdev/pomdev/internal/pgtest"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/relay/store"
 )
@@ -24,7 +25,14 @@ import (
 // migrates it to store.Version and keeps everything: the tunnel's key gets
 // its old name back, the old refresh token buys an access token that
 // passes the gate, the grant is listed and the old audit lines stay.
-func TestLegacyStateMigrates(t *testing.T) {
+func TestLegacyStateMigrates(t *testing.T) { legacyState(t, "") }
+
+// TestLegacyStateToPostgres: the same state directory, its relay.db
+// imported into a new PostgreSQL store as pomdev relay store import does
+// (store.Copy), serves a relay started with that store just the same.
+func TestLegacyStateToPostgres(t *testing.T) { legacyState(t, pgtest.DB(t)) }
+
+func legacyState(t *testing.T, pg string) {
 	src := filepath.Join("testdata", "legacy-state")
 	var fx struct {
 		URL      string `json:"url"`
@@ -64,14 +72,37 @@ func TestLegacyStateMigrates(t *testing.T) {
 		t.Fatalf("the fixture's relay.db has user_version %d, want 0 (a relay.db from before versions)", v)
 	}
 	oldAudit, _ := os.ReadFile(filepath.Join(state, "audit.jsonl"))
+	if pg != "" {
+		lite, err := store.Open(state, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := store.Open("", pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Copy(context.Background(), dst, lite); err != nil {
+			t.Fatal(err)
+		}
+		lite.Close()
+		dst.Close()
+		// The relay must not fall back on relay.db.
+		if err := os.Remove(filepath.Join(state, store.File)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	g := newGated(t, func(c *relay.Config) {
 		c.StateDir = state
-		c.Store = "" // this is relay.db's import; the store import is TestLegacyStateToPostgres
+		c.Store = pg
 		c.PublicPort = 8443
 		c.GrantTTL = 50 * 365 * 24 * time.Hour
 	}, true)
-	if v := schemaVersion(t, filepath.Join(state, "relay.db")); v != store.Version {
+	if pg != "" {
+		if _, err := os.Stat(filepath.Join(state, store.File)); err == nil {
+			t.Fatal("a relay with a store made a relay.db")
+		}
+	} else if v := schemaVersion(t, filepath.Join(state, "relay.db")); v != store.Version {
 		t.Fatalf("after the relay started, user_version is %d, want %d", v, store.Version)
 	}
 	g.key = key

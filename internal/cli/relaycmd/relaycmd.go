@@ -171,7 +171,7 @@ config).`,
 	} {
 		bind(b[0], b[1])
 	}
-	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f), NewCmdRoutes(f))
+	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f), NewCmdRoutes(f), NewCmdStore(f, nil))
 	return cmd
 }
 

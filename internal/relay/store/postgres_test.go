@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -149,5 +151,56 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 	if got := Redact("postgres://h/db?password=s3cret-pw&sslmode=require"); strings.Contains(got, "s3cret-pw") || !strings.Contains(got, "sslmode=require") {
 		t.Fatalf("Redact: %s", got)
+	}
+}
+
+// A relay.db (here one from before versioning, migrated by Open) is
+// copied into a new PostgreSQL store whole, NULs and bad bytes made
+// storable; a store that holds rows is refused and left as it was.
+func TestCopyIntoPostgres(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(legacy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO clients (id, name, redirect_uris, auth_method, created) VALUES ('c2', $1, '[]', 'none', 2)`, "nul\x00and\xff"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	lite, err := Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	pg, err := Open("", pgtest.DB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	n, err := Copy(context.Background(), pg, lite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"clients": 2, "auth_requests": 0, "grants": 1, "tokens": 1, "routes": 1, "sessions": 1}
+	if !reflect.DeepEqual(n, want) {
+		t.Fatalf("copied %v, want %v", n, want)
+	}
+	var name, fp string
+	var expires int64
+	if err := pg.QueryRow(`SELECT c.name, r.fp, t.expires FROM clients c, routes r, tokens t WHERE c.id = 'c2' AND r.name = 'brave-otter-1' AND t.hash = 'h1'`).Scan(&name, &fp, &expires); err != nil {
+		t.Fatal(err)
+	}
+	if name != "nul\uFFFDand\uFFFD" || fp != "SHA256:o" || expires != 9999999999 {
+		t.Fatalf("copied rows: %q %q %d", name, fp, expires)
+	}
+	if _, err := Copy(context.Background(), pg, lite); !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "2 clients") {
+		t.Fatalf("a second copy: %v", err)
+	}
+	var c int
+	if err := pg.QueryRow(`SELECT count(*) FROM clients`).Scan(&c); err != nil || c != 2 {
+		t.Fatalf("clients after the refused copy: %d %v", c, err)
 	}
 }
