@@ -81,7 +81,7 @@ func legacyState(t *testing.T, pg string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Copy(context.Background(), dst, lite); err != nil {
+		if _, err := store.Copy(context.Background(), dst, lite, state); err != nil {
 			t.Fatal(err)
 		}
 		lite.Close()

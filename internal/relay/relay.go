@@ -335,14 +335,15 @@ func New(cfg Config) (*Relay, Info, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	var info Info
 	var err error
-	r.hostKey, info.HostKeyCreated, err = loadOrCreateHostKey(cfg.StateDir)
-	if err != nil {
-		return nil, Info{}, err
-	}
-	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
 	if r.db, err = relaystore.Open(cfg.StateDir, cfg.Store); err != nil {
 		return nil, Info{}, fmt.Errorf("relay: %w", err)
 	}
+	r.hostKey, info.HostKeyCreated, err = loadOrCreateHostKey(cfg.StateDir, r.db)
+	if err != nil {
+		r.db.Close()
+		return nil, Info{}, err
+	}
+	info.HostKeyFingerprint = ssh.FingerprintSHA256(r.hostKey.PublicKey())
 	if r.book, err = openRouteBook(r.db, cfg.StateDir, cfg.RouteNameTTL, cfg.MaxRouteNames, cfg.Now()); err != nil {
 		r.db.Close()
 		return nil, Info{}, fmt.Errorf("relay: route names in %s: %w", cfg.StateDir, err)
@@ -407,7 +408,7 @@ func (r *Relay) prepareAuth(info *Info) error {
 		if r.signin != nil {
 			r.adminToken = r.signin.token
 		} else {
-			if r.adminToken, info.AdminTokenCreated, err = loadOrCreateToken(cfg.StateDir); err != nil {
+			if r.adminToken, info.AdminTokenCreated, err = loadOrCreateToken(cfg.StateDir, r.db); err != nil {
 				return fmt.Errorf("admin token: %w", err)
 			}
 			info.AdminToken = r.adminToken

@@ -173,6 +173,58 @@ func (b *routeBook) expire(now time.Time, live func(string) bool) {
 	}
 }
 
+// claim gives name to fp in the database, atomically for every relay of
+// the store: when the name is free, already fp's, unused for ttl, or held
+// by a key that free says may no longer hold it (the policy). It reports
+// whether fp has it now and, when not, the row of the key that does. The
+// caller does not hold the relay's mu, and records the answer in memory
+// under it (use, or learn).
+func (b *routeBook) claim(name, fp string, now time.Time, free func(owner string) bool) (bool, knownRoute, error) {
+	k := knownRoute{Name: name, FP: fp, Used: now.UTC().Truncate(time.Second)}
+	for range 2 {
+		var got string
+		err := b.db.QueryRow(`INSERT INTO routes (name, fp, used) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET fp = excluded.fp, used = excluded.used
+			WHERE routes.fp = excluded.fp OR routes.used < $4 RETURNING fp`,
+			name, fp, k.Used.Unix(), now.Add(-b.ttl).Unix()).Scan(&got)
+		if err == nil {
+			return true, k, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, knownRoute{}, err
+		}
+		held := knownRoute{Name: name}
+		var used int64
+		err = b.db.QueryRow(`SELECT fp, used FROM routes WHERE name = $1`, name).Scan(&held.FP, &used)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // pruned in between: claim again
+		}
+		if err != nil {
+			return false, knownRoute{}, err
+		}
+		held.Used = time.Unix(used, 0).UTC()
+		if !free(held.FP) {
+			return false, held, nil
+		}
+		res, err := b.db.Exec(`UPDATE routes SET fp = $1, used = $2 WHERE name = $3 AND fp = $4 AND used = $5`, fp, k.Used.Unix(), name, held.FP, used)
+		if err != nil {
+			return false, knownRoute{}, err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return true, k, nil
+		}
+	}
+	return false, knownRoute{}, fmt.Errorf("route %q: its row changed twice while claimed", name)
+}
+
+// learn records in memory that k holds its name (another key, as the
+// database says); the caller holds the relay's mu.
+func (b *routeBook) learn(k knownRoute) {
+	if k.Name != "" && k.FP != "" {
+		b.names[k.Name] = k
+	}
+}
+
 // save records names' uses; the caller does not hold the relay's mu.
 func (b *routeBook) save(ks ...knownRoute) error {
 	if len(ks) == 0 {

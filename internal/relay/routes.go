@@ -207,15 +207,25 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 
 	var takeover []*conn
 	now := r.cfg.Now()
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, errors.New("relay is shutting down")
-	}
 	// A name stays with the key that had it until it goes unused for
-	// RouteNameTTL: no other key is given it, dynamic or static.
+	// RouteNameTTL: no other key is given it, dynamic or static, by this
+	// relay or any other of its store. The database decides (claim),
+	// before the relay's mu is taken: routing does not wait on it.
+	var learned []knownRoute
 	if rt.static {
-		if owner := r.reservedFor(rt.name, now); owner != "" && owner != c.fp {
+		// The policy first, so that a name the key may not hold is
+		// not reserved for it.
+		if err := r.mayHold(c, rt.name); err != nil {
+			return nil, err
+		}
+		ok, held, err := r.book.claim(rt.name, c.fp, now, r.releasedByPolicy(rt.name))
+		if err != nil {
+			r.log.Warn("cannot claim a route name", "route", rt.name, "err", err)
+			return nil, errors.New("the relay cannot reach its store of route names; try again shortly")
+		}
+		if !ok {
+			r.mu.Lock()
+			r.book.learn(held)
 			r.mu.Unlock()
 			return nil, fmt.Errorf("route %q belongs to another key", rt.name)
 		}
@@ -224,15 +234,28 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 		rt.name = ""
 		for i := range maxNameTries {
 			name := dynamicName(c.fp, i)
-			if owner := r.reservedFor(name, now); owner == "" || owner == c.fp {
+			ok, held, err := r.book.claim(name, c.fp, now, r.releasedByPolicy(name))
+			if err != nil {
+				r.log.Warn("cannot claim a route name", "route", name, "err", err)
+				return nil, errors.New("the relay cannot reach its store of route names; try again shortly")
+			}
+			if ok {
 				rt.name = name
 				break
 			}
+			learned = append(learned, held)
 		}
 		if rt.name == "" {
-			r.mu.Unlock()
 			return nil, fmt.Errorf("no free route name for this key (%d tried)", maxNameTries)
 		}
+	}
+	r.mu.Lock()
+	for _, k := range learned {
+		r.book.learn(k)
+	}
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errors.New("relay is shutting down")
 	}
 	if old, ok := r.routes[rt.name]; ok {
 		if old.c.fp != c.fp {

@@ -76,7 +76,7 @@ func newSignin(db *sql.DB, dir string, sessionTTL, codeTTL time.Duration, now fu
 	s := &signin{db: db, dir: dir, sessionTTL: sessionTTL, codeTTL: codeTTL, now: now,
 		pending: map[string]*pending{}, sessions: map[string]session{}, ended: map[string]endedSignin{}, quit: make(chan struct{})}
 	var err error
-	if s.token, s.tokenCreated, err = loadOrCreateToken(dir); err != nil {
+	if s.token, s.tokenCreated, err = loadOrCreateToken(dir, db); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
 	rows, err := db.Query(`SELECT fp, expires, sub, email FROM sessions WHERE expires > $1`, now().Unix())
@@ -128,19 +128,41 @@ func (s *signin) saveSession(fp string, ss session) error {
 }
 
 func (s *signin) signedIn(fp string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.sessions[fp]
+	ss, ok := s.session(fp)
 	return ok && s.now().Before(ss.expires)
 }
 
 // identity is who signed the key in through the identity provider
 // (empty when an admin approved it, or without a provider).
 func (s *signin) identity(fp string) (sub, email string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss := s.sessions[fp]
+	ss, _ := s.session(fp)
 	return ss.sub, ss.email
+}
+
+// session is fp's sign-in: from memory, or else from the database, where
+// another relay of the store may have recorded it (the key signed in
+// there, then came here); found ones are kept in memory.
+func (s *signin) session(fp string) (session, bool) {
+	s.mu.Lock()
+	ss, ok := s.sessions[fp]
+	s.mu.Unlock()
+	if ok && s.now().Before(ss.expires) {
+		return ss, true
+	}
+	var exp int64
+	err := s.db.QueryRow(`SELECT expires, sub, email FROM sessions WHERE fp = $1 AND expires > $2`, fp, s.now().Unix()).Scan(&exp, &ss.sub, &ss.email)
+	if err != nil {
+		// No sign-in (or the store is unreachable: the key signs in
+		// again, which needs the store too).
+		return session{}, false
+	}
+	ss.expires = time.Unix(exp, 0)
+	s.mu.Lock()
+	if cur, ok := s.sessions[fp]; !ok || cur.expires.Before(ss.expires) {
+		s.sessions[fp] = ss
+	}
+	s.mu.Unlock()
+	return ss, true
 }
 
 // newCode returns a code such as KQ4M-7TXD (no 0/O/1/I).

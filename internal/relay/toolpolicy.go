@@ -143,17 +143,18 @@ func (r *Relay) publicPath(rt *route, req *http.Request) bool {
 	return true
 }
 
-// reservedFor is the key a route name is kept for, unless the policy no
-// longer lets that key hold it (the policy gave the name to someone
-// else); the caller holds mu.
-func (r *Relay) reservedFor(name string, now time.Time) string {
-	owner := r.book.owner(name, now)
-	if p := r.currentPolicy(); owner != "" && p != nil {
-		if ok, _ := p.MayHold(r.identityOf(owner), name); !ok {
-			return ""
+// releasedByPolicy says, for route name, whether the policy no longer
+// lets a key that holds it hold it (the policy gave the name to someone
+// else): the name is then free for others.
+func (r *Relay) releasedByPolicy(name string) func(owner string) bool {
+	return func(owner string) bool {
+		p := r.currentPolicy()
+		if p == nil {
+			return false
 		}
+		ok, _ := p.MayHold(r.identityOf(owner), name)
+		return !ok
 	}
-	return owner
 }
 
 // toolsFor is the tool rules in force on rt.

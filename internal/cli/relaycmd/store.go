@@ -100,7 +100,7 @@ func StoreImportRun(ctx context.Context, opts *StoreImportOptions) error {
 		return exitcode.New(exitcode.Unreachable, err, "")
 	}
 	defer dst.Close()
-	n, err := relaystore.Copy(ctx, dst, src)
+	n, err := relaystore.Copy(ctx, dst, src, opts.StateDir)
 	if errors.Is(err, relaystore.ErrNotEmpty) {
 		return exitcode.New(exitcode.Failure, fmt.Errorf("store %s %w", relaystore.Redact(opts.Store), err),
 			"import only into a new store; nothing was copied")

@@ -11,6 +11,8 @@ import (
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
 	"github.com/pomdev/pomdev/internal/pgtest"
+	"github.com/pomdev/pomdev/internal/relay"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 )
 
@@ -51,7 +53,7 @@ func TestStoreImport(t *testing.T) {
 	}
 	db.Close()
 	out, err := run("--state-dir", rc.StateDir, "--store", withPassword)
-	if err != nil || !regexp.MustCompile(`routes +1\n`).MatchString(out) || !strings.Contains(out, "Start the relay with --store") || strings.Contains(out, "s3cret-pw") {
+	if err != nil || !regexp.MustCompile(`routes +1\n(.*\n)*  secrets +5\n`).MatchString(out) || !strings.Contains(out, "Start the relay with --store") || strings.Contains(out, "s3cret-pw") {
 		t.Fatalf("import: %q %v", out, err)
 	}
 	_, err = run("--state-dir", rc.StateDir, "--store", withPassword)
@@ -87,4 +89,49 @@ func TestRelayOnStore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rc.StateDir, relaystore.File)); err == nil {
 		t.Fatal("a relay on a store made relay.db")
 	}
+}
+
+// Two relays on one PostgreSQL store: a key signed in on one is signed in
+// on the other (no second link), and both have one host key and one admin
+// token, kept in the store, not in either state directory.
+func TestSigninSharedByStore(t *testing.T) {
+	rt.RequireOpenSSH(t)
+	pg := pgtest.DB(t)
+	o := rt.NewOrigin(t, "fleet")
+	mod := func(c *relay.Config) { c.Auth = relay.AuthSignin; c.DefaultTarget = o.HostPort(); c.Store = pg }
+	a, b := rt.StartRelay(t, mod), rt.StartRelay(t, mod)
+	if a.Info.HostKeyFingerprint != b.Info.HostKeyFingerprint || a.Info.AdminToken == "" || a.Info.AdminToken != b.Info.AdminToken {
+		t.Fatalf("host keys %s, %s; admin tokens %q, %q", a.Info.HostKeyFingerprint, b.Info.HostKeyFingerprint, a.Info.AdminToken, b.Info.AdminToken)
+	}
+	if !a.Info.HostKeyCreated || b.Info.HostKeyCreated {
+		t.Fatalf("host key created by A %v, by B %v: want A only", a.Info.HostKeyCreated, b.Info.HostKeyCreated)
+	}
+	for _, h := range []*rt.Harness{a, b} {
+		if _, err := os.Stat(filepath.Join(h.StateDir, "ssh_host_ed25519_key")); err == nil {
+			t.Fatal("a relay on a store wrote its host key to its state directory")
+		}
+	}
+	key, _ := rt.WriteKey(t)
+	args := []string{"-o", "LogLevel=INFO", "-o", "KbdInteractiveAuthentication=yes",
+		"-o", "PreferredAuthentications=publickey,keyboard-interactive", "-T", "-R", "0"}
+	p := a.RunSSH(key, args...)
+	approve(t, a.StateDir, waitCode(t, p), false)
+	url := strings.TrimPrefix(p.WaitLine(t, "Remote: "), "Remote: ")
+	p.Kill()
+	a.WaitRoute(0)
+	q := b.RunSSH(key, args...)
+	if got := strings.TrimPrefix(q.WaitLine(t, "Remote: "), "Remote: "); strings.TrimSuffix(got, portOfURL(got)) != strings.TrimSuffix(url, portOfURL(url)) {
+		t.Fatalf("on relay B the route is %s, on A it was %s", got, url)
+	}
+	if codeRe.MatchString(q.Stderr()) {
+		t.Fatalf("relay B asked the signed-in key to sign in again: %s", q.Stderr())
+	}
+}
+
+// portOfURL is the ":port" of a printed URL ("" without one).
+func portOfURL(u string) string {
+	if i := strings.LastIndex(u, ":"); i > len("https:") {
+		return u[i:]
+	}
+	return ""
 }

@@ -6,15 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	jose "github.com/go-jose/go-jose/v4"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 )
 
 // Key files in the state directory (0600).
@@ -38,60 +37,59 @@ type keys struct {
 
 func encodeB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func loadKeys(dir string) (*keys, error) {
+// loadKeys reads the relay's OAuth keys, generating them the first time:
+// files of the state directory, or the store's secrets that every relay
+// of a PostgreSQL store shares (relaystore.Secret).
+func loadKeys(dir string, db *sql.DB) (*keys, error) {
 	k := &keys{}
 	var err error
-	if k.signing, k.kid, err = loadECKey(filepath.Join(dir, signingKeyFile)); err != nil {
+	if k.signing, k.kid, err = loadECKey(db, dir, signingKeyFile); err != nil {
 		return nil, err
 	}
-	if k.idToken, k.idKid, err = loadECKey(filepath.Join(dir, idTokenKeyFile)); err != nil {
+	if k.idToken, k.idKid, err = loadECKey(db, dir, idTokenKeyFile); err != nil {
 		return nil, err
 	}
+	data, _, err := relaystore.Secret(db, dir, tokenKeyFile, func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	})
 	path := filepath.Join(dir, tokenKeyFile)
-	data, err := os.ReadFile(path)
 	switch {
-	case err == nil && len(data) == 32:
-		copy(k.tokenKey[:], data)
-	case err == nil:
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", path, err)
+	case len(data) != 32:
 		return nil, fmt.Errorf("%s: not a 32-byte key (delete it to make a new one; clients will refresh their tokens)", path)
-	case errors.Is(err, fs.ErrNotExist):
-		_, _ = rand.Read(k.tokenKey[:])
-		if err := writePrivate(path, k.tokenKey[:]); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, err
 	}
+	copy(k.tokenKey[:], data)
 	return k, nil
 }
 
-// loadECKey reads the P-256 key at path, generating it the first time,
-// and names it by its public key's hash.
-func loadECKey(path string) (*ecdsa.PrivateKey, string, error) {
-	var key *ecdsa.PrivateKey
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		block, _ := pem.Decode(data)
-		if block == nil {
-			return nil, "", fmt.Errorf("%s: no PEM key (move it away to generate a new one; apps will see a new JWKS)", path)
-		}
-		if key, err = x509.ParseECPrivateKey(block.Bytes); err != nil {
-			return nil, "", fmt.Errorf("%s: %w (move it away to generate a new one)", path, err)
-		}
-	case errors.Is(err, fs.ErrNotExist):
-		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			return nil, "", err
+// loadECKey reads the P-256 key name, generating it the first time, and
+// names it by its public key's hash.
+func loadECKey(db *sql.DB, dir, name string) (*ecdsa.PrivateKey, string, error) {
+	path := filepath.Join(dir, name)
+	data, _, err := relaystore.Secret(db, dir, name, func() ([]byte, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
 		}
 		der, err := x509.MarshalECPrivateKey(key)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		if err := writePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})); err != nil {
-			return nil, "", err
-		}
-	default:
-		return nil, "", err
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, "", fmt.Errorf("%s: no PEM key (move it away to generate a new one; apps will see a new JWKS)", path)
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w (move it away to generate a new one)", path, err)
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
@@ -99,19 +97,6 @@ func loadECKey(path string) (*ecdsa.PrivateKey, string, error) {
 	}
 	sum := sha256.Sum256(pub)
 	return key, encodeB64(sum[:12]), nil
-}
-
-func writePrivate(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
 }
 
 func (k *keys) signer() (jose.Signer, error) {

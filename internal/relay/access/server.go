@@ -173,12 +173,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	k, err := loadKeys(cfg.StateDir)
+	st, err := openStore(cfg.StateDir, cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg.StateDir, cfg.DB)
+	k, err := loadKeys(cfg.StateDir, st.db)
 	if err != nil {
+		st.close()
 		return nil, err
 	}
 	au, err := openAudit(cfg.StateDir, cfg.Now)

@@ -9,7 +9,7 @@ import (
 )
 
 // Tables are the store's tables, in the order Copy fills them.
-var Tables = []string{"clients", "auth_requests", "grants", "tokens", "routes", "sessions"}
+var Tables = []string{"clients", "auth_requests", "grants", "tokens", "routes", "sessions", "secrets"}
 
 // ErrNotEmpty is a store that already holds rows: Copy fills only new
 // ones, so that nothing there is overwritten or mixed with another
@@ -20,8 +20,9 @@ var ErrNotEmpty = errors.New("already holds")
 // brings them there): from one read transaction of src, in one write
 // transaction of dst, so dst gets all of src as it was at one moment, or
 // nothing. Text is made storable on the way (Text). It returns the rows
-// copied by table.
-func Copy(ctx context.Context, dst, src *sql.DB) (map[string]int, error) {
+// copied by table. With dir, the secret files there (SecretFiles) are
+// copied into the table secrets too.
+func Copy(ctx context.Context, dst, src *sql.DB, dir string) (map[string]int, error) {
 	for _, db := range []*sql.DB{dst, src} {
 		if v, err := SchemaVersion(db); err != nil || v != Version {
 			return nil, fmt.Errorf("schema version %d, want %d (open both with store.Open first): %v", v, Version, err)
@@ -63,6 +64,13 @@ func Copy(ctx context.Context, dst, src *sql.DB) (map[string]int, error) {
 			return nil, fmt.Errorf("%s: %w", t, err)
 		}
 		out[t] = n
+	}
+	if dir != "" {
+		n, err := copySecrets(wtx, dir)
+		if err != nil {
+			return nil, err
+		}
+		out["secrets"] += n
 	}
 	return out, wtx.Commit()
 }

@@ -68,7 +68,7 @@ func TestPostgresSchemaIsSQLites(t *testing.T) {
 	}
 	defer lite.Close()
 	want, got := schema(t, lite), schema(t, pg)
-	if len(want) != 6 || !reflect.DeepEqual(got, want) {
+	if len(want) != 7 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("postgres schema:\n%v\nrelay.db's:\n%v", got, want)
 	}
 	pg.Close()
@@ -180,11 +180,11 @@ func TestCopyIntoPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close()
-	n, err := Copy(context.Background(), pg, lite)
+	n, err := Copy(context.Background(), pg, lite, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"clients": 2, "auth_requests": 0, "grants": 1, "tokens": 1, "routes": 1, "sessions": 1}
+	want := map[string]int{"clients": 2, "auth_requests": 0, "grants": 1, "tokens": 1, "routes": 1, "sessions": 1, "secrets": 0}
 	if !reflect.DeepEqual(n, want) {
 		t.Fatalf("copied %v, want %v", n, want)
 	}
@@ -196,7 +196,7 @@ func TestCopyIntoPostgres(t *testing.T) {
 	if name != "nul\uFFFDand\uFFFD" || fp != "SHA256:o" || expires != 9999999999 {
 		t.Fatalf("copied rows: %q %q %d", name, fp, expires)
 	}
-	if _, err := Copy(context.Background(), pg, lite); !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "2 clients") {
+	if _, err := Copy(context.Background(), pg, lite, ""); !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "2 clients") {
 		t.Fatalf("a second copy: %v", err)
 	}
 	var c int

@@ -107,6 +107,9 @@ CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);`)},
 		}
 		return addColumns("sessions", "sub", "email")(tx, e)
 	}},
+	// The relay's secrets on a shared store (secret.go); relay.db keeps
+	// them in files, and the table empty.
+	{"secrets", exec(`CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)`)},
 }
 
 // Version is the schema version this pomdev writes.
