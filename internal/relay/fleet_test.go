@@ -1,12 +1,22 @@
 package relay_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pomdev/pomdev/internal/pgtest"
 	"github.com/pomdev/pomdev/internal/relay"
+	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
+	"golang.org/x/net/websocket"
 )
 
 // Two relays on one PostgreSQL store share their state: a token granted
@@ -59,4 +69,215 @@ func TestTwoRelaysShareState(t *testing.T) {
 			t.Fatalf("relay A took the name for another key: %v", h.h.R.Routes())
 		}
 	}
+}
+
+// startFleet starts n relays on one new PostgreSQL store, as nodes of a
+// fleet behind one load balancer (one public port).
+func startFleet(t *testing.T, n int, mod func(*relay.Config)) []*rt.Harness {
+	t.Helper()
+	pg := pgtest.DB(t)
+	var hs []*rt.Harness
+	for range n {
+		hs = append(hs, rt.StartRelay(t, func(c *relay.Config) {
+			c.Store = pg
+			c.PublicPort = 8443
+			if mod != nil {
+				mod(c)
+			}
+		}))
+	}
+	return hs
+}
+
+// A tunnel on node 1 answers through nodes 2 and 3 as through node 1:
+// the same answers, SSE events in order as they are sent, an upgraded
+// connection and a WebSocket echo both ways; a node that stops is left
+// at once (its routes are nowhere, not a dead address).
+func TestFleetForwarding(t *testing.T) {
+	rt.RequireOpenSSH(t)
+	o := rt.NewOrigin(t, "fleet")
+	ws := httptest.NewServer(websocket.Handler(func(c *websocket.Conn) {
+		for {
+			var msg string
+			if websocket.Message.Receive(c, &msg) != nil || websocket.Message.Send(c, msg) != nil {
+				return
+			}
+		}
+	}))
+	defer ws.Close()
+	nodes := startFleet(t, 3, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	nodes[0].RunSSH(key, "-N", "-R", "0")
+	url := nodes[0].WaitURL()
+
+	get := func(h *rt.Harness, path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, url+path, strings.NewReader(`{"n":1}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := h.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, want := get(nodes[0], "/a?b=c")
+	if code != 200 || rt.Decode(t, want)["body"] != `{"n":1}` {
+		t.Fatalf("through node 1: %d %s", code, want)
+	}
+	for i, h := range nodes[1:] {
+		if code, got := get(h, "/a?b=c"); code != 200 || got != want {
+			t.Fatalf("through node %d: %d %s\nwant %s", i+2, code, got, want)
+		}
+	}
+
+	// SSE through node 3: each event when sent.
+	resp, err := nodes[2].Client().Get(url + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("SSE through node 3: %d %q", resp.StatusCode, ct)
+	}
+	br := bufio.NewReader(resp.Body)
+	for i, ev := range []string{"one", "two", "three"} {
+		o.Events <- ev
+		line, err := br.ReadString('\n')
+		if err != nil || line != "data: "+ev+"\n" {
+			t.Fatalf("event %d through node 3: %q, %v", i, line, err)
+		}
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp.Body.Close()
+
+	// An upgrade through node 2.
+	nodes[1].UpgradeEcho(url)
+
+	// A WebSocket through node 2, to a WebSocket origin behind a second
+	// tunnel of the key.
+	wsKey, _ := rt.WriteKey(t)
+	nodes[0].RunSSH(wsKey, "-T", "-o", "SetEnv=POMDEV_TARGET="+strings.TrimPrefix(ws.URL, "http://"), "-R", "0")
+	var wsURL string
+	rt.WaitFor(t, func() bool {
+		for _, u := range nodes[0].R.Routes() {
+			if u != url {
+				wsURL = u
+			}
+		}
+		return wsURL != ""
+	}, "the WebSocket tunnel")
+	conn, err := net.Dial("tcp", nodes[1].HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := websocket.NewConfig(strings.Replace(wsURL, "http://", "ws://", 1)+"/", wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := websocket.NewClient(cfg, conn)
+	if err != nil {
+		t.Fatalf("WebSocket handshake through node 2: %v", err)
+	}
+	for _, msg := range []string{"hello", strings.Repeat("x", 70000)} {
+		if err := websocket.Message.Send(wc, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(wc, &got); err != nil || got != msg {
+			t.Fatalf("WebSocket echo of %d bytes: %d bytes, %v", len(msg), len(got), err)
+		}
+	}
+	wc.Close()
+
+	// Node 1 stops: nodes 2 and 3 find the route nowhere (404), at once.
+	nodes[0].Stop()
+	for i, h := range nodes[1:] {
+		if code, body := get(h, "/"); code != http.StatusNotFound {
+			t.Fatalf("node %d after node 1 stopped: %d %s", i+2, code, body)
+		}
+	}
+}
+
+// auditLines counts the lines of a relay's audit trail about requests to
+// the tunnel (let through, or refused).
+func auditLines(t *testing.T, h *rt.Harness) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.StateDir, "audit.jsonl"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), `"kind":"request"`) + strings.Count(string(b), `"kind":"refused"`)
+}
+
+// Through another node, the OAuth gate and the tool policy hold as on the
+// tunnel's own node, and each request is audited once, there.
+func TestFleetGateAndPolicy(t *testing.T) {
+	pg := pgtest.DB(t)
+	mod := func(c *relay.Config) { c.Store = pg; c.PublicPort = 8443 }
+	a := newGated(t, mod, true)
+	a.ssh = a.h.RunSSH(a.key, "-T", "-o", "SetEnv=POMDEV_TARGET="+a.target()+" POMDEV_TOOLS_DENY=echo", "-R", "0")
+	a.ssh.WaitLine(t, "Remote: ")
+	a.url = a.h.WaitURL()
+	b := newGated(t, mod, true)
+	_, tk := a.grant(t)
+
+	call := func(g *gatedTunnel, bearer, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, a.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := g.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+	echo := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`
+	beforeA, beforeB := auditLines(t, a.h), auditLines(t, b.h)
+	if code, body := call(b, "", list); code != http.StatusUnauthorized {
+		t.Fatalf("no token through node B: %d %s", code, body)
+	}
+	if code, body := call(b, "not-a-token", list); code != http.StatusUnauthorized {
+		t.Fatalf("a bad token through node B: %d %s", code, body)
+	}
+	code, viaA := call(a, tk.Access, list)
+	if code != 200 {
+		t.Fatalf("tools/list through node A: %d %s", code, viaA)
+	}
+	if code, viaB := call(b, tk.Access, list); code != 200 || viaB != viaA || strings.Contains(viaB, `"echo"`) {
+		t.Fatalf("tools/list through node B: %d %s\nthrough A: %s", code, viaB, viaA)
+	}
+	if code, body := call(b, tk.Access, echo); code != 200 || !strings.Contains(body, "the relay's policy refuses it") || strings.Contains(body, "echo: hi") {
+		t.Fatalf("a denied tool through node B: %d %s", code, body)
+	}
+	// Five requests, one of them through A: five audit lines on A (the
+	// tunnel's node), none on B.
+	if !waitUntil(func() bool { return auditLines(t, a.h) == beforeA+5 }) {
+		b, _ := os.ReadFile(filepath.Join(a.h.StateDir, "audit.jsonl"))
+		t.Fatalf("node A's audit, %d lines before:\n%s", beforeA, b)
+	}
+	if n := auditLines(t, b.h); n != beforeB {
+		t.Fatalf("node B wrote %d audit lines for requests it passed on", n-beforeB)
+	}
+}
+
+// waitUntil polls cond for up to 15 s.
+func waitUntil(cond func() bool) bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

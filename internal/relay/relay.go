@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/fleet"
 	"github.com/pomdev/pomdev/internal/relay/front"
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 	"github.com/pomdev/pomdev/internal/relay/policy"
@@ -65,6 +66,10 @@ type Config struct {
 	// Store, when set, is the PostgreSQL database (postgres://…) that
 	// holds what relay.db would: relays given the same store share it.
 	Store string
+	// FleetAddr is where a relay on a PostgreSQL store listens for the
+	// requests other relays of the store pass it (mutual TLS with the
+	// fleet's CA); default: the HTTP listener's host, a free port.
+	FleetAddr string
 	// Auth is open, keys or signin (default open).
 	Auth string
 	// AuthorizedKeys is the OpenSSH authorized_keys file for keys mode.
@@ -285,6 +290,7 @@ type Relay struct {
 	controlLn  net.Listener
 	policy     *policy.Watcher // nil without a policy file
 	rp         *oidcrp.RP      // nil without an identity provider
+	fleet      *fleet.Node     // nil but on a PostgreSQL store
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
@@ -375,7 +381,7 @@ func New(cfg Config) (*Relay, Info, error) {
 		Domain: cfg.Domain, Scheme: cfg.Scheme, URLFor: r.urlFor, SingleRoute: cfg.SingleRoute,
 		MaxStreamsPerSource: cfg.MaxStreamsPerSource, MinBodyRate: cfg.MinBodyRate, BodyGrace: cfg.BodyGrace,
 		TrustedProxies: cfg.TrustedProxies, Tunnels: routeTable{r}, Access: r.access,
-		Apex: http.HandlerFunc(r.serveApex), Log: r.log,
+		Apex: http.HandlerFunc(r.serveApex), Remote: r.remote, Log: r.log,
 	})
 	r.http = &http.Server{
 		Handler:           r,
@@ -384,6 +390,10 @@ func New(cfg Config) (*Relay, Info, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		TLSConfig:         cfg.TLS,
+	}
+	if err := r.joinFleet(); err != nil {
+		r.closeBeforeFleet()
+		return nil, Info{}, err
 	}
 	return r, info, nil
 }
@@ -472,6 +482,14 @@ func (r *Relay) Serve(ctx context.Context) error {
 		}
 		return fmt.Errorf("http: %w", err)
 	})
+	if r.fleet != nil {
+		g.Go(func() error {
+			if err := r.fleet.Serve(); err != nil {
+				return fmt.Errorf("fleet: %w", err)
+			}
+			return nil
+		})
+	}
 	if r.control != nil {
 		g.Go(func() error {
 			err := r.control.Serve(r.controlLn)
@@ -497,6 +515,12 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.closed = true
 	r.mu.Unlock()
 	defer r.cancel()
+	if r.fleet != nil {
+		// Other nodes stop passing requests here at once.
+		if err := r.fleet.Close(); err != nil {
+			r.log.Warn("fleet: cannot record that this node left", "err", err)
+		}
+	}
 	_ = r.cfg.SSHListener.Close()
 	if r.control != nil {
 		_ = r.control.Close()

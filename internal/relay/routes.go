@@ -301,6 +301,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 		_ = old.sc.Close()
 	}
 	r.saveRoute(k)
+	r.leaseRoute(rt.name, true)
 	return rt, nil
 }
 
@@ -338,6 +339,7 @@ func (r *Relay) releaseRoute(rt *route) {
 	rt.closeIdle()
 	if k.Name != "" {
 		r.saveRoute(k)
+		r.leaseRoute(rt.name, false)
 	}
 }
 

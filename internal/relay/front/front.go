@@ -91,7 +91,10 @@ type Config struct {
 	Access *access.Server
 	// Apex serves the relay's own pages (the bare domain).
 	Apex http.Handler
-	Log  *slog.Logger
+	// Remote, when set, is the handler of a route no tunnel here holds
+	// (nil: none): another relay of the fleet that holds it.
+	Remote func(req *http.Request, name string) http.Handler
+	Log    *slog.Logger
 }
 
 // Front is the http.Handler of the relay's public listener.
@@ -165,6 +168,14 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	t, known := f.cfg.Tunnels.Lookup(name)
+	if t == nil && f.cfg.Remote != nil {
+		if h := f.cfg.Remote(req, name); h != nil {
+			// Another relay of the fleet holds it: its front does the
+			// rest (gate, policy, audit), once.
+			h.ServeHTTP(w, req)
+			return
+		}
+	}
 	if t == nil {
 		// The public gets one answer whether the name was ever used or
 		// not, so names cannot be listed by probing; the log keeps the
@@ -174,8 +185,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		} else {
 			f.log.Debug("request for an unknown route", "route", name, "remote", req.RemoteAddr)
 		}
-		Page(w, http.StatusNotFound, "No tunnel here",
-			fmt.Sprintf("No tunnel is connected at this address. If it is yours, start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", f.cfg.Domain))
+		f.NoTunnel(w, req)
 		return
 	}
 	// Only the relay asserts identities.
@@ -196,6 +206,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	f.cfg.Access.Gate(w, req, name, t.Owner(), func(req *http.Request, c access.Caller) { f.serve(w, req, name, t, &c) })
+}
+
+// NoTunnel is the answer for a route no tunnel holds, whether its name
+// was ever used or not.
+func (f *Front) NoTunnel(w http.ResponseWriter, _ *http.Request) {
+	Page(w, http.StatusNotFound, "No tunnel here",
+		fmt.Sprintf("No tunnel is connected at this address. If it is yours, start it again (ssh -R 0 %s, or pomdev tunnel) and retry.", f.cfg.Domain))
 }
 
 // serve is the chain after the gate: per-source limits, the tool policy,

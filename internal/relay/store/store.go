@@ -110,6 +110,13 @@ CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);`)},
 	// The relay's secrets on a shared store (secret.go); relay.db keeps
 	// them in files, and the table empty.
 	{"secrets", exec(`CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)`)},
+	// The relays of a shared store (relay/fleet): each announces its
+	// internal address and beats (seen, in ms); a lease names the relay
+	// that holds a live route. relay.db leaves them empty.
+	{"nodes, leases", exec(`
+CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, addr TEXT NOT NULL, started BIGINT NOT NULL, seen BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (route TEXT PRIMARY KEY, node TEXT NOT NULL, since BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS leases_node ON leases (node);`)},
 }
 
 // Version is the schema version this pomdev writes.

@@ -1,0 +1,130 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/pomdev/pomdev/internal/relay/control"
+	"github.com/pomdev/pomdev/internal/relay/fleet"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
+)
+
+// joinFleet makes the relay a node of its store's fleet (PostgreSQL
+// stores only): its internal listener on FleetAddr, or by default the
+// host of the HTTP listener on a free port.
+func (r *Relay) joinFleet() error {
+	if relaystore.EngineOf(r.db) != relaystore.Postgres {
+		return nil
+	}
+	listen, announce, err := fleetAddrs(r.cfg.FleetAddr, r.cfg.HTTPListener.Addr())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("relay: fleet address %s: %w (choose another with relay.fleet_addr)", listen, err)
+	}
+	if announce == "" {
+		announce = ln.Addr().String()
+	} else if _, port, _ := net.SplitHostPort(announce); port == "0" {
+		host, _, _ := net.SplitHostPort(announce)
+		_, p, _ := net.SplitHostPort(ln.Addr().String())
+		announce = net.JoinHostPort(host, p)
+	}
+	r.fleet, err = fleet.Start(fleet.Config{DB: r.db, Listener: ln, Addr: announce, StateDir: r.cfg.StateDir, Handler: r, Gone: http.HandlerFunc(r.front.NoTunnel), Log: r.log})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("relay: %w", err)
+	}
+	return nil
+}
+
+// fleetAddrs is where the internal listener listens and what it announces
+// ("" for its own address): FleetAddr as given, else the HTTP listener's
+// host on port 0. A wildcard host listens everywhere and announces the
+// machine's first non-loopback address.
+func fleetAddrs(given string, httpAddr net.Addr) (listen, announce string, err error) {
+	if given != "" {
+		host, _, err := net.SplitHostPort(given)
+		if err != nil {
+			return "", "", fmt.Errorf("relay: fleet address %q: %w", given, err)
+		}
+		if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+			return given, "", nil
+		}
+		listen = given
+	} else {
+		host, _, _ := net.SplitHostPort(httpAddr.String())
+		listen = net.JoinHostPort(host, "0")
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			return listen, "", nil
+		}
+	}
+	_, port, _ := net.SplitHostPort(listen)
+	ip, err := firstAddress()
+	if err != nil {
+		return "", "", fmt.Errorf("relay: the fleet address to announce: %w (set relay.fleet_addr)", err)
+	}
+	return listen, net.JoinHostPort(ip, port), nil
+}
+
+// firstAddress is the machine's first up, non-loopback unicast IP.
+func firstAddress() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.IsGlobalUnicast() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no non-loopback address")
+}
+
+// remote is the front's handler for a route this relay does not hold: the
+// node of the fleet that does, if any.
+func (r *Relay) remote(req *http.Request, name string) http.Handler {
+	if r.fleet == nil {
+		return nil
+	}
+	return r.fleet.Remote(req, name)
+}
+
+// holdRoute and releaseRoute's lease: other nodes pass rt's requests here
+// while it is live.
+func (r *Relay) leaseRoute(name string, held bool) {
+	if r.fleet == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if held {
+		err = r.fleet.Hold(ctx, name)
+	} else {
+		err = r.fleet.Release(ctx, name)
+	}
+	if err != nil {
+		r.log.Warn("fleet: cannot record a route's node", "route", name, "held", held, "err", err)
+	}
+}
+
+// closeBeforeFleet undoes New's steps when joining the fleet fails.
+func (r *Relay) closeBeforeFleet() {
+	if r.access != nil {
+		r.access.Close()
+	}
+	if r.controlLn != nil {
+		r.controlLn.Close()
+		_ = os.Remove(control.SocketPath(r.cfg.StateDir))
+	}
+	if r.policy != nil {
+		r.policy.Close()
+	}
+	r.db.Close()
+}
