@@ -75,7 +75,7 @@ type Config struct {
 	// Gone answers a request for a route whose node left and that no
 	// other node holds (the front's "no tunnel" page).
 	Gone http.Handler
-	Log     *slog.Logger
+	Log  *slog.Logger
 	// Beat and DeadAfter default to DefaultBeat and DefaultDeadAfter.
 	Beat, DeadAfter time.Duration
 	// LookupRate bounds the store lookups of routes no node is known to
