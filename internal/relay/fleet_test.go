@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pomdev/pomdev/internal/pgtest"
 	"github.com/pomdev/pomdev/internal/relay"
+	"github.com/pomdev/pomdev/internal/relay/access"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/net/websocket"
 )
@@ -280,4 +282,48 @@ func waitUntil(cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
+}
+
+// A token revoked through node 2 is refused through node 3 (by node 1,
+// the tunnel's, which had its verdict cached) as soon as node 1 hears of
+// it from the store; so is a grant revoked on node 3, for node 2.
+func TestFleetRevocation(t *testing.T) {
+	pg := pgtest.DB(t)
+	mod := func(c *relay.Config) { c.Store = pg; c.PublicPort = 8443 }
+	a := newGated(t, mod, false)
+	b, c := newGated(t, mod, true), newGated(t, mod, true)
+	clientID, tk := a.grant(t)
+	for _, g := range []*gatedTunnel{a, b, c} {
+		if code := g.post(t, a.url+"/mcp", tk.Access).StatusCode; code != 200 {
+			t.Fatalf("a fresh token: %d", code)
+		}
+	}
+	resp, err := b.client().PostForm(b.h.R.BaseURL()+access.PathRevoke, url.Values{"token": {tk.Access}, "client_id": {clientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke through node 2: %d", resp.StatusCode)
+	}
+	start := time.Now()
+	if !waitUntil(func() bool { return c.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
+		t.Fatal("the revoked token still passes through node 3")
+	}
+	t.Logf("revocation through node 2 refused through node 3 after %v", time.Since(start))
+
+	status, tk2 := a.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Refresh}, "client_id": {clientID}})
+	if status != 200 || b.post(t, a.url+"/mcp", tk2.Access).StatusCode != 200 {
+		t.Fatalf("refresh after revoking the access token: %d", status)
+	}
+	grants, err := c.h.R.Access().Grants(context.Background(), "")
+	if err != nil || len(grants) != 1 {
+		t.Fatalf("grants on node 3: %v %v", grants, err)
+	}
+	if err := c.h.R.Access().RevokeGrant(context.Background(), grants[0].ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == http.StatusUnauthorized }) {
+		t.Fatal("a token of a grant revoked on node 3 still passes through node 2")
+	}
 }

@@ -35,7 +35,8 @@ func (r *Relay) joinFleet() error {
 		_, p, _ := net.SplitHostPort(ln.Addr().String())
 		announce = net.JoinHostPort(host, p)
 	}
-	r.fleet, err = fleet.Start(fleet.Config{DB: r.db, Listener: ln, Addr: announce, StateDir: r.cfg.StateDir, Handler: r, Gone: http.HandlerFunc(r.front.NoTunnel), Log: r.log})
+	r.fleet, err = fleet.Start(fleet.Config{DB: r.db, Listener: ln, Addr: announce, StateDir: r.cfg.StateDir, Handler: r, Gone: http.HandlerFunc(r.front.NoTunnel),
+		DSN: r.cfg.Store, Changed: r.fleetChanged, Log: r.log})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("relay: %w", err)
@@ -127,4 +128,36 @@ func (r *Relay) closeBeforeFleet() {
 		r.policy.Close()
 	}
 	r.db.Close()
+}
+
+// revokedHere tells the fleet that the access server revoked tokens.
+func (r *Relay) revokedHere() {
+	if r.fleet != nil {
+		r.fleet.Revoked()
+	}
+}
+
+// cacheFresh says whether cached token verdicts may be used: always on
+// one relay; in a fleet while revocations elsewhere are heard.
+func (r *Relay) cacheFresh() bool { return r.fleet == nil || r.fleet.Fresh() }
+
+// fleetChanged acts on what another node changed.
+func (r *Relay) fleetChanged(kind, route string) {
+	switch kind {
+	case "revoked":
+		if r.access != nil {
+			r.access.ForgetVerdicts()
+		}
+	case "held":
+		// The same key's tunnel is on another node now (a reconnect
+		// through the load balancer): a connection here holding it is
+		// stale, as when the key reconnects to this relay.
+		r.mu.Lock()
+		rt := r.routes[route]
+		r.mu.Unlock()
+		if rt != nil {
+			rt.c.log.Info("taken over by a connection to another relay of the fleet", "route", route)
+			_ = rt.c.sc.Close()
+		}
+	}
 }

@@ -87,6 +87,8 @@ func (r *Relay) newAccess() (*access.Server, error) {
 		Issuer:            r.BaseURL(),
 		StateDir:          r.cfg.StateDir,
 		DB:                r.db,
+		Revoked:           r.revokedHere,
+		TrustCache:        r.cacheFresh,
 		AdminToken:        r.adminToken,
 		TokenSafe:         r.tokenSafe,
 		Resolver:          resolver{r},

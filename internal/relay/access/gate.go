@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -37,11 +38,29 @@ const maxTokenLen = 1024
 // maxVerdicts bounds the cache; past it, expired entries go, then all.
 const maxVerdicts = 8192
 
+// forgetVerdicts drops the cached verdicts after tokens were revoked here,
+// and tells the other relays of the store.
 func (s *Server) forgetVerdicts() {
+	s.ForgetVerdicts()
+	if s.cfg.Revoked != nil {
+		s.cfg.Revoked()
+	}
+}
+
+// ForgetVerdicts drops the cached verdicts: every token is verified
+// against the store again (another relay revoked some).
+func (s *Server) ForgetVerdicts() {
 	s.mu.Lock()
 	clear(s.verdicts)
 	s.mu.Unlock()
 }
+
+// trustCache reports whether cached verdicts may be used.
+func (s *Server) trustCache() bool { return s.cfg.TrustCache == nil || s.cfg.TrustCache() }
+
+// ErrStoreDown is a token that could not be checked: the store did not
+// answer. The gate answers 503, not 401: the token may be good.
+var ErrStoreDown = errors.New("the relay cannot reach its store to check the token; retry shortly")
 
 func (s *Server) dropExpiredVerdicts() {
 	now := s.cfg.Now()
@@ -94,6 +113,7 @@ func (s *Server) Gate(w http.ResponseWriter, r *http.Request, route, owner strin
 		var err error
 		if v, err = s.verifyFor(ctx, token, route, owner); err != nil {
 			cw.why = err.Error()
+			cw.storeDown = errors.Is(err, ErrStoreDown)
 			return nil, err
 		}
 		return &auth.TokenInfo{Scopes: v.scopes, Expiration: v.expires, UserID: v.owner}, nil
@@ -124,6 +144,9 @@ func (s *Server) cached(r *http.Request, route, owner string) *verdict {
 	}
 	scheme, token, ok := strings.Cut(h[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxTokenLen {
+		return nil
+	}
+	if !s.trustCache() {
 		return nil
 	}
 	s.mu.Lock()
@@ -168,12 +191,17 @@ func (s *Server) bearerOptions(route string) *auth.RequireBearerTokenOptions {
 // when a token was presented.
 type challengeWriter struct {
 	http.ResponseWriter
-	hadToken bool
-	code     int
-	why      string
+	hadToken  bool
+	storeDown bool
+	code      int
+	why       string
 }
 
 func (c *challengeWriter) WriteHeader(code int) {
+	if c.storeDown && code == http.StatusInternalServerError {
+		code = http.StatusServiceUnavailable
+		c.Header().Set("Retry-After", "2")
+	}
 	c.code = code
 	h := c.Header()
 	if v := h.Get("WWW-Authenticate"); strings.HasPrefix(v, "Bearer ") {
@@ -199,9 +227,12 @@ func (s *Server) verify(ctx context.Context, token, route string) (*verdict, err
 // up).
 func (s *Server) verifyFor(ctx context.Context, token, route, owner string) (*verdict, error) {
 	now := s.cfg.Now()
-	s.mu.Lock()
-	v := s.verdicts[token]
-	s.mu.Unlock()
+	var v *verdict
+	if s.trustCache() {
+		s.mu.Lock()
+		v = s.verdicts[token]
+		s.mu.Unlock()
+	}
 	if v == nil {
 		var err error
 		if v, err = s.load(ctx, token, now); err != nil {
@@ -238,6 +269,10 @@ func (s *Server) load(ctx context.Context, token string, now time.Time) (*verdic
 		return nil, invalid("token not issued by this relay")
 	}
 	t, err := s.st.token(ctx, id)
+	if err != nil && !errors.Is(err, errNotFound) {
+		s.log.Warn("cannot check a token: the store did not answer", "err", err)
+		return nil, ErrStoreDown
+	}
 	if err != nil || t.Kind != kindAccess {
 		return nil, invalid("unknown token")
 	}

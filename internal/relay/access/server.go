@@ -104,6 +104,13 @@ type Config struct {
 	// MaxClients bounds dynamically registered clients (10,000).
 	MaxClients int
 
+	// Revoked, when set, is told after tokens were revoked here (the
+	// relay tells the other relays of its store). TrustCache, when set,
+	// says whether verdicts cached before may be used: false while the
+	// relay cannot hear other relays' revocations.
+	Revoked    func()
+	TrustCache func() bool
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }

@@ -25,9 +25,11 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/time/rate"
 )
 
@@ -75,6 +77,14 @@ type Config struct {
 	// Gone answers a request for a route whose node left and that no
 	// other node holds (the front's "no tunnel" page).
 	Gone http.Handler
+	// DSN is the store's URL, for the connection that listens to the
+	// fleet's notifications.
+	DSN string
+	// Changed is told what another node changed: "revoked" (drop cached
+	// token verdicts; also after notifications were lost), or "held" and
+	// a route this node may hold too (its tunnel reconnected elsewhere:
+	// the one here is stale).
+	Changed func(kind, route string)
 	Log  *slog.Logger
 	// Beat and DeadAfter default to DefaultBeat and DefaultDeadAfter.
 	Beat, DeadAfter time.Duration
@@ -94,11 +104,14 @@ type Node struct {
 	proxy  *httputil.ReverseProxy
 	limit  *rate.Limiter
 
-	mu     sync.Mutex
-	cached map[string]where
+	mu        sync.Mutex
+	cached    map[string]where
+	listening bool      // notifications are heard
+	lostAt    time.Time // when they were last lost
 
-	stop chan struct{}
-	done chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
+	listenDone chan struct{}
 }
 
 // where a route is held: addr "" is nowhere (or here).
@@ -125,6 +138,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Gone == nil {
 		cfg.Gone = http.NotFoundHandler()
 	}
+	if cfg.Changed == nil {
+		cfg.Changed = func(string, string) {}
+	}
 	ca, err := loadAuthority(cfg.DB, cfg.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("fleet CA: %w", err)
@@ -133,7 +149,7 @@ func Start(cfg Config) (*Node, error) {
 	_, _ = rand.Read(b)
 	n := &Node{cfg: cfg, id: hex.EncodeToString(b), ca: ca, cached: map[string]where{},
 		limit: rate.NewLimiter(rate.Limit(cfg.LookupRate), int(cfg.LookupRate)),
-		stop:  make(chan struct{}), done: make(chan struct{})}
+		stop:  make(chan struct{}), done: make(chan struct{}), listenDone: make(chan struct{})}
 	n.addr = cfg.Addr
 	if n.addr == "" {
 		n.addr = cfg.Listener.Addr().String()
@@ -179,6 +195,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("fleet: record this node: %w", err)
 	}
 	go n.beat()
+	go n.listen()
 	cfg.Log.Info("joined the fleet", "node", n.id, "addr", n.addr)
 	return n, nil
 }
@@ -208,6 +225,7 @@ func (n *Node) Close() error {
 	}
 	close(n.stop)
 	<-n.done
+	<-n.listenDone
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := n.cfg.DB.ExecContext(ctx, `DELETE FROM leases WHERE node = $1`, n.id)
@@ -267,6 +285,9 @@ func (n *Node) Hold(ctx context.Context, route string) error {
 	_, err := n.cfg.DB.ExecContext(ctx, `INSERT INTO leases (route, node, since) VALUES ($1, $2, $3)
 		ON CONFLICT (route) DO UPDATE SET node = excluded.node, since = excluded.since`, route, n.id, time.Now().UnixMilli())
 	n.forget(route)
+	if err == nil {
+		n.publish(changeHeld + " " + route + " " + n.id)
+	}
 	return err
 }
 
@@ -421,4 +442,113 @@ func (n *Node) serveFleet(w http.ResponseWriter, req *http.Request) {
 	req.Header.Del(ClientHeader)
 	req.Header.Del(TLSHeader)
 	n.cfg.Handler.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), fleetKey{}, true)))
+}
+
+// Channel is the PostgreSQL notification channel of a fleet: what one
+// node changes that the others must know within a second.
+const Channel = "pomdev_fleet"
+
+// CacheGrace is how long, with the store's notifications lost, a node
+// still trusts what it cached (token verdicts): a revocation elsewhere
+// reaches it through the store only.
+const CacheGrace = 30 * time.Second
+
+// Published changes (the payload's first word).
+const (
+	changeHeld    = "held"    // held ROUTE NODE: ROUTE's tunnel is on NODE now
+	changeRevoked = "revoked" // tokens were revoked: drop cached verdicts
+)
+
+// Revoked tells every node that tokens were revoked here.
+func (n *Node) Revoked() { n.publish(changeRevoked) }
+
+func (n *Node) publish(payload string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := n.cfg.DB.ExecContext(ctx, `SELECT pg_notify($1, $2)`, Channel, payload); err != nil {
+		n.cfg.Log.Warn("fleet: cannot tell the other nodes", "change", payload, "err", err)
+	}
+}
+
+// Fresh reports whether the node hears the fleet's notifications, or
+// lost them less than CacheGrace ago: what it cached may be used.
+func (n *Node) Fresh() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.listening || time.Since(n.lostAt) < CacheGrace
+}
+
+// listen hears the fleet's notifications on a connection of its own,
+// reconnecting when it breaks; each (re)connection first forgets what
+// may have been missed.
+func (n *Node) listen() {
+	defer close(n.listenDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-n.stop; cancel() }()
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		err := n.listenOnce(ctx)
+		n.mu.Lock()
+		if n.listening {
+			n.lostAt = time.Now()
+		}
+		n.listening = false
+		n.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		n.cfg.Log.Warn("fleet: notifications from the store lost; reconnecting", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (n *Node) listenOnce(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := pgx.Connect(cctx, n.cfg.DSN)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return err
+	}
+	// Heard from now on; what was published while deaf is unknown.
+	n.forgetAll()
+	n.cfg.Changed(changeRevoked, "")
+	n.mu.Lock()
+	n.listening = true
+	n.mu.Unlock()
+	for {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		n.heard(note.Payload)
+	}
+}
+
+// heard acts on a notification.
+func (n *Node) heard(payload string) {
+	f := strings.Fields(payload)
+	switch {
+	case len(f) == 1 && f[0] == changeRevoked:
+		n.cfg.Changed(changeRevoked, "")
+	case len(f) == 3 && f[0] == changeHeld:
+		n.forget(f[1])
+		if f[2] != n.id {
+			n.cfg.Changed(changeHeld, f[1])
+		}
+	}
+}
+
+func (n *Node) forgetAll() {
+	n.mu.Lock()
+	clear(n.cached)
+	n.mu.Unlock()
 }
