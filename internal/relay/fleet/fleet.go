@@ -85,7 +85,7 @@ type Config struct {
 	// a route this node may hold too (its tunnel reconnected elsewhere:
 	// the one here is stale).
 	Changed func(kind, route string)
-	Log  *slog.Logger
+	Log     *slog.Logger
 	// Beat and DeadAfter default to DefaultBeat and DefaultDeadAfter.
 	Beat, DeadAfter time.Duration
 	// LookupRate bounds the store lookups of routes no node is known to
