@@ -152,6 +152,10 @@ type Relay struct {
 	// holds route names, sign-ins and OAuth state instead of relay.db in
 	// the state directory; relays given one store share that state.
 	Store string `yaml:"store"`
+	// FleetAddr, with Store, is where the relay takes the requests other
+	// relays of the store pass it; empty: the HTTP address's host on a
+	// free port.
+	FleetAddr string `yaml:"fleet_addr"`
 	// Auth is open, keys or signin.
 	Auth string `yaml:"auth"`
 	// AuthorizedKeys is the authorized_keys file of keys mode.

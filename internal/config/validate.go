@@ -213,6 +213,11 @@ func validate(l *Loaded) error {
 	}
 
 	rl := &c.Relay
+	if rl.FleetAddr != "" {
+		if _, _, err := net.SplitHostPort(rl.FleetAddr); err != nil {
+			bad("relay.fleet_addr", fmt.Sprintf("%q is not host:port", rl.FleetAddr), "for example: 10.0.0.5:7000, or 10.0.0.5:0 for a free port")
+		}
+	}
 	for key, addr := range map[string]string{"relay.ssh_addr": rl.SSHAddr, "relay.http_addr": rl.HTTPAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(key, fmt.Sprintf("%q is not host:port", addr), "for example: 127.0.0.1:2222, or :22 for every interface")
@@ -227,7 +232,7 @@ func validate(l *Loaded) error {
 		bad("relay.public_port", fmt.Sprintf("%d is out of range", rl.PublicPort), "use 1-65535, or 0 for the listener's port")
 	}
 	for _, p := range relayrule.Check(relayrule.Settings{Auth: rl.Auth, AuthorizedKeys: rl.AuthorizedKeys, HTTPAuth: rl.HTTPAuth,
-		OIDCIssuer: rl.OIDCIssuer, OIDCClientID: rl.OIDCClientID, OIDCClientSecretFile: rl.OIDCClientSecretFile, OwnerApproval: rl.OwnerApproval, Store: rl.Store}) {
+		OIDCIssuer: rl.OIDCIssuer, OIDCClientID: rl.OIDCClientID, OIDCClientSecretFile: rl.OIDCClientSecretFile, OwnerApproval: rl.OwnerApproval, Store: rl.Store, FleetAddr: rl.FleetAddr}) {
 		bad(p.Key, p.Msg, p.Hint)
 	}
 	if err := checkHostPort(rl.DefaultTarget); err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/pomdev/pomdev/internal/relay/oidcrp"
 )
 
-// The relay's own pages, on the bare domain: /healthz, the authorization
+// The relay's own pages, on the bare domain: /healthz, /readyz, the authorization
 // server, the OpenID Connect callback and the sign-in page. The front
 // (relay/front) passes the apex here.
 
@@ -19,7 +19,7 @@ import (
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.front.ServeHTTP(w, req) }
 
 func (r *Relay) serveApex(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path == "/healthz" && req.Method == http.MethodGet {
+	if (req.URL.Path == "/healthz" || req.URL.Path == "/readyz") && req.Method == http.MethodGet {
 		r.serveApexPage(w, req)
 		return
 	}
@@ -34,6 +34,8 @@ func (r *Relay) serveApexPage(w http.ResponseWriter, req *http.Request) {
 		n := len(r.routes)
 		r.mu.Unlock()
 		fmt.Fprintf(w, `{"status":"ok","tunnels":%d}`+"\n", n)
+	case req.URL.Path == "/readyz":
+		r.serveReady(w, req)
 	case r.access != nil && access.Handles(req.URL.Path):
 		r.access.ServeHTTP(w, req)
 	case req.URL.Path == oidcrp.CallbackPath && r.rp != nil:

@@ -237,7 +237,7 @@ func (c *Config) setDefaults() error {
 	// checked them already, with where each value came from.
 	var errs []error
 	for _, p := range relayrule.Check(relayrule.Settings{Auth: c.Auth, AuthorizedKeys: c.AuthorizedKeys, HTTPAuth: c.HTTPAuth,
-		OIDCIssuer: c.OIDC.Issuer, OIDCClientID: c.OIDC.ClientID, OwnerApproval: c.OwnerApproval, Store: c.Store}) {
+		OIDCIssuer: c.OIDC.Issuer, OIDCClientID: c.OIDC.ClientID, OwnerApproval: c.OwnerApproval, Store: c.Store, FleetAddr: c.FleetAddr}) {
 		errs = append(errs, fmt.Errorf("relay: %w", p))
 	}
 	if len(errs) > 0 {
@@ -291,6 +291,7 @@ type Relay struct {
 	policy     *policy.Watcher // nil without a policy file
 	rp         *oidcrp.RP      // nil without an identity provider
 	fleet      *fleet.Node     // nil but on a PostgreSQL store
+	readiness  ready           // the store's last answer to /readyz
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name

@@ -20,6 +20,7 @@ type Settings struct {
 	OIDCClientSecretFile string // relay.oidc_client_secret_file
 	OwnerApproval        bool   // relay.owner_approval
 	Store                string // relay.store: "" (relay.db) or postgres://…
+	FleetAddr            string // relay.fleet_addr
 }
 
 // IsPostgresURL reports whether s names a PostgreSQL database
@@ -68,6 +69,9 @@ func Check(s Settings) []Problem {
 	if s.Store != "" && !IsPostgresURL(s.Store) {
 		// The value is not repeated: it may hold a password.
 		bad("relay.store", "is not a postgres:// URL", "give postgres://user@host/db (the password in PGPASSWORD or ~/.pgpass), or leave it unset for relay.db in the state directory")
+	}
+	if s.FleetAddr != "" && s.Store == "" {
+		bad("relay.fleet_addr", "is where a relay of a fleet takes other relays' requests", "give relay.store, the PostgreSQL store the fleet shares, or leave it unset")
 	}
 	if s.OwnerApproval && s.HTTPAuth != "oidc" {
 		bad("relay.owner_approval", "adds the owner's approval to relay.http_auth oidc", "with owner, the owner's approval is the only check already")

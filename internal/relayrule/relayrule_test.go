@@ -24,6 +24,8 @@ func TestCheck(t *testing.T) {
 		{"issuer without signin", func(s *Settings) { s.Auth = "keys"; s.AuthorizedKeys = "k" }, "relay.auth"},
 		{"http oidc without issuer", func(s *Settings) { s.OIDCIssuer, s.OIDCClientID, s.OwnerApproval = "", "", false }, "relay.http_auth"},
 		{"approval without oidc", func(s *Settings) { s.HTTPAuth = "owner" }, "relay.owner_approval"},
+		{"store not postgres", func(s *Settings) { s.Store = "mysql://u:pw@h/db" }, "relay.store"},
+		{"fleet address without a store", func(s *Settings) { s.FleetAddr = "10.0.0.5:7000" }, "relay.fleet_addr"},
 	} {
 		s := ok
 		tc.mod(&s)

@@ -80,6 +80,8 @@ Keys:
     state_dir          host key, admin token, sessions     (default <config dir>/pomdev/relay)
     store              postgres://user@host/db shared by   (default relay.db in state_dir)
                        relays: names, sign-ins, OAuth
+    fleet_addr         with store: where other relays pass (default the http_addr host,
+                       requests for this one's tunnels     a free port)
     auth               open | keys | signin                (default open)
     authorized_keys    OpenSSH authorized_keys file for keys
     allow_open_auth    allow open auth on a non-loopback address

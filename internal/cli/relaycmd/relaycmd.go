@@ -135,6 +135,7 @@ config).`,
 	fl.Int("public-port", 0, "port of printed URLs when a proxy changes it (0: the HTTP listener's)")
 	fl.String("state-dir", "", "state directory (default: <user config dir>/pomdev/relay)")
 	fl.String("store", "", "PostgreSQL database for route names, sign-ins and OAuth state (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass); default: relay.db in the state directory")
+	fl.String("fleet-addr", "", "with --store: where this relay takes requests other relays of the store pass it (mutual TLS; default: the --http-addr host, a free port, announced in the store)")
 	fl.String("auth", "open", "client authentication: open, keys or signin")
 	fl.String("authorized-keys", "", "OpenSSH authorized_keys file for --auth keys")
 	fl.Bool("allow-open-auth", false, "allow --auth open on a non-loopback address")
@@ -158,7 +159,7 @@ config).`,
 	for _, b := range [][2]string{
 		{"ssh-addr", "relay.ssh_addr"}, {"http-addr", "relay.http_addr"}, {"domain", "relay.domain"},
 		{"public-url-scheme", "relay.public_url_scheme"}, {"public-port", "relay.public_port"},
-		{"state-dir", "relay.state_dir"}, {"store", "relay.store"}, {"auth", "relay.auth"}, {"authorized-keys", "relay.authorized_keys"},
+		{"state-dir", "relay.state_dir"}, {"store", "relay.store"}, {"fleet-addr", "relay.fleet_addr"}, {"auth", "relay.auth"}, {"authorized-keys", "relay.authorized_keys"},
 		{"allow-open-auth", "relay.allow_open_auth"}, {"default-target", "relay.default_target"},
 		{"tls-cert", "relay.tls_cert"}, {"tls-key", "relay.tls_key"}, {"session-ttl", "relay.session_ttl"},
 		{"keepalive-interval", "relay.keepalive_interval"}, {"max-tunnels-per-key", "relay.max_tunnels_per_key"},
@@ -171,7 +172,7 @@ config).`,
 	} {
 		bind(b[0], b[1])
 	}
-	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f), NewCmdRoutes(f), NewCmdStore(f, nil))
+	cmd.AddCommand(NewCmdApprove(f, nil), NewCmdAccess(f), NewCmdGrants(f), NewCmdAudit(f), NewCmdRoutes(f), NewCmdStore(f, nil), NewCmdFleet(f))
 	return cmd
 }
 
@@ -267,7 +268,7 @@ func Run(opts *Options) error {
 	proxies, _ := config.ParseTrustedProxies(rc.TrustedProxies) // validated with the configuration
 	r, info, err := relay.New(relay.Config{
 		SSHListener: sshLn, HTTPListener: httpLn, Domain: rc.Domain, Scheme: scheme,
-		PublicPort: rc.PublicPort, StateDir: stateDir, Store: rc.Store, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
+		PublicPort: rc.PublicPort, StateDir: stateDir, Store: rc.Store, FleetAddr: rc.FleetAddr, Auth: rc.Auth, AuthorizedKeys: rc.AuthorizedKeys,
 		DefaultTarget: rc.DefaultTarget, TLS: tlsConfig, SessionTTL: rc.SessionTTL,
 		KeepaliveInterval: rc.KeepaliveInterval, MaxTunnelsPerKey: rc.MaxTunnelsPerKey, RouteNameTTL: rc.RouteNameTTL, Logger: opts.Log,
 		HTTPAuth: rc.HTTPAuth, AllowAppAuth: rc.AllowAppAuth, GrantTTL: rc.GrantTTL,
@@ -342,6 +343,9 @@ func printBanner(w io.Writer, cs *iostreams.ColorScheme, r *relay.Relay, info re
 	fmt.Fprintf(w, "  State      %s\n", stateDir)
 	if rc.Store != "" {
 		fmt.Fprintf(w, "  Store      %s (PostgreSQL; schema version %d)\n", relaystore.Redact(rc.Store), relaystore.Version)
+		if id, addr := r.FleetNode(); id != "" {
+			fmt.Fprintf(w, "  Fleet      node %s, internal address %s (pomdev relay fleet status)\n", id, addr)
+		}
 	}
 	if info.AdminToken != "" {
 		if info.AdminTokenCreated {

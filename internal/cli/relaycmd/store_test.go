@@ -1,6 +1,7 @@
 package relaycmd
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"github.com/pomdev/pomdev/internal/cli/factory/factorytest"
 	"github.com/pomdev/pomdev/internal/config"
 	"github.com/pomdev/pomdev/internal/exitcode"
+	"github.com/pomdev/pomdev/internal/iostreams"
 	"github.com/pomdev/pomdev/internal/pgtest"
 	"github.com/pomdev/pomdev/internal/relay"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
@@ -79,12 +81,28 @@ func TestRelayOnStore(t *testing.T) {
 	pg := strings.Replace(pgtest.DB(t), "user=postgres", "user=postgres&password=s3cret-pw", 1)
 	rc.SSHAddr, rc.HTTPAddr, rc.StateDir, rc.Store = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), pg
 	out, stop := runRelay(t, rc)
+	status := func() (string, error) {
+		ios, _, sout, _ := iostreams.Test()
+		err := FleetStatusRun(context.Background(), &FleetStatusOptions{IO: ios, Store: pg})
+		return sout.String(), err
+	}
+	st, err := status()
+	if err != nil || !regexp.MustCompile(`(?m)^[0-9a-f]{16} +127\.0\.0\.1:\d+ .* live +0$`).MatchString(st) || strings.Contains(st, "s3cret-pw") {
+		t.Fatalf("fleet status of a running relay: %v\n%s", err, st)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	banner := out.String()
-	if !regexp.MustCompile(`Store +postgres://.*\(PostgreSQL; schema version \d+\)`).MatchString(banner) || strings.Contains(banner, "s3cret-pw") {
+	if !regexp.MustCompile(`Store +postgres://.*\(PostgreSQL; schema version \d+\)\n +Fleet +node [0-9a-f]{16}, internal address 127\.0\.0\.1:\d+`).MatchString(banner) || strings.Contains(banner, "s3cret-pw") {
 		t.Fatalf("banner:\n%s", banner)
+	}
+	// The relay left the fleet when it stopped.
+	if st, err := status(); exitcode.Code(err) != exitcode.Failure || !strings.Contains(st, "No relay is running") {
+		t.Fatalf("fleet status after the relay stopped: %v\n%s", err, st)
+	}
+	if _, err := fleetStatusString(t, "mysql://x"); exitcode.Code(err) != exitcode.Usage {
+		t.Fatalf("fleet status of a non-postgres store: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(rc.StateDir, relaystore.File)); err == nil {
 		t.Fatal("a relay on a store made relay.db")
@@ -134,4 +152,10 @@ func portOfURL(u string) string {
 		return u[i:]
 	}
 	return ""
+}
+
+func fleetStatusString(t *testing.T, store string) (string, error) {
+	ios, _, out, _ := iostreams.Test()
+	err := FleetStatusRun(context.Background(), &FleetStatusOptions{IO: ios, Store: store})
+	return out.String(), err
 }
