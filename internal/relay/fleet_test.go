@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"io"
 	"net"
 	"net/http"
@@ -325,5 +326,98 @@ func TestFleetRevocation(t *testing.T) {
 	}
 	if !waitUntil(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == http.StatusUnauthorized }) {
 		t.Fatal("a token of a grant revoked on node 3 still passes through node 2")
+	}
+}
+
+// The store stops for 10 s and starts again. Meanwhile the tunnel a node
+// holds keeps answering a token it verified before, through it and through
+// the node that found it there last; what needs the store
+// (a new registration, a sign-in, readiness) is a 503 that says so; after
+// it, everything works again without a restart: new grants, and a
+// revocation reaches the other node.
+func TestFleetStoreOutage(t *testing.T) {
+	cluster := pgtest.New(t)
+	pg := cluster.CreateDB(t)
+	mod := func(c *relay.Config) { c.Store = pg; c.PublicPort = 8443 }
+	a := newGated(t, mod, false)
+	b := newGated(t, mod, true)
+	clientID, tk := a.grant(t)
+	if code := b.post(t, a.url+"/mcp", tk.Access).StatusCode; code != 200 {
+		t.Fatalf("through node B before: %d", code)
+	}
+	ready := func(g *gatedTunnel) (int, string) {
+		resp, err := g.client().Get(g.h.R.BaseURL() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	register := func(g *gatedTunnel) (int, string) {
+		body := `{"client_name":"during","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"none"}`
+		resp, err := g.client().Post(g.h.R.BaseURL()+access.PathRegister, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Retry-After") + " " + string(out)
+	}
+
+	if err := cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	if !waitUntil(func() bool { code, _ := ready(a); return code == http.StatusServiceUnavailable }) {
+		t.Fatal("node A still says it is ready with its store stopped")
+	}
+	// Registrations are rate-limited per address (5 at once): one now.
+	if code, body := register(a); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "2 ") || !strings.Contains(body, "cannot reach its store") {
+		t.Fatalf("a registration during the outage: %d %s", code, body)
+	}
+	for time.Since(stopped) < 10*time.Second {
+		for _, g := range []*gatedTunnel{a, b} {
+			if code := g.post(t, a.url+"/mcp", tk.Access).StatusCode; code != 200 {
+				t.Fatalf("the held tunnel %v into the outage, through %s: %d", time.Since(stopped).Round(time.Millisecond), g.h.HTTPAddr, code)
+			}
+		}
+		if code, body := ready(b); code != http.StatusServiceUnavailable || !strings.Contains(body, "store unreachable") {
+			t.Fatalf("node B's readiness during the outage: %d %s", code, body)
+		}
+		time.Sleep(500 * time.Millisecond) // the outage's pace, not a synchronisation
+	}
+	if err := cluster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(func() bool { code, _ := ready(a); return code == 200 }) {
+		t.Fatal("node A is not ready again after the store came back")
+	}
+	if code, body := register(a); code != http.StatusCreated {
+		t.Fatalf("a registration after the outage: %d %s", code, body)
+	}
+	_, tk2 := a.grant(t)
+	// Node A's next beat makes it live again for node B (its last one is
+	// as old as the outage).
+	if !waitUntil(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == 200 }) {
+		code := b.post(t, a.url+"/mcp", tk2.Access).StatusCode
+		db, _ := sql.Open("pgx", pg)
+		defer db.Close()
+		var dump []string
+		rows, err := db.Query(`SELECT 'node ' || id || ' ' || addr || ' seen ' || (extract(epoch from now())*1000 - seen)::bigint || ' ms ago' FROM nodes UNION ALL SELECT 'lease ' || route || ' ' || node FROM leases`)
+		for err == nil && rows.Next() {
+			var l string
+			rows.Scan(&l)
+			dump = append(dump, l)
+		}
+		t.Fatalf("a new grant through node B after the outage: %d (%v)\n%s", code, err, strings.Join(dump, "\n"))
+	}
+	resp, err := b.client().PostForm(b.h.R.BaseURL()+access.PathRevoke, url.Values{"token": {tk.Access}, "client_id": {clientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !waitUntil(func() bool { return a.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
+		t.Fatal("a revocation on node B after the outage does not reach node A")
 	}
 }

@@ -210,21 +210,31 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	src := sourceIP(r)
-	if n, err := s.st.countUnusedFrom(ctx, src); err != nil || n >= MaxUnusedClientsPerSource {
+	n, err := s.st.countUnusedFrom(ctx, src)
+	if err == nil && n >= MaxUnusedClientsPerSource {
 		_ = s.st.sweep(ctx, s.cfg.Now())
-		if n, err = s.st.countUnusedFrom(ctx, src); err != nil || n >= MaxUnusedClientsPerSource {
-			w.Header().Set("Retry-After", "3600")
-			oauthError(w, http.StatusTooManyRequests, "invalid_request", fmt.Sprintf("%d registrations from this address are not used yet; use one (or wait an hour)", n))
-			return
-		}
+		n, err = s.st.countUnusedFrom(ctx, src)
 	}
-	if n, err := s.st.countClients(ctx); err != nil || n >= s.cfg.MaxClients {
-		_ = s.st.sweep(ctx, s.cfg.Now())
-		if n, err = s.st.countClients(ctx); err != nil || n >= s.cfg.MaxClients {
+	if err == nil && n >= MaxUnusedClientsPerSource {
+		w.Header().Set("Retry-After", "3600")
+		oauthError(w, http.StatusTooManyRequests, "invalid_request", fmt.Sprintf("%d registrations from this address are not used yet; use one (or wait an hour)", n))
+		return
+	}
+	if err == nil {
+		if n, err = s.st.countClients(ctx); err == nil && n >= s.cfg.MaxClients {
+			_ = s.st.sweep(ctx, s.cfg.Now())
+			n, err = s.st.countClients(ctx)
+		}
+		if err == nil && n >= s.cfg.MaxClients {
 			w.Header().Set("Retry-After", "3600")
 			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "this relay holds as many client registrations as it allows")
 			return
 		}
+	}
+	if err != nil {
+		s.log.Warn("cannot count registrations", "err", err)
+		oauthError(w, http.StatusInternalServerError, "server_error", "cannot count the registrations")
+		return
 	}
 	now := s.cfg.Now()
 	row := clientRow{ID: random(16), Name: meta.ClientName, RedirectURIs: meta.RedirectURIs, AuthMethod: meta.TokenEndpointAuthMethod, Created: now, Source: src}

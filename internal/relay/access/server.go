@@ -151,6 +151,7 @@ type Server struct {
 
 	stop chan struct{}
 	done chan struct{}
+	check storeCheck // the store's last answer, for storeDownWriter
 }
 
 // New opens the state and prepares the endpoints.
@@ -285,6 +286,8 @@ func Handles(path string) bool {
 // domain.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	sw := &storeDownWriter{ResponseWriter: w, s: s}
+	w = sw
 	switch {
 	case r.URL.Path == PathASMeta || strings.HasPrefix(r.URL.Path, PathASMeta+"/"):
 		s.serveMetadata(w, r, false)

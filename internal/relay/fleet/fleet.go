@@ -372,6 +372,11 @@ func (n *Node) holder(ctx context.Context, route string) (string, error) {
 	case errors.Is(err, sql.ErrNoRows), err == nil && id == n.id:
 		addr = ""
 	case err != nil:
+		// The store does not answer: where the route was found last,
+		// for CacheGrace (its node may well hold it still).
+		if ok && w.addr != "" && now.Sub(w.until.Add(-lookupTTL)) < CacheGrace {
+			return w.addr, nil
+		}
 		return "", err
 	}
 	n.mu.Lock()
