@@ -149,8 +149,8 @@ type Server struct {
 	verdicts map[string]*verdict // by access token
 	failures map[string]*failureCount
 
-	stop chan struct{}
-	done chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
 	check storeCheck // the store's last answer, for storeDownWriter
 }
 
