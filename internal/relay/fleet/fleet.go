@@ -347,9 +347,6 @@ func (n *Node) pass(w http.ResponseWriter, r *http.Request, a *attempt) {
 	n.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, a)))
 }
 
-// errBusy is a lookup refused by the rate: treated as no holder.
-var errBusy = errors.New("lookups over their rate")
-
 // holder is the internal address of the live node that holds route, ""
 // when none (or this one) does.
 func (n *Node) holder(ctx context.Context, route string) (string, error) {
