@@ -62,10 +62,11 @@ backend relays_front
 {{HTTP_SERVERS}}`
 
 // Three pomdev relay binaries on one PostgreSQL store behind HAProxy. The
-// node holding a pomdev tunnel is killed with SIGKILL under a request
-// loop: the tunnel reconnects through the balancer to another node and
-// keeps its name, and the loop fails only between the kill and that
-// reconnection. Every node's /readyz says ready with its node id.
+// node holding a pomdev tunnel and a stock ssh -R (run again by a user's
+// loop, trusting the host key it saw first) is killed with SIGKILL under
+// a request loop: both reconnect through the balancer to another node and
+// keep their names, and the loop fails only between the kill and those
+// reconnections. Every node's /readyz says ready with its node id.
 func TestFleetSurvivesSIGKILL(t *testing.T) {
 	haproxy, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -153,9 +154,90 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("the tunnel's URL %s is not the balancer's", url)
 	}
 
+	// Stock OpenSSH in a user's loop (while true; do ssh -R 0 …; done),
+	// trusting the host key it saw first: another node must show it too.
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		peertest.Missing(t, "ssh (openssh-client)")
+	}
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	_, lbSSHPort, _ := net.SplitHostPort(lbSSH)
+	sshArgs := []string{"-F", "/dev/null", "-i", key, "-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"),
+		"-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes",
+		"-o", "SetEnv=POMDEV_TARGET=" + strings.TrimPrefix(origin.URL, "http://"), "-p", lbSSHPort, "-T", "-R", "0", "127.0.0.1"}
+	userLoop := make(chan struct{})
+	loopExited := make(chan struct{})
+	sshURL := make(chan string, 1)
+	var sshRuns sync.Map // run number -> output
+	go func() {
+		defer close(loopExited)
+		for run := 1; ; run++ {
+			select {
+			case <-userLoop:
+				return
+			default:
+			}
+			cmd := exec.Command(sshBin, sshArgs...)
+			out := &peertest.SyncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			sshRuns.Store(run, out)
+			if err := cmd.Start(); err != nil {
+				return
+			}
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			if run == 1 {
+				go func() {
+					for {
+						if m := regexp.MustCompile(`Remote: (\S+)`).FindStringSubmatch(out.String()); m != nil {
+							sshURL <- m[1]
+							return
+						}
+						select {
+						case <-done:
+							return
+						case <-time.After(20 * time.Millisecond): // polling the output
+						}
+					}
+				}()
+			}
+			select {
+			case <-done:
+			case <-userLoop:
+				_ = cmd.Process.Kill()
+				<-done
+				return
+			}
+			select {
+			case <-userLoop:
+				return
+			case <-time.After(200 * time.Millisecond): // the user's loop's pause
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-userLoop:
+		default:
+			close(userLoop)
+		}
+		<-loopExited
+	})
+	var stockURL string
+	select {
+	case stockURL = <-sshURL:
+	case <-time.After(30 * time.Second):
+		out, _ := sshRuns.Load(1)
+		t.Fatalf("stock ssh printed no URL: %v", out)
+	}
+
 	// The loop: a request every 20 ms through the balancer, to any node.
 	type result struct {
 		at   time.Time
+		url  string
 		code int
 		body string
 	}
@@ -171,27 +253,30 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond): // the loop's pace
 			}
-			code, body := get(url + "/")
-			mu.Lock()
-			results = append(results, result{time.Now(), code, body})
-			mu.Unlock()
+			for _, u := range []string{url, stockURL} {
+				code, body := get(u + "/")
+				mu.Lock()
+				results = append(results, result{time.Now(), u, code, body})
+				mu.Unlock()
+			}
 		}
 	}()
+	// okSince: both tunnels' last n requests since from reached the origin.
 	okSince := func(from time.Time, n int) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		run := 0
+		run := map[string]int{}
 		for _, r := range results {
 			if r.at.Before(from) {
 				continue
 			}
 			if r.code == 200 && r.body == "origin ok" {
-				run++
+				run[r.url]++
 			} else {
-				run = 0
+				run[r.url] = 0
 			}
 		}
-		return run >= n
+		return run[url] >= n && run[stockURL] >= n
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for start := time.Now(); !okSince(start, 25); {
@@ -215,11 +300,18 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 	}
 	close(stop)
 	<-loopDone
+	runs := 0
+	sshRuns.Range(func(_, _ any) bool { runs++; return true })
+	if runs < 2 {
+		t.Fatalf("stock ssh was not run again by its loop (%d runs)", runs)
+	}
+	t.Logf("stock ssh ran %d times in its loop", runs)
 	// Its requests reached the origin again at the same URL: the name
 	// stayed the key's.
 	if !strings.Contains(tunnelOut.String(), "reconnected") {
 		t.Fatalf("the tunnel did not say it reconnected:\n%s", tunnelOut)
 	}
+	lastFails := map[string]time.Time{}
 	var firstFail, lastFail time.Time
 	failures := 0
 	for _, r := range results {
@@ -233,11 +325,12 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 			firstFail = r.at
 		}
 		lastFail = r.at
+		lastFails[r.url] = r.at
 		failures++
 	}
-	recovered := lastFail.Sub(killed)
-	t.Logf("%d requests, %d failed, all between the kill and %v after it (first failure after %v)",
-		len(results), failures, recovered.Round(time.Millisecond), firstFail.Sub(killed).Round(time.Millisecond))
+	t.Logf("%d requests, %d failed, all between the kill and %v after it (first failure after %v); back after %v (pomdev tunnel), %v (stock ssh in a loop)",
+		len(results), failures, lastFail.Sub(killed).Round(time.Millisecond), firstFail.Sub(killed).Round(time.Millisecond),
+		lastFails[url].Sub(killed).Round(time.Millisecond), lastFails[stockURL].Sub(killed).Round(time.Millisecond))
 	for i, n := range nodes[1:] {
 		select {
 		case <-n.exited:
@@ -253,7 +346,7 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 		st.Env = env
 		out, _ := st.CombinedOutput()
 		status = string(out)
-		if strings.Count(status, " live ") == 2 && strings.Count(status, " dead ") == 1 {
+		if strings.Count(status, " live ") == 2 && strings.Count(status, " dead ") == 1 && regexp.MustCompile(`(?m) dead +0$`).MatchString(status) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -261,7 +354,7 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling, bounded by the deadline
 	}
-	if !regexp.MustCompile(`(?m) live +1$`).MatchString(status) || !regexp.MustCompile(`(?m) dead +0$`).MatchString(status) {
+	if !regexp.MustCompile(`(?m) live +[12]$`).MatchString(status) || !regexp.MustCompile(`(?m) dead +0$`).MatchString(status) {
 		t.Fatalf("fleet status: the tunnel is not on a live node:\n%s", status)
 	}
 	t.Logf("fleet status:\n%s", status)
