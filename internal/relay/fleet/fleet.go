@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pomdev/pomdev/internal/bufpool"
 	"golang.org/x/time/rate"
 )
 
@@ -186,6 +187,7 @@ func Start(cfg Config) (*Node, error) {
 			}
 		},
 		Transport:     tr,
+		BufferPool:    bufpool.Proxy,
 		FlushInterval: -1, // SSE events as they come
 		ErrorHandler:  n.proxyError,
 		ErrorLog:      slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
