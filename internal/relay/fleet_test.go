@@ -271,6 +271,24 @@ func TestFleetGateAndPolicy(t *testing.T) {
 	if n := auditLines(t, b.h); n != beforeB {
 		t.Fatalf("node B wrote %d audit lines for requests it passed on", n-beforeB)
 	}
+	// The store's table has the fleet's trail: the five, once each.
+	db, err := sql.Open("pgx", pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var inTable int
+	if !waitUntil(func() bool {
+		return db.QueryRow(`SELECT count(*) FROM audit WHERE kind IN ('request', 'refused') AND route = $1`, routeOf(a.url)).Scan(&inTable) == nil && inTable >= 5
+	}) || inTable != 5 {
+		t.Fatalf("the store's audit table has %d request lines for the route, want 5", inTable)
+	}
+}
+
+// routeOf is the route name of a tunnel URL.
+func routeOf(u string) string {
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	return strings.SplitN(host, ".", 2)[0]
 }
 
 // waitUntil polls cond for up to 15 s.

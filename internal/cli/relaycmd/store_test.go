@@ -159,3 +159,44 @@ func fleetStatusString(t *testing.T, store string) (string, error) {
 	err := FleetStatusRun(context.Background(), &FleetStatusOptions{IO: ios, Store: store})
 	return out.String(), err
 }
+
+// pomdev relay audit --store reads the fleet's trail from the store's
+// table, in order, with --route and --decisions as from the files, and
+// escapes what it prints.
+func TestAuditFromStore(t *testing.T) {
+	pg := pgtest.DB(t)
+	db, err := relaystore.Open("", pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i, l := range []struct{ kind, route, line string }{
+		{"request", "a", `{"time":"2026-12-08T10:00:00Z","kind":"request","route":"a","client":"c1","method":"tools/call","tool":"echo","decision":"allow","status":200}`},
+		{"decision", "b", `{"time":"2026-12-08T10:00:01Z","kind":"decision","route":"b","decision":"approved","reason":"evil\u001b[2Jname"}`},
+		{"refused", "a", `{"time":"2026-12-08T10:00:02Z","kind":"refused","route":"a","decision":"deny","status":401}`},
+	} {
+		if _, err := db.Exec(`INSERT INTO audit (at, kind, route, line) VALUES ($1, $2, $3, $4)`, i, l.kind, l.route, l.line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(o AuditOptions) string {
+		t.Helper()
+		ios, _, out, _ := iostreams.Test()
+		o.IO, o.Store = ios, pg
+		if err := AuditRun(&o); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	all := run(AuditOptions{})
+	if strings.Count(all, "\n") != 3 || !strings.Contains(all, "request a allow client=c1 tools/call echo 200") || strings.Contains(all, "\x1b") ||
+		strings.Index(all, "request a") > strings.Index(all, "decision b") || strings.Index(all, "decision b") > strings.Index(all, "refused a") {
+		t.Fatalf("the store's trail:\n%s", all)
+	}
+	if got := run(AuditOptions{Route: "a"}); strings.Count(got, "\n") != 2 || strings.Contains(got, "decision b") {
+		t.Fatalf("--route a:\n%s", got)
+	}
+	if got := run(AuditOptions{Decisions: true}); strings.Count(got, "\n") != 1 || !strings.Contains(got, "decision b") {
+		t.Fatalf("--decisions:\n%s", got)
+	}
+}

@@ -2,6 +2,7 @@ package access
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,6 +62,7 @@ type Entry struct {
 // requests and refusals).
 type audit struct {
 	all, decisions *trail
+	table          *tableTrail // with a PostgreSQL store
 	now            func() time.Time
 }
 
@@ -87,12 +89,22 @@ func (a *audit) add(e Entry) {
 	if e.Kind != "request" && e.Kind != "refused" {
 		a.decisions.add(line)
 	}
+	if a.table != nil {
+		a.table.add(e, line)
+	}
 }
 
 func (a *audit) flush() error {
 	err := a.all.flush()
 	if derr := a.decisions.flush(); err == nil {
 		err = derr
+	}
+	if a.table != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := a.table.flush(ctx); err == nil && terr != nil {
+			err = fmt.Errorf("the store's audit table: %w", terr)
+		}
 	}
 	return err
 }

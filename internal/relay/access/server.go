@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/pomdev/pomdev/internal/event"
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 	"github.com/pomdev/pomdev/internal/relayrule"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
@@ -195,6 +196,9 @@ func New(cfg Config) (*Server, error) {
 		st.close()
 		return nil, err
 	}
+	if relaystore.EngineOf(st.db) == relaystore.Postgres {
+		au.table = &tableTrail{db: st.db}
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au,
 		fetch:    newCIMD(cfg.AllowPrivateFetch, cfg.FetchRoots, cfg.Now),
@@ -269,6 +273,11 @@ func (s *Server) sweeper() {
 		}
 		if err := s.st.sweep(context.Background(), s.cfg.Now()); err != nil {
 			s.log.Warn("cannot sweep expired access state", "err", err)
+		}
+		if s.audit.table != nil {
+			if err := s.audit.table.sweep(context.Background(), s.cfg.Now()); err != nil {
+				s.log.Warn("cannot sweep the store's audit table", "err", err)
+			}
 		}
 		s.dropExpiredVerdicts()
 		s.jtis.sweep(s.cfg.Now())

@@ -117,6 +117,16 @@ CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);`)},
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, addr TEXT NOT NULL, started BIGINT NOT NULL, seen BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (route TEXT PRIMARY KEY, node TEXT NOT NULL, since BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS leases_node ON leases (node);`)},
+	// The audit trail of every relay of a shared store (relay.db's relays
+	// keep theirs in files, and the table empty): a line each, in order.
+	{"audit", func(tx *sql.Tx, e Engine) error {
+		id := "INTEGER PRIMARY KEY"
+		if e == Postgres {
+			id = "BIGSERIAL PRIMARY KEY"
+		}
+		return exec(`CREATE TABLE IF NOT EXISTS audit (id `+id+`, at BIGINT NOT NULL, kind TEXT NOT NULL, route TEXT NOT NULL, line TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);`)(tx, e)
+	}},
 }
 
 // Version is the schema version this pomdev writes.
