@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/pomdev/pomdev/internal/pgtest"
 	"github.com/pomdev/pomdev/internal/relay"
 	"github.com/pomdev/pomdev/internal/relay/access"
+	"github.com/pomdev/pomdev/internal/relay/fleet"
 	rt "github.com/pomdev/pomdev/internal/relay/relaytest"
 	"golang.org/x/net/websocket"
 )
@@ -437,5 +439,73 @@ func TestFleetStoreOutage(t *testing.T) {
 	resp.Body.Close()
 	if !waitUntil(func() bool { return a.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
 		t.Fatal("a revocation on node B after the outage does not reach node A")
+	}
+}
+
+// A node's internal listener takes only nodes of its fleet: a client
+// without a certificate, plain HTTP and garbage are refused at the
+// handshake (another CA's certificate: TestFleetTLS in relay/fleet), the header
+// that carries a client's address means nothing on the public front, and
+// the node goes on serving.
+func TestFleetListenerRefusesStrangers(t *testing.T) {
+	rt.RequireOpenSSH(t)
+	o := rt.NewOrigin(t, "fleet")
+	nodes := startFleet(t, 2, func(c *relay.Config) { c.DefaultTarget = o.HostPort() })
+	key, _ := rt.WriteKey(t)
+	nodes[0].RunSSH(key, "-N", "-R", "0")
+	url := nodes[0].WaitURL()
+	_, addr := nodes[0].R.FleetNode()
+	if addr == "" {
+		t.Fatal("no fleet address")
+	}
+
+	// No client certificate (and no trust in the node's either).
+	for _, cfg := range []*tls.Config{
+		{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13},
+	} {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err == nil {
+			_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+strings.TrimPrefix(url, "http://")+"\r\n\r\n")
+			if err == nil {
+				_, err = c.Read(make([]byte, 1))
+			}
+			c.Close()
+		}
+		if err == nil {
+			t.Fatal("a client without a fleet certificate was served")
+		}
+	}
+	// Plain HTTP and garbage.
+	for _, junk := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x16\x03\x01\x00\x05hello", strings.Repeat("\x00", 4096)} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, junk)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if strings.Contains(string(b), `"origin"`) {
+			t.Fatalf("junk %q reached the tunnel", junk)
+		}
+	}
+	// The client-address header is the fleet's alone: on the public front
+	// it is a header like any other, not an address.
+	req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+	req.Header.Set(fleet.ClientHeader, "203.0.113.7:1")
+	resp, err := nodes[1].Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Contains(string(b), "203.0.113.7") {
+		t.Fatalf("through node 2 with a forged client header: %d %s", resp.StatusCode, b)
+	}
+	// Both nodes still serve.
+	for i, h := range nodes {
+		if code, body := h.Get(url + "/"); code != 200 || !strings.Contains(body, `"origin":"fleet"`) {
+			t.Fatalf("node %d after the strangers: %d %s", i+1, code, body)
+		}
 	}
 }

@@ -38,6 +38,12 @@ func loadAuthority(db *sql.DB, dir string) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseAuthority(data)
+}
+
+// parseAuthority reads a CA certificate and its key (PEM).
+func parseAuthority(data []byte) (*authority, error) {
+	var err error
 	a := &authority{pool: x509.NewCertPool()}
 	for rest := data; ; {
 		var b *pem.Block
