@@ -89,10 +89,11 @@ type Config struct {
 	Log     *slog.Logger
 	// Beat and DeadAfter default to DefaultBeat and DefaultDeadAfter.
 	Beat, DeadAfter time.Duration
-	// LookupRate bounds the store lookups of routes no node is known to
-	// hold, per second (default 200): a flood of random names costs the
-	// store no more.
-	LookupRate float64
+	// LookupRate bounds the store lookups of routes not remembered, per
+	// second (default 2000), and SourceLookupRate one client address's
+	// (default 100): a flood of random names costs the store no more, and
+	// one stranger's flood does not spend everyone's lookups.
+	LookupRate, SourceLookupRate float64
 }
 
 // Node is one relay of the fleet.
@@ -103,7 +104,8 @@ type Node struct {
 	ca     *authority
 	server *http.Server
 	proxy  *httputil.ReverseProxy
-	limit  *rate.Limiter
+	limit  *rate.Limiter            // lookups, node-wide
+	bySrc  map[string]*rate.Limiter // lookups per client address; guarded by mu
 
 	mu        sync.Mutex
 	cached    map[string]where
@@ -131,7 +133,10 @@ func Start(cfg Config) (*Node, error) {
 		cfg.DeadAfter = DefaultDeadAfter
 	}
 	if cfg.LookupRate <= 0 {
-		cfg.LookupRate = 200
+		cfg.LookupRate = 2000
+	}
+	if cfg.SourceLookupRate <= 0 {
+		cfg.SourceLookupRate = 100
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -149,8 +154,8 @@ func Start(cfg Config) (*Node, error) {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	n := &Node{cfg: cfg, id: hex.EncodeToString(b), ca: ca, cached: map[string]where{},
-		limit: rate.NewLimiter(rate.Limit(cfg.LookupRate), int(cfg.LookupRate)),
-		stop:  make(chan struct{}), done: make(chan struct{}), listenDone: make(chan struct{})}
+		limit: rate.NewLimiter(rate.Limit(cfg.LookupRate), int(cfg.LookupRate)), bySrc: map[string]*rate.Limiter{},
+		stop: make(chan struct{}), done: make(chan struct{}), listenDone: make(chan struct{})}
 	n.addr = cfg.Addr
 	if n.addr == "" {
 		n.addr = cfg.Listener.Addr().String()
@@ -321,7 +326,13 @@ func (n *Node) Remote(req *http.Request, route string) http.Handler {
 	if FromFleet(req) {
 		return nil
 	}
-	addr, err := n.holder(req.Context(), route)
+	addr, err := n.holder(req.Context(), route, hostOf(req.RemoteAddr))
+	if errors.Is(err, errBusy) {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too many requests for tunnels this relay does not hold; retry in a second.", http.StatusTooManyRequests)
+		})
+	}
 	if err != nil {
 		n.cfg.Log.Warn("fleet: cannot look up a route's node", "route", route, "err", err)
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -335,6 +346,35 @@ func (n *Node) Remote(req *http.Request, route string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.pass(w, r, &attempt{route: route, target: &url.URL{Scheme: "https", Host: addr}})
 	})
+}
+
+// errBusy is a lookup over its rate (the node's, or its source's).
+var errBusy = errors.New("too many lookups")
+
+// maxSources bounds the per-source limiters; a flood of addresses resets
+// them all rather than growing the map.
+const maxSources = 10_000
+
+// allowLookup spends a lookup of src's and the node's.
+func (n *Node) allowLookup(src string) bool {
+	n.mu.Lock()
+	l := n.bySrc[src]
+	if l == nil {
+		if len(n.bySrc) >= maxSources {
+			clear(n.bySrc)
+		}
+		l = rate.NewLimiter(rate.Limit(n.cfg.SourceLookupRate), int(n.cfg.SourceLookupRate))
+		n.bySrc[src] = l
+	}
+	n.mu.Unlock()
+	return l.Allow() && n.limit.Allow()
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // attempt is one request passed to a node: where to, and whether it was
@@ -351,7 +391,7 @@ func (n *Node) pass(w http.ResponseWriter, r *http.Request, a *attempt) {
 
 // holder is the internal address of the live node that holds route, ""
 // when none (or this one) does.
-func (n *Node) holder(ctx context.Context, route string) (string, error) {
+func (n *Node) holder(ctx context.Context, route, src string) (string, error) {
 	now := time.Now()
 	n.mu.Lock()
 	w, ok := n.cached[route]
@@ -359,8 +399,8 @@ func (n *Node) holder(ctx context.Context, route string) (string, error) {
 	if ok && now.Before(w.until) {
 		return w.addr, nil
 	}
-	if !n.limit.Allow() {
-		return "", nil
+	if !n.allowLookup(src) {
+		return "", errBusy
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -401,7 +441,7 @@ func (n *Node) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		n.forgetNode(a.target.Host)
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" && !a.again {
-			addr, lerr := n.holder(r.Context(), a.route)
+			addr, lerr := n.holder(r.Context(), a.route, hostOf(r.RemoteAddr))
 			switch {
 			case lerr == nil && addr == "":
 				n.cfg.Gone.ServeHTTP(w, r)
