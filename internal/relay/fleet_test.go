@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -507,5 +509,34 @@ func TestFleetListenerRefusesStrangers(t *testing.T) {
 		if code, body := h.Get(url + "/"); code != 200 || !strings.Contains(body, `"origin":"fleet"`) {
 			t.Fatalf("node %d after the strangers: %d %s", i+1, code, body)
 		}
+	}
+}
+
+// Wrong approval codes are counted by the whole fleet: a guesser who
+// spreads them over two nodes is stopped after as many as on one.
+func TestFleetGuessingCountedTogether(t *testing.T) {
+	pg := pgtest.DB(t)
+	mod := func(c *relay.Config) { c.Store = pg; c.PublicPort = 8443 }
+	a, b := newGated(t, mod, true), newGated(t, mod, true)
+	var last error
+	for i := range 12 {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		_, last = g.h.R.Access().Decide(context.Background(), fmt.Sprintf("AAAA-%04d", i), true, "SHA256:guesser", "test")
+		if errors.Is(last, access.ErrTooMany) {
+			if i < 10 {
+				t.Fatalf("refused after %d wrong codes", i)
+			}
+			break
+		}
+	}
+	if !errors.Is(last, access.ErrTooMany) {
+		t.Fatalf("12 wrong codes over two nodes: %v", last)
+	}
+	// Another key is not held back by the guesser.
+	if _, err := b.h.R.Access().Decide(context.Background(), "AAAA-9999", true, "SHA256:someone-else", "test"); !errors.Is(err, access.ErrUnknownCode) {
+		t.Fatalf("another key's wrong code: %v", err)
 	}
 }

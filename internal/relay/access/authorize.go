@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	relaystore "github.com/pomdev/pomdev/internal/relay/store"
 )
 
 // Bounds of the requests waiting on one route's owner: in all, from one
@@ -357,9 +360,20 @@ func (s *Server) Decide(ctx context.Context, code string, allow bool, owner, by 
 	return Request{}, ErrUnknownCode
 }
 
-// tooManyFailures reports whether key has used up its wrong attempts.
+// tooManyFailures reports whether key has used up its wrong attempts: on
+// a PostgreSQL store, counted by every relay of the store together (a
+// guesser spreading codes over a fleet gets no more tries); a store that
+// does not answer counts as used up.
 func (s *Server) tooManyFailures(key string) bool {
 	now := s.cfg.Now()
+	if s.sharedLimits {
+		var n int64
+		err := s.st.db.QueryRow(`SELECT n FROM limits WHERE key = $1 AND reset > $2`, relaystore.Text(key), now.UnixMilli()).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false
+		}
+		return err != nil || n >= maxFailures
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.failures[key]
@@ -372,6 +386,17 @@ func (s *Server) tooManyFailures(key string) bool {
 
 // fail counts a wrong attempt of key.
 func (s *Server) fail(key string) {
+	if s.sharedLimits {
+		now := s.cfg.Now()
+		if _, err := s.st.db.Exec(`INSERT INTO limits (key, n, reset) VALUES ($1, 1, $2)
+			ON CONFLICT (key) DO UPDATE SET
+				n = CASE WHEN limits.reset <= $3 THEN 1 ELSE limits.n + 1 END,
+				reset = CASE WHEN limits.reset <= $3 THEN excluded.reset ELSE limits.reset END`,
+			relaystore.Text(key), now.Add(failureWindow).UnixMilli(), now.UnixMilli()); err != nil {
+			s.log.Warn("cannot count a wrong code in the store", "err", err)
+		}
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.failures) >= maxLimiters {

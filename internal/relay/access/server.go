@@ -149,6 +149,9 @@ type Server struct {
 	mu       sync.Mutex
 	verdicts map[string]*verdict // by access token
 	failures map[string]*failureCount
+	// sharedLimits: the failures are counted in the store's table limits
+	// (a PostgreSQL store), for every relay of it.
+	sharedLimits bool
 
 	stop  chan struct{}
 	done  chan struct{}
@@ -196,11 +199,12 @@ func New(cfg Config) (*Server, error) {
 		st.close()
 		return nil, err
 	}
-	if relaystore.EngineOf(st.db) == relaystore.Postgres {
+	shared := relaystore.EngineOf(st.db) == relaystore.Postgres
+	if shared {
 		au.table = &tableTrail{db: st.db}
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au,
+		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au, sharedLimits: shared,
 		fetch:    newCIMD(cfg.AllowPrivateFetch, cfg.FetchRoots, cfg.Now),
 		dcr:      newRegistrar(cfg.Now),
 		jtis:     newSpentJTIs(),
@@ -277,6 +281,11 @@ func (s *Server) sweeper() {
 		if s.audit.table != nil {
 			if err := s.audit.table.sweep(context.Background(), s.cfg.Now()); err != nil {
 				s.log.Warn("cannot sweep the store's audit table", "err", err)
+			}
+		}
+		if s.sharedLimits {
+			if _, err := s.st.db.Exec(`DELETE FROM limits WHERE reset <= $1`, s.cfg.Now().UnixMilli()); err != nil {
+				s.log.Warn("cannot sweep the store's rate-limit windows", "err", err)
 			}
 		}
 		s.dropExpiredVerdicts()

@@ -68,7 +68,7 @@ func TestPostgresSchemaIsSQLites(t *testing.T) {
 	}
 	defer lite.Close()
 	want, got := schema(t, lite), schema(t, pg)
-	if len(want) != 10 || !reflect.DeepEqual(got, want) {
+	if len(want) != 11 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("postgres schema:\n%v\nrelay.db's:\n%v", got, want)
 	}
 	pg.Close()

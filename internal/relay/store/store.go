@@ -127,6 +127,9 @@ CREATE INDEX IF NOT EXISTS leases_node ON leases (node);`)},
 		return exec(`CREATE TABLE IF NOT EXISTS audit (id `+id+`, at BIGINT NOT NULL, kind TEXT NOT NULL, route TEXT NOT NULL, line TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);`)(tx, e)
 	}},
+	// Rate-limit windows every relay of a shared store counts together
+	// (wrong approval codes per key): n in the window ending at reset (ms).
+	{"limits", exec(`CREATE TABLE IF NOT EXISTS limits (key TEXT PRIMARY KEY, n BIGINT NOT NULL, reset BIGINT NOT NULL)`)},
 }
 
 // Version is the schema version this pomdev writes.
