@@ -397,16 +397,21 @@ func (g *gatedTunnel) grant(t *testing.T) (clientID string, tk tokens) {
 	return clientID, tk
 }
 
-func (g *gatedTunnel) post(t *testing.T, u, bearer string) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+// mcpRequest is a Streamable HTTP POST of body to u, with bearer if set.
+func mcpRequest(u, bearer, body string) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := g.client().Do(req)
+	return req
+}
+
+func (g *gatedTunnel) post(t *testing.T, u, bearer string) *http.Response {
+	t.Helper()
+	resp, err := g.client().Do(mcpRequest(u, bearer, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

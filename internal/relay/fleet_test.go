@@ -42,7 +42,7 @@ func TestTwoRelaysShareState(t *testing.T) {
 	if resp := a.post(t, a.url+"/mcp", tk.Access); resp.StatusCode != 200 {
 		t.Fatalf("through relay A: %d", resp.StatusCode)
 	}
-	name := strings.SplitN(strings.TrimPrefix(a.url, "https://"), ".", 2)[0]
+	name := routeOf(a.url)
 
 	b := newGated(t, mod, true)
 	stranger := b.key
@@ -232,14 +232,7 @@ func TestFleetGateAndPolicy(t *testing.T) {
 
 	call := func(g *gatedTunnel, bearer, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, a.url+"/mcp", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("MCP-Protocol-Version", "2025-11-25")
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := g.client().Do(req)
+		resp, err := g.client().Do(mcpRequest(a.url+"/mcp", bearer, body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +261,7 @@ func TestFleetGateAndPolicy(t *testing.T) {
 	}
 	// Five requests, one of them through A: five audit lines on A (the
 	// tunnel's node), none on B.
-	if !waitUntil(func() bool { return auditLines(t, a.h) == beforeA+5 }) {
+	if !rt.Until(func() bool { return auditLines(t, a.h) == beforeA+5 }) {
 		b, _ := os.ReadFile(filepath.Join(a.h.StateDir, "audit.jsonl"))
 		t.Fatalf("node A's audit, %d lines before:\n%s", beforeA, b)
 	}
@@ -282,7 +275,7 @@ func TestFleetGateAndPolicy(t *testing.T) {
 	}
 	defer db.Close()
 	var inTable int
-	if !waitUntil(func() bool {
+	if !rt.Until(func() bool {
 		return db.QueryRow(`SELECT count(*) FROM audit WHERE kind IN ('request', 'refused') AND route = $1`, routeOf(a.url)).Scan(&inTable) == nil && inTable >= 5
 	}) || inTable != 5 {
 		t.Fatalf("the store's audit table has %d request lines for the route, want 5", inTable)
@@ -293,18 +286,6 @@ func TestFleetGateAndPolicy(t *testing.T) {
 func routeOf(u string) string {
 	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
 	return strings.SplitN(host, ".", 2)[0]
-}
-
-// waitUntil polls cond for up to 15 s.
-func waitUntil(cond func() bool) bool {
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
 }
 
 // A token revoked through node 2 is refused through node 3 (by node 1,
@@ -330,7 +311,7 @@ func TestFleetRevocation(t *testing.T) {
 		t.Fatalf("revoke through node 2: %d", resp.StatusCode)
 	}
 	start := time.Now()
-	if !waitUntil(func() bool { return c.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
+	if !rt.Until(func() bool { return c.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
 		t.Fatal("the revoked token still passes through node 3")
 	}
 	t.Logf("revocation through node 2 refused through node 3 after %v", time.Since(start))
@@ -346,7 +327,7 @@ func TestFleetRevocation(t *testing.T) {
 	if err := c.h.R.Access().RevokeGrant(context.Background(), grants[0].ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if !waitUntil(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == http.StatusUnauthorized }) {
+	if !rt.Until(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == http.StatusUnauthorized }) {
 		t.Fatal("a token of a grant revoked on node 3 still passes through node 2")
 	}
 }
@@ -391,7 +372,7 @@ func TestFleetStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	if !waitUntil(func() bool { code, _ := ready(a); return code == http.StatusServiceUnavailable }) {
+	if !rt.Until(func() bool { code, _ := ready(a); return code == http.StatusServiceUnavailable }) {
 		t.Fatal("node A still says it is ready with its store stopped")
 	}
 	// Registrations are rate-limited per address (5 at once): one now.
@@ -412,7 +393,7 @@ func TestFleetStoreOutage(t *testing.T) {
 	if err := cluster.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if !waitUntil(func() bool { code, _ := ready(a); return code == 200 }) {
+	if !rt.Until(func() bool { code, _ := ready(a); return code == 200 }) {
 		t.Fatal("node A is not ready again after the store came back")
 	}
 	if code, body := register(a); code != http.StatusCreated {
@@ -421,7 +402,7 @@ func TestFleetStoreOutage(t *testing.T) {
 	_, tk2 := a.grant(t)
 	// Node A's next beat makes it live again for node B (its last one is
 	// as old as the outage).
-	if !waitUntil(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == 200 }) {
+	if !rt.Until(func() bool { return b.post(t, a.url+"/mcp", tk2.Access).StatusCode == 200 }) {
 		code := b.post(t, a.url+"/mcp", tk2.Access).StatusCode
 		db, _ := sql.Open("pgx", pg)
 		defer db.Close()
@@ -439,7 +420,7 @@ func TestFleetStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if !waitUntil(func() bool { return a.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
+	if !rt.Until(func() bool { return a.post(t, a.url+"/mcp", tk.Access).StatusCode == http.StatusUnauthorized }) {
 		t.Fatal("a revocation on node B after the outage does not reach node A")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/pomdev/pomdev/internal/relay/control"
@@ -163,18 +162,6 @@ func (r *Relay) fleetChanged(kind, route string) {
 	}
 }
 
-// readyFor is how long a readiness answer is reused: a load balancer's
-// checks (or a flood of them) cost the store one ping a second.
-const readyFor = time.Second
-
-// ready is the last readiness check of the store.
-type ready struct {
-	mu   sync.Mutex
-	at   time.Time
-	err  error
-	busy bool
-}
-
 // serveReady answers a load balancer: 200 while the relay serves and its
 // store answers, 503 (with why) when it is stopping or the store does not.
 func (r *Relay) serveReady(w http.ResponseWriter, req *http.Request) {
@@ -192,35 +179,12 @@ func (r *Relay) serveReady(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintf(w, `{"status":"stopping","tunnels":%d,"node":%q}`+"\n", n, node)
 		return
 	}
-	if err := r.storeReady(req.Context()); err != nil {
+	if err := r.readiness.Check(req.Context()); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, `{"status":"store unreachable","tunnels":%d,"node":%q}`+"\n", n, node)
 		return
 	}
 	fmt.Fprintf(w, `{"status":"ready","tunnels":%d,"node":%q}`+"\n", n, node)
-}
-
-// storeReady pings the store at most once per readyFor.
-func (r *Relay) storeReady(ctx context.Context) error {
-	c := &r.readiness
-	c.mu.Lock()
-	if time.Since(c.at) < readyFor || c.busy {
-		err := c.err
-		c.mu.Unlock()
-		return err
-	}
-	c.busy = true
-	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	err := r.db.PingContext(ctx)
-	cancel()
-	if err != nil {
-		r.log.Warn("readiness: the store does not answer", "err", err)
-	}
-	c.mu.Lock()
-	c.at, c.err, c.busy = time.Now(), err, false
-	c.mu.Unlock()
-	return err
 }
 
 // FleetNode is the relay's id and internal address in its store's fleet

@@ -288,10 +288,10 @@ type Relay struct {
 	http       *http.Server
 	control    *http.Server
 	controlLn  net.Listener
-	policy     *policy.Watcher // nil without a policy file
-	rp         *oidcrp.RP      // nil without an identity provider
-	fleet      *fleet.Node     // nil but on a PostgreSQL store
-	readiness  ready           // the store's last answer to /readyz
+	policy     *policy.Watcher   // nil without a policy file
+	rp         *oidcrp.RP        // nil without an identity provider
+	fleet      *fleet.Node       // nil but on a PostgreSQL store
+	readiness  relaystore.Pinger // the store's last answer, for /readyz
 
 	mu     sync.Mutex
 	routes map[string]*route  // live routes by name
@@ -345,6 +345,7 @@ func New(cfg Config) (*Relay, Info, error) {
 	if r.db, err = relaystore.Open(cfg.StateDir, cfg.Store); err != nil {
 		return nil, Info{}, fmt.Errorf("relay: %w", err)
 	}
+	r.readiness.DB = r.db
 	r.hostKey, info.HostKeyCreated, err = loadOrCreateHostKey(cfg.StateDir, r.db)
 	if err != nil {
 		r.db.Close()

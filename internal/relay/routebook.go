@@ -296,6 +296,11 @@ func (r *Relay) saveRoute(k knownRoute) {
 	if err := r.book.save(k); err != nil {
 		r.log.Warn("cannot save route names", "err", err)
 	}
+	r.pruneRoutes()
+}
+
+// pruneRoutes deletes the rows of names dropped from memory, if any were.
+func (r *Relay) pruneRoutes() {
 	r.mu.Lock()
 	if !r.book.pruneDue {
 		r.mu.Unlock()

@@ -290,7 +290,8 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 	rt.url = r.urlFor(rt.name)
 	rt.created = time.Now()
 	r.routes[rt.name] = rt
-	k := r.book.use(rt.name, c.fp, now, r.isLive)
+	// In memory too; claim wrote the row (with this time) already.
+	r.book.use(rt.name, c.fp, now, r.isLive)
 	r.mu.Unlock()
 
 	c.mu.Lock()
@@ -300,7 +301,7 @@ func (r *Relay) addRoute(c *conn, fr forwardRequest) (*route, error) {
 		old.log.Info("taken over by a new connection with the same key", "route", rt.name)
 		_ = old.sc.Close()
 	}
-	r.saveRoute(k)
+	r.pruneRoutes()
 	r.leaseRoute(rt.name, true)
 	return rt, nil
 }

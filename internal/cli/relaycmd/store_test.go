@@ -81,11 +81,7 @@ func TestRelayOnStore(t *testing.T) {
 	pg := strings.Replace(pgtest.DB(t), "user=postgres", "user=postgres&password=s3cret-pw", 1)
 	rc.SSHAddr, rc.HTTPAddr, rc.StateDir, rc.Store = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), pg
 	out, stop := runRelay(t, rc)
-	status := func() (string, error) {
-		ios, _, sout, _ := iostreams.Test()
-		err := FleetStatusRun(context.Background(), &FleetStatusOptions{IO: ios, Store: pg})
-		return sout.String(), err
-	}
+	status := func() (string, error) { return fleetStatusString(t, pg) }
 	st, err := status()
 	if err != nil || !regexp.MustCompile(`(?m)^[0-9a-f]{16} +127\.0\.0\.1:\d+ .* live +0$`).MatchString(st) || strings.Contains(st, "s3cret-pw") {
 		t.Fatalf("fleet status of a running relay: %v\n%s", err, st)

@@ -155,7 +155,7 @@ type Server struct {
 
 	stop  chan struct{}
 	done  chan struct{}
-	check storeCheck // the store's last answer, for storeDownWriter
+	check relaystore.Pinger // the store's last answer, for storeDownWriter
 }
 
 // New opens the state and prepares the endpoints.
@@ -204,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 		au.table = &tableTrail{db: st.db}
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au, sharedLimits: shared,
+		cfg: cfg, log: cfg.Logger, st: st, keys: k, audit: au, sharedLimits: shared, check: relaystore.Pinger{DB: st.db},
 		fetch:    newCIMD(cfg.AllowPrivateFetch, cfg.FetchRoots, cfg.Now),
 		dcr:      newRegistrar(cfg.Now),
 		jtis:     newSpentJTIs(),

@@ -3,8 +3,6 @@ package access
 import (
 	"context"
 	"net/http"
-	"sync"
-	"time"
 )
 
 // storeDownMessage is the answer to a request that needed the store while
@@ -51,24 +49,6 @@ func (w *storeDownWriter) Write(b []byte) (int, error) {
 
 func (w *storeDownWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// storeCheck is the last ping of the store (at most one a second).
-type storeCheck struct {
-	mu   sync.Mutex
-	at   time.Time
-	down bool
-}
-
-// storeDown reports whether the store does not answer a ping now.
-func (s *Server) storeDown() bool {
-	c := &s.check
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.at) < time.Second {
-		return c.down
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	c.down = s.st.db.PingContext(ctx) != nil
-	c.at = time.Now()
-	return c.down
-}
+// storeDown reports whether the store does not answer a ping now (at
+// most one ping a second).
+func (s *Server) storeDown() bool { return s.check.Check(context.Background()) != nil }

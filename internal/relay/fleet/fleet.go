@@ -27,10 +27,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pomdev/pomdev/internal/bufpool"
+	"github.com/pomdev/pomdev/internal/relay/front"
 	"golang.org/x/time/rate"
 )
 
@@ -109,8 +111,8 @@ type Node struct {
 
 	mu        sync.Mutex
 	cached    map[string]where
-	listening bool      // notifications are heard
-	lostAt    time.Time // when they were last lost
+	listening atomic.Bool  // notifications are heard
+	lostAt    atomic.Int64 // when they were last lost (UnixNano)
 
 	stop       chan struct{}
 	done       chan struct{}
@@ -326,7 +328,7 @@ func (n *Node) Remote(req *http.Request, route string) http.Handler {
 	if FromFleet(req) {
 		return nil
 	}
-	addr, err := n.holder(req.Context(), route, hostOf(req.RemoteAddr))
+	addr, err := n.holder(req.Context(), route, front.HostOf(req.RemoteAddr))
 	if errors.Is(err, errBusy) {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "1")
@@ -368,13 +370,6 @@ func (n *Node) allowLookup(src string) bool {
 	}
 	n.mu.Unlock()
 	return l.Allow() && n.limit.Allow()
-}
-
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
 }
 
 // attempt is one request passed to a node: where to, and whether it was
@@ -441,7 +436,7 @@ func (n *Node) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		n.forgetNode(a.target.Host)
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" && !a.again {
-			addr, lerr := n.holder(r.Context(), a.route, hostOf(r.RemoteAddr))
+			addr, lerr := n.holder(r.Context(), a.route, front.HostOf(r.RemoteAddr))
 			switch {
 			case lerr == nil && addr == "":
 				n.cfg.Gone.ServeHTTP(w, r)
@@ -517,9 +512,7 @@ func (n *Node) publish(payload string) {
 // Fresh reports whether the node hears the fleet's notifications, or
 // lost them less than CacheGrace ago: what it cached may be used.
 func (n *Node) Fresh() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.listening || time.Since(n.lostAt) < CacheGrace
+	return n.listening.Load() || time.Since(time.Unix(0, n.lostAt.Load())) < CacheGrace
 }
 
 // listen hears the fleet's notifications on a connection of its own,
@@ -532,12 +525,9 @@ func (n *Node) listen() {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		err := n.listenOnce(ctx)
-		n.mu.Lock()
-		if n.listening {
-			n.lostAt = time.Now()
+		if n.listening.Swap(false) {
+			n.lostAt.Store(time.Now().UnixNano())
 		}
-		n.listening = false
-		n.mu.Unlock()
 		if ctx.Err() != nil {
 			return
 		}
@@ -565,9 +555,7 @@ func (n *Node) listenOnce(ctx context.Context) error {
 	// Heard from now on; what was published while deaf is unknown.
 	n.forgetAll()
 	n.cfg.Changed(changeRevoked, "")
-	n.mu.Lock()
-	n.listening = true
-	n.mu.Unlock()
+	n.listening.Store(true)
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {

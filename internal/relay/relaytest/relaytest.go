@@ -190,13 +190,22 @@ func (h *Harness) WaitURL() string {
 
 func WaitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
+	if !Until(cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// Until polls cond every 10 ms for up to 15 s and reports whether it
+// held (for a test that says more than WaitFor when it does not).
+func Until(cond func() bool) bool {
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // writeKey creates an ed25519 key in OpenSSH format (0600).

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -393,4 +394,36 @@ func Storable(values ...string) bool {
 		}
 	}
 	return true
+}
+
+// Pinger answers whether a store answers, pinging it at most once a
+// second however often it is asked (readiness checks, or a flood of
+// them; a failing request's check).
+type Pinger struct {
+	DB *sql.DB
+
+	mu   sync.Mutex
+	at   time.Time
+	err  error
+	busy bool
+}
+
+// Check is the store's last answer, asked again when it is a second old;
+// while one ping is out, callers get the answer before it.
+func (p *Pinger) Check(ctx context.Context) error {
+	p.mu.Lock()
+	if time.Since(p.at) < time.Second || p.busy {
+		err := p.err
+		p.mu.Unlock()
+		return err
+	}
+	p.busy = true
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	err := p.DB.PingContext(ctx)
+	cancel()
+	p.mu.Lock()
+	p.at, p.err, p.busy = time.Now(), err, false
+	p.mu.Unlock()
+	return err
 }
